@@ -1,0 +1,215 @@
+"""The Library: one directory that flows through every command (manifest, personas, responses, calibrations).
+
+Every write goes to a temporary file in the same directory and is moved into place with os.replace, so a
+killed command never leaves a half-written artifact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from personagen.errors import BadInput
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+PERSONAS = "personas.parquet"
+RESPONSES = "responses.parquet"
+LLM_DB = "llm.sqlite"
+CALIBRATIONS = "calibrations"
+
+RESPONSE_SCHEMA: dict[str, pl.DataType] = {
+    "persona_id": pl.String,
+    "survey_id": pl.String,
+    "qid": pl.String,
+    "option": pl.String,
+    "prob": pl.Float64,
+    "mode": pl.String,
+    "model": pl.String,
+    "n": pl.Int64,
+    "valid": pl.Boolean,
+}
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write bytes to `path` atomically (temp file in the same folder, then os.replace)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def atomic_write_parquet(path: str | os.PathLike, df: pl.DataFrame) -> None:
+    """Write a polars frame to parquet atomically (zstd, statistics off for bit-identical reruns)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        df.write_parquet(tmp, compression="zstd", statistics=False)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def staged_dir(final: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temp directory next to `final`; on success it is renamed to `final`, on failure removed.
+
+    Used by commands that create a whole directory (build, publish --out) so no partial result is left.
+    """
+    final = Path(final)
+    parent = final.parent if str(final.parent) else Path(".")
+    if not parent.exists():
+        raise BadInput(f"{final}: parent directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise BadInput(f"{final}: output directory {parent} is not writable")
+    if final.exists() and not overwrite and any(final.iterdir() if final.is_dir() else [final]):
+        raise BadInput(f"{final}: already exists and is not empty (choose another path or remove it)")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=parent))
+    try:
+        yield tmp
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=parent))
+            os.replace(final, old / "x")
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+class Library:
+    """A persona library directory (see DESIGN.md §2)."""
+
+    def __init__(self, path: str | os.PathLike, manifest: dict[str, Any]):
+        self.path = Path(path)
+        self.manifest = manifest
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> Library:
+        """Open an existing library; BadInput if it is not one."""
+        p = Path(path)
+        mf = p / MANIFEST
+        if not p.is_dir():
+            raise BadInput(f"{p}: library directory does not exist")
+        if not mf.is_file():
+            raise BadInput(f"{p}: not a personagen library (no {MANIFEST})")
+        try:
+            manifest = json.loads(mf.read_text())
+        except json.JSONDecodeError as e:
+            raise BadInput(f"{mf}: invalid JSON ({e.msg} at line {e.lineno})") from None
+        if manifest.get("schema_version") != SCHEMA_VERSION:
+            raise BadInput(f"{mf}: schema_version {manifest.get('schema_version')!r} is not supported")
+        return cls(p, manifest)
+
+    @classmethod
+    def init(cls, path: str | os.PathLike, *, seed: int | None = None, census: dict | None = None,
+             config: dict | None = None) -> Library:
+        """Write a fresh manifest into `path` (which must exist, usually a staged temp dir)."""
+        p = Path(path)
+        p.mkdir(parents=True, exist_ok=True)
+        t = now_iso()
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "created": t,
+            "updated": t,
+            "seed": seed,
+            "census": census,
+            "config": config or {},
+            "history": [],
+        }
+        lib = cls(p, manifest)
+        lib.save_manifest()
+        return lib
+
+    # ---- manifest -----------------------------------------------------------------------------
+    def save_manifest(self) -> None:
+        self.manifest["updated"] = now_iso()
+        atomic_write_json(self.path / MANIFEST, self.manifest)
+
+    def record(self, stage: str, **info: Any) -> None:
+        """Append a stage entry (what ran, with which options) to the manifest history and save it."""
+        self.manifest.setdefault("history", []).append({"stage": stage, "time": now_iso(), **info})
+        self.save_manifest()
+
+    # ---- personas -----------------------------------------------------------------------------
+    @property
+    def personas_path(self) -> Path:
+        return self.path / PERSONAS
+
+    def personas(self) -> pl.DataFrame:
+        if not self.personas_path.is_file():
+            raise BadInput(f"{self.personas_path}: library has no personas")
+        return pl.read_parquet(self.personas_path)
+
+    def write_personas(self, df: pl.DataFrame) -> None:
+        if "persona_id" not in df.columns:
+            raise ValueError("personas frame needs a persona_id column")
+        if df["persona_id"].n_unique() != df.height:
+            raise ValueError("persona_id values must be unique")
+        atomic_write_parquet(self.personas_path, df)
+
+    # ---- responses ----------------------------------------------------------------------------
+    @property
+    def responses_path(self) -> Path:
+        return self.path / RESPONSES
+
+    def responses(self) -> pl.DataFrame:
+        if not self.responses_path.is_file():
+            return pl.DataFrame(schema=RESPONSE_SCHEMA)
+        return pl.read_parquet(self.responses_path)
+
+    def append_responses(self, df: pl.DataFrame) -> None:
+        """Append response rows (DESIGN §2 schema) atomically: old + new are rewritten to a temp file."""
+        df = df.select([pl.col(c).cast(t) for c, t in RESPONSE_SCHEMA.items()] +
+                       [c for c in df.columns if c not in RESPONSE_SCHEMA])
+        old = self.responses()
+        out = pl.concat([old, df], how="diagonal_relaxed") if old.height else df
+        atomic_write_parquet(self.responses_path, out)
+
+    # ---- other artifacts ----------------------------------------------------------------------
+    @property
+    def llm_db(self) -> Path:
+        return self.path / LLM_DB
+
+    def calibration_dir(self, name: str) -> Path:
+        return self.path / CALIBRATIONS / name
+
+    def calibrations(self) -> list[str]:
+        d = self.path / CALIBRATIONS
+        return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) if d.is_dir() else []
+
+    def __repr__(self) -> str:
+        return f"Library({str(self.path)!r})"
