@@ -1,0 +1,260 @@
+"""The survey schema: questions, ordered options, ordinal positions, target distributions per group, splits.
+
+Stored as one long parquet table, one row per (question, group, option):
+survey_id, qid, question, option, option_index, ordinal (float|null), attribute, group, share, split.
+The group "overall" (attribute "overall") is the whole population.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from personagen.errors import BadInput
+
+SURVEY_SCHEMA: dict[str, pl.DataType] = {
+    "survey_id": pl.String,
+    "qid": pl.String,
+    "question": pl.String,
+    "option": pl.String,
+    "option_index": pl.Int32,
+    "ordinal": pl.Float64,
+    "attribute": pl.String,
+    "group": pl.String,
+    "share": pl.Float64,
+    "split": pl.String,
+}
+SPLITS = ("train", "valid", "test")
+OVERALL = "overall"
+
+
+@dataclass(frozen=True)
+class Question:
+    qid: str
+    text: str
+    options: tuple[str, ...]
+    ordinal: tuple[float, ...] | None
+    split: str
+
+
+class Survey:
+    """An in-memory survey (validated). Build with `Survey.from_records` or load with `load(path)`."""
+
+    def __init__(self, frame: pl.DataFrame, *, source: str = "<memory>"):
+        missing = [c for c in SURVEY_SCHEMA if c not in frame.columns]
+        if missing:
+            raise BadInput(f"{source}: survey table lacks column(s) {', '.join(missing)}")
+        frame = frame.select([pl.col(c).cast(t) for c, t in SURVEY_SCHEMA.items()])
+        self.frame = frame.sort(["qid", "attribute", "group", "option_index"], maintain_order=True)
+        self.source = source
+        self._questions: dict[str, Question] = {}
+        order: list[str] = []
+        seen: set[str] = set()
+        for qid in frame["qid"].to_list():  # keep first-appearance order
+            if qid not in seen:
+                seen.add(qid)
+                order.append(qid)
+        ids = frame["survey_id"].unique().to_list()
+        if len(ids) != 1:
+            raise BadInput(f"{source}: survey_id must be one value, found {ids[:5]}")
+        self.survey_id: str = ids[0]
+        first = frame.filter(pl.col("group") == pl.first("group").over("qid"))
+        for qid, sub in first.group_by("qid", maintain_order=True):
+            qid = qid[0]
+            sub = sub.sort("option_index")
+            opts = tuple(sub["option"].to_list())
+            if len(opts) < 2:
+                raise BadInput(f"{source}: question {qid!r} has {len(opts)} option(s); at least 2 are needed")
+            if len(set(opts)) != len(opts):
+                raise BadInput(f"{source}: question {qid!r} has duplicate options")
+            ords = sub["ordinal"].to_list()
+            ordinal = None if any(o is None or (isinstance(o, float) and math.isnan(o)) for o in ords) \
+                else tuple(float(o) for o in ords)
+            splits = sub["split"].unique().to_list()
+            split = splits[0] if splits else "train"
+            if split not in SPLITS:
+                raise BadInput(f"{source}: question {qid!r} has split {split!r}; expected one of {SPLITS}")
+            self._questions[qid] = Question(qid, sub["question"][0], opts, ordinal, split)
+        self.qids: list[str] = order
+        self._validate_shares()
+
+    def _validate_shares(self) -> None:
+        f = self.frame
+        bad = f.filter(pl.col("share").is_null() | pl.col("share").is_nan() | (pl.col("share") < 0))
+        if bad.height:
+            r = bad.row(0, named=True)
+            raise BadInput(f"{self.source}: share of {r['qid']!r}/{r['group']!r}/{r['option']!r} is "
+                           f"{r['share']!r} (NaN, null or negative)")
+        sums = f.group_by(["qid", "group"]).agg(pl.col("share").sum().alias("s"))
+        off = sums.filter((pl.col("s") - 1.0).abs() > 1e-3)
+        if off.height:
+            r = off.row(0, named=True)
+            raise BadInput(f"{self.source}: options of {r['qid']!r} for group {r['group']!r} sum to "
+                           f"{r['s']:.4f}, not 1")
+        for qid, q in self._questions.items():
+            n = f.filter(pl.col("qid") == qid).group_by("group").len()
+            wrong = n.filter(pl.col("len") != len(q.options))
+            if wrong.height:
+                raise BadInput(f"{self.source}: group {wrong['group'][0]!r} of {qid!r} does not list all "
+                               f"{len(q.options)} options")
+
+    # ---- accessors ----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.qids)
+
+    def __repr__(self) -> str:
+        return f"Survey({self.survey_id!r}, {len(self.qids)} questions, groups={len(self.groups())})"
+
+    def question(self, qid: str) -> Question:
+        try:
+            return self._questions[qid]
+        except KeyError:
+            raise BadInput(f"{self.source}: no question {qid!r} in survey {self.survey_id!r}") from None
+
+    def options(self, qid: str) -> list[str]:
+        return list(self.question(qid).options)
+
+    def ordinal(self, qid: str) -> list[float] | None:
+        o = self.question(qid).ordinal
+        return list(o) if o is not None else None
+
+    def split_of(self, qid: str) -> str:
+        return self.question(qid).split
+
+    def split_qids(self, split: str | Iterable[str]) -> list[str]:
+        """Question ids in a split ("train", "valid", "test", "all", or several)."""
+        if isinstance(split, str):
+            if split == "all":
+                return list(self.qids)
+            split = [split]
+        want = set(split)
+        return [q for q in self.qids if self._questions[q].split in want]
+
+    def groups(self) -> list[str]:
+        return self.frame["group"].unique(maintain_order=True).to_list()
+
+    def attributes(self) -> dict[str, list[str]]:
+        """{attribute: [groups]} (e.g. {"CREGION": ["Northeast", ...], "overall": ["overall"]})."""
+        g = self.frame.select("attribute", "group").unique(maintain_order=True)
+        out: dict[str, list[str]] = {}
+        for a, grp in g.iter_rows():
+            out.setdefault(a, []).append(grp)
+        return out
+
+    def distributions(self, group: str = OVERALL) -> dict[str, dict[str, float]]:
+        """{qid: {option: share}} for one group; BadInput if the group is absent."""
+        sub = self.frame.filter(pl.col("group") == group)
+        if sub.height == 0:
+            raise BadInput(f"{self.source}: group {group!r} not in survey (groups: {', '.join(self.groups()[:12])})")
+        out: dict[str, dict[str, float]] = {}
+        for qid, opt, share in sub.select("qid", "option", "share").iter_rows():
+            out.setdefault(qid, {})[opt] = share
+        return {q: {o: out[q][o] for o in self.options(q)} for q in self.qids if q in out}
+
+    def target(self, qids: Sequence[str], group: str = OVERALL) -> np.ndarray:
+        """Stacked target vector r over (question, option) rows, questions in `qids` order."""
+        d = self.distributions(group)
+        rows: list[float] = []
+        for q in qids:
+            if q not in d:
+                raise BadInput(f"{self.source}: group {group!r} has no distribution for {q!r}")
+            rows.extend(d[q][o] for o in self.options(q))
+        return np.asarray(rows, dtype=float)
+
+    def row_index(self, qids: Sequence[str]) -> list[tuple[str, str]]:
+        """The (qid, option) pairs matching `target(qids)` row by row."""
+        return [(q, o) for q in qids for o in self.options(q)]
+
+    def subset(self, qids: Iterable[str]) -> Survey:
+        keep = list(qids)
+        return Survey(self.frame.filter(pl.col("qid").is_in(keep)), source=self.source)
+
+    def with_splits(self, *, seed: int = 0, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)) -> Survey:
+        s = assign_splits(self.qids, seed=seed, fractions=fractions)
+        f = self.frame.with_columns(pl.col("qid").replace_strict(s, return_dtype=pl.String).alias("split"))
+        return Survey(f, source=self.source)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        from personagen.library import atomic_write_parquet
+
+        p = Path(path)
+        if not p.parent.exists():
+            raise BadInput(f"{p}: directory {p.parent} does not exist")
+        atomic_write_parquet(p, self.frame)
+        return p
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_records(cls, survey_id: str, questions: Sequence[dict], *, seed: int = 0,
+                     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), source: str = "<memory>") -> Survey:
+        """Build from dicts: {qid, question, options, ordinal (opt), split (opt), targets: {group: {opt: share}},
+        attributes (opt): {group: attribute}}. Missing splits are assigned deterministically by `seed`."""
+        splits = assign_splits([q["qid"] for q in questions], seed=seed, fractions=fractions)
+        rows = []
+        for q in questions:
+            opts = list(q["options"])
+            ords = q.get("ordinal")
+            if ords is not None and len(ords) != len(opts):
+                raise BadInput(f"{source}: question {q['qid']!r} has {len(opts)} options but {len(ords)} ordinals")
+            attrs = q.get("attributes", {})
+            for group, dist in q["targets"].items():
+                for i, o in enumerate(opts):
+                    rows.append({
+                        "survey_id": survey_id, "qid": str(q["qid"]), "question": q["question"], "option": o,
+                        "option_index": i, "ordinal": None if ords is None else float(ords[i]),
+                        "attribute": attrs.get(group, OVERALL if group == OVERALL else "group"),
+                        "group": group, "share": float(dist.get(o, 0.0)),
+                        "split": q.get("split") or splits[str(q["qid"])],
+                    })
+        if not rows:
+            raise BadInput(f"{source}: survey has no questions")
+        return cls(pl.DataFrame(rows, schema=SURVEY_SCHEMA), source=source)
+
+
+def assign_splits(qids: Sequence[str], *, seed: int = 0,
+                  fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)) -> dict[str, str]:
+    """Deterministic train/valid/test assignment by question: order by a seeded hash, cut by fractions.
+
+    Independent of input order; every split gets at least one question when there are ≥ 3 questions.
+    """
+    if abs(sum(fractions) - 1) > 1e-9 or min(fractions) < 0:
+        raise BadInput(f"split fractions {fractions} must be nonnegative and sum to 1")
+    keyed = sorted(qids, key=lambda q: hashlib.sha256(f"{seed}:{q}".encode()).hexdigest())
+    n = len(keyed)
+    n_train = int(round(fractions[0] * n))
+    n_valid = int(round(fractions[1] * n))
+    if n >= 3:
+        n_train = min(max(n_train, 1), n - 2) if fractions[1] > 0 and fractions[2] > 0 else n_train
+        n_valid = min(max(n_valid, 1 if fractions[1] > 0 else 0), n - n_train - (1 if fractions[2] > 0 else 0))
+    out = {}
+    for i, q in enumerate(keyed):
+        out[q] = "train" if i < n_train else ("valid" if i < n_train + n_valid else "test")
+    return out
+
+
+def kfold_groups(qids: Sequence[str], k: int = 5, *, seed: int = 0) -> list[list[str]]:
+    """Split question ids into k folds (whole questions per fold), deterministic by seed."""
+    if k < 2:
+        raise BadInput(f"k={k}: cross-validation needs at least 2 folds")
+    keyed = sorted(qids, key=lambda q: hashlib.sha256(f"fold{seed}:{q}".encode()).hexdigest())
+    k = min(k, len(keyed))
+    return [keyed[i::k] for i in range(k)]
+
+
+def load(path: str | os.PathLike) -> Survey:
+    """Load a survey parquet written by `Survey.save` / `personagen surveys import`."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInput(f"{p}: survey file does not exist")
+    try:
+        frame = pl.read_parquet(p)
+    except Exception as e:  # noqa: BLE001 - any parquet decode failure is bad input
+        raise BadInput(f"{p}: not a readable parquet survey ({type(e).__name__})") from None
+    return Survey(frame, source=str(p))
