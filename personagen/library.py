@@ -211,5 +211,18 @@ class Library:
         d = self.path / CALIBRATIONS
         return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) if d.is_dir() else []
 
+    # ---- stage facades (lazy imports: the stages depend on Library, not the other way round) ---
+    def elicit(self, survey, **kw):  # noqa: ANN001, ANN201
+        """Answer `survey` as every persona (personagen.elicit.run.elicit_library)."""
+        from personagen.elicit.run import elicit_library
+
+        return elicit_library(self, survey, **kw)
+
+    def calibrate(self, survey=None, **kw):  # noqa: ANN001, ANN201
+        """Fit persona weights to `survey` (personagen.calibrate.library.calibrate_library) -> Calibration."""
+        from personagen.calibrate.library import calibrate_library
+
+        return calibrate_library(self, survey, **kw)
+
     def __repr__(self) -> str:
         return f"Library({str(self.path)!r})"
