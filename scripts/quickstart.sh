@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Set up, then run the main job offline on the embedded default: build a Vermont persona library,
+# answer the bundled example survey with the bundled local model, calibrate, and export the panel.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+PG=.venv/bin/personagen
+OUT=${OUT:-out/quickstart}
+rm -rf "$OUT" && mkdir -p "$OUT"
+# Census source: --census FILE if PERSONAGEN_CENSUS is set, the shared data folder if present,
+# else the Census Bureau's 2018 Vermont file (downloaded once into the cache).
+if [ -n "${PERSONAGEN_CENSUS:-}" ]; then SRC=(--census "$PERSONAGEN_CENSUS")
+elif [ -f ../shared/data/acs_pums/psam_p50.csv.gz ]; then SRC=(--census ../shared/data/acs_pums/psam_p50.csv.gz)
+else SRC=(--state VT --year 2018); fi
+$PG build -o "$OUT/lib" "${SRC[@]}" -n 500 --seed 1 --style narrative --style qa
+$PG describe "$OUT/lib" --plot "$OUT/describe.png"
+$PG surveys import generic datasets/surveys/example_generic.yaml -o "$OUT/survey.parquet"
+$PG elicit "$OUT/lib" --survey "$OUT/survey.parquet" --backend local --mode logprobs --limit 40
+$PG calibrate "$OUT/lib" --survey "$OUT/survey.parquet" --name quickstart --drop-incomplete
+$PG publish "$OUT/lib" --calibration quickstart --out "$OUT/panel"
+echo "done: library in $OUT/lib, Hub-ready panel in $OUT/panel"
