@@ -24,3 +24,20 @@ def vt_pums(shared_data: Path) -> Path:
     if not p.is_file():
         pytest.skip(f"{p} not present")
     return p
+
+
+# ---- llm workstream: the bundled local model server, once per test session ------------------------------
+@pytest.fixture(scope="session")
+def local_llm_url():
+    """Base URL (http://127.0.0.1:PORT/v1) of the bundled SmolLM2 server; skips when it is not installed."""
+    from personagen.llm.local import LocalServer, local_available
+
+    reason = local_available()
+    if reason:
+        pytest.skip(reason)
+    server = LocalServer()
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()

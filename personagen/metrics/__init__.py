@@ -1,1 +1,45 @@
-"""metrics stage."""
+"""Metrics: entropy, entropy coverage, MSE, 1-JSD, ordinal WD, majority accuracy, R², Kish ESS, bootstrap CIs.
+
+See `personagen.metrics.core` for the exact definitions and `personagen.metrics.evaluate` for aggregation,
+bootstrap CIs and the handling of questions without an ordinal mapping.
+"""
+
+from personagen.metrics.core import (
+    entropy_coverage,
+    entropy_coverage_ratio,
+    group_entropy,
+    kish_ess,
+    majority_match,
+    mse,
+    normalised_entropy,
+    one_minus_jsd,
+    r2,
+    uniform_like,
+    wasserstein,
+)
+from personagen.metrics.evaluate import (
+    ALL_METRICS,
+    DEFAULT_METRICS,
+    evaluate,
+    survey_arrays,
+    uniform_baseline,
+)
+
+__all__ = [
+    "ALL_METRICS",
+    "DEFAULT_METRICS",
+    "entropy_coverage",
+    "entropy_coverage_ratio",
+    "evaluate",
+    "group_entropy",
+    "kish_ess",
+    "majority_match",
+    "mse",
+    "normalised_entropy",
+    "one_minus_jsd",
+    "r2",
+    "survey_arrays",
+    "uniform_baseline",
+    "uniform_like",
+    "wasserstein",
+]

@@ -1,1 +1,1 @@
-"""personas stage."""
+"""personas stage: persona table schema and prompt rendering (styles: narrative, qa, bio, portray)."""

@@ -52,15 +52,13 @@ class Survey:
         if missing:
             raise BadInput(f"{source}: survey table lacks column(s) {', '.join(missing)}")
         frame = frame.select([pl.col(c).cast(t) for c, t in SURVEY_SCHEMA.items()])
-        self.frame = frame.sort(["qid", "attribute", "group", "option_index"], maintain_order=True)
+        order: list[str] = frame["qid"].unique(maintain_order=True).to_list()  # first-appearance order
+        rank = {q: i for i, q in enumerate(order)}
+        frame = (frame.with_columns(pl.col("qid").replace_strict(rank, return_dtype=pl.Int64).alias("_q"))
+                 .sort(["_q", "attribute", "group", "option_index"], maintain_order=True).drop("_q"))
+        self.frame = frame
         self.source = source
         self._questions: dict[str, Question] = {}
-        order: list[str] = []
-        seen: set[str] = set()
-        for qid in frame["qid"].to_list():  # keep first-appearance order
-            if qid not in seen:
-                seen.add(qid)
-                order.append(qid)
         ids = frame["survey_id"].unique().to_list()
         if len(ids) != 1:
             raise BadInput(f"{source}: survey_id must be one value, found {ids[:5]}")
@@ -77,12 +75,14 @@ class Survey:
             ords = sub["ordinal"].to_list()
             ordinal = None if any(o is None or (isinstance(o, float) and math.isnan(o)) for o in ords) \
                 else tuple(float(o) for o in ords)
-            splits = sub["split"].unique().to_list()
-            split = splits[0] if splits else "train"
+            split = sub["split"][0]
             if split not in SPLITS:
                 raise BadInput(f"{source}: question {qid!r} has split {split!r}; expected one of {SPLITS}")
             self._questions[qid] = Question(qid, sub["question"][0], opts, ordinal, split)
         self.qids: list[str] = order
+        mixed = frame.group_by("qid").agg(pl.col("split").n_unique().alias("n")).filter(pl.col("n") > 1)
+        if mixed.height:
+            raise BadInput(f"{source}: question {mixed['qid'][0]!r} has rows in more than one split")
         self._validate_shares()
 
     def _validate_shares(self) -> None:
@@ -98,12 +98,22 @@ class Survey:
             r = off.row(0, named=True)
             raise BadInput(f"{self.source}: options of {r['qid']!r} for group {r['group']!r} sum to "
                            f"{r['s']:.4f}, not 1")
-        for qid, q in self._questions.items():
-            n = f.filter(pl.col("qid") == qid).group_by("group").len()
-            wrong = n.filter(pl.col("len") != len(q.options))
-            if wrong.height:
-                raise BadInput(f"{self.source}: group {wrong['group'][0]!r} of {qid!r} does not list all "
-                               f"{len(q.options)} options")
+        # every group of a question lists exactly the question's options (vectorised join, not a loop)
+        opts = pl.DataFrame(
+            [(q, o) for q, qq in self._questions.items() for o in qq.options],
+            schema={"qid": pl.String, "option": pl.String}, orient="row",
+        )
+        n_opts = opts.group_by("qid").len().rename({"len": "k"})
+        got = (f.join(opts, on=["qid", "option"], how="semi").group_by(["qid", "group"]).len()
+               .join(n_opts, on="qid"))
+        groups = f.select("qid", "group").unique()
+        chk = groups.join(got, on=["qid", "group"], how="left").join(n_opts, on="qid", suffix="_q")
+        wrong = chk.filter(pl.col("len").is_null() | (pl.col("len") != pl.col("k_q")))
+        extra = f.join(opts, on=["qid", "option"], how="anti")
+        if wrong.height or extra.height:
+            r = (wrong if wrong.height else extra).row(0, named=True)
+            raise BadInput(f"{self.source}: group {r['group']!r} of {r['qid']!r} does not list exactly the "
+                           f"question's options")
 
     # ---- accessors ----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -196,7 +206,7 @@ class Survey:
                      fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), source: str = "<memory>") -> Survey:
         """Build from dicts: {qid, question, options, ordinal (opt), split (opt), targets: {group: {opt: share}},
         attributes (opt): {group: attribute}}. Missing splits are assigned deterministically by `seed`."""
-        splits = assign_splits([q["qid"] for q in questions], seed=seed, fractions=fractions)
+        splits = assign_splits([str(q["qid"]) for q in questions], seed=seed, fractions=fractions)
         rows = []
         for q in questions:
             opts = list(q["options"])

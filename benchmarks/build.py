@@ -1,0 +1,92 @@
+"""Build speed: personas/s of the whole `personagen build -n 100000` process on the Hawaii PUMS file.
+
+Measures (1) the wall time of the complete CLI process (Python start-up, imports, read, rules, sampling,
+decoding, priors, default narrative render, parquet write) as a subprocess, best and median of --repeat runs,
+(2) the child's peak RSS (resource.getrusage RUSAGE_CHILDREN), (3) each render style's cost on the built
+personas, in-process. Target: ≥ 20,000 personas/s for the whole process on a 2-core machine.
+
+    python benchmarks/build.py [--n 100000] [--repeat 3] [--census PATH] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CENSUS = REPO.parent / "shared" / "data" / "acs_pums" / "psam_p15.csv.gz"
+
+
+def run_build(census: Path, n: int, out: Path, styles: list[str]) -> float:
+    """Wall seconds of one `personagen build` subprocess."""
+    cmd = [sys.executable, "-m", "personagen.cli", "build", "-o", str(out), "--census", str(census), "-n", str(n),
+           "--seed", "0"]
+    for s in styles:
+        cmd += ["--style", s]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    sec = time.perf_counter() - t0
+    if r.returncode != 0:
+        sys.exit(f"build failed ({r.returncode}): {r.stderr.strip()}")
+    return sec
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--census", type=Path, default=DEFAULT_CENSUS)
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--render-rows", type=int, default=20_000, help="rows timed per style (in-process)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if not args.census.is_file():
+        sys.exit(f"error: {args.census}: census file not found")
+    with tempfile.TemporaryDirectory(prefix="pg-bench-") as tmp:
+        times = [run_build(args.census, args.n, Path(tmp) / f"lib{i}", []) for i in range(args.repeat)]
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
+        import polars as pl
+
+        from personagen.library import Library
+        from personagen.personas.render import STYLES, render_cost
+
+        lib = Library.open(Path(tmp) / "lib0")
+        stages = lib.manifest["history"][-1].get("stage_seconds", {})
+        df = lib.personas().drop([c for c in lib.personas().columns if c.startswith("text_")])
+        df = df.head(args.render_rows)
+        render = {s: render_cost(df, s) for s in STYLES}
+        identical = all((Path(tmp) / f"lib{i}" / "personas.parquet").read_bytes() ==
+                        (Path(tmp) / "lib0" / "personas.parquet").read_bytes() for i in range(args.repeat))
+        del pl
+    best, med = min(times), statistics.median(times)
+    res = {
+        "census": str(args.census), "n": args.n, "repeat": args.repeat,
+        "wall_seconds": [round(t, 3) for t in times],
+        "personas_per_s_best": round(args.n / best), "personas_per_s_median": round(args.n / med),
+        "peak_rss_mb": round(peak_mb, 1), "in_process_stage_seconds": stages,
+        "render_us_per_row": {s: round(r["us_per_row"], 2) for s, r in render.items()},
+        "render_rows_per_s": {s: round(r["rows_per_s"]) for s, r in render.items()},
+        "bit_identical_reruns": identical, "target_personas_per_s": 20_000,
+    }
+    print(f"personagen build -n {args.n} ({args.census.name}), whole process x{args.repeat}: "
+          f"{', '.join(f'{t:.2f}s' for t in times)}")
+    print(f"  personas/s: best {res['personas_per_s_best']:,}, median {res['personas_per_s_median']:,} "
+          f"(target ≥ 20,000)")
+    print(f"  peak RSS of the build process: {res['peak_rss_mb']:.0f} MB")
+    print(f"  in-process stages (s): {stages}")
+    for s in render:
+        print(f"  render {s:<9}: {res['render_us_per_row'][s]:7.1f} µs/persona "
+              f"({res['render_rows_per_s'][s]:,}/s)")
+    print(f"  reruns bit-identical: {identical}")
+    if args.json:
+        print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()

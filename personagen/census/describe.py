@@ -1,0 +1,128 @@
+"""Compare a library's persona pool with its census source: per attribute, pool shares vs PWGTP-weighted census
+shares and their total variation distance (TVD = ½ Σ |p − q|). A PWGTP-proportional pool is self-weighting,
+so the pool side is the plain share of personas.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from personagen.errors import BadInput
+
+ATTRIBUTES: tuple[str, ...] = (
+    "age_band", "sex", "race", "hispanic", "education", "employment", "class_of_worker", "marital_status",
+    "citizenship", "nativity", "veteran", "disability", "health_insurance", "income_band", "language",
+    "english_ability",
+)
+NA = "(not applicable)"
+
+
+def _shares(df: pl.DataFrame, col: str, weight: str | None) -> dict[str, float]:
+    w = pl.col(weight).cast(pl.Float64) if weight else pl.lit(1.0)
+    g = (df.select(pl.col(col).cast(pl.String).fill_null(NA).alias("k"), w.alias("w"))
+         .group_by("k").agg(pl.col("w").sum()).sort("k"))
+    total = float(g["w"].sum())
+    return {k: float(v) / total for k, v in zip(g["k"].to_list(), g["w"].to_list())} if total > 0 else {}
+
+
+def tvd(p: dict[str, float], q: dict[str, float]) -> float:
+    """Total variation distance between two categorical distributions given as {category: share}."""
+    return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q))
+
+
+def describe_library(lib: Any, census: str | os.PathLike | None = None,
+                     attributes: tuple[str, ...] | list[str] | None = None) -> dict[str, Any]:
+    """Pool vs weighted-census distributions and TVD per attribute, for a Library (or its path)."""
+    from personagen.census import load_population
+    from personagen.library import Library
+
+    if not isinstance(lib, Library):
+        lib = Library.open(lib)
+    personas = lib.personas()
+    mf_census = lib.manifest.get("census") or {}
+    config = lib.manifest.get("config") or {}
+    path = census or mf_census.get("path")
+    if not path:
+        raise BadInput(f"{lib.path}: manifest names no census source; pass --census PATH")
+    if not Path(path).exists():
+        raise BadInput(f"{path}: census file (from {'--census' if census else 'the manifest'}) does not exist;"
+                       " pass --census PATH")
+    pop = load_population(path, min_age=config.get("min_age", 18), state=config.get("state"),
+                          year=mf_census.get("year") if not census else None)
+    if "source" in personas.columns and personas.filter(pl.col("source") == "census").height:
+        pool = personas.filter(pl.col("source") == "census")
+    else:
+        pool = personas
+    attrs = [a for a in (attributes or ATTRIBUTES) if a in pool.columns and a in pop.columns]
+    out: dict[str, Any] = {}
+    for a in attrs:
+        p, q = _shares(pool, a, None), _shares(pop, a, "pwgtp")
+        out[a] = {"tvd": round(tvd(p, q), 6), "pool": p, "census": q}
+    return {"library": str(lib.path), "census": str(path), "n_personas": pool.height,
+            "census_records": pop.height, "census_population": int(pop["pwgtp"].sum()), "attributes": out}
+
+
+def plot_describe(result: dict[str, Any], path: str | os.PathLike, *, top: int = 10) -> Path:
+    """Write a PNG of pool vs census shares per attribute (top categories; the rest summed as "Other")."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    if not path.parent.exists():
+        raise BadInput(f"{path}: directory {path.parent} does not exist")
+    from personagen.census.codebook import attributes
+
+    spec = attributes()
+    order = {"age_band": [b[0] for b in spec["age_bands"]], "income_band": [b[0] for b in spec["income_bands"]]}
+    attrs = list(result["attributes"].items())
+    panels = []
+    for name, d in attrs:
+        cats = sorted(d["census"], key=lambda k: -d["census"][k])
+        if name in order:
+            rank = {k: i for i, k in enumerate(order[name])}
+            cats = sorted(d["census"], key=lambda k: rank.get(k, len(rank)))
+        cats += [k for k in d["pool"] if k not in d["census"]]
+        keep, rest = cats[:top], cats[top:]
+        pool = [d["pool"].get(k, 0.0) for k in keep]
+        cen = [d["census"].get(k, 0.0) for k in keep]
+        if rest:
+            keep = keep + [f"Other ({len(rest)})"]
+            pool.append(sum(d["pool"].get(k, 0.0) for k in rest))
+            cen.append(sum(d["census"].get(k, 0.0) for k in rest))
+        panels.append((name, d["tvd"], keep, pool, cen))
+    ncol = 2
+    rows = [panels[i:i + ncol] for i in range(0, len(panels), ncol)]
+    heights = [max(len(p[2]) for p in r) * 0.32 + 0.9 for r in rows]
+    total = sum(heights) + 0.8
+    fig = plt.figure(figsize=(15, total))
+    gs = fig.add_gridspec(len(rows), ncol, height_ratios=heights, hspace=0.55, wspace=0.75,
+                          top=1 - 0.7 / total, bottom=0.3 / total, left=0.2, right=0.98)
+    for i, r in enumerate(rows):
+        for j, (name, t, cats, pool, cen) in enumerate(r):
+            ax = fig.add_subplot(gs[i, j])
+            y = list(range(len(cats)))
+            ax.barh([v - 0.2 for v in y], cen, height=0.4, color="#4C72B0", label="census (PWGTP-weighted)")
+            ax.barh([v + 0.2 for v in y], pool, height=0.4, color="#DD8452", label="persona pool")
+            ax.set_yticks(y)
+            ax.set_yticklabels([(c if len(c) <= 38 else c[:36] + "…").replace("$", r"\$") for c in cats], fontsize=8)
+            ax.invert_yaxis()
+            ax.set_title(f"{name}   TVD = {t:.3f}", fontsize=10, loc="left")
+            ax.tick_params(axis="x", labelsize=8)
+            ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
+            if i == 0 and j == 0:
+                fig.legend(fontsize=9, loc="upper right", ncol=2, frameon=False)
+    fig.suptitle(f"Persona pool (n={result['n_personas']:,}) vs census ({Path(result['census']).name})",
+                 fontsize=12, y=1 - 0.25 / total)
+    try:
+        fig.savefig(path, dpi=80)
+    except OSError as e:
+        raise BadInput(f"{path}: cannot write the plot ({e.strerror})") from None
+    finally:
+        plt.close(fig)
+    return path

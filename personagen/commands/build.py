@@ -1,0 +1,76 @@
+"""`personagen build` and `personagen describe` (thin: parse options, call the stage, print)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command()
+@click.option("-o", "--out", "out", required=True, type=click.Path(), help="Library directory to create.")
+@click.option("--census", type=click.Path(), default=None, help="PUMS person file: csv, csv.gz, Census zip, parquet.")
+@click.option("--state", default=None, help="State postal code (e.g. VT): filter --census, or fetch its Census file.")
+@click.option("--year", type=int, default=None, help="PUMS year for --state downloads (default 2018).")
+@click.option("-n", "n", type=int, default=1000, show_default=True, help="Number of personas.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed (bit-identical reruns).")
+@click.option("--min-age", type=int, default=18, show_default=True, help="Youngest age kept.")
+@click.option("--style", "styles", multiple=True, help="Render style (repeatable): narrative, qa, bio, portray, all.")
+@click.option("--without-replacement", is_flag=True, help="PPS sample without replacement (Pareto πps).")
+@click.option("--templates", type=click.Path(), default=None, help="Folder of templates overriding shipped ones.")
+@click.option("--cache-dir", type=click.Path(), default=None, help="Census download cache (default XDG cache).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON result last.")
+def build(out: str, census: str | None, state: str | None, year: int | None, n: int, seed: int, min_age: int,
+          styles: tuple[str, ...], without_replacement: bool, templates: str | None, cache_dir: str | None,
+          as_json: bool) -> None:
+    """Build a persona library from ACS PUMS persons, sampled by PWGTP."""
+    from personagen.errors import BadInput
+    from personagen.pipeline import build_library
+
+    if census is None and state is None:
+        raise BadInput("give --census PATH or --state XX [--year YYYY]")
+    lib = build_library(out, census=census, n=n, seed=seed, state=state, year=year, min_age=min_age,
+                        replace=not without_replacement, styles=styles or ("narrative",), templates=templates,
+                        cache_dir=cache_dir, progress=True)
+    rec = lib.manifest["history"][-1]
+    removed = rec.get("rules_removed", {})
+    c = lib.manifest["census"]
+    click.echo(f"census: {c['path']} (year {c['year']}, {rec['records_read']} records read, "
+               f"{rec['records_eligible']} eligible)", err=as_json)
+    click.echo("consistency rules removed: " + (", ".join(f"{k}={v}" for k, v in removed.items()) or "none"),
+               err=as_json)
+    click.echo(f"built {rec['n']} personas ({rec['unique_records']} distinct records) in {rec['seconds']:.2f}s "
+               f"-> {lib.path}", err=as_json)
+    if as_json:
+        click.echo(json.dumps({"library": str(lib.path), "n": rec["n"], "census": c, "seed": lib.manifest["seed"],
+                               "config": lib.manifest["config"], "rules_removed": removed,
+                               "records_read": rec["records_read"], "records_eligible": rec["records_eligible"],
+                               "unknown_codes": rec.get("unknown_codes", {}), "seconds": rec["seconds"],
+                               "stage_seconds": rec.get("stage_seconds", {})}))
+
+
+@click.command()
+@click.argument("lib", type=click.Path())
+@click.option("--census", type=click.Path(), default=None, help="PUMS file to compare with (default: the manifest's).")
+@click.option("--plot", type=click.Path(), default=None, help="Write a PNG comparison plot.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON result last.")
+def describe(lib: str, census: str | None, plot: str | None, as_json: bool) -> None:
+    """Pool marginals vs the PWGTP-weighted census, with total variation distance per attribute."""
+    from personagen.census.describe import describe_library, plot_describe
+
+    res = describe_library(lib, census=census)
+    if plot:
+        plot_describe(res, plot)
+        res["plot"] = plot
+    if as_json:
+        click.echo(json.dumps(res))
+        return
+    click.echo(f"{res['library']}: {res['n_personas']} personas vs {res['census']} "
+               f"({res['census_records']} records, population {res['census_population']:,})")
+    click.echo(f"{'attribute':<18} {'TVD':>6}  largest gap (pool vs census)")
+    for name, d in res["attributes"].items():
+        cats = set(d["pool"]) | set(d["census"])
+        k = max(cats, key=lambda x: abs(d["pool"].get(x, 0) - d["census"].get(x, 0)))
+        click.echo(f"{name:<18} {d['tvd']:>6.3f}  {k}: {d['pool'].get(k, 0):.1%} vs {d['census'].get(k, 0):.1%}")
+    if plot:
+        click.echo(f"plot: {plot}")

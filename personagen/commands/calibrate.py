@@ -1,0 +1,67 @@
+"""`personagen calibrate`: fit persona weights to a survey wave or to census margins (thin CLI)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from personagen.calibrate.library import BASES, METHODS, PULLS
+
+
+@click.command("calibrate")
+@click.argument("lib", type=click.Path(path_type=Path))
+@click.option("--survey", "survey", type=click.Path(path_type=Path), default=None,
+              help="Survey parquet (from `personagen surveys import`).")
+@click.option("--census-margins", "census_margins", default=None, metavar="VARS",
+              help="Comma-separated persona columns matched to the census source's PWGTP-weighted margins.")
+@click.option("--target", "group", default="overall", show_default=True,
+              help="Survey group to calibrate to (e.g. a SubPOP group or 'Northeast').")
+@click.option("--method", type=click.Choice(METHODS), default="simplex", show_default=True)
+@click.option("--block-weighting", is_flag=True, help="Weight rows 1/K so every question counts equally.")
+@click.option("--pull", type=click.Choice(PULLS), default="l2", show_default=True,
+              help="Penalty pulling weights toward the base weights (simplex).")
+@click.option("--base", type=click.Choice(BASES), default="uniform", show_default=True,
+              help="Base weights w0: uniform or the personas' census PWGTP shares.")
+@click.option("--max-agents", type=int, default=None, help="Refit on the K largest weights (compact panel).")
+@click.option("--model", default=None, help="Use responses of this model (needed when several are present).")
+@click.option("--mode", default=None, help="Use responses of this mode (sample|logprobs).")
+@click.option("--drop-incomplete", is_flag=True, help="Exclude personas lacking answers instead of refusing.")
+@click.option("--split-seed", type=int, default=None, help="Re-split the survey's questions with this seed.")
+@click.option("--folds", type=int, default=None, help="CV folds (grouped by question).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--name", default=None, help="Calibration name (folder under LIB/calibrations).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing calibration of the same name.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def calibrate(lib: Path, survey: Path | None, census_margins: str | None, group: str, method: str,
+              block_weighting: bool, pull: str, base: str, max_agents: int | None, model: str | None,
+              mode: str | None, drop_incomplete: bool, split_seed: int | None, folds: int | None, seed: int,
+              name: str | None, overwrite: bool, as_json: bool) -> None:
+    """Fit persona weights of LIB to a survey (--survey) and/or census margins (--census-margins)."""
+    from personagen.calibrate.library import calibrate_library
+    from personagen.errors import BadInput
+    from personagen.library import Library
+
+    if survey is None and not census_margins:
+        raise BadInput("give --survey SURVEY or --census-margins VARS")
+    if folds is not None and folds < 2:
+        raise BadInput(f"--folds {folds}: cross-validation needs at least 2 folds")
+    library = Library.open(lib)
+    cal = calibrate_library(library, survey, method=method, group=group, census_margins=census_margins,
+                            block_weighting=block_weighting, pull=pull, seed=seed, name=name,
+                            max_agents=max_agents, split_seed=split_seed, base=base, model=model, mode=mode,
+                            drop_incomplete=drop_incomplete, folds=folds, overwrite=overwrite)
+    rep = cal.report
+    if as_json:
+        click.echo(json.dumps({"path": str(cal.path), **rep}, default=str))
+        return
+    click.echo(f"calibration {rep['name']} -> {cal.path}")
+    click.echo(f"  method {rep['method']}  λ={rep['lam']}  α={rep['alpha']}  nonzeros {rep['nonzeros']}/"
+               f"{rep['n_personas']}  ESS {rep['ess']:.1f}  negative {rep['negative_weights']}")
+    for s, m in rep["metrics"].items():
+        ua = rep["baselines"]["uniform_average"][s]["mse"]["value"]
+        click.echo(f"  {s:5s} MSE {m['mse']['value']:.3e} (equal weights {ua:.3e})  "
+                   f"1-JSD {m['one_minus_jsd']['value']:.4f}")
+    for n in rep.get("notes") or []:
+        click.echo(f"  note: {n}")

@@ -1,0 +1,121 @@
+"""SQLite cache and call log for model requests (LIB/llm.sqlite, WAL mode).
+
+Tables:
+- ``cache``: one row per distinct request (sha256 key): the request JSON (model identity, messages, every
+  sampling parameter; never an API key), the compact response JSON, tokens, cost, latency, time.
+- ``log``: one row per request actually sent to a model (success or final failure), for auditing and
+  for checking that nothing was sent twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cache (
+    hash TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    request TEXT NOT NULL,
+    response TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cost_usd REAL NOT NULL,
+    latency_s REAL NOT NULL,
+    time REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    hash TEXT NOT NULL,
+    model TEXT NOT NULL,
+    run_id TEXT,
+    time REAL NOT NULL,
+    latency_s REAL,
+    attempts INTEGER,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    cost_usd REAL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS log_hash ON log(hash);
+"""
+
+
+def canonical_json(obj: Any) -> str:
+    """Deterministic compact JSON (sorted keys) used for hashing and storage."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def request_key(payload: dict[str, Any]) -> str:
+    """sha256 hex of the canonical JSON of a request payload (model identity + messages + params)."""
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+
+
+class Cache:
+    """A small wrapper over one SQLite connection. Use from one thread at a time."""
+
+    def __init__(self, path: str | os.PathLike, *, readonly: bool = False):
+        self.path = Path(path)
+        self.readonly = readonly
+        self.conn: sqlite3.Connection | None = None
+        if readonly:
+            if self.path.is_file():
+                self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        else:
+            self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, tuple[str, int, int]]:
+        """{hash: (response json, input_tokens, output_tokens)} for the keys present."""
+        out: dict[str, tuple[str, int, int]] = {}
+        if self.conn is None:
+            return out
+        keys = list(dict.fromkeys(keys))
+        for i in range(0, len(keys), 900):
+            chunk = keys[i:i + 900]
+            q = ("SELECT hash, response, input_tokens, output_tokens FROM cache WHERE hash IN (" +
+                 ",".join("?" * len(chunk)) + ")")
+            try:
+                rows = self.conn.execute(q, chunk).fetchall()
+            except sqlite3.OperationalError:  # read-only open of a db without the table
+                return out
+            for h, resp, it, ot in rows:
+                out[h] = (resp, it, ot)
+        return out
+
+    def put(self, key: str, model: str, request_json: str, response_json: str, *, input_tokens: int,
+            output_tokens: int, cost_usd: float, latency_s: float, attempts: int, run_id: str) -> None:
+        """Record a successful call: cache row (replacing any older one) and a log row, in one commit."""
+        assert self.conn is not None and not self.readonly
+        t = time.time()
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.execute(
+                "INSERT OR REPLACE INTO cache VALUES (?,?,?,?,?,?,?,?,?)",
+                (key, model, request_json, response_json, input_tokens, output_tokens, cost_usd, latency_s, t))
+            self.conn.execute(
+                "INSERT INTO log (hash, model, run_id, time, latency_s, attempts, input_tokens, output_tokens,"
+                " cost_usd, error) VALUES (?,?,?,?,?,?,?,?,?,NULL)",
+                (key, model, run_id, t, latency_s, attempts, input_tokens, output_tokens, cost_usd))
+
+    def log_error(self, key: str, model: str, error: str, *, latency_s: float, attempts: int, run_id: str) -> None:
+        """Record a request that failed after its retries."""
+        assert self.conn is not None and not self.readonly
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.execute(
+                "INSERT INTO log (hash, model, run_id, time, latency_s, attempts, error) VALUES (?,?,?,?,?,?,?)",
+                (key, model, run_id, time.time(), latency_s, attempts, error[:500]))

@@ -1,0 +1,610 @@
+"""LLMClient: the one place personagen talks to models.
+
+A synchronous facade over the async `openai` client running on a private event-loop thread: bounded
+concurrency, retries with exponential backoff + jitter (honouring Retry-After), a SQLite cache/log
+(LIB/llm.sqlite), in-run deduplication of identical requests, per-run budgets, token/cost accounting and
+a tqdm progress bar. Backends: ``openai`` (any OpenAI-compatible URL) and ``local`` (bundled SmolLM2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import os
+import queue
+import random
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from personagen.errors import BadInput, PersonagenError
+from personagen.llm.cache import Cache, canonical_json, request_key
+from personagen.llm.prices import PriceTable
+
+BACKENDS = ("local", "openai")
+DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
+KEY_ENVS = ("OPENAI_API_KEY", "PERSONAGEN_API_KEY")
+NO_KEY = "sk-no-key-needed"
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class BudgetExceeded(PersonagenError):
+    """A per-run budget (max_requests / max_tokens_budget) stopped the run; finished results are cached.
+
+    `results` holds the results in request order, None where the request did not run."""
+
+    def __init__(self, msg: str, results: list[ChatResult | None] | None = None):
+        super().__init__(msg)
+        self.results = results or []
+
+
+@dataclass
+class ChatRequest:
+    """One chat-completions request (every field is part of the cache key)."""
+
+    messages: list[dict]
+    temperature: float = 0.0
+    max_tokens: int = 256
+    logprobs: bool = False
+    top_logprobs: int | None = None
+    seed: int | None = None
+    stop: list[str] | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {"temperature": float(self.temperature), "max_tokens": int(self.max_tokens),
+                "logprobs": bool(self.logprobs), "top_logprobs": self.top_logprobs,
+                "seed": self.seed, "stop": list(self.stop) if self.stop else None}
+
+
+@dataclass
+class ChatResult:
+    """The outcome of a request; `error` is set (and text None) when it failed after retries."""
+
+    text: str | None
+    top_logprobs: list[dict[str, float]] | None
+    cached: bool
+    error: str | None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    finish_reason: str | None = None
+    latency_s: float = 0.0
+
+
+def _is_loopback(url: str) -> bool:
+    host = (urllib.parse.urlparse(url).hostname or "").lower()
+    return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
+
+
+def _api_key(base_url: str) -> str:
+    for env in KEY_ENVS:
+        v = os.environ.get(env)
+        if v:
+            return v
+    if _is_loopback(base_url):
+        return NO_KEY
+    raise BadInput(f"OPENAI_API_KEY not set (needed for {base_url}); export OPENAI_API_KEY or PERSONAGEN_API_KEY")
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds to wait from retry-after-ms / Retry-After (seconds or an HTTP date), if given."""
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    ra = headers.get("retry-after")
+    if not ra:
+        return None
+    try:
+        return max(0.0, float(ra))
+    except ValueError:
+        try:
+            dt = email.utils.parsedate_to_datetime(ra)
+            return max(0.0, dt.timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def _parse_response(data: dict) -> dict[str, Any]:
+    """Compact form of an OpenAI chat-completions JSON: text, per-token top logprobs, finish, usage."""
+    choices = data.get("choices") or []
+    if not choices:
+        raise ValueError("response has no choices")
+    ch = choices[0]
+    msg = ch.get("message") or {}
+    text = msg.get("content")
+    tops = None
+    lp = ch.get("logprobs")
+    if lp and lp.get("content") is not None:
+        tops = []
+        for tok in lp["content"]:
+            d: dict[str, float] = {}
+            for alt in tok.get("top_logprobs") or [{"token": tok.get("token"), "logprob": tok.get("logprob")}]:
+                t, v = alt.get("token"), alt.get("logprob")
+                if t is None or v is None:
+                    continue
+                if t not in d or v > d[t]:
+                    d[t] = float(v)
+            tops.append(d)
+    usage = data.get("usage") or {}
+    ptd = usage.get("prompt_tokens_details") or {}
+    ctd = usage.get("completion_tokens_details") or {}
+    return {"text": text, "top_logprobs": tops, "finish_reason": ch.get("finish_reason"),
+            "usage": {"input": int(usage.get("prompt_tokens") or 0), "output": int(usage.get("completion_tokens") or 0),
+                      "cached": int(ptd.get("cached_tokens") or 0), "reasoning": int(ctd.get("reasoning_tokens") or 0)}}
+
+
+def _heuristic_tokens(messages: list[dict]) -> int:
+    """~4 characters per token plus the chat template's per-message overhead."""
+    return sum(len(str(m.get("content") or "")) / 4.0 + 4 for m in messages).__ceil__() + 3
+
+
+@dataclass
+class _RunState:
+    results: list[ChatResult | None] = field(default_factory=list)
+    fatal: BaseException | None = None
+    budget: str | None = None
+
+
+class LLMClient:
+    """See module doc. Build with `LLMClient.create(...)`; use as a context manager."""
+
+    def __init__(self, *, backend: str, base_url: str | None, model: str, cache_path: str | os.PathLike | None,
+                 concurrency: int, fresh: bool, max_requests: int | None, max_tokens_budget: int | None,
+                 prices: PriceTable, progress: bool, timeout: float, max_retries: int, identity: str,
+                 local_server: Any = None):
+        self.backend = backend
+        self.base_url = base_url
+        self.model = model  # the name sent to the API
+        self.model_name = model if backend == "openai" else identity.split("@")[0]
+        self.identity = identity
+        self.cache_path = Path(cache_path) if cache_path else None
+        self.concurrency = max(1, int(concurrency))
+        self.fresh = fresh
+        self.max_requests = max_requests
+        self.max_tokens_budget = max_tokens_budget
+        self.prices = prices
+        self.progress = progress
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_base = 0.5
+        self.backoff_max = 30.0
+        self.run_id = uuid.uuid4().hex[:12]
+        self._local = local_server
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._aclient: Any = None
+        self._cache: Cache | None = None
+        self._checked = False
+        self._dispatched = 0
+        self.stats: dict[str, Any] = {"requests_sent": 0, "cache_hits": 0, "input_tokens": 0, "output_tokens": 0,
+                                      "cost_usd": 0.0, "errors": 0, "retries": 0, "deduplicated": 0,
+                                      "http_s": 0.0}
+
+    # ---- construction ---------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, backend: str = "local", base_url: str | None = None, model: str | None = None,
+               cache_path: str | os.PathLike | None = None, concurrency: int = 4, fresh: bool = False,
+               max_requests: int | None = None, max_tokens_budget: int | None = None,
+               prices: str | os.PathLike | dict | None = None, progress: bool = True,
+               timeout: float = 120.0, max_retries: int = 5) -> LLMClient:
+        """Validate options (BadInput naming the bad one) and build a client; nothing is started or sent."""
+        if backend not in BACKENDS:
+            raise BadInput(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+        if concurrency < 1:
+            raise BadInput(f"--concurrency {concurrency}: must be at least 1")
+        table = PriceTable.load(prices)
+        local_server = None
+        if backend == "local":
+            from personagen.llm.local import LOCAL_ALIAS, LocalServer, local_available, model_identity
+
+            if base_url:
+                raise BadInput("--base-url is for --backend openai (the local backend runs its own server)")
+            if model not in (None, LOCAL_ALIAS, "local"):
+                raise BadInput(f"--model {model!r}: the local backend serves only {LOCAL_ALIAS!r}")
+            reason = local_available()
+            if reason:
+                raise BadInput(reason)
+            _name, identity = model_identity()
+            model = LOCAL_ALIAS
+            local_server = LocalServer()
+        else:
+            if not model:
+                raise BadInput("--model is required for --backend openai")
+            base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_OPENAI_URL).rstrip("/")
+            if urllib.parse.urlparse(base_url).scheme not in ("http", "https"):
+                raise BadInput(f"--base-url {base_url!r}: expected an http(s) URL")
+            identity = model
+        return cls(backend=backend, base_url=base_url, model=model, cache_path=cache_path,
+                   concurrency=concurrency, fresh=fresh, max_requests=max_requests,
+                   max_tokens_budget=max_tokens_budget, prices=table, progress=progress, timeout=timeout,
+                   max_retries=max_retries, identity=identity, local_server=local_server)
+
+    # ---- lifecycle ------------------------------------------------------------------------------------
+    def __enter__(self) -> LLMClient:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start the local server (local backend), the loop thread and the async client."""
+        if self._loop is not None:
+            return
+        if self._local is not None:
+            self.base_url = self._local.start()
+        assert self.base_url is not None
+        key = NO_KEY if self.backend == "local" else _api_key(self.base_url)
+        import openai
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="personagen-llm", daemon=True)
+        self._thread.start()
+
+        async def make() -> Any:
+            return openai.AsyncOpenAI(api_key=key, base_url=self.base_url, max_retries=0, timeout=self.timeout)
+
+        self._aclient = self._call(make())
+
+    def close(self) -> None:
+        """Close the async client, stop the loop thread and the local server; close the cache."""
+        if self._loop is not None:
+            if self._aclient is not None:
+                try:
+                    self._call(self._aclient.close())
+                except Exception:  # noqa: BLE001 - best effort on shutdown
+                    pass
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            if self._thread is not None:
+                self._thread.join(timeout=10)
+            self._loop.close()
+            self._loop = None
+            self._aclient = None
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+        if self._local is not None:
+            self._local.stop()
+
+    def _call(self, coro: Any) -> Any:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def _open_cache(self) -> Cache | None:
+        if self._cache is None and self.cache_path is not None:
+            if not self.cache_path.parent.is_dir():
+                raise BadInput(f"{self.cache_path}: directory {self.cache_path.parent} does not exist")
+            self._cache = Cache(self.cache_path)
+        return self._cache
+
+    # ---- keys -----------------------------------------------------------------------------------------
+    def request_payload(self, req: ChatRequest) -> dict[str, Any]:
+        """What identifies a request in the cache: model identity, messages, every sampling parameter."""
+        return {"model": self.identity, "messages": req.messages, **req.params()}
+
+    def key(self, req: ChatRequest) -> str:
+        return request_key(self.request_payload(req))
+
+    # ---- preflight ------------------------------------------------------------------------------------
+    async def _preflight(self) -> None:
+        """Reach the server once and check that it serves the model (clear errors before any work)."""
+        import openai
+
+        if self._checked:
+            return
+        try:
+            page = await self._aclient.models.list()
+            ids = [m.id for m in page.data]
+        except openai.APIConnectionError as e:
+            raise PersonagenError(f"cannot reach the model server at {self.base_url} ({type(e).__name__}: "
+                                  f"{e.__cause__ or e})") from None
+        except openai.AuthenticationError:
+            raise BadInput(f"the API key was rejected by {self.base_url} (check OPENAI_API_KEY)") from None
+        except openai.APIStatusError:
+            ids = []  # servers without /models: the first call will tell
+        if ids and self.model not in ids:
+            shown = ", ".join(sorted(ids)[:10])
+            raise BadInput(f"--model {self.model!r}: not served by {self.base_url} (available: {shown})")
+        self._checked = True
+
+    # ---- estimation -----------------------------------------------------------------------------------
+    def estimate(self, requests: Sequence[ChatRequest]) -> dict[str, Any]:
+        """Calls that would be sent (after cache and dedup), their input/output tokens and USD, sending nothing.
+
+        Input tokens: exact from the local server's /tokenize on a sample of prompts (scaled by characters
+        for the rest); ~4 chars/token otherwise. Output tokens: max_tokens (1 for logprob requests)."""
+        keys = [self.key(r) for r in requests]
+        cached: set[str] = set()
+        if not self.fresh and self.cache_path is not None:
+            ro = self._cache or Cache(self.cache_path, readonly=True)
+            cached = set(ro.get_many(keys))
+            if ro is not self._cache:
+                ro.close()
+        todo: dict[str, ChatRequest] = {}
+        for k, r in zip(keys, requests):
+            if k not in cached and k not in todo:
+                todo[k] = r
+        reqs = list(todo.values())
+        in_tok = self._count_input_tokens(reqs)
+        out_tok = [1 if (r.logprobs and r.max_tokens <= 1) else int(r.max_tokens) for r in reqs]
+        cost = sum(self.prices.cost(self.model, i, o) for i, o in zip(in_tok, out_tok))
+        return {"requests": len(reqs), "cached": sum(1 for k in keys if k in cached),
+                "input_tokens": int(sum(in_tok)), "output_tokens": int(sum(out_tok)), "cost_usd": cost,
+                "priced": self.prices.lookup(self.model) is not None}
+
+    def _count_input_tokens(self, reqs: list[ChatRequest]) -> list[int]:
+        if not reqs:
+            return []
+        if self.backend != "local":
+            return [_heuristic_tokens(r.messages) for r in reqs]
+        started = self._local.root_url is not None
+        if not started:
+            self._local.start()
+        try:
+            import urllib.request
+
+            root = self._local.root_url
+
+            def post(path: str, obj: dict) -> dict:
+                rq = urllib.request.Request(root + path, data=json.dumps(obj).encode(),
+                                            headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(rq, timeout=60) as fh:
+                    return json.loads(fh.read())
+
+            def exact(r: ChatRequest) -> int:
+                prompt = post("/apply-template", {"messages": r.messages})["prompt"]
+                return len(post("/tokenize", {"content": prompt, "add_special": True})["tokens"])
+
+            chars = [sum(len(str(m.get("content") or "")) for m in r.messages) for r in reqs]
+            if len(reqs) <= 64:
+                return [exact(r) for r in reqs]
+            idx = random.Random(0).sample(range(len(reqs)), 48)
+            tok = sum(exact(reqs[i]) for i in idx)
+            ch = sum(chars[i] for i in idx)
+            ratio = tok / max(ch, 1)
+            return [round(c * ratio) for c in chars]
+        finally:
+            if not started and self._loop is None:
+                self._local.stop()
+
+    # ---- running --------------------------------------------------------------------------------------
+    def run(self, requests: Sequence[ChatRequest], desc: str = "llm") -> list[ChatResult]:
+        """Send (or read from cache) every request; results in request order. Failed requests carry `error`."""
+        out: list[ChatResult | None] = [None] * len(requests)
+        try:
+            for i, res in self.run_iter(requests, desc=desc):
+                out[i] = res
+        except BudgetExceeded as e:
+            e.results = out
+            raise
+        return out  # type: ignore[return-value]
+
+    def run_iter(self, requests: Sequence[ChatRequest], desc: str = "llm") -> Iterator[tuple[int, ChatResult]]:
+        """Yield (index, result) as results finish (cache hits first). Raises BudgetExceeded at the end if a
+        budget stopped the run, BadInput on a wrong model/key, after yielding everything that finished."""
+        self.start()
+        requests = list(requests)
+        q: queue.SimpleQueue = queue.SimpleQueue()
+        done = object()
+        state = _RunState(results=[None] * len(requests))
+
+        async def main() -> None:
+            try:
+                await self._run_async(requests, q, state, desc)
+            finally:
+                q.put(done)
+
+        assert self._loop is not None
+        fut = asyncio.run_coroutine_threadsafe(main(), self._loop)
+        finished = False
+        try:
+            while True:
+                item = q.get()
+                if item is done:
+                    break
+                yield item
+            fut.result()
+            finished = True
+        finally:
+            if not finished and not fut.done():
+                fut.cancel()
+                try:
+                    fut.result(timeout=30)
+                except BaseException:  # noqa: BLE001 - cancelled on purpose
+                    pass
+        if state.fatal is not None:
+            raise state.fatal
+        if state.budget is not None:
+            raise BudgetExceeded(state.budget, state.results)
+
+    async def _run_async(self, requests: list[ChatRequest], q: queue.SimpleQueue, state: _RunState,
+                         desc: str) -> None:
+        from tqdm import tqdm
+
+        cache = self._open_cache()
+        payloads = [self.request_payload(r) for r in requests]
+        jsons = [canonical_json(p) for p in payloads]
+        keys = [request_key_from_json(j) for j in jsons]
+        bar = tqdm(total=len(requests), desc=desc, unit="req", file=sys.stderr, dynamic_ncols=True,
+                   disable=not (self.progress and sys.stderr.isatty()), smoothing=0.1)
+        try:
+            hits = {} if (self.fresh or cache is None) else cache.get_many(keys)
+            groups: dict[str, list[int]] = {}
+            for i, k in enumerate(keys):
+                if k in hits:
+                    resp, it, ot = hits[k]
+                    d = json.loads(resp)
+                    res = ChatResult(text=d["text"], top_logprobs=d["top_logprobs"], cached=True, error=None,
+                                     input_tokens=it, output_tokens=ot, cost_usd=0.0,
+                                     finish_reason=d.get("finish_reason"))
+                    state.results[i] = res
+                    q.put((i, res))
+                else:
+                    groups.setdefault(k, []).append(i)
+            self.stats["cache_hits"] += len(requests) - sum(len(v) for v in groups.values())
+            self.stats["deduplicated"] += sum(len(v) - 1 for v in groups.values())
+            bar.update(len(requests) - sum(len(v) for v in groups.values()))
+            if not groups:
+                return
+            await self._preflight()
+            sem = asyncio.Semaphore(self.concurrency)
+            tasks: set[asyncio.Task] = set()
+            stop = False
+
+            reserved = [0]  # projected tokens of requests in flight (for the token budget)
+
+            async def one(k: str, idxs: list[int], est: int) -> None:
+                try:
+                    res = await self._send(requests[idxs[0]], k, jsons[idxs[0]], cache)
+                    for j, i in enumerate(idxs):
+                        r = res if j == 0 else ChatResult(**{**res.__dict__, "cost_usd": 0.0, "cached": True})
+                        state.results[i] = r
+                        q.put((i, r))
+                    bar.update(len(idxs))
+                except _Fatal as e:
+                    state.fatal = e.exc
+                finally:
+                    reserved[0] -= est
+                    sem.release()
+
+            for k, idxs in groups.items():
+                if state.fatal is not None:
+                    break
+                if self.max_requests is not None and self._dispatched >= self.max_requests:
+                    state.budget = f"request budget reached ({self.max_requests} requests)"
+                    stop = True
+                elif self.max_tokens_budget is not None and self.stats["input_tokens"] + \
+                        self.stats["output_tokens"] + reserved[0] >= self.max_tokens_budget:
+                    state.budget = f"token budget reached ({self.max_tokens_budget} tokens)"
+                    stop = True
+                if stop:
+                    break
+                await sem.acquire()
+                if state.fatal is not None:
+                    sem.release()
+                    break
+                self._dispatched += 1
+                est = 0
+                if self.max_tokens_budget is not None:
+                    r0 = requests[idxs[0]]
+                    est = _heuristic_tokens(r0.messages) + int(r0.max_tokens)
+                    reserved[0] += est
+                t = asyncio.create_task(one(k, idxs, est))
+                tasks.add(t)
+                t.add_done_callback(tasks.discard)
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            bar.close()
+
+    async def _send(self, req: ChatRequest, key: str, req_json: str, cache: Cache | None) -> ChatResult:
+        """One request with retries; records success/failure in the cache/log."""
+        import openai
+
+        kwargs: dict[str, Any] = {"model": self.model, "messages": req.messages,
+                                  "temperature": req.temperature, "max_tokens": req.max_tokens}
+        if req.logprobs:
+            kwargs["logprobs"] = True
+            if req.top_logprobs is not None:
+                kwargs["top_logprobs"] = req.top_logprobs
+        if req.seed is not None:
+            kwargs["seed"] = req.seed
+        if req.stop:
+            kwargs["stop"] = req.stop
+        t0 = time.perf_counter()
+        attempt = 0
+        err = ""
+        while True:
+            attempt += 1
+            wait: float | None = None
+            try:
+                th = time.perf_counter()
+                try:
+                    raw = await self._aclient.chat.completions.with_raw_response.create(**kwargs)
+                    body = raw.http_response.content
+                finally:
+                    self.stats["http_s"] += time.perf_counter() - th
+                data = json.loads(body)
+                parsed = _parse_response(data)
+                break
+            except openai.NotFoundError as e:
+                raise _Fatal(BadInput(f"--model {self.model!r}: {self.base_url} answered 404 "
+                                      f"({_err_msg(e)})")) from None
+            except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
+                raise _Fatal(BadInput(f"{self.base_url} rejected the API key ({_err_msg(e)})")) from None
+            except openai.APIStatusError as e:
+                err = f"HTTP {e.status_code}: {_err_msg(e)}"
+                if e.status_code not in RETRY_STATUS and e.status_code < 500:
+                    return self._fail(key, err, t0, attempt, cache)
+                wait = _retry_after(e.response.headers)
+            except (openai.APITimeoutError, openai.APIConnectionError) as e:
+                err = f"{type(e).__name__}: {e.__cause__ or e}"
+            except (ValueError, KeyError, TypeError) as e:
+                err = f"malformed response: {e}"
+            if attempt > self.max_retries:
+                return self._fail(key, err, t0, attempt, cache)
+            self.stats["retries"] += 1
+            if wait is None:
+                wait = random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
+            await asyncio.sleep(min(wait, 120.0))
+        latency = time.perf_counter() - t0
+        u = parsed["usage"]
+        cost = self.prices.cost(self.model, u["input"], u["output"], u["cached"], u["reasoning"])
+        res = ChatResult(text=parsed["text"], top_logprobs=parsed["top_logprobs"], cached=False, error=None,
+                         input_tokens=u["input"], output_tokens=u["output"], cost_usd=cost,
+                         finish_reason=parsed["finish_reason"], latency_s=latency)
+        st = self.stats
+        st["requests_sent"] += 1
+        st["input_tokens"] += u["input"]
+        st["output_tokens"] += u["output"]
+        st["cost_usd"] += cost
+        if cache is not None:
+            cache.put(key, self.identity, req_json, canonical_json(parsed), input_tokens=u["input"],
+                      output_tokens=u["output"], cost_usd=cost, latency_s=latency, attempts=attempt,
+                      run_id=self.run_id)
+        return res
+
+    def _fail(self, key: str, err: str, t0: float, attempts: int, cache: Cache | None) -> ChatResult:
+        latency = time.perf_counter() - t0
+        self.stats["errors"] += 1
+        self.stats["requests_sent"] += 1
+        if cache is not None:
+            cache.log_error(key, self.identity, err, latency_s=latency, attempts=attempts, run_id=self.run_id)
+        return ChatResult(text=None, top_logprobs=None, cached=False, error=err, latency_s=latency)
+
+
+class _Fatal(Exception):
+    def __init__(self, exc: BaseException):
+        super().__init__(str(exc))
+        self.exc = exc
+
+
+def _err_msg(e: Any) -> str:
+    body = getattr(e, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error")
+        m = inner.get("message") if isinstance(inner, dict) else body.get("message")
+        if m:
+            return str(m)[:200]
+    return str(getattr(e, "message", e))[:200]
+
+
+def request_key_from_json(j: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(j.encode("utf-8")).hexdigest()
+
+
+__all__ = ["LLMClient", "ChatRequest", "ChatResult", "BudgetExceeded", "request_key"]

@@ -1,0 +1,118 @@
+"""A trivial OpenAI-format HTTP server on a loopback port, for transport tests and overhead benchmarks.
+
+It is a real server (real sockets, real HTTP/1.1 keep-alive) whose "model" answers every chat completion
+with a fixed letter and fixed logprobs. Scripted failures (status, headers) can be queued to exercise
+retries and Retry-After. It is never used to judge answers, only the client's plumbing and speed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+def completion_body(model: str, text: str = "A", prompt_tokens: int = 10,
+                    top: dict[str, float] | None = None) -> dict[str, Any]:
+    """An OpenAI chat.completion JSON answering `text` with top logprobs `top`."""
+    top = top or {"A": -0.5, "B": -1.2, " C": -2.5, "D": -4.0}
+    tl = [{"token": t, "logprob": v, "bytes": list(t.encode())} for t, v in top.items()]
+    return {
+        "id": "chatcmpl-loopback", "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "finish_reason": "length",
+                     "message": {"role": "assistant", "content": text},
+                     "logprobs": {"content": [{"token": text, "logprob": top.get(text, -0.5),
+                                               "bytes": list(text.encode()), "top_logprobs": tl}]}}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 1, "total_tokens": prompt_tokens + 1},
+    }
+
+
+class LoopbackServer:
+    """`with LoopbackServer() as s: s.base_url` -> http://127.0.0.1:PORT/v1. `s.script` queues failures:
+    (status, headers dict, body dict); `s.hits` counts chat requests, `s.times` their arrival times."""
+
+    def __init__(self, model: str = "loopback", delay_s: float = 0.0):
+        self.model = model
+        self.delay_s = delay_s
+        self.script: deque[tuple[int, dict[str, str], dict]] = deque()
+        self.hits = 0
+        self.times: list[float] = []
+        self.bodies: list[dict] = []
+        self.keep_bodies = False
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+            wbufsize = 1 << 16  # headers + body leave in one segment (no delayed-ACK stalls)
+
+            def log_message(self, *a: Any) -> None:  # quiet
+                pass
+
+            def _send(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802
+                if self.path.rstrip("/").endswith("/models"):
+                    self._send(200, {"object": "list", "data": [{"id": outer.model, "object": "model"}]})
+                else:
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+            def do_POST(self) -> None:  # noqa: N802
+                n = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(n)
+                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+                    return
+                req = json.loads(raw or b"{}")
+                with outer._lock:
+                    outer.hits += 1
+                    outer.times.append(time.perf_counter())
+                    if outer.keep_bodies:
+                        outer.bodies.append(req)
+                    step = outer.script.popleft() if outer.script else None
+                if outer.delay_s:
+                    time.sleep(outer.delay_s)
+                if step is not None:
+                    status, headers, body = step
+                    self._send(status, body, headers)
+                    return
+                if req.get("model") != outer.model:
+                    self._send(404, {"error": {"message": f"The model `{req.get('model')}` does not exist"}})
+                    return
+                chars = sum(len(str(m.get("content") or "")) for m in req.get("messages", []))
+                self._send(200, completion_body(outer.model, prompt_tokens=max(1, chars // 4)))
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def start(self) -> LoopbackServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> LoopbackServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,196 @@
+"""The build pipeline: PUMS file (or a state's downloaded file) -> rules -> PWGTP sample -> decoded personas ->
+Big Five priors + traits -> rendered text -> a new library directory (written staged, so failures leave nothing).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from personagen.errors import BadInput
+from personagen.library import Library, staged_dir
+
+# Persona columns ahead of the decoded PUMS attributes (CONTRACTS.md "Persona columns").
+LEAD_COLUMNS = ("persona_id", "source", "mode", "enriched", "weight_census")
+
+
+def normalize_styles(styles: str | Iterable[str] | None) -> list[str]:
+    """Validate requested render styles ("all" = every style); BadInput naming an unknown one."""
+    from personagen.personas.render import STYLES
+
+    if styles is None:
+        return ["narrative"]
+    items = [styles] if isinstance(styles, str) else list(styles)
+    out: list[str] = []
+    for s in items:
+        for part in str(s).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if part == "all":
+                out.extend(STYLES)
+            elif part in STYLES:
+                out.append(part)
+            else:
+                raise BadInput(f"--style {part}: unknown style (choose from {', '.join(STYLES)} or all)")
+    return list(dict.fromkeys(out)) or ["narrative"]
+
+
+class _Stages:
+    """Stage timer with an optional tqdm bar on stderr (one tick per stage)."""
+
+    def __init__(self, names: Sequence[str], progress: bool):
+        self.times: dict[str, float] = {}
+        self._bar = None
+        self._name: str | None = None
+        self._t = time.perf_counter()
+        if progress:
+            from tqdm import tqdm
+
+            # disable=None: only on a terminal, so logs and error output stay one clean line
+            self._bar = tqdm(total=len(names), desc="build", unit="stage", file=sys.stderr, leave=False,
+                             disable=None)
+
+    def start(self, name: str) -> None:
+        self._close_current()
+        self._name, self._t = name, time.perf_counter()
+        if self._bar is not None:
+            self._bar.set_description(f"build: {name}")
+
+    def _close_current(self) -> None:
+        if self._name is not None:
+            self.times[self._name] = round(time.perf_counter() - self._t, 4)
+            if self._bar is not None:
+                self._bar.update(1)
+        self._name = None
+
+    def close(self) -> None:
+        self._close_current()
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _check_args(n: int, seed: int, min_age: int, templates: str | os.PathLike | None) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise BadInput(f"-n {n}: the number of personas must be a positive integer")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise BadInput(f"--seed {seed}: the seed must be a non-negative integer")
+    if isinstance(min_age, bool) or not isinstance(min_age, int) or not 0 <= min_age <= 99:
+        raise BadInput(f"--min-age {min_age}: must be an integer from 0 to 99")
+    if templates is not None and not Path(templates).is_dir():
+        raise BadInput(f"{templates}: templates directory does not exist")
+
+
+def _check_out(out: str | os.PathLike) -> None:
+    """Fail early (BadInput) when the library cannot be created at `out`."""
+    import tempfile
+
+    out = Path(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise BadInput(f"{out}: parent {parent} is not an existing directory")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise BadInput(f"{out}: already exists and is not empty (choose another path or remove it)")
+    try:
+        Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".probe", dir=parent)).rmdir()
+    except OSError as e:
+        raise BadInput(f"{out}: output directory {parent} is not writable ({e.strerror})") from None
+
+
+def build_library(out: str | os.PathLike, census: str | os.PathLike | None = None, n: int = 1000, seed: int = 0,
+                  *, state: str | None = None, year: int | None = None, min_age: int = 18, replace: bool = True,
+                  styles: str | Iterable[str] = ("narrative",), templates: str | os.PathLike | None = None,
+                  cache_dir: str | os.PathLike | None = None, progress: bool = False) -> Library:
+    """Build a census-grounded persona library at `out` and return it (bit-identical for the same seed).
+
+    `census` is a PUMS person file (csv, csv.gz, Census zip, parquet); or give `state` (and `year`) to use the
+    state's Census file (offline folder, cache, or download). `replace=False` draws without replacement
+    (Pareto πps). Bad input raises BadInput before anything is left at `out`.
+    """
+    from personagen.census import resolve_source
+    from personagen.census.codebook import states
+    from personagen.census.decode import decode, unknown_codes
+    from personagen.census.download import sha256_file
+    from personagen.census.read import read_raw
+    from personagen.census.sample import sample_indices
+
+    _check_args(n, seed, min_age, templates)
+    style_list = normalize_styles(styles)
+    _check_out(out)
+    t_start = time.perf_counter()
+    st = _Stages(["census", "sample", "decode", "priors", "render", "write"], progress)
+    try:
+        with staged_dir(out) as tmp:
+            st.start("census")
+            path, url = resolve_source(census, state=state, year=year, cache_dir=cache_dir, progress=progress)
+            raw = read_raw(path, min_age=min_age, state=state, year=year)
+            if raw.df.height == 0:
+                raise BadInput(f"{path}: no census records left after --min-age {min_age}"
+                               f"{f' and --state {state}' if state else ''} and the consistency rules")
+            st.start("sample")
+            import polars as pl
+
+            idx = sample_indices(raw.df["PWGTP"].to_numpy(), n, seed, replace=replace)
+            sampled = raw.df[idx]
+            st.start("decode")
+            people = decode(sampled, raw.year)
+            pw = people["pwgtp"].cast(pl.Float64)
+            people = people.with_columns(
+                (pl.col("serialno") + "-" + pl.col("sporder").cast(pl.String).str.zfill(2).fill_null("00") + "-"
+                 + (pl.int_range(pl.len()).over(["serialno", "sporder"])).cast(pl.String)).alias("persona_id"),
+                pl.lit("census").alias("source"),
+                pl.lit(None, dtype=pl.String).alias("mode"),
+                pl.lit(False).alias("enriched"),
+                (pw / pw.sum()).alias("weight_census"),
+            )
+            people = people.select(*LEAD_COLUMNS, *[c for c in people.columns
+                                                    if c not in LEAD_COLUMNS and c != "sporder"])
+            st.start("priors")
+            from personagen.priors import add_priors
+
+            people = add_priors(people, seed)
+            st.start("render")
+            from personagen.personas.render import render_personas
+
+            people = render_personas(people, styles=tuple(style_list), templates=templates)
+            from personagen.personas.schema import order_columns
+
+            people = order_columns(people)
+            st.start("write")
+            fips_to_state = {e["fips"]: ab for ab, e in states().items()}
+            codes = sorted(raw.df["ST"].unique().drop_nulls().to_list())
+            data_states = [fips_to_state.get(f"{c:02d}", f"{c:02d}") for c in codes]
+            census_info = {
+                "path": str(Path(path).resolve()),
+                "sha256": sha256_file(path),
+                "year": raw.year,
+                "state": data_states[0] if len(data_states) == 1 else (state.upper() if state else None),
+                "states": data_states,
+                "url": url,
+            }
+            config = {"n": n, "min_age": min_age, "state": raw.filters.get("state"), "replace": replace,
+                      "sampling": "pwgtp-pps-with-replacement" if replace else "pareto-pips-without-replacement",
+                      "styles": style_list, "templates": str(templates) if templates else None}
+            lib = Library.init(tmp, seed=seed, census=census_info, config=config)
+            lib.write_personas(people)
+            st.close()
+            info: dict[str, Any] = {
+                "n": people.height,
+                "unique_records": int(sampled.select(pl.struct("SERIALNO", *(["SPORDER"] if "SPORDER" in
+                                                                            sampled.columns else [])).n_unique()).item()),
+                "records_read": raw.records_read,
+                "records_eligible": raw.df.height,
+                "rules_removed": raw.rule_counts,
+                "unknown_codes": unknown_codes(raw.df, raw.year),
+                "styles": style_list,
+                "stage_seconds": st.times,
+                "seconds": round(time.perf_counter() - t_start, 3),
+            }
+            lib.record("build", **info)
+    finally:
+        st.close()
+    return Library.open(out)

@@ -1,0 +1,106 @@
+"""The dataset card (README.md): YAML front matter for the Hub + sections rendered from a Jinja template."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import yaml
+
+from personagen.publish.export import CONFIGS, SPLIT_FILE, _size_category
+from personagen.templating import render
+
+CARD_TEMPLATE = "publish/dataset_card.md.j2"
+LICENSE = "cc-by-4.0"
+
+_METHOD_TEXT = {
+    "simplex": "Simplex-constrained least squares with a pull towards base weights w0: "
+               "min ½‖W^½(r − Dw)‖² + λ·N/2·‖w − w0‖² (or λ·KL(w‖w0)) subject to w ≥ 0, Σw = 1; "
+               "λ chosen by K-fold cross-validation grouped by question (grid includes λ = 0).",
+    "sparse": "Nonnegative lasso without the sum constraint, min ½‖r − Dw‖² + α‖w‖₁ s.t. w ≥ 0, then "
+              "w / Σw; α chosen by cross-validation grouped by question.",
+    "p2p-lasso": "Prompts-to-Proxies eq. (6): L1-penalised least squares with per-question sum-to-one "
+                 "equality constraints; α by cross-validation.",
+    "p2p-enet": "Prompts-to-Proxies eq. (7): elastic-net penalised least squares with per-question sum-to-one "
+                "equality constraints; α and l1_ratio by cross-validation.",
+    "rake": "Iterative proportional fitting (raking) of persona weights to the target margins.",
+}
+
+
+def front_matter(panel: dict[str, Any], repo: str | None = None) -> dict[str, Any]:
+    """The card's YAML metadata (licence, task categories, tags, size, `configs:` with data_files)."""
+    n = panel["personas"].height
+    configs = []
+    for cfg in CONFIGS:
+        c: dict[str, Any] = {"config_name": cfg,
+                             "data_files": [{"split": "train", "path": f"data/{cfg}/{SPLIT_FILE}"}]}
+        if cfg == "personas":
+            c["default"] = True
+        configs.append(c)
+    return {
+        "license": LICENSE,
+        "language": ["en"],
+        "pretty_name": f"{repo.split('/')[-1] if repo else 'personagen'} synthetic persona panel",
+        "task_categories": ["text-generation", "tabular-classification"],
+        "tags": ["synthetic", "personas", "survey-simulation", "census", "acs-pums", "calibration",
+                 "llm", "personagen"],
+        "size_categories": [_size_category(n)],
+        "configs": configs,
+    }
+
+
+def _fmt(x: Any, nd: int = 4) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, float):
+        return f"{x:.{nd}g}"
+    return str(x)
+
+
+def card_context(panel: dict[str, Any], repo: str | None = None) -> dict[str, Any]:
+    """Everything the card template needs, already formatted."""
+    rep = panel["report"]
+    prov = panel["provenance"]
+    method = str(rep.get("method") or "unknown")
+    metrics = panel["metrics"]
+    rows = []
+    for r in metrics.iter_rows(named=True):
+        ci = f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]" if r["ci_low"] is not None else "—"
+        rows.append({"estimator": r["estimator"], "split": r["split"], "metric": r["metric"],
+                     "value": _fmt(r["value"]), "ci": ci})
+    census = prov.get("census") or {}
+    return {
+        "repo": repo or "ORG/NAME",
+        "title": (repo.split("/")[-1] if repo else "personagen panel"),
+        "n_personas": panel["personas"].height,
+        "n_responses": panel["responses"].height,
+        "n_nonzero": int((panel["personas"]["weight"] > 0).sum()),
+        "source_counts": panel.get("source_counts") or [],
+        "calibration": panel["calibration"],
+        "method": method,
+        "method_text": _METHOD_TEXT.get(method, "See the calibration report for the estimator."),
+        "lam": _fmt(rep.get("lam")), "alpha": _fmt(rep.get("alpha")),
+        "survey_id": rep.get("survey_id") or "—", "group": rep.get("group") or "overall",
+        "ess": _fmt(1.0 / float((panel["personas"]["weight"] ** 2).sum())),
+        "nonzeros": int((panel["personas"]["weight"] > 0).sum()),
+        "solver": rep.get("solver") or "—",
+        "metric_rows": rows,
+        "census": {k: ", ".join(map(str, v)) if isinstance(v, list) else _fmt(v) for k, v in census.items()
+                   if v is not None},
+        "seed": _fmt(prov.get("seed")),
+        "models": prov.get("models") or [],
+        "templates": prov.get("templates") or {},
+        "package_version": prov.get("package_version"),
+        "surveys": panel["surveys"],
+        "left_out": panel["left_out"],
+        "response_columns": panel["responses"].columns,
+        "license": LICENSE,
+    }
+
+
+def render_card(panel: dict[str, Any], *, repo: str | None = None,
+                templates: str | os.PathLike | None = None) -> str:
+    """README.md text: `---` YAML front matter `---` then the rendered card template."""
+    fm = yaml.safe_dump(front_matter(panel, repo), sort_keys=False, allow_unicode=True)
+    body = render(CARD_TEMPLATE, templates, **card_context(panel, repo))
+    return f"---\n{fm}---\n\n{body}\n"

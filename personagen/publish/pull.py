@@ -1,0 +1,156 @@
+"""Pull a published panel (Hub dataset repo or exported folder) into a library; load and sample panels."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from personagen.errors import BadInput, PersonagenError
+from personagen.library import MANIFEST, Library, atomic_write_json, atomic_write_parquet, staged_dir
+from personagen.publish.export import (
+    FORMAT,
+    PANEL_JSON,
+    check_weights,
+    choose_calibration,
+    read_calibration,
+    validate_repo_id,
+)
+
+
+def _download(repo: str, revision: str | None) -> tuple[Path, dict[str, Any]]:
+    """snapshot_download a dataset repo (token from $HF_TOKEN only, if set); returns folder + source info."""
+    validate_repo_id(repo)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+    token: str | bool = os.environ.get("HF_TOKEN", "").strip() or False
+    try:
+        path = Path(snapshot_download(repo_id=repo, repo_type="dataset", revision=revision, token=token))
+    except RevisionNotFoundError:
+        raise BadInput(f"{repo}: revision {revision!r} not found on the Hub") from None
+    except RepositoryNotFoundError:
+        raise BadInput(f"{repo}: dataset repo not found on the Hub (or not visible with this token)") from None
+    except HfHubHTTPError as e:
+        raise PersonagenError(f"{repo}: download failed: {str(e).splitlines()[0]}") from None
+    except OSError as e:
+        raise PersonagenError(f"{repo}: download failed ({type(e).__name__}: {e})") from None
+    return path, {"kind": "hub", "repo": repo, "revision": revision or "main", "commit": path.name}
+
+
+def resolve_panel(repo_or_path: str | os.PathLike, revision: str | None = None) -> tuple[Path, dict[str, Any]]:
+    """A local folder (exported panel or library) as is, else download `ORG/NAME` from the Hub."""
+    p = Path(repo_or_path)
+    if p.exists():
+        if not p.is_dir():
+            raise BadInput(f"{p}: not a folder")
+        return p, {"kind": "folder", "path": p.name}
+    if revision is not None and not str(revision).strip():
+        raise BadInput("--revision: empty revision")
+    return _download(str(repo_or_path), revision)
+
+
+def _read_config(folder: Path, cfg: str) -> pl.DataFrame | None:
+    files = sorted((folder / "data" / cfg).glob("*.parquet"))
+    if not files:
+        return None
+    return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+
+
+def _panel_meta(folder: Path) -> dict[str, Any]:
+    mf = folder / PANEL_JSON
+    if not mf.is_file():
+        return {}
+    try:
+        meta = json.loads(mf.read_text())
+    except json.JSONDecodeError as e:
+        raise BadInput(f"{mf}: invalid JSON ({e.msg} at line {e.lineno})") from None
+    if meta.get("format") not in (None, FORMAT):
+        raise BadInput(f"{mf}: format {meta.get('format')!r} is not {FORMAT!r}")
+    return meta
+
+
+def _folder_personas(folder: Path) -> pl.DataFrame:
+    personas = _read_config(folder, "personas")
+    if personas is None:
+        raise BadInput(f"{folder}: no data/personas/*.parquet (not a personagen panel)")
+    for c in ("persona_id", "weight"):
+        if c not in personas.columns:
+            raise BadInput(f"{folder}/data/personas: lacks column {c!r}")
+    check_weights(personas.select("persona_id", pl.col("weight").cast(pl.Float64)), f"{folder}/data/personas")
+    return personas
+
+
+def library_panel(lib: Library, calibration: str | None = None) -> pl.DataFrame:
+    """Personas of a library with a `weight` column: from `calibration`, else a pulled panel's own
+    weight column, else the library's only calibration."""
+    personas = lib.personas()
+    if calibration is None and "weight" in personas.columns:
+        check_weights(personas.select("persona_id", pl.col("weight").cast(pl.Float64)), str(lib.personas_path))
+        return personas
+    name = choose_calibration(lib, calibration)
+    w, _ = read_calibration(lib, name)
+    if "weight" in personas.columns:
+        personas = personas.drop("weight")
+    return personas.join(w, on="persona_id", how="left").with_columns(pl.col("weight").fill_null(0.0))
+
+
+def load_panel(repo_or_path: str | os.PathLike, revision: str | None = None,
+               calibration: str | None = None) -> pl.DataFrame:
+    """Personas with their `weight` column from a Hub repo `ORG/NAME`, an exported folder or a library."""
+    folder, _ = resolve_panel(repo_or_path, revision)
+    if (folder / MANIFEST).is_file() and not (folder / "data" / "personas").is_dir():
+        return library_panel(Library.open(folder), calibration)
+    return _folder_personas(folder)
+
+
+def pull_panel(repo_or_path: str | os.PathLike, out: str | os.PathLike | None = None,
+               revision: str | None = None) -> Library:
+    """Download (or read) a published panel and write it as a library at `out` (default: ./NAME)."""
+    src = str(repo_or_path)
+    if out is None:
+        out = Path(src.rstrip("/")).name
+    out = Path(out)
+    if out.exists() and out.is_dir() and any(out.iterdir()):
+        raise BadInput(f"{out}: already exists and is not empty (choose another path or remove it)")
+    folder, source = resolve_panel(repo_or_path, revision)
+    personas = _folder_personas(folder)
+    responses = _read_config(folder, "responses")
+    meta = _panel_meta(folder)
+    prov = meta.get("provenance") or {}
+    report = meta.get("report") or {}
+    name = str(meta.get("calibration") or report.get("name") or "published")
+    with staged_dir(out) as tmp:
+        lib = Library.init(tmp, seed=prov.get("seed"), census=prov.get("census"),
+                           config={"source": source, "published": {"repo": meta.get("repo"),
+                                                                   "provenance": prov,
+                                                                   "left_out": meta.get("left_out", [])}})
+        lib.write_personas(personas)
+        if responses is not None and responses.height:
+            lib.append_responses(responses)
+        cdir = lib.calibration_dir(name)
+        cdir.mkdir(parents=True)
+        atomic_write_parquet(cdir / "weights.parquet",
+                             personas.select("persona_id", pl.col("weight").cast(pl.Float64)))
+        atomic_write_json(cdir / "report.json", {**report, "name": name, "pulled_from": source})
+        lib.record("pull", **source)
+    return Library.open(out)
+
+
+def sample_panel(lib: Library | str | os.PathLike, n: int, *, seed: int = 0,
+                 calibration: str | None = None) -> pl.DataFrame:
+    """Draw `n` personas with replacement, with probability equal to their weight (column `draw` = 0..n-1)."""
+    if n < 1:
+        raise BadInput(f"-n {n}: sample size must be at least 1")
+    if not isinstance(lib, Library):
+        lib = Library.open(lib)
+    panel = library_panel(lib, calibration)
+    w = panel["weight"].cast(pl.Float64).to_numpy()
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(panel.height, size=n, replace=True, p=w / w.sum())
+    return panel[idx.tolist()].with_columns(pl.Series("draw", np.arange(n), dtype=pl.Int64)) \
+        .select(["draw", *panel.columns])

@@ -1,0 +1,44 @@
+"""PWGTP-proportional sampling: with replacement (inverse CDF) and without (Pareto πps)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from personagen.census.sample import inclusion_probabilities, sample_indices
+from personagen.errors import BadInput
+
+
+def test_with_replacement_is_seeded_and_proportional() -> None:
+    w = np.array([1.0, 2.0, 3.0, 4.0, 0.0])
+    a = sample_indices(w, 200_000, seed=7)
+    assert np.array_equal(a, sample_indices(w, 200_000, seed=7))
+    assert not np.array_equal(a, sample_indices(w, 200_000, seed=8))
+    freq = np.bincount(a, minlength=5) / a.size
+    assert np.allclose(freq, w / w.sum(), atol=0.005) and freq[4] == 0
+
+
+def test_without_replacement_unique_and_pps() -> None:
+    rng = np.random.default_rng(0)
+    w = rng.integers(1, 100, size=30).astype(float)
+    w[0] = 2000.0  # certainty unit
+    n = 8
+    lam = inclusion_probabilities(w, n)
+    assert lam[0] == 1.0 and np.isclose(lam.sum(), n) and lam.max() <= 1.0
+    counts = np.zeros(w.size)
+    for s in range(3000):
+        idx = sample_indices(w, n, seed=s, replace=False)
+        assert len(set(idx.tolist())) == n
+        counts[idx] += 1
+    pi = counts / 3000
+    assert pi[0] == 1.0
+    assert np.abs(pi - lam).max() < 0.05  # Pareto πps: inclusion ≈ target λ
+
+
+def test_sampling_bad_input() -> None:
+    with pytest.raises(BadInput, match="-n 0"):
+        sample_indices(np.ones(3), 0, seed=0)
+    with pytest.raises(BadInput, match="needs n ≤ the 3 eligible"):
+        sample_indices(np.ones(3), 4, seed=0, replace=False)
+    with pytest.raises(BadInput, match="no census records"):
+        sample_indices(np.ones(0), 4, seed=0)

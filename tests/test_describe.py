@@ -1,0 +1,68 @@
+"""`personagen describe`: pool vs PWGTP-weighted census, TVD per attribute, JSON and PNG output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from personagen.census.describe import describe_library, tvd
+from personagen.cli import main
+
+
+@pytest.fixture(scope="module")
+def vt_lib(vt_pums: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from personagen import build
+
+    out = tmp_path_factory.mktemp("describe") / "lib"
+    build(str(out), census=str(vt_pums), n=5000, seed=1)
+    return out
+
+
+def test_tvd() -> None:
+    assert tvd({"a": 0.5, "b": 0.5}, {"a": 0.5, "b": 0.5}) == 0
+    assert tvd({"a": 1.0}, {"b": 1.0}) == 1
+    assert abs(tvd({"a": 0.6, "b": 0.4}, {"a": 0.5, "b": 0.3, "c": 0.2}) - 0.2) < 1e-12
+
+
+def test_pool_matches_weighted_census(vt_lib: Path) -> None:
+    res = describe_library(vt_lib)
+    att = res["attributes"]
+    for a in ("age_band", "sex", "race", "education", "employment"):
+        assert att[a]["tvd"] < 0.03, (a, att[a]["tvd"])
+    assert res["n_personas"] == 5000 and 500_000 < res["census_population"] < 626_299
+    assert abs(sum(att["sex"]["census"].values()) - 1) < 1e-9 and set(att["sex"]["pool"]) == {"Male", "Female"}
+
+
+def test_describe_cli_json_and_plot(vt_lib: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    png = tmp_path / "cmp.png"
+    with pytest.raises(SystemExit) as e:
+        main(["describe", str(vt_lib), "--plot", str(png), "--json"])
+    assert e.value.code == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"age_band", "sex", "race", "education", "employment", "income_band", "health_insurance"} <= \
+        set(res["attributes"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    with pytest.raises(SystemExit) as e:
+        main(["describe", str(vt_lib)])
+    text = capsys.readouterr().out
+    assert e.value.code == 0 and "age_band" in text and "TVD" in text
+
+
+def test_describe_census_override_and_missing(vt_lib: Path, vt_pums: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    moved = tmp_path / "lib"
+    shutil.copytree(vt_lib, moved)
+    mf = json.loads((moved / "manifest.json").read_text())
+    mf["census"]["path"] = str(tmp_path / "gone.csv.gz")
+    (moved / "manifest.json").write_text(json.dumps(mf))
+    with pytest.raises(SystemExit) as e:
+        main(["describe", str(moved)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "gone.csv.gz" in err and "--census" in err
+    assert describe_library(moved, census=vt_pums)["attributes"]["sex"]["tvd"] < 0.03
+    with pytest.raises(SystemExit) as e:
+        main(["describe", str(tmp_path / "nolib")])
+    assert e.value.code == 2

@@ -1,0 +1,113 @@
+"""Enrich: trait generation + consistency judge with a scripted fake model, and MinHash near-duplicates."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from enrich_helpers import FakeClient, census_library  # noqa: E402
+
+from personagen.enrich.dedup import jaccard, minhash_signatures, near_duplicates, shingles  # noqa: E402
+from personagen.enrich.traits import enrich_library, parse_verdict  # noqa: E402
+from personagen.errors import BadInput  # noqa: E402
+from personagen.library import Library  # noqa: E402
+
+
+def test_parse_verdict() -> None:
+    cats = ["ideology", "religion", "personal_time"]
+    assert parse_verdict("CONSISTENT", cats) == ("consistent", None)
+    assert parse_verdict("INCONSISTENT: religion", cats) == ("inconsistent", "religion")
+    assert parse_verdict("  inconsistent - the personal time does not fit", cats) == ("inconsistent", "personal_time")
+    assert parse_verdict("The traits contradict each other", cats) == ("inconsistent", None)
+    assert parse_verdict("Yes", cats) == ("consistent", None)
+    assert parse_verdict("banana", cats) == ("unparsed", None)
+    assert parse_verdict(None, cats) == ("unparsed", None)
+
+
+def _scripted(user: str, system: str, req: object) -> str | None:
+    """Religion comes back empty once, then fine; the judge rejects 'ideology' on its first look."""
+    seed = getattr(req, "seed", 0)
+    if "Check this person's profile" in user:
+        return "INCONSISTENT: ideology" if "anarcho" in user else "CONSISTENT"
+    if "Religion:" in user:
+        return "" if seed % 2 == 0 and "p000" not in user else "Lapsed Catholic who goes at Christmas."
+    if "Ideology:" in user:
+        # the first ideology is contradictory; the resample (different seed) is fine
+        return "anarcho-monarchist" if "\"" not in user and _scripted.first.setdefault(seed, True) and \
+            len(_scripted.first) <= 2 else "Pragmatic centrist."
+    return "As an AI, I cannot"
+
+
+_scripted.first = {}  # type: ignore[attr-defined]
+
+
+def test_enrich_fake(tmp_path: Path) -> None:
+    lib = census_library(tmp_path / "lib", n=3)
+    rep = enrich_library(lib, client=FakeClient(_scripted), categories=["ideology", "religion"], max_retries=2)
+    df = Library.open(lib.path).personas()
+    assert df["enriched"].all()
+    assert {"trait_ideology", "trait_religion", "enrich_consistent", "text_narrative_base"} <= set(df.columns)
+    assert df["trait_ideology"].to_list() == ["Pragmatic centrist."] * 3
+    assert all("Ideology: Pragmatic centrist." in t for t in df["text_narrative"].to_list())
+    assert all(t.startswith(b) for t, b in zip(df["text_narrative"], df["text_narrative_base"]))
+    pc = rep["per_category"]
+    assert pc["ideology"]["by_rule"]["judge"] >= 1  # rejected by the judge, then resampled
+    assert rep["judge"]["judge_rejections"] >= 1
+    assert set(rep["rejections_by_rule"]) == {"empty", "refusal", "judge"}
+    assert 0 <= pc["religion"]["rejection_rate"] <= 1
+    assert (lib.path / "enrich" / "report.json").is_file() and (lib.path / "enrich" / "duplicates.json").is_file()
+    assert rep["duplicates"]["n_pairs"] >= 0
+    # already enriched personas are skipped unless --fresh; re-enriching does not append twice
+    rep2 = enrich_library(lib, client=FakeClient(_scripted), categories=["ideology"], max_retries=1)
+    assert rep2["n_personas"] == 0
+    enrich_library(lib, client=FakeClient(_scripted), categories=["ideology"], max_retries=1, fresh=True, limit=1)
+    df2 = Library.open(lib.path).personas()
+    assert df2["text_narrative"][0].count("Ideology:") == 1
+
+
+def test_enrich_garbage_never_crashes(tmp_path: Path) -> None:
+    lib = census_library(tmp_path / "lib", n=2)
+    rep = enrich_library(lib, client=FakeClient(lambda u, s, r: None), categories=["quirks"], max_retries=2)
+    assert rep["per_category"]["quirks"]["generated"] == 2 * 3  # first try + 2 retries each
+    assert rep["per_category"]["quirks"]["rejection_rate"] == 1.0
+    df = Library.open(lib.path).personas()
+    assert df["trait_quirks"].is_null().all() and df["enriched"].all()
+    with pytest.raises(BadInput, match="--categories"):
+        enrich_library(lib, client=FakeClient(lambda u, s, r: "x"), categories=["nope"], fresh=True)
+
+
+def test_minhash_matches_jaccard() -> None:
+    a = shingles("the cat sat on the mat and looked at the dog for a while")
+    b = shingles("the cat sat on the mat and looked at the bird for a while")
+    sig = minhash_signatures([a, b], num_perm=512, seed=1)
+    est = float((sig[0] == sig[1]).mean())
+    assert est == pytest.approx(jaccard(a, b), abs=0.08)
+    assert shingles("") == set() and len(shingles("two words")) == 1
+
+
+def test_near_duplicates_report() -> None:
+    base = "You are a 45-year-old nurse in Vermont who loves hiking, reads mysteries and volunteers at church."
+    texts = [base, base.replace("mysteries", "thrillers"), "Completely different person: a young welder from Texas.",
+             base, ""]
+    rep = near_duplicates(texts, ["a", "b", "c", "d", "e"], threshold=0.6)
+    pairs = {(p["a"], p["b"]) for p in rep["pairs"]}
+    assert ("a", "d") in pairs and ("a", "b") in pairs and not any("c" in p for p in pairs)
+    assert rep["n_personas_in_pairs"] == 3
+    assert rep["pairs"][0]["jaccard"] == 1.0
+    json.dumps(rep)
+    assert near_duplicates(texts, threshold=0.99)["n_pairs"] == 1
+
+
+def test_dedup_standalone(tmp_path: Path) -> None:
+    from personagen.enrich.dedup import library_duplicates
+
+    lib = census_library(tmp_path / "lib", n=4)
+    df = lib.personas().with_columns(pl.lit("same text for all of them here").alias("text_narrative"))
+    lib.write_personas(df)
+    rep = library_duplicates(lib, threshold=0.9)
+    assert rep["n_pairs"] == 6
