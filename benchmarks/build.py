@@ -3,7 +3,9 @@
 Measures (1) the wall time of the complete CLI process (Python start-up, imports, read, rules, sampling,
 decoding, priors, default narrative render, parquet write) as a subprocess, best and median of --repeat runs,
 (2) the child's peak RSS (resource.getrusage RUSAGE_CHILDREN), (3) each render style's cost on the built
-personas, in-process. Target: ≥ 20,000 personas/s for the whole process on a 2-core machine.
+personas, in-process, (4) the child's CPU seconds (user + sys), which do not depend on other load on the
+machine: personas per CPU-second is the figure to compare when the wall time is inflated by other processes.
+Target: ≥ 20,000 personas/s for the whole process on a 2-core machine.
 
     python benchmarks/build.py [--n 100000] [--repeat 3] [--census PATH] [--json]
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -49,8 +52,11 @@ def main() -> None:
     if not args.census.is_file():
         sys.exit(f"error: {args.census}: census file not found")
     with tempfile.TemporaryDirectory(prefix="pg-bench-") as tmp:
+        load_before = os.getloadavg()[0]
         times = [run_build(args.census, args.n, Path(tmp) / f"lib{i}", []) for i in range(args.repeat)]
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_mb = ru.ru_maxrss / 1024  # KiB on Linux
+        cpu_per_run = (ru.ru_utime + ru.ru_stime) / args.repeat
         import polars as pl
 
         from personagen.library import Library
@@ -69,7 +75,9 @@ def main() -> None:
         "census": str(args.census), "n": args.n, "repeat": args.repeat,
         "wall_seconds": [round(t, 3) for t in times],
         "personas_per_s_best": round(args.n / best), "personas_per_s_median": round(args.n / med),
-        "peak_rss_mb": round(peak_mb, 1), "in_process_stage_seconds": stages,
+        "peak_rss_mb": round(peak_mb, 1), "cpu_seconds_per_run": round(cpu_per_run, 3),
+        "personas_per_cpu_s": round(args.n / cpu_per_run), "load_average_1min": round(load_before, 2),
+        "cpu_count": os.cpu_count(), "in_process_stage_seconds": stages,
         "render_us_per_row": {s: round(r["us_per_row"], 2) for s, r in render.items()},
         "render_rows_per_s": {s: round(r["rows_per_s"]) for s, r in render.items()},
         "bit_identical_reruns": identical, "target_personas_per_s": 20_000,
@@ -78,6 +86,8 @@ def main() -> None:
           f"{', '.join(f'{t:.2f}s' for t in times)}")
     print(f"  personas/s: best {res['personas_per_s_best']:,}, median {res['personas_per_s_median']:,} "
           f"(target ≥ 20,000)")
+    print(f"  CPU time per build: {cpu_per_run:.2f}s -> {res['personas_per_cpu_s']:,} personas per CPU-second "
+          f"(load average before: {load_before:.1f} on {os.cpu_count()} cores)")
     print(f"  peak RSS of the build process: {res['peak_rss_mb']:.0f} MB")
     print(f"  in-process stages (s): {stages}")
     for s in render:

@@ -10,33 +10,42 @@ import click
 from personagen import __version__
 from personagen.errors import PersonagenError
 
-# (module in personagen.commands, click command objects in it)
-_COMMANDS: list[tuple[str, tuple[str, ...]]] = [
-    ("build", ("build", "describe")),
-    ("surveys", ("surveys",)),
-    ("elicit", ("elicit", "serve_local")),
-    ("calibrate", ("calibrate",)),
-    ("bench", ("bench",)),
-    ("enrich", ("enrich", "endow", "mixture")),
-    ("publish", ("publish", "pull", "sample_panel")),
-]
+# command name -> (module in personagen.commands, attribute); imported only when the command runs,
+# so `personagen build` does not pay for the LLM, publishing or plotting imports.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "build": ("build", "build"),
+    "describe": ("build", "describe"),
+    "surveys": ("surveys", "surveys"),
+    "elicit": ("elicit", "elicit"),
+    "serve-local": ("elicit", "serve_local"),
+    "calibrate": ("calibrate", "calibrate"),
+    "bench": ("bench", "bench"),
+    "enrich": ("enrich", "enrich"),
+    "endow": ("enrich", "endow"),
+    "mixture": ("enrich", "mixture"),
+    "publish": ("publish", "publish"),
+    "pull": ("publish", "pull"),
+    "sample-panel": ("publish", "sample_panel"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in _COMMANDS:
+            return None
+        mod, attr = _COMMANDS[cmd_name]
+        return getattr(importlib.import_module(f"personagen.commands.{mod}"), attr)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="personagen")
 def cli() -> None:
     """Census-grounded synthetic persona panels: build, elicit, calibrate, publish."""
-
-
-for _mod, _names in _COMMANDS:
-    try:
-        _m = importlib.import_module(f"personagen.commands.{_mod}")
-    except ModuleNotFoundError as _e:  # a command module still being written (development only)
-        if _e.name != f"personagen.commands.{_mod}":
-            raise
-        continue
-    for _n in _names:
-        cli.add_command(getattr(_m, _n))
 
 
 def main(argv: list[str] | None = None) -> None:

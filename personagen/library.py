@@ -72,7 +72,7 @@ def atomic_write_parquet(path: str | os.PathLike, df: pl.DataFrame) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        df.write_parquet(tmp, compression="zstd", statistics=False)
+        df.write_parquet(tmp, compression="zstd", compression_level=1, statistics=False)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

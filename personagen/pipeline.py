@@ -48,12 +48,10 @@ class _Stages:
         self._bar = None
         self._name: str | None = None
         self._t = time.perf_counter()
-        if progress:
+        if progress and sys.stderr.isatty():  # only on a terminal, so logs and error output stay clean lines
             from tqdm import tqdm
 
-            # disable=None: only on a terminal, so logs and error output stay one clean line
-            self._bar = tqdm(total=len(names), desc="build", unit="stage", file=sys.stderr, leave=False,
-                             disable=None)
+            self._bar = tqdm(total=len(names), desc="build", unit="stage", file=sys.stderr, leave=False)
 
     def start(self, name: str) -> None:
         self._close_current()
@@ -132,12 +130,13 @@ def build_library(out: str | os.PathLike, census: str | os.PathLike | None = Non
                 raise BadInput(f"{path}: no census records left after --min-age {min_age}"
                                f"{f' and --state {state}' if state else ''} and the consistency rules")
             st.start("sample")
+            import numpy as np
             import polars as pl
 
             idx = sample_indices(raw.df["PWGTP"].to_numpy(), n, seed, replace=replace)
-            sampled = raw.df[idx]
             st.start("decode")
-            people = decode(sampled, raw.year)
+            # decode whichever is smaller: the eligible records (then gather the draws) or the draws
+            people = decode(raw.df, raw.year)[idx] if raw.df.height < n else decode(raw.df[idx], raw.year)
             pw = people["pwgtp"].cast(pl.Float64)
             people = people.with_columns(
                 (pl.col("serialno") + "-" + pl.col("sporder").cast(pl.String).str.zfill(2).fill_null("00") + "-"
@@ -168,7 +167,7 @@ def build_library(out: str | os.PathLike, census: str | os.PathLike | None = Non
                 "path": str(Path(path).resolve()),
                 "sha256": sha256_file(path),
                 "year": raw.year,
-                "state": data_states[0] if len(data_states) == 1 else (state.upper() if state else None),
+                "state": data_states[0] if len(data_states) == 1 else raw.filters.get("state"),
                 "states": data_states,
                 "url": url,
             }
@@ -180,8 +179,7 @@ def build_library(out: str | os.PathLike, census: str | os.PathLike | None = Non
             st.close()
             info: dict[str, Any] = {
                 "n": people.height,
-                "unique_records": int(sampled.select(pl.struct("SERIALNO", *(["SPORDER"] if "SPORDER" in
-                                                                            sampled.columns else [])).n_unique()).item()),
+                "unique_records": int(np.unique(idx).size),
                 "records_read": raw.records_read,
                 "records_eligible": raw.df.height,
                 "rules_removed": raw.rule_counts,

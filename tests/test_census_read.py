@@ -131,3 +131,18 @@ def test_resolve_state() -> None:
     assert resolve_state("Wyoming")[0] == "WY"
     with pytest.raises(BadInput, match="--state XX: unknown state"):
         resolve_state("XX")
+
+
+def test_big_file_paths_scan_lazily(tmp_path: Path, vt_pums: Path, shared_data: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Force the big-file code paths (decompress to a temp file, lazy scan, streaming engine)."""
+    import personagen.census.read as rd
+
+    want = load_population(vt_pums, min_age=30, state="VT")
+    monkeypatch.setattr(rd, "IN_MEMORY_LIMIT", 0)
+    monkeypatch.setattr(rd, "GZ_IN_MEMORY_LIMIT", 0)
+    assert load_population(vt_pums, min_age=30, state="VT").equals(want)
+    assert load_population(shared_data / "acs_pums" / "original_zips" / "csv_pvt.zip", min_age=30).equals(want)
+    plain = tmp_path / "psam_p50.csv"
+    plain.write_bytes(gzip.decompress(vt_pums.read_bytes()))
+    assert load_population(plain, min_age=30).equals(want)

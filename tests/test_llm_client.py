@@ -160,7 +160,6 @@ def test_client_overhead_under_1ms(tmp_path):
     """CPU time per request spent by LLMClient (hashing, cache + log commit, accounting, thread hand-off) on
     top of the bare openai client, sequential requests to a loopback server in another process; best of 3.
     CPU time, not wall time, so a busy shared machine does not decide the figure (wall is printed)."""
-    import asyncio
     import subprocess
     import sys
 

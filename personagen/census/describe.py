@@ -116,7 +116,7 @@ def plot_describe(result: dict[str, Any], path: str | os.PathLike, *, top: int =
             ax.tick_params(axis="x", labelsize=8)
             ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
             if i == 0 and j == 0:
-                fig.legend(fontsize=9, loc="upper right", ncol=2, frameon=False)
+                fig.legend(fontsize=9, loc="upper left", ncol=2, frameon=False)
     fig.suptitle(f"Persona pool (n={result['n_personas']:,}) vs census ({Path(result['census']).name})",
                  fontsize=12, y=1 - 0.25 / total)
     try:

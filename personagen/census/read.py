@@ -189,7 +189,9 @@ def read_raw(source: str | os.PathLike, *, min_age: int | None = 18, state: str 
                 lf = lf.filter(pl.col("AGEP") >= min_age)
             if fips is not None:
                 lf = lf.filter(pl.col("ST") == fips)
-            df, meta = pl.collect_all([lf, counted])
+            # streaming engine for scanned files: a big (e.g. whole-US) file is filtered in batches
+            engine = "streaming" if path.stat().st_size > GZ_IN_MEMORY_LIMIT else "auto"
+            df, meta = pl.collect_all([lf, counted], engine=engine)
     except pl.exceptions.PolarsError as e:
         raise BadInput(f"{path}: cannot parse as a PUMS person file ({type(e).__name__}: {str(e).splitlines()[0]})"
                        ) from None

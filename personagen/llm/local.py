@@ -62,13 +62,20 @@ def model_identity() -> tuple[str, str]:
 
 
 def default_threads() -> int:
-    """1 thread under CI (env CI=true), else min(2, cores); override with PERSONAGEN_LOCAL_THREADS."""
+    """1 thread under CI (env CI=true) or on a busy machine (1-min load >= cores: llama.cpp's spinning
+    threads then slow each other down ~5x, measured), else min(2, cores). Override: PERSONAGEN_LOCAL_THREADS."""
     env = os.environ.get("PERSONAGEN_LOCAL_THREADS")
     if env:
         return max(1, int(env))
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         return 1
-    return max(1, min(2, os.cpu_count() or 1))
+    cores = os.cpu_count() or 1
+    try:
+        if os.getloadavg()[0] >= cores:
+            return 1
+    except OSError:
+        pass
+    return max(1, min(2, cores))
 
 
 class LocalServer:

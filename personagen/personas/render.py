@@ -201,7 +201,7 @@ def _render_fast(frame: pl.DataFrame, tmpl: jinja2.Template) -> list[str]:
     for u, code in enumerate(uniq):
         code = int(code)
         ctx = {c: _SENT.format(i) for i, c in enumerate(names) if code >> i & 1}
-        skeleton = concat(root(new_context(ctx, shared=True)))
+        skeleton = concat(root(new_context(ctx)))
         parts = _SENT_RE.split(skeleton)
         exprs = [pl.lit(p) if k % 2 == 0 else pl.col(names[int(p)]) for k, p in enumerate(parts) if p or k % 2]
         block = cols.slice(int(bounds[u]), int(bounds[u + 1] - bounds[u])) if cols is not None else None
@@ -224,7 +224,7 @@ def _render_rows(frame: pl.DataFrame, tmpl: jinja2.Template) -> list[str]:
     append = out.append
     for vals in zip(*(frame[c].to_list() for c in names)):
         ctx = {k: v for k, v in zip(names, vals) if v is not None}
-        append(concat(root(new_context(ctx, shared=True))).strip())
+        append(concat(root(new_context(ctx))).strip())
     return out
 
 
@@ -247,13 +247,15 @@ def render_personas(df: pl.DataFrame, styles: str | Sequence[str] = ("narrative"
     """Add text_<style> columns rendered from templates/personas/<style>.j2 (a `templates` dir overrides).
 
     Generated personas (source other than "census") keep an existing non-null text_<style>: their text
-    is the persona itself; their other styles can use it as `description`."""
+    is the persona itself; their other styles can use it as `description`. A text with nothing to say is
+    null. Templates whose row variables are only tested with `is defined` or printed as is are rendered
+    once per pattern of known attributes and filled column-wise (same text, ~10x faster); others row by row."""
     styles = _check_styles(styles)
     new_cols = []
     for style in styles:
         tmpl = get_template(template_name(style), templates)
-        texts = pl.Series(text_column(style), _render_style(df, tmpl), dtype=pl.String)
         col = text_column(style)
+        texts = pl.Series(col, _render_style(df, tmpl), dtype=pl.String).replace("", None)
         if col in df.columns:
             generated = (pl.lit(True) if "source" not in df.columns
                          else pl.col("source").fill_null("") != "census")

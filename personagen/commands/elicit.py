@@ -1,0 +1,102 @@
+"""CLI: `personagen elicit` (personas answer a survey) and `personagen serve-local` (the bundled model)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+
+import click
+
+from personagen.errors import PersonagenError
+
+
+@click.command()
+@click.argument("lib", type=click.Path(file_okay=False))
+@click.option("--survey", "survey_path", required=True, type=click.Path(dir_okay=False),
+              help="Survey parquet (from `personagen surveys import`).")
+@click.option("--split", type=click.Choice(["train", "valid", "test", "all"]), default="all", show_default=True)
+@click.option("--backend", type=click.Choice(["local", "openai"]), default="local", show_default=True)
+@click.option("--base-url", default=None, help="OpenAI-compatible base URL (backend openai).")
+@click.option("--model", default=None, help="Model name (required for backend openai).")
+@click.option("--mode", type=click.Choice(["logprobs", "sample"]), default="logprobs", show_default=True)
+@click.option("--samples", type=int, default=1, show_default=True, help="Answers per persona and question (sample).")
+@click.option("--temperature", type=float, default=1.0, show_default=True, help="Sampling temperature (sample).")
+@click.option("--concurrency", type=int, default=4, show_default=True)
+@click.option("--limit", type=int, default=None, help="Only the first N personas.")
+@click.option("--max-questions", type=int, default=None, help="Only the first Q questions of the split.")
+@click.option("--min-mass", type=float, default=0.5, show_default=True,
+              help="Logprobs: least probability mass on option letters for a valid answer.")
+@click.option("--fresh", is_flag=True, help="Ignore cached model answers (still records new ones).")
+@click.option("--dry-run", is_flag=True, help="Print calls, tokens and cost estimated; send and write nothing.")
+@click.option("--max-requests", type=int, default=None, help="Stop after this many model requests.")
+@click.option("--max-tokens", "max_tokens_budget", type=int, default=None, help="Stop after this many tokens.")
+@click.option("--prices", type=click.Path(dir_okay=False), default=None, help="Extra price table (YAML).")
+@click.option("--templates", type=click.Path(file_okay=False), default=None, help="Folder overriding templates.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object last.")
+def elicit(lib: str, survey_path: str, split: str, backend: str, base_url: str | None, model: str | None, mode: str,
+           samples: int, temperature: float, concurrency: int, limit: int | None, max_questions: int | None,
+           min_mass: float, fresh: bool, dry_run: bool, max_requests: int | None, max_tokens_budget: int | None,
+           prices: str | None, templates: str | None, no_progress: bool, as_json: bool) -> None:
+    """Every persona in LIB answers the survey; answers go to LIB/responses.parquet."""
+    from personagen.elicit.run import _check_errors, elicit_library
+    from personagen.library import Library
+    from personagen.surveys.schema import load
+
+    library = Library.open(lib)
+    survey = load(survey_path)
+    summary = elicit_library(library, survey, backend=backend, base_url=base_url, model=model, mode=mode,
+                             samples=samples, temperature=temperature, split=split, limit=limit,
+                             max_questions=max_questions, concurrency=concurrency, fresh=fresh, dry_run=dry_run,
+                             min_mass=min_mass, progress=not no_progress, templates=templates, prices=prices,
+                             max_requests=max_requests, max_tokens_budget=max_tokens_budget)
+    if dry_run:
+        est = summary["estimate"]
+        click.echo(f"dry run: {summary['answers_todo']} answers to elicit ({summary['answers_skipped']} done), "
+                   f"{est['requests']} calls ({est['cached']} cached), ~{est['input_tokens']} input + "
+                   f"{est['output_tokens']} output tokens, ~${est['cost_usd']:.4f}"
+                   + ("" if est.get("priced") else " (model not in price table)"), err=as_json)
+    else:
+        click.echo(f"elicit: {summary['answers_written']} answers written ({summary['invalid']} invalid, "
+                   f"{summary['answers_skipped']} already done), {summary['requests_sent']} calls sent, "
+                   f"{summary['cache_hits']} cached, {summary['input_tokens']}+{summary['output_tokens']} tokens, "
+                   f"${summary['cost_usd']:.4f}, {summary['seconds']:.1f}s", err=as_json)
+    if as_json:
+        click.echo(json.dumps(summary, default=str))
+    _check_errors(summary)
+
+
+@click.command("serve-local")
+@click.option("--port", type=int, default=8080, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
+@click.option("--threads", type=int, default=None, help="CPU threads (default 2, 1 under CI).")
+@click.option("--verbose", is_flag=True, help="Show the llama.cpp server log.")
+def serve_local(port: int, threads: int | None, verbose: bool) -> None:
+    """Serve the bundled SmolLM2 model over the OpenAI API until Ctrl-C (model name: smollm2)."""
+    from personagen.llm.local import LOCAL_ALIAS, LocalServer
+
+    if not 0 <= port <= 65535:
+        from personagen.errors import BadInput
+
+        raise BadInput(f"--port {port}: expected 0-65535")
+    server = LocalServer(port=port, threads=threads, verbose=verbose)
+    url = server.start()
+
+    def _term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _term)
+    click.echo(f"serving {LOCAL_ALIAS} at {url} (OpenAI API; model name {LOCAL_ALIAS!r}); Ctrl-C to stop")
+    sys.stdout.flush()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    click.echo("stopped", err=True)
+
+
+__all__ = ["elicit", "serve_local", "PersonagenError"]

@@ -1,0 +1,306 @@
+"""Survey conductor: every persona answers every question through personagen.llm.
+
+Work is ordered persona-major (one persona's questions back to back, so the server reuses the persona's
+prompt prefix). Finished answers are written as small part files under LIB/.responses/ while the run goes
+and consolidated into LIB/responses.parquet at the end (and first thing on the next run after a kill), so a
+killed run loses no finished answer; the SQLite cache makes the rerun send nothing twice.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from personagen.elicit.matching import MAX_OPTIONS, letter_distribution, letters_for, match_answer
+from personagen.errors import BadInput, PersonagenError
+from personagen.library import RESPONSE_SCHEMA, Library, atomic_write_parquet
+from personagen.llm import BudgetExceeded, ChatRequest, ChatResult, LLMClient
+from personagen.templating import get_template, template_hash
+
+MODES = ("logprobs", "sample")
+SPLITS = ("train", "valid", "test", "all")
+PARTS_DIR = ".responses"
+KEY = ["persona_id", "survey_id", "qid", "model", "mode"]
+SYSTEM_T = "elicit/system.j2"
+USER_T = "elicit/user.j2"
+SAMPLE_MAX_TOKENS = 12  # a letter, or a short option text, on one line
+TOP_LOGPROBS = 20  # the OpenAI API maximum (llama.cpp serves more)
+OUT_SCHEMA: dict[str, pl.DataType] = {**RESPONSE_SCHEMA, "mass": pl.Float64, "raw": pl.String}
+
+
+# ---- responses part files --------------------------------------------------------------------------------
+def _parts_dir(lib: Library) -> Path:
+    return lib.path / PARTS_DIR
+
+
+def consolidate_parts(lib: Library) -> int:
+    """Merge leftover part files into responses.parquet (skipping keys already there); returns rows added."""
+    d = _parts_dir(lib)
+    if not d.is_dir():
+        return 0
+    for tmp in d.glob(".part-*.tmp"):  # a write interrupted by a kill
+        tmp.unlink(missing_ok=True)
+    parts = sorted(d.glob("part-*.parquet"))
+    if not parts:
+        return 0
+    frames = []
+    for i, p in enumerate(parts):
+        try:
+            frames.append(pl.read_parquet(p).with_columns(pl.lit(i).alias("_part")))
+        except Exception:  # noqa: BLE001 - unreadable leftovers are dropped (the cache still has the answers)
+            continue
+    added = 0
+    if frames:
+        new = pl.concat(frames, how="diagonal_relaxed")
+        new = new.filter(pl.col("_part") == pl.col("_part").min().over(KEY)).drop("_part")
+        old = lib.responses()
+        if old.height:
+            new = new.join(old.select(KEY).unique(), on=KEY, how="anti", nulls_equal=True)
+        if new.height:
+            lib.append_responses(new)
+        added = new.height
+    for p in parts:
+        p.unlink(missing_ok=True)
+    return added
+
+
+def _write_part(lib: Library, rows: list[dict]) -> None:
+    d = _parts_dir(lib)
+    d.mkdir(exist_ok=True)
+    df = pl.DataFrame(rows, schema=OUT_SCHEMA)
+    atomic_write_parquet(d / f"part-{time.time_ns():020d}-{os.getpid()}.parquet", df)
+
+
+def _done_keys(lib: Library, survey_id: str, model: str, mode: str) -> set[tuple[str, str]]:
+    """(persona_id, qid) already answered for this survey/model/mode (responses + unconsolidated parts)."""
+    frames = [lib.responses().select(KEY)]
+    d = _parts_dir(lib)
+    if d.is_dir():
+        frames += [pl.read_parquet(p, columns=KEY) for p in sorted(d.glob("part-*.parquet"))]
+    f = pl.concat(frames).filter((pl.col("survey_id") == survey_id) & (pl.col("model") == model) &
+                                 (pl.col("mode") == mode))
+    return set(f.select("persona_id", "qid").iter_rows())
+
+
+# ---- prompts ---------------------------------------------------------------------------------------------
+def build_messages(persona_text: str, question: str, options: Sequence[str], *,
+                   templates: str | os.PathLike | None = None) -> list[dict]:
+    """The chat messages for one persona and question (system: persona + instruction; user: the question)."""
+    sys_t, user_t = get_template(SYSTEM_T, templates), get_template(USER_T, templates)
+    opts = [{"letter": letter, "text": o} for letter, o in zip(letters_for(len(options)), options)]
+    return [{"role": "system", "content": sys_t.render(persona=persona_text).strip()},
+            {"role": "user", "content": user_t.render(question=question, options=opts).strip()}]
+
+
+# ---- answers -> rows -------------------------------------------------------------------------------------
+def _row(pid: str, sid: str, qid: str, option: str | None, prob: float | None, mode: str, model: str, n: int,
+         valid: bool, mass: float | None, raw: str | None) -> dict:
+    return {"persona_id": pid, "survey_id": sid, "qid": qid, "option": option, "prob": prob, "mode": mode,
+            "model": model, "n": n, "valid": valid, "mass": mass, "raw": raw}
+
+
+def logprob_rows(pid: str, sid: str, qid: str, options: list[str], res: ChatResult, model: str,
+                 min_mass: float) -> list[dict]:
+    """One row per option (renormalised letter probabilities) or one invalid row when mass < min_mass."""
+    tops = res.top_logprobs[0] if res.top_logprobs else None
+    probs, mass = letter_distribution(tops, len(options))
+    if tops is None or mass < min_mass:
+        return [_row(pid, sid, qid, None, None, "logprobs", model, 1, False, mass, res.text)]
+    return [_row(pid, sid, qid, o, p, "logprobs", model, 1, True, mass, None) for o, p in zip(options, probs)]
+
+
+def sample_rows(pid: str, sid: str, qid: str, options: list[str], texts: list[str | None],
+                model: str) -> tuple[list[dict], int]:
+    """Rows for K sampled answers: prob = count/K per option; each unmatched answer an invalid row with its
+    raw text. Returns (rows, number unmatched)."""
+    k = len(texts)
+    counts = [0] * len(options)
+    unmatched: list[str | None] = []
+    for t in texts:
+        i, _how = match_answer(t, options)
+        if i is None:
+            unmatched.append(t)
+        else:
+            counts[i] += 1
+    rows = []
+    if sum(counts):
+        rows = [_row(pid, sid, qid, o, c / k, "sample", model, k, True, None, None) for o, c in zip(options, counts)]
+    rows += [_row(pid, sid, qid, None, 1 / k, "sample", model, k, False, None, t if t is not None else "")
+             for t in unmatched]
+    return rows, len(unmatched)
+
+
+# ---- the stage -------------------------------------------------------------------------------------------
+def elicit_library(lib: Library, survey: Any, *, backend: str = "local", base_url: str | None = None,
+                   model: str | None = None, mode: str = "logprobs", samples: int = 1, temperature: float = 1.0,
+                   split: str = "all", limit: int | None = None, max_questions: int | None = None,
+                   concurrency: int = 4, fresh: bool = False, dry_run: bool = False, min_mass: float = 0.5,
+                   progress: bool = True, templates: str | os.PathLike | None = None,
+                   text_column: str = "text_narrative", prices: str | os.PathLike | None = None,
+                   max_requests: int | None = None, max_tokens_budget: int | None = None,
+                   seed: int = 0, flush_every_s: float = 2.0) -> dict[str, Any]:
+    """Ask every persona every selected question; append answers to LIB/responses.parquet; return a summary.
+
+    mode "logprobs": one request per (persona, question), max_tokens 1, distribution over option letters
+    from the top-20 logprobs (renormalised; covered mass below `min_mass` -> invalid row).
+    mode "sample": `samples` requests per (persona, question) with distinct seeds at `temperature`, matched to
+    options (letter, exact text, fuzzy); unmatched answers are kept as invalid rows with the raw text."""
+    if mode not in MODES:
+        raise BadInput(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
+    if split not in SPLITS:
+        raise BadInput(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
+    if samples < 1:
+        raise BadInput(f"--samples {samples}: must be at least 1")
+    if limit is not None and limit < 1:
+        raise BadInput(f"--limit {limit}: must be at least 1")
+    if max_questions is not None and max_questions < 1:
+        raise BadInput(f"--max-questions {max_questions}: must be at least 1")
+    if not 0.0 <= min_mass <= 1.0:
+        raise BadInput(f"--min-mass {min_mass}: must be between 0 and 1")
+    if temperature < 0:
+        raise BadInput(f"--temperature {temperature}: must be nonnegative")
+    k = samples if mode == "sample" else 1
+
+    personas = lib.personas()
+    for col in ("persona_id", text_column):
+        if col not in personas.columns:
+            raise BadInput(f"{lib.personas_path}: no column {col!r} (the persona text used to elicit)")
+    if limit is not None:
+        personas = personas.head(limit)
+    nulls = personas.filter(pl.col(text_column).is_null())
+    if nulls.height:
+        raise BadInput(f"{lib.personas_path}: persona {nulls['persona_id'][0]!r} has no {text_column}")
+    qids = survey.split_qids(split)
+    if max_questions is not None:
+        qids = qids[:max_questions]
+    if not qids:
+        raise BadInput(f"{survey.source}: no questions in split {split!r}")
+    for q in qids:
+        if len(survey.options(q)) > MAX_OPTIONS:
+            raise BadInput(f"{survey.source}: question {q!r} has {len(survey.options(q))} options; "
+                           f"at most {MAX_OPTIONS} can be lettered")
+    hashes = {SYSTEM_T: template_hash(SYSTEM_T, templates), USER_T: template_hash(USER_T, templates)}
+
+    client = LLMClient.create(backend=backend, base_url=base_url, model=model, cache_path=lib.llm_db,
+                              concurrency=concurrency, fresh=fresh, max_requests=max_requests,
+                              max_tokens_budget=max_tokens_budget, prices=prices, progress=progress)
+    model_name = client.model_name
+    sid = survey.survey_id
+    if not dry_run:
+        consolidate_parts(lib)
+    done = _done_keys(lib, sid, model_name, mode)
+
+    # persona-major work list
+    sys_t, user_t = get_template(SYSTEM_T, templates), get_template(USER_T, templates)
+    qinfo = {}
+    for q in qids:
+        opts = survey.options(q)
+        qinfo[q] = (opts, user_t.render(question=survey.question(q).text,
+                                        options=[{"letter": a, "text": o}
+                                                 for a, o in zip(letters_for(len(opts)), opts)]).strip())
+    items: list[tuple[str, str]] = []
+    requests: list[ChatRequest] = []
+    skipped = 0
+    for pid, text in personas.select("persona_id", text_column).iter_rows():
+        system = {"role": "system", "content": sys_t.render(persona=text).strip()}
+        for q in qids:
+            if (pid, q) in done:
+                skipped += 1
+                continue
+            msgs = [system, {"role": "user", "content": qinfo[q][1]}]
+            items.append((pid, q))
+            if mode == "logprobs":
+                requests.append(ChatRequest(messages=msgs, temperature=0.0, max_tokens=1, logprobs=True,
+                                            top_logprobs=TOP_LOGPROBS))
+            else:
+                requests.extend(ChatRequest(messages=msgs, temperature=temperature, max_tokens=SAMPLE_MAX_TOKENS,
+                                            seed=seed + j, stop=["\n"]) for j in range(k))
+
+    summary: dict[str, Any] = {
+        "survey_id": sid, "model": model_name, "backend": backend, "mode": mode, "samples": k,
+        "personas": personas.height, "questions": len(qids), "answers_skipped": skipped,
+        "answers_todo": len(items), "requests": len(requests), "requests_sent": 0, "cache_hits": 0,
+        "answers_written": 0, "rows_written": 0, "invalid": 0, "errors": 0, "input_tokens": 0,
+        "output_tokens": 0, "cost_usd": 0.0, "dry_run": dry_run, "estimate": None, "seconds": 0.0}
+    if dry_run:
+        summary["estimate"] = client.estimate(requests)
+        return summary
+    if not requests:
+        return summary
+
+    t0 = time.perf_counter()
+    buffer: list[dict] = []
+    pending: dict[int, list[ChatResult | None]] = {}
+    first_error: str | None = None
+    last_flush = time.perf_counter()
+
+    def flush() -> None:
+        nonlocal buffer, last_flush
+        if buffer:
+            _write_part(lib, buffer)
+            summary["rows_written"] += len(buffer)
+            buffer = []
+        last_flush = time.perf_counter()
+
+    stopped: BaseException | None = None
+    try:
+        with client:
+            try:
+                for i, res in client.run_iter(requests, desc=f"elicit {mode}"):
+                    item = i // k
+                    got = pending.setdefault(item, [None] * k)
+                    got[i % k] = res
+                    if any(r is None for r in got):
+                        continue
+                    del pending[item]
+                    pid, q = items[item]
+                    opts = qinfo[q][0]
+                    errs = [r.error for r in got if r.error]
+                    if errs:
+                        summary["errors"] += 1
+                        first_error = first_error or errs[0]
+                        continue
+                    if mode == "logprobs":
+                        rows = logprob_rows(pid, sid, q, opts, got[0], model_name, min_mass)
+                        summary["invalid"] += int(not rows[0]["valid"])
+                    else:
+                        rows, bad = sample_rows(pid, sid, q, opts, [r.text for r in got], model_name)
+                        summary["invalid"] += bad
+                    buffer.extend(rows)
+                    summary["answers_written"] += 1
+                    if time.perf_counter() - last_flush >= flush_every_s:
+                        flush()
+            except BudgetExceeded as e:
+                stopped = e
+            finally:
+                flush()
+    finally:
+        consolidate_parts(lib)
+        st = client.stats
+        for key in ("requests_sent", "cache_hits", "input_tokens", "output_tokens", "cost_usd"):
+            summary[key] = st[key]
+        summary["seconds"] = round(time.perf_counter() - t0, 3)
+        if first_error:
+            summary["first_error"] = first_error
+        lib.record("elicit", survey_id=sid, survey_source=str(survey.source), backend=backend,
+                   base_url=client.base_url if backend == "openai" else None, model=model_name,
+                   model_identity=client.identity, mode=mode, samples=k,
+                   temperature=temperature if mode == "sample" else 0.0, split=split, limit=limit,
+                   max_questions=max_questions, min_mass=min_mass, text_column=text_column, templates=hashes,
+                   **{key: summary[key] for key in ("answers_written", "invalid", "errors", "requests_sent",
+                                                    "cache_hits", "input_tokens", "output_tokens", "cost_usd")})
+    if stopped is not None:
+        raise stopped
+    return summary
+
+
+def _check_errors(summary: dict[str, Any]) -> None:
+    """Raise PersonagenError when requests failed (finished answers are already saved)."""
+    if summary.get("errors"):
+        raise PersonagenError(f"{summary['errors']} answer(s) failed after retries (first: "
+                              f"{summary.get('first_error')}); finished answers are saved, rerun to retry them")

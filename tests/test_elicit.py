@@ -1,0 +1,202 @@
+"""Elicitation end to end against the real bundled model (session server): both modes, reruns, kill -9."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from personagen.library import Library
+from personagen.surveys.schema import Survey, load
+
+pytestmark = pytest.mark.llm
+
+PERSONAS = [
+    ("p1", "I am Mary, a 67-year-old retired teacher from rural Vermont. I go to church every week, "
+           "worry about the cost of living and vote in every election."),
+    ("p2", "I am Jamal, a 29-year-old software developer in Burlington. I rent an apartment, cycle to work "
+           "and care a lot about climate change."),
+    ("p3", "I am Tom, a 45-year-old dairy farmer. I own my land, hunt in the fall and distrust big government."),
+]
+
+
+def opinionqa_survey(shared_data: Path, n: int = 5) -> Survey:
+    """The first n questions of a real OpinionQA wave (options as listed, 'Refused' dropped)."""
+    p = shared_data / "opinionqa" / "human_resp" / "American_Trends_Panel_W82" / "info.csv"
+    if not p.is_file():
+        pytest.skip(f"{p} not present")
+    qs = []
+    with open(p, newline="") as fh:
+        for row in csv.DictReader(fh):
+            opts = [o for o in ast.literal_eval(row["references"]) if o != "Refused"]
+            qs.append({"qid": row["key"], "question": row["question"], "options": opts,
+                       "targets": {"overall": {o: 1 / len(opts) for o in opts}}})
+            if len(qs) == n:
+                break
+    return Survey.from_records("ATP_W82", qs, source=str(p))
+
+
+@pytest.fixture()
+def setup(tmp_path, shared_data):
+    lib = Library.init(tmp_path / "lib", seed=0)
+    lib.write_personas(pl.DataFrame({"persona_id": [p for p, _ in PERSONAS],
+                                     "source": ["census"] * 3, "text_narrative": [t for _, t in PERSONAS]}))
+    survey = opinionqa_survey(shared_data)
+    spath = survey.save(tmp_path / "survey.parquet")
+    return lib, survey, spath
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "personagen.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _log(lib: Library) -> list[tuple[str, str | None]]:
+    con = sqlite3.connect(lib.llm_db)
+    try:
+        return con.execute("SELECT hash, error FROM log").fetchall()
+    finally:
+        con.close()
+
+
+def test_logprobs_mode_rerun_and_cache(setup, local_llm_url):
+    lib, survey, _ = setup
+    kw = dict(backend="openai", base_url=local_llm_url, model="smollm2", progress=False)
+    s = lib.elicit(survey, mode="logprobs", **kw)
+    assert s["answers_written"] == 15 and s["requests_sent"] == 15 and s["errors"] == 0
+    r = lib.responses()
+    assert set(r["persona_id"]) == {"p1", "p2", "p3"} and r["qid"].n_unique() == 5
+    assert set(r["mode"]) == {"logprobs"} and set(r["model"]) == {"smollm2"} and set(r["n"]) == {1}
+    valid = r.filter(pl.col("valid"))
+    sums = valid.group_by("persona_id", "qid").agg(pl.col("prob").sum())
+    assert ((sums["prob"] - 1).abs() < 1e-9).all()
+    assert ((valid["mass"] > 0) & (valid["mass"] <= 1)).all()
+    for q in survey.qids:  # every option of every question has a row for a valid answer
+        assert set(valid.filter(pl.col("qid") == q)["option"]) <= set(survey.options(q))
+    before = r.sort("persona_id", "qid", "option")
+    # rerun: everything is already answered -> no calls at all
+    s2 = lib.elicit(survey, mode="logprobs", **kw)
+    assert s2["requests_sent"] == 0 and s2["cache_hits"] == 0 and s2["answers_skipped"] == 15
+    assert lib.responses().height == r.height
+    # answers gone but cache kept -> rebuilt from the cache, still no calls
+    lib.responses_path.unlink()
+    s3 = lib.elicit(survey, mode="logprobs", **kw)
+    assert s3["requests_sent"] == 0 and s3["cache_hits"] == 15
+    assert lib.responses().sort("persona_id", "qid", "option").equals(before)
+    assert len(_log(lib)) == 15
+    hist = [h for h in Library.open(lib.path).manifest["history"] if h["stage"] == "elicit"]
+    assert len(hist) == 2 and set(hist[0]["templates"]) == {"elicit/system.j2", "elicit/user.j2"}
+    assert hist[0]["mode"] == "logprobs" and hist[0]["model"] == "smollm2"
+
+
+def test_sample_mode_keeps_unmatched(setup, local_llm_url):
+    lib, survey, _ = setup
+    s = lib.elicit(survey, mode="sample", samples=2, temperature=1.0, backend="openai", base_url=local_llm_url,
+                   model="smollm2", progress=False)
+    assert s["answers_written"] == 15 and s["requests_sent"] == 30
+    r = lib.responses()
+    assert set(r["n"]) == {2} and set(r["mode"]) == {"sample"}
+    tot = r.group_by("persona_id", "qid").agg(pl.col("prob").sum())
+    assert tot.height == 15 and ((tot["prob"] - 1).abs() < 1e-9).all()  # matched + unmatched = K answers
+    bad = r.filter(~pl.col("valid"))
+    assert bad.height == s["invalid"]
+    assert bad["raw"].is_not_null().all() and bad["option"].is_null().all()
+    assert set(r.filter(pl.col("valid"))["prob"].to_list()) <= {0.0, 0.5, 1.0}
+    s2 = lib.elicit(survey, mode="sample", samples=2, backend="openai", base_url=local_llm_url, model="smollm2",
+                    progress=False)
+    assert s2["requests_sent"] == 0
+
+
+def test_min_mass_marks_invalid_not_guessed(setup, local_llm_url):
+    lib, survey, _ = setup
+    s = lib.elicit(survey, limit=1, max_questions=2, min_mass=1.0, backend="openai", base_url=local_llm_url,
+                   model="smollm2", progress=False)
+    r = lib.responses()
+    assert s["invalid"] == 2 and r.height == 2
+    assert not r["valid"].any() and r["option"].is_null().all() and (r["mass"] < 1.0).all()
+
+
+def test_kill9_then_rerun_answers_each_once(setup, local_llm_url):
+    lib, survey, spath = setup
+    args = ["elicit", str(lib.path), "--survey", str(spath), "--backend", "openai", "--base-url", local_llm_url,
+            "--model", "smollm2", "--limit", "3", "--max-questions", "5", "--concurrency", "2", "--no-progress"]
+    proc = subprocess.Popen([sys.executable, "-m", "personagen.cli", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    killed = False
+    deadline = time.time() + 90
+    while time.time() < deadline and proc.poll() is None:
+        if lib.llm_db.exists():
+            try:
+                n = len(_log(lib))
+            except sqlite3.OperationalError:
+                n = 0
+            if n >= 4:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed = True
+                break
+        time.sleep(0.05)
+    proc.wait(timeout=30)
+    assert killed, "the run finished before it could be killed"
+    first = len(_log(lib))
+    assert 4 <= first < 15
+    out = _cli(*args, "--json")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    r = lib.responses()
+    per = r.group_by("persona_id", "qid").agg(pl.len())
+    assert per.height == 15  # every (persona, question) answered
+    keys = r.select("persona_id", "qid", "option").unique()
+    assert keys.height == r.height  # ...exactly once
+    log = _log(lib)
+    hashes = [h for h, e in log if e is None]
+    assert len(hashes) == len(set(hashes)) == 15  # no request sent twice
+    assert summary["requests_sent"] == 15 - first
+    assert not (lib.path / ".responses").exists() or not list((lib.path / ".responses").glob("part-*"))
+
+
+def test_bad_inputs_exit_clearly(setup, local_llm_url, tmp_path, monkeypatch):
+    lib, survey, spath = setup
+    base = ["elicit", str(lib.path), "--survey", str(spath), "--no-progress"]
+    out = _cli(*base, "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--model", "m")
+    assert out.returncode == 1 and "cannot reach" in out.stderr and "Traceback" not in out.stderr
+    out = _cli(*base, "--backend", "openai", "--base-url", local_llm_url, "--model", "gpt-99")
+    assert out.returncode == 2 and "gpt-99" in out.stderr
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "PERSONAGEN_API_KEY")}
+    out = subprocess.run([sys.executable, "-m", "personagen.cli", *base, "--backend", "openai",
+                          "--base-url", "https://api.example.invalid/v1", "--model", "gpt-4o-mini"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 2 and "OPENAI_API_KEY not set" in out.stderr
+    # a question with one option: the survey is refused with a message naming it
+    f = load(spath).frame
+    one = f.filter(~((pl.col("qid") == survey.qids[0]) & (pl.col("option_index") > 0)))
+    bad = tmp_path / "bad.parquet"
+    one.with_columns(pl.when(pl.col("qid") == survey.qids[0]).then(1.0).otherwise(pl.col("share"))
+                     .alias("share")).write_parquet(bad)
+    out = _cli("elicit", str(lib.path), "--survey", str(bad), "--backend", "openai", "--base-url", local_llm_url,
+               "--model", "smollm2")
+    assert out.returncode == 2 and survey.qids[0] in out.stderr and "option" in out.stderr
+    assert not lib.llm_db.exists() and not lib.responses_path.exists()
+
+
+def test_dry_run_sends_and_writes_nothing(setup, local_llm_url):
+    lib, survey, spath = setup
+    manifest = (lib.path / "manifest.json").read_text()
+    out = _cli("elicit", str(lib.path), "--survey", str(spath), "--backend", "openai", "--base-url",
+               "http://127.0.0.1:9/v1", "--model", "gpt-4o-mini", "--mode", "sample", "--samples", "3",
+               "--dry-run", "--json")
+    assert out.returncode == 0, out.stderr
+    s = json.loads(out.stdout.strip().splitlines()[-1])
+    assert s["estimate"]["requests"] == 45 and s["estimate"]["input_tokens"] > 45 * 50
+    assert s["estimate"]["cost_usd"] > 0 and s["requests_sent"] == 0
+    assert sorted(p.name for p in lib.path.iterdir()) == ["manifest.json", "personas.parquet"]
+    assert (lib.path / "manifest.json").read_text() == manifest
