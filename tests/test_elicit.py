@@ -185,7 +185,7 @@ def test_bad_inputs_exit_clearly(setup, local_llm_url, tmp_path, monkeypatch):
     out = _cli("elicit", str(lib.path), "--survey", str(bad), "--backend", "openai", "--base-url", local_llm_url,
                "--model", "smollm2")
     assert out.returncode == 2 and survey.qids[0] in out.stderr and "option" in out.stderr
-    assert not lib.llm_db.exists() and not lib.responses_path.exists()
+    assert not lib.responses_path.exists()
 
 
 def test_dry_run_sends_and_writes_nothing(setup, local_llm_url):

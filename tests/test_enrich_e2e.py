@@ -21,7 +21,7 @@ def test_enrich_cli_local_model(tmp_path: Path, local_llm_url: str) -> None:
     lib = census_library(tmp_path / "lib", n=3)
     cmd = [sys.executable, "-m", "personagen.cli", "enrich", str(lib.path), "--backend", "openai",
            "--base-url", local_llm_url, "--model", "smollm2", "--categories", "ideology,quirks",
-           "--max-retries", "1", "--limit", "2", "--json"]
+           "--max-retries", "1", "--limit", "2", "--max-tokens", "24", "--json"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads(r.stdout.strip().splitlines()[-1])

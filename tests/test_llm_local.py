@@ -65,3 +65,29 @@ def test_local_backend_estimate_within_10pct(tmp_path):
         assert abs(est_many - exact) <= 0.10 * exact, (est_many, exact)
         assert c.estimate(reqs)["requests"] == 0  # all cached now
     assert c.model_name.startswith("local:")
+
+
+def test_serve_local_cli_prints_url_and_stops(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    from personagen.llm.local import local_available
+
+    if local_available():
+        pytest.skip(local_available())
+    proc = subprocess.Popen([sys.executable, "-m", "personagen.cli", "serve-local", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = line.split(" at ")[1].split()[0]
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
+        with urllib.request.urlopen(url + "/models", timeout=30) as fh:
+            assert b"smollm2" in fh.read()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

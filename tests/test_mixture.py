@@ -160,7 +160,8 @@ def test_mixture_cli_local_model(tmp_path: Path, local_llm_url: str, shared_data
     cmd = [sys.executable, "-m", "personagen.cli", "mixture", "--target", str(src), "--column", "move",
            "--question", "You have 100 dollars. How many do you give to a stranger?",
            "--out", str(tmp_path / "lib"), "--backend", "openai", "--base-url", local_llm_url, "--model", "smollm2",
-           "--components", "2", "--iters", "2", "--samples", "3", "--range", "0", "100", "--json"]
+           "--components", "2", "--iters", "2", "--samples", "3", "--range", "0", "100",
+           "--prompt-tokens", "32", "--json"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])

@@ -185,7 +185,7 @@ def _fit_simplex(D, r, sw, w0, pull, lam, masks, constraints, lam_grid) -> FitRe
         obj = _simplex.objective(quad, w, lam, w0, pull)
         return FitResult(w, obj, lam, None, 0, "cvxpy-clarabel", 0.0, cv=curve,
                          info={"margin_violation": constraints.violation(w)})
-    quad = Quad.from_design(D, r, sw)
+    quad = Quad.from_design(D, r, sw, dense=pull == "kl")
     if lam is None and masks is not None:
         grid = np.asarray(lam_grid, dtype=float) if lam_grid is not None else _simplex.lam_grid(quad)
         quads = list(_cv.fold_quads(D, r, sw, masks))
@@ -205,7 +205,7 @@ def _fit_simplex(D, r, sw, w0, pull, lam, masks, constraints, lam_grid) -> FitRe
 
 
 def _fit_sparse(D, r, sw, w0, alpha, masks, max_agents, lam_grid) -> FitResult:
-    quad = Quad.from_design(D, r, sw)
+    quad = Quad.from_design(D, r, sw, dense=False)
     curve = None
     if alpha is None and masks is not None:
         grid = np.asarray(lam_grid, dtype=float) if lam_grid is not None else _sparse.alpha_grid(quad)

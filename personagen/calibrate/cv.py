@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from personagen.calibrate.solvers import Quad
+from personagen.calibrate.solvers import Quad, gram
 from personagen.surveys.schema import kfold_groups
 
 Array = np.ndarray
@@ -56,13 +56,12 @@ def fold_quads(D: Array, r: Array, sw: Array, masks: Sequence[Array], *, dense: 
         for m in masks:
             yield Quad(D=D[~m], r=r[~m], sw=sw[~m])
         return
-    DW = D * sw[:, None]
-    G = DW.T @ D
-    b = DW.T @ r
+    G = gram(D, sw)
+    b = D.T @ (sw * r)
     c = 0.5 * float(r @ (sw * r))
     for m in masks:
-        Df, DWf, rf = D[m], DW[m], r[m]
-        yield Quad(G=G - DWf.T @ Df, b=b - DWf.T @ rf, c=c - 0.5 * float(rf @ (sw[m] * rf)))
+        Df, rf = D[m], r[m]
+        yield Quad(G=G - gram(Df, sw[m]), b=b - Df.T @ (sw[m] * rf), c=c - 0.5 * float(rf @ (sw[m] * rf)))
 
 
 def heldout_mse(D: Array, r: Array, sw: Array, w: Array) -> float:

@@ -87,7 +87,8 @@ def _score(pred: dict[str, np.ndarray], target: dict[str, np.ndarray], ordinals:
 
 def _fit(D: np.ndarray, r: np.ndarray, *, groups: np.ndarray | None, method: str, row_weights: np.ndarray | None,
          base: np.ndarray | None, pull: str, seed: int, folds: int | None, constraints: Any = None,
-         lam: float | None = None, alpha: float | None = None):  # noqa: ANN202 (FitResult)
+         lam: float | None = None, alpha: float | None = None,
+         max_agents: int | None = None):  # noqa: ANN202 (FitResult)
     """Call fit_weights with the options it understands (folds/seed/constraints are optional extras)."""
     from personagen.calibrate import fit_weights
 
@@ -97,6 +98,8 @@ def _fit(D: np.ndarray, r: np.ndarray, *, groups: np.ndarray | None, method: str
         kw["folds"] = folds
     if constraints is not None:
         kw["constraints"] = constraints
+    if max_agents is not None:
+        kw["max_agents"] = max_agents
     return fit_weights(D, r, **kw)
 
 
@@ -106,7 +109,7 @@ def _cv_info(res: Any) -> dict[str, Any] | None:
     if cv is None:
         return None
     if not isinstance(cv, dict):
-        cv = getattr(cv, "__dict__", {"value": str(cv)})
+        cv = cv.to_dict() if hasattr(cv, "to_dict") else getattr(cv, "__dict__", {"value": str(cv)})
     out: dict[str, Any] = {}
     for k, v in cv.items():
         if isinstance(v, np.ndarray):
@@ -136,6 +139,9 @@ def _refit_top_k(D: np.ndarray, r: np.ndarray, w: np.ndarray, k: int, fit_kw: di
         b = np.asarray(base, dtype=float)[keep]
         kw["base"] = b / b.sum() if b.sum() > 0 else None
     kw["groups"] = None  # λ/α fixed: no second CV
+    cons = kw.get("constraints")
+    if cons is not None:
+        kw["constraints"] = type(cons)(np.asarray(cons.A)[:, keep], cons.m, cons.tol)
     res = _fit(D[:, keep], r, **kw)
     full = np.zeros(D.shape[1])
     full[keep] = np.asarray(res.weights, dtype=float)
@@ -206,12 +212,14 @@ def calibrate_library(lib: Any, survey: Any = None, *, method: str = "simplex", 
                       pull: str = "l2", seed: int = 0, name: str | None = None, max_agents: int | None = None,
                       split_seed: int | None = None, base: str = "uniform", model: str | None = None,
                       mode: str | None = None, drop_incomplete: bool = False, folds: int | None = None,
-                      n_boot: int = 1000, overwrite: bool = False, write: bool = True) -> Calibration:
+                      n_boot: int = 1000, census_tol: float = 0.01, overwrite: bool = False,
+                      write: bool = True) -> Calibration:
     """Fit persona weights of `lib` to `survey` (group `group`) and/or census margins; write the calibration.
 
     survey: a Survey or a path to one (None with `census_margins` = reweight to census margins only).
     census_margins: persona columns ("age_band,sex,education" or a list) whose PWGTP-weighted census shares
-    are matched: alone they are the targets; with a survey they become constraints of the fit.
+    are matched: alone they are the targets; with a survey they become constraints of the fit
+    (each weighted category share within ±census_tol of the census share; simplex only).
     Returns Calibration(weights, report, path). Raises BadInput (nothing written) on bad input.
     """
     from personagen.library import Library, staged_dir
@@ -231,6 +239,8 @@ def calibrate_library(lib: Any, survey: Any = None, *, method: str = "simplex", 
     census_margins = list(census_margins or [])
     if survey is None and not census_margins:
         raise BadInput("give --survey SURVEY or --census-margins VARS")
+    if survey is not None and census_margins and method != "simplex":
+        raise BadInput(f"--census-margins with --survey adds constraints to the simplex fit; not to --method {method}")
     if survey is not None and not hasattr(survey, "qids"):
         from personagen.surveys import load
 
@@ -259,17 +269,21 @@ def calibrate_library(lib: Any, survey: Any = None, *, method: str = "simplex", 
         keep_idx = {p: i for i, p in enumerate(personas["persona_id"].cast(pl.String).to_list())}
         sub = personas[[keep_idx[p] for p in pids]]
         mdes, mr, mt = _margin_design(lib, sub, census_margins)
-        constraints = {"A": mdes.D, "b": mr, "groups": mdes.groups, "rows": mdes.rows}
+        from personagen.calibrate import MarginConstraints
+
+        constraints = MarginConstraints(mdes.D, mr, census_tol)
         margin_info = {"variables": census_margins, "design": mdes, "targets": mt}
 
     fit_kw: dict[str, Any] = dict(method=method, row_weights=row_w, base=None if base == "uniform" else w0,
                                   pull=pull, seed=seed, folds=folds, constraints=constraints)
     n_q_train = len(train_des.qids)
-    res = _fit(train_des.D, r_train, groups=train_des.groups if n_q_train >= 2 else None, **fit_kw)
+    native_top_k = method == "sparse" and max_agents is not None
+    res = _fit(train_des.D, r_train, groups=train_des.groups if n_q_train >= 2 else None,
+               max_agents=max_agents if native_top_k else None, **fit_kw)
     w = np.asarray(res.weights, dtype=float)
     info = _result_fields(res)
     cv = _cv_info(res)
-    if max_agents is not None and max_agents < len(w):
+    if max_agents is not None and max_agents < len(w) and not native_top_k:
         w, res2 = _refit_top_k(train_des.D, r_train, w, max_agents,
                                dict(fit_kw, lam=info["lam"], alpha=info["alpha"]))
         info["solver_seconds"] = (info["solver_seconds"] or 0.0) + (getattr(res2, "seconds", 0.0) or 0.0)

@@ -33,8 +33,8 @@ def rake(
     groups: Array,
     base: Array,
     *,
-    max_iter: int = 1000,
-    tol: float = 1e-10,
+    max_iter: int = 500,
+    tol: float = 1e-9,
 ) -> RakeResult:
     """IPF from `base` until every margin is within `tol` (max abs) or `max_iter` sweeps."""
     D = np.asarray(D, dtype=float)

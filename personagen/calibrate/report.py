@@ -151,6 +151,10 @@ def _plot_cv(path: Path, cal: Any) -> None:
         ax.set_axis_off()
     else:
         grid, err, se, pname = ser
+        order = np.argsort(grid)
+        grid = [grid[i] for i in order]
+        err = [err[i] for i in order]
+        se = [se[i] for i in order] if se is not None else None
         g = np.asarray(grid)
         pos = g > 0
         x = np.where(pos, g, np.min(g[pos]) / 10 if pos.any() else 1e-8)

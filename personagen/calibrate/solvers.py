@@ -27,7 +27,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg as sla
 
+from personagen.calibrate._blas import blas_threads
+
 Array = np.ndarray
+
+
+def gram(D: Array, sw: Array | None = None) -> Array:
+    """DᵀWD by a symmetric rank-k update (half the flops of a GEMM)."""
+    X = D if sw is None else D * np.sqrt(sw)[:, None]
+    X = np.asarray(X, dtype=np.float64, order="F")
+    C = sla.blas.dsyrk(1.0, X, trans=1, lower=0)
+    iu = np.triu_indices_from(C, 1)
+    C[(iu[1], iu[0])] = C[iu]
+    return C
 
 
 class Quad:
@@ -74,15 +86,13 @@ class Quad:
             dense = D.shape[1] <= 3000
         if not dense:
             return cls(D=D, r=r, sw=sw_)
-        DW = D * sw_[:, None]
-        return cls(G=DW.T @ D, b=DW.T @ r, c=0.5 * float(r @ (sw_ * r)))
+        return cls(G=gram(D, sw_), b=D.T @ (sw_ * r), c=0.5 * float(r @ (sw_ * r)))
 
     def densify(self) -> Quad:
         """The same quadratic with its dense Gram formed (needed by the KL Newton solver)."""
         if self.G is not None:
             return self
-        DW = self.D * self.sw[:, None]
-        return Quad(G=DW.T @ self.D, b=self.b, c=self.c)
+        return Quad(G=gram(self.D, self.sw), b=self.b, c=self.c)
 
     # -- access ---------------------------------------------------------------------------------
     def diag_mean(self) -> float:
@@ -95,6 +105,9 @@ class Quad:
         """G w."""
         self.n_grad += 1
         if self.G is not None:
+            nz = np.flatnonzero(w)
+            if len(nz) < self.n // 3:
+                return self.G[:, nz] @ w[nz]
             return self.G @ w
         nz = np.flatnonzero(w)
         if len(nz) < self.n // 4:
@@ -202,7 +215,7 @@ def _eq_solve(H: Array, fP: Array, simplex: bool) -> tuple[Array, float]:
     return a + nu * c, nu
 
 
-def active_set(
+def _active_set(
     quad: Quad,
     f: Array,
     mu: float = 0.0,
@@ -211,6 +224,7 @@ def active_set(
     w_start: Array | None = None,
     tol: float = 1e-10,
     max_iter: int = 500,
+    max_add_floor: int = 20,
 ) -> QPResult:
     """Solve min ½wᵀ(G+μI)w − fᵀw s.t. w ≥ 0 [, Σw = 1] to a KKT point.
 
@@ -264,6 +278,13 @@ def active_set(
             return QPResult(w, it, kkt / scale, "active-set")
         if not neg.any():
             best = w
+        if viol.sum() > max_add_floor + P.sum():
+            # grow the support at most geometrically: a few hundred columns at a time keeps each
+            # Cholesky (and, matrix-free, each new Gram block) small while the support is found
+            cand = np.flatnonzero(viol)
+            keep = cand[np.argsort(rho[cand], kind="stable")[: max_add_floor + int(P.sum())]]
+            viol = np.zeros(n, dtype=bool)
+            viol[keep] = True
         Pn = (P & (w > 0)) | viol
         if simplex and not Pn.any():
             Pn[int(np.argmin(rho))] = True
@@ -316,7 +337,7 @@ def active_set(
     return QPResult(w, it, kkt / scale, "active-set+primal", converged=False)
 
 
-def fista_simplex(
+def _fista_simplex(
     quad: Quad,
     f: Array,
     mu: float = 0.0,
@@ -355,7 +376,7 @@ def fista_simplex(
     return QPResult(w, max_iter, float("nan"), "fista", converged=False)
 
 
-def kl_newton(
+def _kl_newton(
     quad: Quad,
     lam: float,
     w0: Array,
@@ -416,8 +437,26 @@ def kl_newton(
                 break
         if t < 1e-20:
             break
-        x = xn / xn.sum()
+        x = np.maximum(xn / xn.sum(), 1e-250)
         fx = obj(x)
     w = np.zeros_like(w0)
     w[pos] = x
     return QPResult(w, max_iter, dec, "kl-newton", converged=dec <= 1e-9 * max(abs(fx), 1e-300))
+
+
+def active_set(quad: Quad, f: Array, mu: float = 0.0, **kw) -> QPResult:
+    """Solve min ½wᵀ(G+μI)w − fᵀw s.t. w ≥ 0 [, Σw = 1] (single-threaded BLAS: many small solves)."""
+    with blas_threads(1):
+        return _active_set(quad, f, mu, **kw)
+
+
+def fista_simplex(quad: Quad, f: Array, mu: float = 0.0, **kw) -> QPResult:
+    """FISTA on the simplex (see `_fista_simplex`)."""
+    with blas_threads(1):
+        return _fista_simplex(quad, f, mu, **kw)
+
+
+def kl_newton(quad: Quad, lam: float, w0: Array, **kw) -> QPResult:
+    """KL-pulled simplex fit by damped Newton (see `_kl_newton`)."""
+    with blas_threads(1):
+        return _kl_newton(quad, lam, w0, **kw)

@@ -36,11 +36,12 @@ def _lib(path: Path):  # noqa: ANN202
 @click.option("--fresh", is_flag=True, help="Re-enrich personas already enriched.")
 @click.option("--dedup-threshold", type=float, default=0.8, show_default=True,
               help="Jaccard threshold of the near-duplicate report.")
+@click.option("--max-tokens", type=int, default=96, show_default=True, help="Output cap per trait.")
 @_CONC
 @_TEMPLATES
 @_JSON
 def enrich(lib: Path, backend: str, base_url: str | None, model: str | None, categories: tuple[str, ...],
-           max_retries: int, limit: int | None, fresh: bool, dedup_threshold: float, concurrency: int,
+           max_retries: int, limit: int | None, fresh: bool, dedup_threshold: float, max_tokens: int, concurrency: int,
            templates: str | None, as_json: bool) -> None:
     """Add open-ended traits (PERSONA-style) to census personas, judge-filtered; report near-duplicates."""
     from personagen.enrich.traits import DEFAULT_CATEGORIES, enrich_library
@@ -48,7 +49,8 @@ def enrich(lib: Path, backend: str, base_url: str | None, model: str | None, cat
     cats = [c.strip() for x in categories for c in x.split(",") if c.strip()] or list(DEFAULT_CATEGORIES)
     rep = enrich_library(_lib(lib), backend=backend, base_url=base_url, model=model, categories=cats,
                          max_retries=max_retries, limit=limit, fresh=fresh, templates=templates,
-                         dedup_threshold=dedup_threshold, concurrency=concurrency)
+                         dedup_threshold=dedup_threshold, concurrency=concurrency,
+                         max_tokens=max_tokens)
     click.echo(f"enriched {rep['n_personas']} personas ({', '.join(cats)}); rejections by rule "
                f"{rep['rejections_by_rule']}; {rep['duplicates']['n_pairs']} near-duplicate pairs", err=as_json)
     for c, v in rep["per_category"].items():
@@ -78,13 +80,14 @@ def enrich(lib: Path, backend: str, base_url: str | None, model: str | None, cat
 @click.option("--mix-after", type=int, default=2, show_default=True, help="Patches before a question uses mixed modes.")
 @click.option("--per-call", type=int, default=2, show_default=True, help="Personas per endowment call.")
 @click.option("--split", default="train", show_default=True, help="Survey split the pool answers.")
+@click.option("--max-tokens", type=int, default=320, show_default=True, help="Output cap per endowment call.")
 @_CONC
 @_TEMPLATES
 @_JSON
 def endow(lib: Path, survey_path: Path, budget: int, backend: str, base_url: str | None, model: str | None,
           strategy: str, bank: Path | None, seed: int, initial_per_mode: int, step_size: int | None,
           temperature: float, lowest_k: int, patch_ratio: float, mix_after: int, per_call: int, split: str,
-          concurrency: int, templates: str | None, as_json: bool) -> None:
+          max_tokens: int, concurrency: int, templates: str | None, as_json: bool) -> None:
     """Generate a P2P agent pool for a survey (active | vanilla | random-census)."""
     from personagen.endow.active import endow_library
     from personagen.surveys import load
@@ -93,7 +96,7 @@ def endow(lib: Path, survey_path: Path, budget: int, backend: str, base_url: str
                         base_url=base_url, model=model, bank=bank, seed=seed, initial_per_mode=initial_per_mode,
                         step_size=step_size, temperature=temperature, lowest_k=lowest_k, patch_ratio=patch_ratio,
                         mix_after=mix_after, per_call=per_call, split=split, templates=templates,
-                        concurrency=concurrency)
+                        concurrency=concurrency, max_tokens=max_tokens)
     summary = {k: log.get(k) for k in ("strategy", "survey_id", "budget", "n_generated", "by_source",
                                        "final_mean_entropy", "failures", "answers", "seconds")}
     click.echo(f"endow {strategy}: {log['n_generated']} agents; final mean entropy "
@@ -119,19 +122,21 @@ def endow(lib: Path, survey_path: Path, budget: int, backend: str, base_url: str
 @click.option("--range", "value_range", type=(float, float), default=None, help="LO HI of valid answers.")
 @click.option("--name", default="mixture", show_default=True, help="Calibration name.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--prompt-tokens", type=int, default=120, show_default=True, help="Output cap of craft/improve.")
 @_CONC
 @_TEMPLATES
 @_JSON
 def mixture(target: Path, column: str | None, question: str | None, out: Path, backend: str, base_url: str | None,
             model: str | None, method: str, components: int, iters: int, samples: int,
-            value_range: tuple[float, float] | None, name: str, seed: int, concurrency: int,
+            value_range: tuple[float, float] | None, name: str, seed: int, prompt_tokens: int, concurrency: int,
             templates: str | None, as_json: bool) -> None:
     """Search a weighted mixture of system prompts matching a scalar target (EM or gradient boosting)."""
     from personagen.endow.mixture import mixture_library
 
     rep = mixture_library(target, out, column=column, question=question, method=method, components=components,
                           iters=iters, samples=samples, backend=backend, base_url=base_url, model=model, seed=seed,
-                          name=name, templates=templates, concurrency=concurrency, value_range=value_range)
+                          name=name, templates=templates, concurrency=concurrency, value_range=value_range,
+                          prompt_tokens=prompt_tokens)
     wd = rep["metrics"]["train"]["wd"]["value"]
     click.echo(f"mixture {method}: {rep['n_personas']} prompts, ESS {rep['ess']:.2f}, train normalised W1 "
                f"{wd if wd is None else round(wd, 4)}; wrote {out}", err=as_json)

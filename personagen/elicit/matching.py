@@ -10,6 +10,7 @@ import unicodedata
 
 LETTERS = string.ascii_uppercase
 MAX_OPTIONS = len(LETTERS)
+_LETTER_INDEX = {a: i for i, a in enumerate(LETTERS)}
 
 _LETTER_RE = re.compile(
     r"^\W{0,3}(?:(?:the\s+)?answer(?:\s+is)?\s*[:\-]?\s*|option\s+|choice\s+)?\(?\[?([A-Za-z])(?:$|[\s]*[.):\]\-,]|\s*$)", re.IGNORECASE)
@@ -35,12 +36,12 @@ def letter_distribution(top_logprobs: dict[str, float] | None, n_options: int) -
     """(probabilities renormalised over the option letters, covered mass) from one token's top logprobs.
 
     Tokens are matched after stripping spaces ("A" and " A" both count for A; lower case does not)."""
-    letters = letters_for(n_options)
+    index = _LETTER_INDEX if n_options == MAX_OPTIONS else {a: i for i, a in enumerate(letters_for(n_options))}
     mass = [0.0] * n_options
     for tok, lp in (top_logprobs or {}).items():
-        t = tok.strip()
-        if len(t) == 1 and t in letters and lp is not None and not math.isnan(lp):
-            mass[letters.index(t)] += math.exp(lp)
+        i = index.get(tok.strip())
+        if i is not None and lp is not None and lp == lp:  # lp == lp: not NaN
+            mass[i] += math.exp(lp)
     total = sum(mass)
     if total <= 0:
         return [0.0] * n_options, 0.0

@@ -288,7 +288,7 @@ def elicit_library(lib: Library, survey: Any, *, backend: str = "local", base_ur
         if first_error:
             summary["first_error"] = first_error
         lib.record("elicit", survey_id=sid, survey_source=str(survey.source), backend=backend,
-                   base_url=client.base_url if backend == "openai" else None, model=model_name,
+                   base_url=_public_url(client.base_url) if backend == "openai" else None, model=model_name,
                    model_identity=client.identity, mode=mode, samples=k,
                    temperature=temperature if mode == "sample" else 0.0, split=split, limit=limit,
                    max_questions=max_questions, min_mass=min_mass, text_column=text_column, templates=hashes,
@@ -297,6 +297,18 @@ def elicit_library(lib: Library, survey: Any, *, backend: str = "local", base_ur
     if stopped is not None:
         raise stopped
     return summary
+
+
+def _public_url(url: str | None) -> str | None:
+    """The URL without any user:password@ part (never record credentials)."""
+    if not url:
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    u = urlsplit(url)
+    host = u.hostname or ""
+    netloc = host + (f":{u.port}" if u.port else "")
+    return urlunsplit((u.scheme, netloc, u.path, "", ""))
 
 
 def _check_errors(summary: dict[str, Any]) -> None:

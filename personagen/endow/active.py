@@ -129,7 +129,8 @@ def endow_library(lib: Any, survey: Any, *, budget: int, strategy: str = "active
                   seed: int = 0, initial_per_mode: int = 10, step_size: int | None = None,
                   temperature: float = 1.0, lowest_k: int = 3, patch_ratio: float = 0.75, mix_after: int = 2,
                   per_call: int = 2, split: str = "train", templates: str | os.PathLike | None = None,
-                  fallback: str = "attributes", client: Any = None, concurrency: int = 4) -> dict:
+                  fallback: str = "attributes", client: Any = None, concurrency: int = 4,
+                  max_tokens: int = 320) -> dict:
     """Generate `budget` agents for `survey` into the library (see module docstring); returns the run log."""
     from personagen.library import atomic_write_json
 
@@ -179,7 +180,7 @@ def endow_library(lib: Any, survey: Any, *, budget: int, strategy: str = "active
 
         def realise(specs: list[dict], step: int) -> tuple[list[Endowment], np.ndarray]:
             groups = generate_endowments(c, specs, topic=topic, counters=counters, templates=templates,
-                                         fallback=fallback, salt=(prefix, step))
+                                         fallback=fallback, salt=(prefix, step), max_tokens=max_tokens)
             new = [e for g in groups for e in g]
             ids = [f"{prefix}-{len(made) + i:05d}" for i in range(len(new))]
             texts = [e.narrative(templates) for e in new]
@@ -223,7 +224,7 @@ def endow_library(lib: Any, survey: Any, *, budget: int, strategy: str = "active
         else:
             bank_obj = load_bank(bank)
             learned = learn_survey_attributes(c, [survey.question(q).text for q in qids], counters=counters,
-                                              templates=templates)
+                                              templates=templates, max_tokens=min(200, max_tokens))
             modes = bank_obj.names() + (["learned"] if len(learned) >= 2 else [])
             log["learned_attributes"] = learned
             qlearned: dict[str, list[str]] = {}
@@ -262,7 +263,7 @@ def endow_library(lib: Any, survey: Any, *, budget: int, strategy: str = "active
                 if need:
                     qlearned.update(learn_question_attributes(
                         c, {q: (survey.question(q).text, survey.options(q)) for q in need},
-                        counters=counters, templates=templates))
+                        counters=counters, templates=templates, max_tokens=min(160, max_tokens)))
                 for p in plan["patches"]:
                     q = p["qid"]
                     ql = qlearned.get(q) or []
@@ -319,7 +320,7 @@ def endow_library(lib: Any, survey: Any, *, budget: int, strategy: str = "active
         "model": mname, "llm": stats, "seconds": round(time.time() - t0, 2),
         "params": {"initial_per_mode": initial_per_mode, "step_size": step_size, "temperature": temperature,
                    "lowest_k": lowest_k, "patch_ratio": patch_ratio, "mix_after": mix_after, "per_call": per_call,
-                   "split": split, "bank": str(bank) if bank else None},
+                   "split": split, "bank": str(bank) if bank else None, "max_tokens": max_tokens},
     })
     atomic_write_json(out_dir / "run_log.json", log)
     atomic_write_json(lib.path / "endow" / "run_log.json", log)

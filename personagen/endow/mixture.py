@@ -126,8 +126,9 @@ class Primitives:
     """CraftSystemPrompt (craft/improve) and GenerateSamples over one client, with failure counters."""
 
     def __init__(self, client: Any, *, question: str, lo: float, hi: float, templates: Any = None,
-                 max_retries: int = 2, seed: int = 0):
+                 max_retries: int = 2, seed: int = 0, prompt_tokens: int = 120):
         self.c, self.question, self.lo, self.hi = client, question, lo, hi
+        self.prompt_tokens = prompt_tokens
         self.templates, self.max_retries, self.seed = templates, max_retries, seed
         self.counts = {"craft_calls": 0, "improve_calls": 0, "prompt_fallbacks": 0, "sample_calls": 0,
                        "invalid_samples": 0}
@@ -146,7 +147,7 @@ class Primitives:
     def craft(self, values: list[float], salt: object = 0) -> list[str]:
         reqs = [llmio.request(llmio.prompt("mixture/craft.j2", self.templates, question=self.question,
                                            value=self._fmt(v), lo=self._fmt(self.lo), hi=self._fmt(self.hi)),
-                              temperature=0.9, max_tokens=120, seed=llmio.seed_of("craft", self.seed, salt, i, v))
+                              temperature=0.9, max_tokens=self.prompt_tokens, seed=llmio.seed_of("craft", self.seed, salt, i, v))
                 for i, v in enumerate(values)]
         self.counts["craft_calls"] += len(reqs)
         return [self._prompt_or_fallback(t, v) for t, v in zip(llmio.texts(self.c, reqs, "mixture-craft"), values)]
@@ -160,7 +161,7 @@ class Primitives:
             reqs.append(llmio.request(llmio.prompt("mixture/improve.j2", self.templates, question=self.question,
                                                    prompt=p, value=self._fmt(v), observed=obs,
                                                    lo=self._fmt(self.lo), hi=self._fmt(self.hi)),
-                                      temperature=0.9, max_tokens=120,
+                                      temperature=0.9, max_tokens=self.prompt_tokens,
                                       seed=llmio.seed_of("improve", self.seed, salt, i, p)))
         self.counts["improve_calls"] += len(reqs)
         outs = llmio.texts(self.c, reqs, "mixture-improve")
@@ -206,7 +207,7 @@ def _responsibilities(target: np.ndarray, samples: list[np.ndarray], w: np.ndarr
 
 def search(client: Any, target: np.ndarray, *, question: str, method: str = "em", components: int = 4,
            iters: int = 3, samples: int = 10, lo: float | None = None, hi: float | None = None, seed: int = 0,
-           templates: Any = None, max_retries: int = 2) -> dict:
+           templates: Any = None, max_retries: int = 2, prompt_tokens: int = 120) -> dict:
     """Run the EM or GB prompt-mixture search; returns prompts, samples, weights, loss history, counters."""
     if method not in METHODS:
         raise BadInput(f"--method {method!r}: expected one of {', '.join(METHODS)}")
@@ -218,7 +219,7 @@ def search(client: Any, target: np.ndarray, *, question: str, method: str = "em"
         hi = lo + 1.0
     span = hi - lo
     prim = Primitives(client, question=question, lo=lo, hi=hi, templates=templates, max_retries=max_retries,
-                      seed=seed)
+                      seed=seed, prompt_tokens=prompt_tokens)
     history: list[dict] = []
     if method == "em":
         aims = [float(np.quantile(target, (k + 0.5) / components)) for k in range(components)]
@@ -289,7 +290,8 @@ def mixture_library(target_path: str | os.PathLike, out: str | os.PathLike, *, c
                     samples: int = 10, backend: str = "local", base_url: str | None = None,
                     model: str | None = None, seed: int = 0, name: str = "mixture", max_target: int = 2000,
                     test_fraction: float = 0.2, templates: Any = None, client: Any = None,
-                    concurrency: int = 4, value_range: tuple[float, float] | None = None) -> dict:
+                    concurrency: int = 4, value_range: tuple[float, float] | None = None,
+                    prompt_tokens: int = 120) -> dict:
     """Search a prompt mixture for the target column and write it as a weighted persona library at `out`."""
     from personagen.library import (
         Library,
@@ -324,7 +326,7 @@ def mixture_library(target_path: str | os.PathLike, out: str | os.PathLike, *, c
     with llmio.open_client(backend, base_url=base_url, model=model, cache_path=lib.llm_db, client=client,
                            concurrency=concurrency) as c:
         res = search(c, train, question=question, method=method, components=components, iters=iters,
-                     samples=samples, lo=lo, hi=hi, seed=seed, templates=templates)
+                     samples=samples, lo=lo, hi=hi, seed=seed, templates=templates, prompt_tokens=prompt_tokens)
         stats = llmio.client_stats(c)
         mname = llmio.model_name(c)
     seconds = round(time.time() - t0, 2)

@@ -414,7 +414,10 @@ class LLMClient:
                 item = q.get()
                 if item is done:
                     break
-                yield item
+                if isinstance(item, list):  # a batch of cache hits
+                    yield from item
+                else:
+                    yield item
             fut.result()
             finished = True
         finally:
@@ -442,6 +445,7 @@ class LLMClient:
         try:
             hits = {} if (self.fresh or cache is None) else cache.get_many(keys)
             groups: dict[str, list[int]] = {}
+            batch: list[tuple[int, ChatResult]] = []
             for i, k in enumerate(keys):
                 if k in hits:
                     resp, it, ot = hits[k]
@@ -450,9 +454,14 @@ class LLMClient:
                                      input_tokens=it, output_tokens=ot, cost_usd=0.0,
                                      finish_reason=d.get("finish_reason"))
                     state.results[i] = res
-                    q.put((i, res))
+                    batch.append((i, res))
+                    if len(batch) >= 256:
+                        q.put(batch)
+                        batch = []
                 else:
                     groups.setdefault(k, []).append(i)
+            if batch:
+                q.put(batch)
             self.stats["cache_hits"] += len(requests) - sum(len(v) for v in groups.values())
             self.stats["deduplicated"] += sum(len(v) - 1 for v in groups.values())
             bar.update(len(requests) - sum(len(v) for v in groups.values()))

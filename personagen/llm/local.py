@@ -82,12 +82,13 @@ class LocalServer:
     """An in-process llama.cpp server for the bundled model. `start()` -> base URL ending in /v1."""
 
     def __init__(self, *, port: int = 0, host: str = "127.0.0.1", threads: int | None = None,
-                 n_ctx: int = 4096, verbose: bool = False):
+                 n_ctx: int = 4096, verbose: bool = False, cache_ram_mib: int | None = None):
         self.port = port
         self.host = host
         self.threads = threads or default_threads()
         self.n_ctx = n_ctx
         self.verbose = verbose
+        self.cache_ram_mib = cache_ram_mib  # llama.cpp host-memory prompt cache; None: its default, 0: off
         self._server = None
         self._lock = threading.Lock()
         self.root_url: str | None = None
@@ -118,6 +119,8 @@ class LocalServer:
             p.n_ctx = self.n_ctx
             p.n_parallel = 1
             p.warmup = False
+            if self.cache_ram_mib is not None:
+                p.cache_ram_mib = int(self.cache_ram_mib)
             p.verbosity = 3 if self.verbose else -1
             try:
                 self._server = xllamacpp.Server(p)

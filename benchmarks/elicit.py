@@ -1,0 +1,228 @@
+"""Elicitation speed figures, measured side by side on this machine.
+
+1. Persona-grouped vs shuffled request order on the bundled local model (answers/s; fresh cache each):
+   grouped order lets llama.cpp reuse the persona's prompt prefix.
+2. Cached rerun of 10,000 answers: the cache is filled by eliciting against a trivial loopback OpenAI-format
+   server (another process), then responses.parquet is removed and the run repeated from the cache.
+3. Client overhead per request (CPU time on top of the bare openai client, and wall time) against the
+   loopback server.
+
+Usage: .venv/bin/python benchmarks/elicit.py [--personas 4] [--questions 8] [--answers 10000] [--skip-local]
+Prints a human summary and one JSON object last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import asyncio
+import csv
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+
+from personagen.elicit.run import build_messages
+from personagen.library import Library
+from personagen.llm import ChatRequest, LLMClient
+from personagen.surveys.schema import Survey
+
+REPO = Path(__file__).resolve().parents[1]
+W82 = REPO.parent / "shared" / "data" / "opinionqa" / "human_resp" / "American_Trends_Panel_W82" / "info.csv"
+
+PERSONA = ("I am {name}, a {age}-year-old {job} living in {place}. I grew up in a family of {kids} children and "
+           "{edu}. These days I spend my free time {hobby}. I describe myself as {trait}, and people who know me "
+           "say I am {trait2}. Politically I lean {lean}, I follow the news {news}, and the issues I care about "
+           "most are {issue}. Money is {money} for my household right now.")
+
+
+def personas(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    pick = rng.choice
+    return [PERSONA.format(name=pick(["Mary", "Jamal", "Tom", "Ana", "Wei", "Priya", "Olu", "Sara"]) + f" #{i}",
+                           age=rng.randint(19, 88),
+                           job=pick(["nurse", "farmer", "teacher", "software developer", "truck driver", "retiree"]),
+                           place=pick(["rural Vermont", "Burlington", "Texas", "a Chicago suburb", "Atlanta"]),
+                           kids=rng.randint(1, 7),
+                           edu=pick(["finished high school", "have a master's degree", "left college early"]),
+                           hobby=pick(["hiking and fishing", "reading history", "at church", "gaming online"]),
+                           trait=pick(["practical", "curious", "cautious", "outgoing"]),
+                           trait2=pick(["stubborn", "generous", "reserved", "funny"]),
+                           lean=pick(["conservative", "liberal", "moderate"]),
+                           news=pick(["daily", "rarely", "on social media"]),
+                           issue=pick(["health care costs", "immigration", "climate change", "jobs"]),
+                           money=pick(["tight", "comfortable", "a constant worry"])) for i in range(n)]
+
+
+def opinionqa(n: int) -> Survey:
+    qs = []
+    with open(W82, newline="") as fh:
+        for row in csv.DictReader(fh):
+            opts = [o for o in ast.literal_eval(row["references"]) if o != "Refused"]
+            if len(opts) < 2:
+                continue
+            qs.append({"qid": row["key"], "question": row["question"], "options": opts,
+                       "targets": {"overall": {o: 1 / len(opts) for o in opts}}})
+            if len(qs) == n:
+                break
+    return Survey.from_records("ATP_W82", qs, source=str(W82))
+
+
+def bench_order(n_personas: int, n_questions: int, concurrency: int) -> dict:
+    """answers/s in persona-grouped vs shuffled order; a fresh server (and fresh request cache) per run so
+    neither order inherits the other's server-side prompt cache. Run with llama.cpp's host-memory prompt
+    cache at its default and switched off (cache_ram_mib=0)."""
+    from personagen.llm.local import LocalServer
+
+    survey = opinionqa(n_questions)
+    texts = personas(n_personas, seed=1)
+    grouped = [ChatRequest(messages=build_messages(t, survey.question(q).text, survey.options(q)), max_tokens=1,
+                           logprobs=True, top_logprobs=20) for t in texts for q in survey.qids]
+    shuffled = grouped[:]
+    random.Random(0).shuffle(shuffled)
+    warm = [ChatRequest(messages=[{"role": "user", "content": "Hello"}], max_tokens=1)]
+    out: dict = {}
+    for cache_name, ram in (("host_prompt_cache_default", None), ("host_prompt_cache_off", 0)):
+        res_cfg: dict = {}
+        for name, reqs in (("grouped", grouped), ("shuffled", shuffled)):
+            with tempfile.TemporaryDirectory() as d:
+                client = LLMClient.create(backend="local", cache_path=Path(d) / "llm.sqlite", fresh=True,
+                                          concurrency=concurrency, progress=False)
+                client._local = LocalServer(cache_ram_mib=ram)
+                with client:
+                    client.run(warm)  # load the model
+                    t0 = time.perf_counter()
+                    res = client.run(reqs)
+                    dt = time.perf_counter() - t0
+                assert all(r.error is None for r in res)
+                res_cfg[name] = {"answers": len(reqs), "seconds": round(dt, 2),
+                                 "answers_per_s": round(len(reqs) / dt, 3)}
+                res_cfg["threads"] = client._local.threads
+                print(f"  {cache_name:26s} {name:9s} {len(reqs)} answers in {dt:6.1f}s = "
+                      f"{len(reqs) / dt:.2f} answers/s", flush=True)
+        res_cfg["speedup"] = round(res_cfg["grouped"]["answers_per_s"] / res_cfg["shuffled"]["answers_per_s"], 2)
+        print(f"  {cache_name}: grouped/shuffled = {res_cfg['speedup']}x", flush=True)
+        out[cache_name] = res_cfg
+    return out
+
+
+def _loopback_proc() -> tuple[subprocess.Popen, str]:
+    code = ("import time\nfrom personagen.llm.loopback import LoopbackServer\n"
+            "s = LoopbackServer().start()\nprint(s.base_url, flush=True)\ntime.sleep(3600)\n")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    return p, p.stdout.readline().strip()
+
+
+def bench_cached_rerun(n_answers: int, url: str) -> dict:
+    n_q = 50
+    n_p = max(1, n_answers // n_q)
+    survey = opinionqa(n_q)
+    with tempfile.TemporaryDirectory() as d:
+        lib = Library.init(Path(d) / "lib", seed=0)
+        texts = personas(n_p, seed=2)
+        lib.write_personas(pl.DataFrame({"persona_id": [f"p{i:05d}" for i in range(n_p)],
+                                         "text_narrative": texts}))
+        kw = dict(backend="openai", base_url=url, model="loopback", progress=False, concurrency=16)
+        t0 = time.perf_counter()
+        s1 = lib.elicit(survey, **kw)
+        fill = time.perf_counter() - t0
+        print(f"  filled cache: {s1['requests_sent']} requests to the loopback server in {fill:.1f}s", flush=True)
+        t0 = time.perf_counter()
+        s2 = lib.elicit(survey, **kw)
+        skip = time.perf_counter() - t0
+        lib.responses_path.unlink()
+        t0 = time.perf_counter()
+        s3 = lib.elicit(survey, **kw)
+        cached = time.perf_counter() - t0
+        assert s3["requests_sent"] == 0 and s3["cache_hits"] == n_p * n_q and s3["answers_written"] == n_p * n_q
+        assert s2["requests_sent"] == 0
+        print(f"  rerun, answers already in responses.parquet: {skip:.2f}s", flush=True)
+        print(f"  rerun from the cache ({s3['cache_hits']} answers): {cached:.2f}s", flush=True)
+        return {"answers": n_p * n_q, "fill_seconds": round(fill, 2), "rerun_all_done_seconds": round(skip, 3),
+                "rerun_from_cache_seconds": round(cached, 3)}
+
+
+def bench_overhead(url: str, n: int = 200, rounds: int = 3) -> dict:
+    import openai
+
+    reqs = [ChatRequest(messages=[{"role": "system", "content": "You are a persona."},
+                                  {"role": "user", "content": f"Question {i}?"}], max_tokens=1, logprobs=True,
+                        top_logprobs=20) for i in range(n)]
+
+    async def bare() -> tuple[float, float]:
+        cl = openai.AsyncOpenAI(api_key="x", base_url=url, max_retries=0)
+        for r in reqs[:5]:
+            await cl.chat.completions.with_raw_response.create(model="loopback", messages=r.messages, max_tokens=1,
+                                                               logprobs=True, top_logprobs=20, temperature=0.0)
+        c0, w0 = time.process_time(), time.perf_counter()
+        for r in reqs:
+            raw = await cl.chat.completions.with_raw_response.create(
+                model="loopback", messages=r.messages, max_tokens=1, logprobs=True, top_logprobs=20, temperature=0.0)
+            raw.http_response.content  # noqa: B018
+        out = (time.process_time() - c0) / n, (time.perf_counter() - w0) / n
+        await cl.close()
+        return out
+
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        c = LLMClient.create(backend="openai", base_url=url, model="loopback", cache_path=Path(d) / "llm.sqlite",
+                             progress=False, concurrency=1, fresh=True)
+        with c:
+            c.run(reqs[:5])
+            for _ in range(rounds):
+                b_cpu, b_wall = asyncio.run(bare())
+                c0, w0, h0 = time.process_time(), time.perf_counter(), c.stats["http_s"]
+                c.run(reqs)
+                o_cpu, o_wall = (time.process_time() - c0) / n, (time.perf_counter() - w0) / n
+                outside = o_wall - (c.stats["http_s"] - h0) / n
+                rows.append({"bare_cpu_ms": b_cpu * 1e3, "ours_cpu_ms": o_cpu * 1e3,
+                             "cpu_overhead_ms": (o_cpu - b_cpu) * 1e3, "bare_wall_ms": b_wall * 1e3,
+                             "ours_wall_ms": o_wall * 1e3, "wall_outside_http_ms": outside * 1e3})
+    best = min(rows, key=lambda r: r["cpu_overhead_ms"])
+    for k, v in best.items():
+        best[k] = round(v, 3)
+    print(f"  per request: bare openai {best['bare_cpu_ms']:.2f} ms CPU / {best['bare_wall_ms']:.2f} ms wall; "
+          f"LLMClient {best['ours_cpu_ms']:.2f} ms CPU / {best['ours_wall_ms']:.2f} ms wall; "
+          f"overhead {best['cpu_overhead_ms']:.3f} ms CPU, {best['wall_outside_http_ms']:.3f} ms wall outside HTTP")
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--personas", type=int, default=4)
+    ap.add_argument("--questions", type=int, default=8)
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--answers", type=int, default=10_000)
+    ap.add_argument("--skip-local", action="store_true")
+    ap.add_argument("--skip-loopback", action="store_true")
+    a = ap.parse_args()
+    result: dict = {}
+    import os
+
+    print(f"machine: {os.cpu_count()} cores, 1-min load {os.getloadavg()[0]:.1f}", flush=True)
+    if not a.skip_local:
+        print(f"1. persona-grouped vs shuffled order, local model, {a.personas} personas x {a.questions} questions",
+              flush=True)
+        result["order"] = bench_order(a.personas, a.questions, a.concurrency)
+    if a.skip_loopback:
+        print(json.dumps(result))
+        return
+    proc, url = _loopback_proc()
+    try:
+        print(f"2. cached rerun of {a.answers} answers", flush=True)
+        result["cached_rerun"] = bench_cached_rerun(a.answers, url)
+        print("3. client overhead against a loopback server", flush=True)
+        result["overhead"] = bench_overhead(url)
+    finally:
+        proc.kill()
+        proc.wait()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Print the solver figures: fast path vs cvxpy/Clarabel side by side in one run (see personagen.bench.solver).
+
+Usage: .venv/bin/python benchmarks/solver.py [--big]   (--big adds the 5000 agents × 2000 questions fit)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from personagen.bench.solver import bench_solver
+
+
+def main() -> None:
+    """1000 × 500 with Clarabel and full CV; optionally 5000 × 2000 fast path only."""
+    out = [bench_solver(1000, 500)]
+    if "--big" in sys.argv:
+        out.append(bench_solver(5000, 2000, cvxpy=False, cv=False, repeat=1))
+    for o in out:
+        print(f"{o['agents']} agents × {o['questions']} questions ({o['rows']} rows)")
+        for f in o["fits"]:
+            line = f"  lam={f['lam']:.3g}: fast {f['fast_seconds']:.3f}s"
+            if "ratio" in f:
+                line += f"  clarabel {f['cvxpy_seconds']:.2f}s  ratio {f['ratio']:.1f}x  gap {f['gap']:.1e}"
+            print(line)
+        if "cv" in o:
+            print(f"  full CV ({o['cv']['folds']} folds x {o['cv']['grid_size']} lam): {o['cv']['seconds']:.2f}s")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
