@@ -1,46 +1,42 @@
-"""Shared helpers for the enrich / endow / mixture tests: a scripted fake client and tiny fixtures."""
+"""Shared helpers for the enrich / endow / mixture tests: a real client on a scripted loopback server, fixtures."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import polars as pl
 
 from personagen.library import Library
+from personagen.llm import LLMClient
+from personagen.llm.loopback import LoopbackServer
 from personagen.surveys import Survey
 
+Reply = Callable[[str, str, dict], "str | None"]
 
-class FakeClient:
-    """Stands in for personagen.llm.LLMClient: `reply(user_text, system_text, request)` scripts the output."""
 
-    model_name = "fake"
+@contextlib.contextmanager
+def scripted_client(tmp_path: Path, reply: Reply, *, max_retries: int = 1,
+                    concurrency: int = 4) -> Iterator[tuple[LLMClient, LoopbackServer]]:
+    """A real LLMClient (SQLite cache at tmp_path/llm.sqlite, retries, accounting) talking to a real
+    OpenAI-format server on loopback whose replies are scripted: `reply(user_text, system_text, body)` gets
+    the last user message, the system message ("" if none) and the whole request JSON (seed, temperature,
+    ...). None or an exception answers HTTP 500 (retried `max_retries` times, then an error result)."""
 
-    def __init__(self, reply: Callable[[str, str, object], str | None]):
-        self.reply = reply
-        self.calls: list[tuple[str, str]] = []
-        self.stats = {"requests_sent": 0}
+    def responder(body: dict) -> str | None:
+        msgs = body.get("messages") or []
+        system = next((m["content"] for m in msgs if m.get("role") == "system"), "")
+        user = msgs[-1]["content"] if msgs else ""
+        return reply(user, system, body)
 
-    def run(self, requests: list, desc: str = "llm") -> list:
-        out = []
-        for r in requests:
-            sys_ = next((m["content"] for m in r.messages if m["role"] == "system"), "")
-            user = r.messages[-1]["content"]
-            self.calls.append((desc, user))
-            self.stats["requests_sent"] += 1
-            try:
-                text = self.reply(user, sys_, r)
-                out.append(SimpleNamespace(text=text, error=None if text is not None else "boom"))
-            except Exception as e:  # noqa: BLE001 - a scripted failure becomes an error result
-                out.append(SimpleNamespace(text=None, error=str(e)))
-        return out
-
-    def __enter__(self) -> FakeClient:
-        return self
-
-    def __exit__(self, *a: object) -> None:
-        return None
+    with LoopbackServer(model="scripted", responder=responder) as srv:
+        client = LLMClient.create(backend="openai", base_url=srv.base_url, model=srv.model,
+                                  cache_path=tmp_path / "llm.sqlite", concurrency=concurrency, progress=False,
+                                  max_retries=max_retries)
+        client.backoff_base = 0.001  # scripted 500s retry at once
+        with client:
+            yield client, srv
 
 
 def census_library(path: Path, n: int = 4) -> Library:

@@ -129,6 +129,8 @@ def test_calibrate_api_methods(calibrated) -> None:  # noqa: ANN001
     assert cal.report["nonzeros"] <= 10
     sub = lib.calibrate(s, group="Northeast", write=False, n_boot=50)
     assert sub.report["group"] == "Northeast"
+    cen = lib.calibrate(s, base="census", write=False, n_boot=50)
+    assert cen.report["base"] == "census" and "census_base" in cen.report["baselines"]
 
 
 def _bad(tmp_path: Path, survey, capsys, mutate, args_extra=(), survey_path=None):  # noqa: ANN001, ANN201
@@ -240,3 +242,17 @@ def test_census_margins_reduce_tvd(vt_library, capsys) -> None:  # noqa: ANN001
 def test_census_margins_bad_variable(vt_library, capsys) -> None:  # noqa: ANN001
     code, _, err = run_cli(["calibrate", str(vt_library.path), "--census-margins", "age_band,shoe_size"], capsys)
     assert code == 2 and "shoe_size" in err
+
+
+def test_survey_with_census_margin_constraints(tmp_path: Path, survey, vt_pums: Path) -> None:  # noqa: ANN001
+    from personagen.census import load_population
+
+    pool = load_population(vt_pums).sample(n=120, seed=5).with_row_index("i").with_columns(
+        pl.format("vt{}", pl.col("i")).alias("persona_id")).drop("i")
+    lib = make_library(tmp_path / "lib", survey, census={"path": str(vt_pums), "state": "Vermont"}, personas=pool)
+    cal = lib.calibrate(survey, census_margins="age_band,sex", name="both", n_boot=50)
+    rep = cal.report
+    assert rep["census_margins"] == ["age_band", "sex"]
+    after = rep["margins_tvd"]["after"]
+    assert after["sex"] <= 0.01 + 1e-6 and after["age_band"] <= 0.5 * 7 * 0.01 + 1e-6  # ±0.01 per category
+    assert (lib.calibration_dir("both") / "report.md").read_text().count("| age_band |") == 1

@@ -1,4 +1,5 @@
-"""Elicitation end to end against the real bundled model (session server): both modes, reruns, kill -9."""
+"""Elicitation end to end against the real bundled model (session server): both modes, reruns, kill -9;
+plus fast runs through the real client against a scripted loopback server (persona_ids, a reused client)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from personagen.errors import BadInput
 from personagen.library import Library
+from personagen.llm import LLMClient
+from personagen.llm.loopback import LoopbackServer
 from personagen.surveys.schema import Survey, load
-
-pytestmark = pytest.mark.llm
 
 PERSONAS = [
     ("p1", "I am Mary, a 67-year-old retired teacher from rural Vermont. I go to church every week, "
@@ -69,6 +71,7 @@ def _log(lib: Library) -> list[tuple[str, str | None]]:
         con.close()
 
 
+@pytest.mark.llm
 def test_logprobs_mode_rerun_and_cache(setup, local_llm_url):
     lib, survey, _ = setup
     kw = dict(backend="openai", base_url=local_llm_url, model="smollm2", progress=False)
@@ -99,6 +102,7 @@ def test_logprobs_mode_rerun_and_cache(setup, local_llm_url):
     assert hist[0]["mode"] == "logprobs" and hist[0]["model"] == "smollm2"
 
 
+@pytest.mark.llm
 def test_sample_mode_keeps_unmatched(setup, local_llm_url):
     lib, survey, _ = setup
     s = lib.elicit(survey, mode="sample", samples=2, temperature=1.0, backend="openai", base_url=local_llm_url,
@@ -117,6 +121,7 @@ def test_sample_mode_keeps_unmatched(setup, local_llm_url):
     assert s2["requests_sent"] == 0
 
 
+@pytest.mark.llm
 def test_min_mass_marks_invalid_not_guessed(setup, local_llm_url):
     lib, survey, _ = setup
     s = lib.elicit(survey, limit=1, max_questions=2, min_mass=1.0, backend="openai", base_url=local_llm_url,
@@ -126,6 +131,7 @@ def test_min_mass_marks_invalid_not_guessed(setup, local_llm_url):
     assert not r["valid"].any() and r["option"].is_null().all() and (r["mass"] < 1.0).all()
 
 
+@pytest.mark.llm
 def test_kill9_then_rerun_answers_each_once(setup, local_llm_url):
     lib, survey, spath = setup
     args = ["elicit", str(lib.path), "--survey", str(spath), "--backend", "openai", "--base-url", local_llm_url,
@@ -164,6 +170,7 @@ def test_kill9_then_rerun_answers_each_once(setup, local_llm_url):
     assert not (lib.path / ".responses").exists() or not list((lib.path / ".responses").glob("part-*"))
 
 
+@pytest.mark.llm
 def test_bad_inputs_exit_clearly(setup, local_llm_url, tmp_path, monkeypatch):
     lib, survey, spath = setup
     base = ["elicit", str(lib.path), "--survey", str(spath), "--no-progress"]
@@ -188,6 +195,7 @@ def test_bad_inputs_exit_clearly(setup, local_llm_url, tmp_path, monkeypatch):
     assert not lib.responses_path.exists()
 
 
+@pytest.mark.llm
 def test_dry_run_sends_and_writes_nothing(setup, local_llm_url):
     lib, survey, spath = setup
     manifest = (lib.path / "manifest.json").read_text()
@@ -200,3 +208,71 @@ def test_dry_run_sends_and_writes_nothing(setup, local_llm_url):
     assert s["estimate"]["cost_usd"] > 0 and s["requests_sent"] == 0
     assert sorted(p.name for p in lib.path.iterdir()) == ["manifest.json", "personas.parquet"]
     assert (lib.path / "manifest.json").read_text() == manifest
+
+
+# ---- fast: the real client against a scripted loopback server --------------------------------------------
+
+
+def _by_persona(body: dict) -> str:
+    """Mary answers A, Jamal B, anyone else C (logprobs put all the mass on the reply's letter)."""
+    system = body["messages"][0]["content"]
+    return "A" if "Mary" in system else "B" if "Jamal" in system else "C"
+
+
+@pytest.fixture()
+def small(tmp_path):
+    lib = Library.init(tmp_path / "lib", seed=0)
+    lib.write_personas(pl.DataFrame({"persona_id": [p for p, _ in PERSONAS],
+                                     "source": ["census"] * 3, "text_narrative": [t for _, t in PERSONAS]}))
+    survey = Survey.from_records("toy", [
+        {"qid": "Q1", "question": "Do you trust the government?", "options": ["Yes", "No", "Unsure"],
+         "targets": {"overall": {"Yes": 0.3, "No": 0.5, "Unsure": 0.2}}},
+        {"qid": "Q2", "question": "Is the economy improving?", "options": ["Better", "Worse", "Same"],
+         "targets": {"overall": {"Better": 0.3, "Worse": 0.4, "Same": 0.3}}}])
+    with LoopbackServer(responder=_by_persona) as srv:
+        yield lib, survey, srv
+
+
+def test_persona_ids_with_a_reused_client(small, tmp_path):
+    lib, survey, srv = small
+    client = LLMClient.create(backend="openai", base_url=srv.base_url, model=srv.model,
+                              cache_path=tmp_path / "llm.sqlite", progress=False)
+    with client:
+        s = lib.elicit(survey, persona_ids=["p2", "p1"], client=client)
+        assert s["answers_written"] == 4 and s["requests_sent"] == 4 and srv.hits == 4
+        assert s["backend"] == "openai" and s["model"] == "loopback"
+        r = lib.responses()
+        assert set(r["persona_id"]) == {"p1", "p2"} and set(r["mode"]) == {"logprobs"}
+        top = r.filter(pl.col("prob") == 1.0).sort("persona_id", "qid")
+        assert top.select("persona_id", "qid", "option").rows() == [
+            ("p1", "Q1", "Yes"), ("p1", "Q2", "Better"), ("p2", "Q1", "No"), ("p2", "Q2", "Worse")]
+        assert client._loop is not None  # still open: elicit_library does not close a client it did not create
+        # the same client again, for the remaining persona: only its answers are asked; counts are per run
+        s2 = lib.elicit(survey, persona_ids=["p3", "p1"], client=client, mode="logprobs")
+        assert s2["answers_skipped"] == 2 and s2["requests_sent"] == 2 and srv.hits == 6
+        assert client.stats["requests_sent"] == 6
+        assert set(lib.responses()["persona_id"]) == {"p1", "p2", "p3"}
+        assert lib.responses().filter((pl.col("persona_id") == "p3") & (pl.col("prob") == 1.0))["option"] \
+            .to_list() == ["Unsure", "Same"]
+        # sample mode through the same client: the cache is the client's (tmp_path/llm.sqlite)
+        s3 = lib.elicit(survey, persona_ids=["p1"], client=client, mode="sample", samples=2)
+        assert s3["answers_written"] == 2 and s3["requests_sent"] == 4 and s3["invalid"] == 0
+        # an unknown id is refused, naming it, before anything is sent
+        with pytest.raises(BadInput, match="'p9'"):
+            lib.elicit(survey, persona_ids=["p1", "p9"], client=client)
+        assert srv.hits == 10
+    assert client._loop is None
+    assert not lib.llm_db.exists()  # the reused client's cache was used, not one at LIB/llm.sqlite
+    hist = [h for h in Library.open(lib.path).manifest["history"] if h["stage"] == "elicit"]
+    assert len(hist) == 3 and hist[0]["backend"] == "openai" and hist[0]["model"] == "loopback"
+
+
+def test_persona_ids_with_an_own_client(small):
+    lib, survey, srv = small
+    kw = dict(backend="openai", base_url=srv.base_url, model=srv.model, progress=False)
+    s = lib.elicit(survey, persona_ids=["p3"], max_questions=1, **kw)
+    assert s["personas"] == 1 and s["requests_sent"] == 1 and srv.hits == 1
+    assert lib.responses().filter(pl.col("prob") == 1.0)["option"].to_list() == ["Unsure"]
+    assert lib.llm_db.exists()  # its own client caches in the library
+    s = lib.elicit(survey, persona_ids=[], **kw)  # nothing selected: nothing to do
+    assert s["personas"] == 0 and s["requests"] == 0 and srv.hits == 1

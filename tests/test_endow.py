@@ -1,4 +1,4 @@
-"""Endow: robust parsing, the attribute bank, the endowment model and active generation with a fake client."""
+"""Endow: robust parsing, the attribute bank, the endowment model and active generation (scripted loopback model)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from enrich_helpers import FakeClient, census_library, small_survey  # noqa: E402
+from enrich_helpers import census_library, scripted_client, small_survey  # noqa: E402
 
 from personagen.endow.active import endow_library, parse_choice  # noqa: E402
 from personagen.endow.bank import MAX_ATTRIBUTES, load_bank  # noqa: E402
@@ -130,44 +130,48 @@ def test_personas_from_json_shapes() -> None:
     assert personas_from_json("not a list", 2) == []
 
 
-def test_generate_endowments_counts_and_retries() -> None:
+def test_generate_endowments_counts_and_retries(tmp_path: Path) -> None:
     """Malformed output is counted, retried once with a fix-up prompt, then replaced by a fallback."""
-    def reply(user: str, system: str, req: object) -> str | None:
+    def reply(user: str, system: str, body: dict) -> str | None:
         if "not valid JSON" in user:  # fix-up prompt
             return '[{"description": "You are fixed."}]' if "RECOVERABLE" in user else "still garbage"
         if "loss aversion" in user:
             return "RECOVERABLE garbage"
         if "patience" in user:
-            return None  # transport error
+            return None  # server error (HTTP 500, retried by the client, then an error result)
         return '```json\n[{"description": "You are Ann, a careful saver.", "attributes": {"patience": "high"},},]\n```'
 
-    c = FakeClient(reply)
-    counters = Counters()
     specs = [{"source": "bank", "mode": "behavioral_biases", "attributes": ["loss aversion"], "n": 2},
              {"source": "bank", "mode": "behavioral_biases", "attributes": ["patience"], "n": 1},
              {"source": "bank", "mode": "economics", "attributes": ["thrift"], "n": 2},
              {"source": "learned", "mode": "x", "attributes": ["anything"], "n": 1}]
-    out = generate_endowments(c, specs, topic="money", counters=counters)
-    assert [len(g) for g in out] == [2, 1, 2, 1]  # fallback fills the budget
-    assert out[0][0].description == "You are fixed." and out[0][0].parsed
-    assert out[0][1].parsed is False  # one of two asked for came back
-    assert out[1][0].parsed is False and out[1][0].attributes == ["patience"]
-    assert out[2][0].description.startswith("You are Ann") and out[2][0].values == {"patience": "high"}
-    assert counters.json_failures == 2 and counters.empty == 1
-    assert counters.fixups == 1 and counters.fixup_successes == 1
-    assert counters.fallbacks == 3  # 1 (spec 0) + 1 (spec 1) + 1 (spec 2 asked 2, got 1)
-    assert "patience" in out[1][0].narrative()
-    # fallback="skip" leaves failures out instead
-    out2 = generate_endowments(c, specs[1:2], topic="money", counters=Counters(), fallback="skip")
-    assert out2 == [[]]
+    with scripted_client(tmp_path, reply) as (c, srv):
+        counters = Counters()
+        out = generate_endowments(c, specs, topic="money", counters=counters)
+        # 4 endowment calls (the "patience" one fails twice: first try + 1 client retry) + 1 fix-up call
+        assert srv.hits == 4 + 1 + 1 and c.stats["errors"] == 1 and c.stats["retries"] == 1
+        assert c.stats["requests_sent"] == 5
+        assert [len(g) for g in out] == [2, 1, 2, 1]  # fallback fills the budget
+        assert out[0][0].description == "You are fixed." and out[0][0].parsed
+        assert out[0][1].parsed is False  # one of two asked for came back
+        assert out[1][0].parsed is False and out[1][0].attributes == ["patience"]
+        assert out[2][0].description.startswith("You are Ann") and out[2][0].values == {"patience": "high"}
+        assert counters.json_failures == 2 and counters.empty == 1
+        assert counters.fixups == 1 and counters.fixup_successes == 1
+        assert counters.fallbacks == 3  # 1 (spec 0) + 1 (spec 1) + 1 (spec 2 asked 2, got 1)
+        assert "patience" in out[1][0].narrative()
+        # fallback="skip" leaves failures out instead (failures are never cached: the server is asked again)
+        hits = srv.hits
+        out2 = generate_endowments(c, specs[1:2], topic="money", counters=Counters(), fallback="skip")
+        assert out2 == [[]] and srv.hits == hits + 2
 
 
-# ---- active generation with a fake model (fast, deterministic) ---------------------------------------
+# ---- active generation with a scripted loopback model (fast, deterministic) ----------------------------
 
 
-def _garbage_or_json(user: str, system: str, req: object) -> str:
+def _garbage_or_json(user: str, system: str, body: dict) -> str:
     """Mixes nasty outputs: JSON sometimes, lists for the learner, letters for answers."""
-    seed = getattr(req, "seed", 0) or 0
+    seed = body.get("seed") or 0
     if "Answer with the letter" in user:
         return ["A", "b) no", "C.", "???", "Answer: B"][seed % 5]
     if "List" in user:
@@ -178,11 +182,13 @@ def _garbage_or_json(user: str, system: str, req: object) -> str:
 
 
 @pytest.mark.parametrize("strategy", ["active", "vanilla"])
-def test_endow_fake_run(tmp_path: Path, strategy: str) -> None:
+def test_endow_scripted_run(tmp_path: Path, strategy: str) -> None:
     lib = census_library(tmp_path / "lib")
     survey = small_survey(4)
-    log = endow_library(lib, survey, budget=9, strategy=strategy, client=FakeClient(_garbage_or_json), seed=1,
-                        step_size=3, lowest_k=2)
+    with scripted_client(tmp_path, _garbage_or_json) as (c, srv):
+        log = endow_library(lib, survey, budget=9, strategy=strategy, client=c, seed=1, step_size=3, lowest_k=2)
+        assert srv.hits == c.stats["requests_sent"] > 9 * 4  # every call went over HTTP (no retries needed)
+        assert log["llm"]["requests_sent"] == srv.hits and log["model"] == "scripted"
     assert log["n_generated"] == 9
     df = Library.open(lib.path).personas()
     gen = df.filter(pl.col("source") != "census")
@@ -202,7 +208,8 @@ def test_endow_fake_run(tmp_path: Path, strategy: str) -> None:
         assert any(s["patches"] for s in act)
         assert run["failures"]["json_failures"] > 0  # garbage was counted
     # rerun replaces, does not duplicate
-    endow_library(lib, survey, budget=9, strategy=strategy, client=FakeClient(_garbage_or_json), seed=1, step_size=3)
+    with scripted_client(tmp_path, _garbage_or_json) as (c, srv):
+        endow_library(lib, survey, budget=9, strategy=strategy, client=c, seed=1, step_size=3)
     assert Library.open(lib.path).personas().height == 13
 
 
@@ -211,7 +218,9 @@ def test_endow_random_census_and_bad_input(tmp_path: Path) -> None:
     survey = small_survey(4)
     log = endow_library(lib, survey, budget=3, strategy="random-census")
     assert len(log["persona_ids"]) == 3 and set(log["persona_ids"]) <= {f"p{i:03d}" for i in range(6)}
-    with pytest.raises(BadInput, match="--budget"):
-        endow_library(lib, survey, budget=0, client=FakeClient(_garbage_or_json))
-    with pytest.raises(BadInput, match="--strategy"):
-        endow_library(lib, survey, budget=3, strategy="nope", client=FakeClient(_garbage_or_json))
+    with scripted_client(tmp_path, _garbage_or_json) as (c, srv):
+        with pytest.raises(BadInput, match="--budget"):
+            endow_library(lib, survey, budget=0, client=c)
+        with pytest.raises(BadInput, match="--strategy"):
+            endow_library(lib, survey, budget=3, strategy="nope", client=c)
+    assert srv.hits == 0  # bad input is refused before any call

@@ -1,16 +1,17 @@
-"""Enrich: trait generation + consistency judge with a scripted fake model, and MinHash near-duplicates."""
+"""Enrich: trait generation + consistency judge with a scripted loopback model, and MinHash near-duplicates."""
 
 from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from enrich_helpers import FakeClient, census_library  # noqa: E402
+from enrich_helpers import census_library, scripted_client  # noqa: E402
 
 from personagen.enrich.dedup import jaccard, minhash_signatures, near_duplicates, shingles  # noqa: E402
 from personagen.enrich.traits import enrich_library, parse_verdict  # noqa: E402
@@ -29,56 +30,72 @@ def test_parse_verdict() -> None:
     assert parse_verdict(None, cats) == ("unparsed", None)
 
 
-def _scripted(user: str, system: str, req: object) -> str | None:
-    """Religion comes back empty once, then fine; the judge rejects 'ideology' on its first look."""
-    seed = getattr(req, "seed", 0)
-    if "Check this person's profile" in user:
-        return "INCONSISTENT: ideology" if "anarcho" in user else "CONSISTENT"
-    if "Religion:" in user:
-        return "" if seed % 2 == 0 and "p000" not in user else "Lapsed Catholic who goes at Christmas."
-    if "Ideology:" in user:
-        # the first ideology is contradictory; the resample (different seed) is fine
-        return "anarcho-monarchist" if "\"" not in user and _scripted.first.setdefault(seed, True) and \
-            len(_scripted.first) <= 2 else "Pragmatic centrist."
-    return "As an AI, I cannot"
+def _scripted_model() -> object:
+    """Religion comes back empty for even seeds, then fine; the first two ideology requests (distinct seeds,
+    in arrival order) are contradictory and rejected by the judge, their resamples (new seeds) are fine."""
+    seen: dict[int, bool] = {}
+    lock = threading.Lock()  # the server answers on several threads
+
+    def reply(user: str, system: str, body: dict) -> str | None:
+        seed = body.get("seed") or 0
+        if "Check this person's profile" in user:
+            return "INCONSISTENT: ideology" if "anarcho" in user else "CONSISTENT"
+        if "Religion:" in user:
+            return "" if seed % 2 == 0 and "p000" not in user else "Lapsed Catholic who goes at Christmas."
+        if "Ideology:" in user:
+            with lock:
+                seen.setdefault(seed, True)
+                first = len(seen) <= 2
+            return "anarcho-monarchist" if "\"" not in user and first else "Pragmatic centrist."
+        return "As an AI, I cannot"
+
+    return reply
 
 
-_scripted.first = {}  # type: ignore[attr-defined]
-
-
-def test_enrich_fake(tmp_path: Path) -> None:
+def test_enrich_scripted(tmp_path: Path) -> None:
     lib = census_library(tmp_path / "lib", n=3)
-    rep = enrich_library(lib, client=FakeClient(_scripted), categories=["ideology", "religion"], max_retries=2)
-    df = Library.open(lib.path).personas()
-    assert df["enriched"].all()
-    assert {"trait_ideology", "trait_religion", "enrich_consistent", "text_narrative_base"} <= set(df.columns)
-    assert df["trait_ideology"].to_list() == ["Pragmatic centrist."] * 3
-    assert all("Ideology: Pragmatic centrist." in t for t in df["text_narrative"].to_list())
-    assert all(t.startswith(b) for t, b in zip(df["text_narrative"], df["text_narrative_base"]))
-    pc = rep["per_category"]
-    assert pc["ideology"]["by_rule"]["judge"] >= 1  # rejected by the judge, then resampled
-    assert rep["judge"]["judge_rejections"] >= 1
-    assert set(rep["rejections_by_rule"]) == {"empty", "refusal", "judge"}
-    assert 0 <= pc["religion"]["rejection_rate"] <= 1
-    assert (lib.path / "enrich" / "report.json").is_file() and (lib.path / "enrich" / "duplicates.json").is_file()
-    assert rep["duplicates"]["n_pairs"] >= 0
-    # already enriched personas are skipped unless --fresh; re-enriching does not append twice
-    rep2 = enrich_library(lib, client=FakeClient(_scripted), categories=["ideology"], max_retries=1)
-    assert rep2["n_personas"] == 0
-    enrich_library(lib, client=FakeClient(_scripted), categories=["ideology"], max_retries=1, fresh=True, limit=1)
+    with scripted_client(tmp_path, _scripted_model()) as (c, srv):
+        rep = enrich_library(lib, client=c, categories=["ideology", "religion"], max_retries=2)
+        assert srv.hits == c.stats["requests_sent"] > 0 and c.stats["errors"] == 0
+        assert rep["llm"]["requests_sent"] == srv.hits and rep["model"] == "scripted"
+        df = Library.open(lib.path).personas()
+        assert df["enriched"].all()
+        assert {"trait_ideology", "trait_religion", "enrich_consistent", "text_narrative_base"} <= set(df.columns)
+        assert df["trait_ideology"].to_list() == ["Pragmatic centrist."] * 3
+        assert all("Ideology: Pragmatic centrist." in t for t in df["text_narrative"].to_list())
+        assert all(t.startswith(b) for t, b in zip(df["text_narrative"], df["text_narrative_base"]))
+        pc = rep["per_category"]
+        assert pc["ideology"]["by_rule"]["judge"] >= 1  # rejected by the judge, then resampled
+        assert rep["judge"]["judge_rejections"] >= 1
+        assert set(rep["rejections_by_rule"]) == {"empty", "refusal", "judge"}
+        assert 0 <= pc["religion"]["rejection_rate"] <= 1
+        assert (lib.path / "enrich" / "report.json").is_file() and (lib.path / "enrich" / "duplicates.json").is_file()
+        assert rep["duplicates"]["n_pairs"] >= 0
+        # already enriched personas are skipped unless --fresh; re-enriching does not append twice
+        hits = srv.hits
+        rep2 = enrich_library(lib, client=c, categories=["ideology"], max_retries=1)
+        assert rep2["n_personas"] == 0 and srv.hits == hits  # nothing to do: no call
+        enrich_library(lib, client=c, categories=["ideology"], max_retries=1, fresh=True, limit=1)
+        assert c.stats["cache_hits"] >= 1  # the same first ideology request is answered from the cache
     df2 = Library.open(lib.path).personas()
     assert df2["text_narrative"][0].count("Ideology:") == 1
 
 
 def test_enrich_garbage_never_crashes(tmp_path: Path) -> None:
     lib = census_library(tmp_path / "lib", n=2)
-    rep = enrich_library(lib, client=FakeClient(lambda u, s, r: None), categories=["quirks"], max_retries=2)
-    assert rep["per_category"]["quirks"]["generated"] == 2 * 3  # first try + 2 retries each
-    assert rep["per_category"]["quirks"]["rejection_rate"] == 1.0
+    with scripted_client(tmp_path, lambda u, s, b: None) as (c, srv):  # every call: HTTP 500
+        rep = enrich_library(lib, client=c, categories=["quirks"], max_retries=2)
+        assert rep["per_category"]["quirks"]["generated"] == 2 * 3  # first try + 2 retries each
+        assert rep["per_category"]["quirks"]["rejection_rate"] == 1.0
+        # 6 trait calls + 1 judge call per persona, all failing; each also retried once by the client
+        assert c.stats["errors"] == 2 * 3 + 2 and srv.hits == 2 * (2 * 3 + 2)
+        assert rep["judge"]["judge_unparsed"] == 2
     df = Library.open(lib.path).personas()
     assert df["trait_quirks"].is_null().all() and df["enriched"].all()
-    with pytest.raises(BadInput, match="--categories"):
-        enrich_library(lib, client=FakeClient(lambda u, s, r: "x"), categories=["nope"], fresh=True)
+    with scripted_client(tmp_path, lambda u, s, b: "x") as (c, srv):
+        with pytest.raises(BadInput, match="--categories"):
+            enrich_library(lib, client=c, categories=["nope"], fresh=True)
+    assert srv.hits == 0
 
 
 def test_minhash_matches_jaccard() -> None:

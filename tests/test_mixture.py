@@ -1,4 +1,4 @@
-"""Prompt-mixture search: W1 maths, simplex weights vs an exact LP, target loading, fake-model runs."""
+"""Prompt-mixture search: W1 maths, simplex weights vs an exact LP, target loading, scripted-model runs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from enrich_helpers import FakeClient  # noqa: E402
+from enrich_helpers import scripted_client  # noqa: E402
 
 from personagen.endow.mixture import (  # noqa: E402
     fit_simplex_weights,
@@ -91,9 +91,9 @@ def test_load_real_targets(shared_data: Path) -> None:
     assert d.size > 100 and d.min() >= 0
 
 
-def _fake_numbers(user: str, system: str, req: object) -> str:
+def _scripted_numbers(user: str, system: str, body: dict) -> str:
     """Craft/improve return persona text that embeds the aim; samples answer near it (with garbage)."""
-    seed = getattr(req, "seed", 0) or 0
+    seed = body.get("seed") or 0
     if "System prompt:" in user:
         import re
 
@@ -110,11 +110,13 @@ def _fake_numbers(user: str, system: str, req: object) -> str:
 
 
 @pytest.mark.parametrize("method", ["em", "gb"])
-def test_search_fake(method: str) -> None:
+def test_search_scripted(method: str, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     target = np.concatenate([rng.normal(20, 3, 200), rng.normal(70, 3, 200)]).clip(0, 100)
-    res = search(FakeClient(_fake_numbers), target, question="How much do you give?", method=method,
-                 components=2, iters=2, samples=6, lo=0, hi=100)
+    with scripted_client(tmp_path, _scripted_numbers) as (c, srv):
+        res = search(c, target, question="How much do you give?", method=method,
+                     components=2, iters=2, samples=6, lo=0, hi=100)
+        assert srv.hits == c.stats["requests_sent"] > 2 * 6 and c.stats["errors"] == 0
     assert len(res["prompts"]) == 2 and res["weights"].sum() == pytest.approx(1.0)
     assert res["counts"]["invalid_samples"] > 0  # garbage counted and retried
     assert all(3 <= s.size <= 6 for s in res["samples"])  # invalid answers retried (bounded)
@@ -124,10 +126,12 @@ def test_search_fake(method: str) -> None:
     assert res["w1"] < 30
 
 
-def test_mixture_library_fake(tmp_path: Path) -> None:
+def test_mixture_library_scripted(tmp_path: Path) -> None:
     t = tmp_path / "target.csv"
     pl.DataFrame({"offer": list(np.random.default_rng(1).integers(0, 101, 80))}).write_csv(t)
-    rep = mixture_library(t, tmp_path / "lib", client=FakeClient(_fake_numbers), components=2, iters=2, samples=3)
+    with scripted_client(tmp_path, _scripted_numbers) as (c, srv):
+        rep = mixture_library(t, tmp_path / "lib", client=c, components=2, iters=2, samples=3)
+        assert rep["llm"]["requests_sent"] == srv.hits > 0 and rep["model"] == "scripted"
     lib = Library.open(tmp_path / "lib")
     df = lib.personas()
     assert df.height == 2 and (df["source"] == "mixture").all() and df["weight_census"].is_null().all()
@@ -143,10 +147,13 @@ def test_mixture_library_fake(tmp_path: Path) -> None:
     assert set(rj["baselines"]) == {"uniform_average", "uniform_distribution"}
     assert rep["n_personas"] == 2
     # an existing library is added to, a rerun replaces its own personas
-    mixture_library(t, tmp_path / "lib", client=FakeClient(_fake_numbers), components=2, iters=2, samples=3)
-    assert Library.open(tmp_path / "lib").personas().height == 2
-    with pytest.raises(BadInput, match="--method"):
-        mixture_library(t, tmp_path / "lib2", client=FakeClient(_fake_numbers), method="xx")
+    with scripted_client(tmp_path, _scripted_numbers) as (c, srv):
+        mixture_library(t, tmp_path / "lib", client=c, components=2, iters=2, samples=3)
+        assert srv.hits == 0 and c.stats["cache_hits"] > 0  # the same run again: all from the cache
+        assert Library.open(tmp_path / "lib").personas().height == 2
+        with pytest.raises(BadInput, match="--method"):
+            mixture_library(t, tmp_path / "lib2", client=c, method="xx")
+    assert srv.hits == 0
 
 
 @pytest.mark.llm

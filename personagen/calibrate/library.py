@@ -246,6 +246,13 @@ def calibrate_library(lib: Any, survey: Any = None, *, method: str = "simplex", 
 
         survey = load(survey)
 
+    default = f"{method}-{CENSUS_SURVEY_ID if survey is None else survey.survey_id}-{group if survey else 'overall'}"
+    nm = _slug(name or default)
+    if name is not None and nm != name:
+        raise BadInput(f"--name {name!r}: use letters, digits, '.', '_' or '-' only")
+    existing = lib.calibration_dir(nm)
+    if write and not overwrite and existing.exists() and any(existing.iterdir()):
+        raise BadInput(f"{existing}: calibration {nm!r} already exists; pass --name NAME or --overwrite")
     personas = lib.personas()
     all_pids = personas["persona_id"].cast(pl.String).to_list()
     notes: list[str] = []
@@ -300,10 +307,6 @@ def calibrate_library(lib: Any, survey: Any = None, *, method: str = "simplex", 
                            max_agents=max_agents, n_boot=n_boot, census_margins=census_margins,
                            margin_info=margin_info, notes=notes)
     report["seconds_total"] = round(time.perf_counter() - t0, 3)
-    default = f"{method}-{CENSUS_SURVEY_ID if survey is None else survey.survey_id}-{group if survey else 'overall'}"
-    nm = _slug(name or default)
-    if name is not None and nm != name:
-        raise BadInput(f"--name {name!r}: use letters, digits, '.', '_' or '-' only")
     report = {"name": nm, **report}
     weights = pl.DataFrame({"persona_id": pids, "weight": w}, schema={"persona_id": pl.String, "weight": pl.Float64})
     cal = Calibration(weights, report, None, {"design": des, "prep": prep, "w0": w0})

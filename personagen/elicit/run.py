@@ -8,6 +8,7 @@ killed run loses no finished answer; the SQLite cache makes the rerun send nothi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -143,8 +144,14 @@ def elicit_library(lib: Library, survey: Any, *, backend: str = "local", base_ur
                    progress: bool = True, templates: str | os.PathLike | None = None,
                    text_column: str = "text_narrative", prices: str | os.PathLike | None = None,
                    max_requests: int | None = None, max_tokens_budget: int | None = None,
-                   seed: int = 0, flush_every_s: float = 2.0) -> dict[str, Any]:
+                   seed: int = 0, flush_every_s: float = 2.0, persona_ids: Sequence[str] | None = None,
+                   client: LLMClient | None = None) -> dict[str, Any]:
     """Ask every persona every selected question; append answers to LIB/responses.parquet; return a summary.
+
+    `persona_ids` restricts the run to those personas (library order; `limit` then applies to them; an id
+    not in the library is a BadInput). `client` reuses an already created (or open) LLMClient instead of
+    creating one from backend/base_url/model/concurrency/fresh/budgets/prices/progress (those are then
+    ignored; its own cache is used) and is left open for the caller to close.
 
     mode "logprobs": one request per (persona, question), max_tokens 1, distribution over option letters
     from the top-20 logprobs (renormalised; covered mass below `min_mass` -> invalid row).
@@ -170,6 +177,13 @@ def elicit_library(lib: Library, survey: Any, *, backend: str = "local", base_ur
     for col in ("persona_id", text_column):
         if col not in personas.columns:
             raise BadInput(f"{lib.personas_path}: no column {col!r} (the persona text used to elicit)")
+    if persona_ids is not None:
+        want = [str(p) for p in ([persona_ids] if isinstance(persona_ids, str) else persona_ids)]
+        have = set(personas["persona_id"].to_list())
+        missing = [p for p in want if p not in have]
+        if missing:
+            raise BadInput(f"{lib.personas_path}: no persona {missing[0]!r} (persona_ids)")
+        personas = personas.filter(pl.col("persona_id").is_in(want))
     if limit is not None:
         personas = personas.head(limit)
     nulls = personas.filter(pl.col(text_column).is_null())
@@ -186,9 +200,12 @@ def elicit_library(lib: Library, survey: Any, *, backend: str = "local", base_ur
                            f"at most {MAX_OPTIONS} can be lettered")
     hashes = {SYSTEM_T: template_hash(SYSTEM_T, templates), USER_T: template_hash(USER_T, templates)}
 
-    client = LLMClient.create(backend=backend, base_url=base_url, model=model, cache_path=lib.llm_db,
-                              concurrency=concurrency, fresh=fresh, max_requests=max_requests,
-                              max_tokens_budget=max_tokens_budget, prices=prices, progress=progress)
+    own_client = client is None
+    if client is None:
+        client = LLMClient.create(backend=backend, base_url=base_url, model=model, cache_path=lib.llm_db,
+                                  concurrency=concurrency, fresh=fresh, max_requests=max_requests,
+                                  max_tokens_budget=max_tokens_budget, prices=prices, progress=progress)
+    backend = client.backend
     model_name = client.model_name
     sid = survey.survey_id
     if not dry_run:
@@ -248,8 +265,9 @@ def elicit_library(lib: Library, survey: Any, *, backend: str = "local", base_ur
         last_flush = time.perf_counter()
 
     stopped: BaseException | None = None
+    stats0 = dict(client.stats)  # a reused client's earlier counts are not this run's
     try:
-        with client:
+        with client if own_client else contextlib.nullcontext(client):
             try:
                 for i, res in client.run_iter(requests, desc=f"elicit {mode}"):
                     item = i // k
@@ -283,7 +301,7 @@ def elicit_library(lib: Library, survey: Any, *, backend: str = "local", base_ur
         consolidate_parts(lib)
         st = client.stats
         for key in ("requests_sent", "cache_hits", "input_tokens", "output_tokens", "cost_usd"):
-            summary[key] = st[key]
+            summary[key] = st[key] - stats0.get(key, 0)
         summary["seconds"] = round(time.perf_counter() - t0, 3)
         if first_error:
             summary["first_error"] = first_error

@@ -1,8 +1,10 @@
 """A trivial OpenAI-format HTTP server on a loopback port, for transport tests and overhead benchmarks.
 
 It is a real server (real sockets, real HTTP/1.1 keep-alive) whose "model" answers every chat completion
-with a fixed letter and fixed logprobs. Scripted failures (status, headers) can be queued to exercise
-retries and Retry-After. It is never used to judge answers, only the client's plumbing and speed.
+with a fixed letter and fixed logprobs, or, given a `responder`, with text computed from the request body
+(scripted replies for stage tests that must run through the real LLMClient: cache, retries, accounting).
+Scripted failures (status, headers) can be queued to exercise retries and Retry-After. It is never used to
+judge answers, only the client's and the stages' plumbing and speed.
 """
 
 from __future__ import annotations
@@ -11,32 +13,42 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
 def completion_body(model: str, text: str = "A", prompt_tokens: int = 10,
-                    top: dict[str, float] | None = None) -> dict[str, Any]:
+                    top: dict[str, float] | None = None, completion_tokens: int = 1,
+                    finish_reason: str = "length") -> dict[str, Any]:
     """An OpenAI chat.completion JSON answering `text` with top logprobs `top`."""
     top = top or {"A": -0.5, "B": -1.2, " C": -2.5, "D": -4.0}
     tl = [{"token": t, "logprob": v, "bytes": list(t.encode())} for t, v in top.items()]
     return {
         "id": "chatcmpl-loopback", "object": "chat.completion", "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "finish_reason": "length",
+        "choices": [{"index": 0, "finish_reason": finish_reason,
                      "message": {"role": "assistant", "content": text},
                      "logprobs": {"content": [{"token": text, "logprob": top.get(text, -0.5),
                                                "bytes": list(text.encode()), "top_logprobs": tl}]}}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 1, "total_tokens": prompt_tokens + 1},
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
     }
 
 
 class LoopbackServer:
     """`with LoopbackServer() as s: s.base_url` -> http://127.0.0.1:PORT/v1. `s.script` queues failures:
-    (status, headers dict, body dict); `s.hits` counts chat requests, `s.times` their arrival times."""
+    (status, headers dict, body dict); `s.hits` counts chat requests, `s.times` their arrival times.
 
-    def __init__(self, model: str = "loopback", delay_s: float = 0.0):
+    `responder(request_body) -> str | None` (optional) computes each reply's text from the parsed request
+    JSON (messages, seed, temperature, ...); it is called on the server's handler threads, possibly
+    concurrently. None, or an exception, answers HTTP 500 (a server failure the client retries, then
+    reports as an error result). The reply's logprobs put all the top mass on the reply text."""
+
+    def __init__(self, model: str = "loopback", delay_s: float = 0.0,
+                 responder: Callable[[dict], str | None] | None = None):
         self.model = model
         self.delay_s = delay_s
+        self.responder = responder
         self.script: deque[tuple[int, dict[str, str], dict]] = deque()
         self.hits = 0
         self.times: list[float] = []
@@ -92,7 +104,21 @@ class LoopbackServer:
                     self._send(404, {"error": {"message": f"The model `{req.get('model')}` does not exist"}})
                     return
                 chars = sum(len(str(m.get("content") or "")) for m in req.get("messages", []))
-                self._send(200, completion_body(outer.model, prompt_tokens=max(1, chars // 4)))
+                if outer.responder is None:
+                    self._send(200, completion_body(outer.model, prompt_tokens=max(1, chars // 4)))
+                    return
+                try:
+                    text = outer.responder(req)
+                except Exception as e:  # noqa: BLE001 - a scripted failure becomes a server error
+                    self._send(500, {"error": {"message": f"responder failed: {type(e).__name__}: {e}"}})
+                    return
+                if text is None:
+                    self._send(500, {"error": {"message": "scripted failure"}})
+                    return
+                text = str(text)
+                self._send(200, completion_body(outer.model, text=text, prompt_tokens=max(1, chars // 4),
+                                                top={text: 0.0}, completion_tokens=max(1, len(text) // 4),
+                                                finish_reason="stop"))
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
