@@ -12,10 +12,11 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 if [ -n "${PERSONAGEN_CENSUS:-}" ]; then SRC=(--census "$PERSONAGEN_CENSUS")
 elif [ -f ../shared/data/acs_pums/psam_p50.csv.gz ]; then SRC=(--census ../shared/data/acs_pums/psam_p50.csv.gz)
 else SRC=(--state VT --year 2018); fi
-$PG build -o "$OUT/lib" "${SRC[@]}" -n 500 --seed 1 --style narrative --style qa
-$PG describe "$OUT/lib" --plot "$OUT/describe.png"
+N=${N:-16}   # personas: each answers 12 questions on the CPU (~1 s an answer); raise it for real work
+$PG build -o "$OUT/lib" "${SRC[@]}" -n "$N" --seed 1 --style narrative --style qa
+$PG describe "$OUT/lib"
 $PG surveys import generic datasets/surveys/example_generic.yaml -o "$OUT/survey.parquet"
-$PG elicit "$OUT/lib" --survey "$OUT/survey.parquet" --backend local --mode logprobs --limit 40
-$PG calibrate "$OUT/lib" --survey "$OUT/survey.parquet" --name quickstart --drop-incomplete
+$PG elicit "$OUT/lib" --survey "$OUT/survey.parquet" --backend local --mode logprobs
+$PG calibrate "$OUT/lib" --survey "$OUT/survey.parquet" --name quickstart
 $PG publish "$OUT/lib" --calibration quickstart --out "$OUT/panel"
 echo "done: library in $OUT/lib, Hub-ready panel in $OUT/panel"

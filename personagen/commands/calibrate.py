@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import click
@@ -48,10 +49,14 @@ def calibrate(lib: Path, survey: Path | None, census_margins: str | None, group:
     if folds is not None and folds < 2:
         raise BadInput(f"--folds {folds}: cross-validation needs at least 2 folds")
     library = Library.open(lib)
-    cal = calibrate_library(library, survey, method=method, group=group, census_margins=census_margins,
-                            block_weighting=block_weighting, pull=pull, seed=seed, name=name,
-                            max_agents=max_agents, split_seed=split_seed, base=base, model=model, mode=mode,
-                            drop_incomplete=drop_incomplete, folds=folds, overwrite=overwrite)
+    with warnings.catch_warnings(record=True) as caught:  # show library warnings as plain one-liners
+        warnings.simplefilter("always")
+        cal = calibrate_library(library, survey, method=method, group=group, census_margins=census_margins,
+                                block_weighting=block_weighting, pull=pull, seed=seed, name=name,
+                                max_agents=max_agents, split_seed=split_seed, base=base, model=model, mode=mode,
+                                drop_incomplete=drop_incomplete, folds=folds, overwrite=overwrite)
+    for w in caught:
+        click.echo(f"warning: {w.message}", err=True)
     rep = cal.report
     if as_json:
         click.echo(json.dumps({"path": str(cal.path), **rep}, default=str))
