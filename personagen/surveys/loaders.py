@@ -84,6 +84,18 @@ _WVS_REFUSED = re.compile(r"\brefused\b", re.I)
 
 
 # ---- shared helpers ------------------------------------------------------------------------------
+
+def _read_csv_rows(path: Path, need: tuple[str, ...]) -> list[dict[str, str]]:
+    """All rows of a CSV as dicts; BadInput naming the file when unreadable or lacking a needed column."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise BadInput(f"{path}: unreadable CSV ({type(e).__name__})") from None
+    if not rows or any(c not in rows[0] for c in need):
+        raise BadInput(f"{path}: expected a header with columns {', '.join(need)} and at least one row")
+    return rows
+
 def _check_refused(refused: str) -> None:
     if refused not in REFUSED_MODES:
         raise BadInput(f"refused={refused!r}: expected one of {', '.join(REFUSED_MODES)}")
@@ -176,14 +188,7 @@ def import_opinionqa(path: str | os.PathLike, *, refused: str = "drop", seed: in
             raise BadInput(f"{p}: no <ATTR>_data.json count files (folders such as disagreement_500 list questions "
                            f"only); import a wave folder like American_Trends_Panel_W26")
         raise BadInput(f"{p / 'CREGION_data.json'}: missing; it is needed for the overall distribution")
-    try:
-        with info.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise BadInput(f"{info}: unreadable CSV ({type(e).__name__})") from None
-    need = ("key", "question", "references", "option_ordinal")
-    if not rows or any(c not in rows[0] for c in need):
-        raise BadInput(f"{info}: expected columns {', '.join(need)}")
+    rows = _read_csv_rows(info, ("key", "question", "references", "option_ordinal"))
 
     counts: dict[str, dict] = {}
     for f in sorted(p.glob("*_data.json")):
@@ -499,14 +504,7 @@ def _finite(x: Any, where: str) -> float:
 
 
 def _csv_to_doc(p: Path) -> dict:
-    try:
-        with p.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise BadInput(f"{p}: unreadable CSV ({type(e).__name__})") from None
-    need = ("qid", "question", "option", "share")
-    if not rows or any(c not in rows[0] for c in need):
-        raise BadInput(f"{p}: expected a header with columns {', '.join(need)} and at least one row")
+    rows = _read_csv_rows(p, ("qid", "question", "option", "share"))
     qs: dict[str, dict] = {}
     attrs: dict[str, str] = {}
     sid = None
