@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import sys
 
-from personagen.bench.solver import bench_solver
+from personagen.bench.solver import bench_onehot_cv, bench_solver
 
 
 def main() -> None:
-    """1000 × 500 with Clarabel and full CV; optionally 5000 × 2000 fast path only."""
+    """1000 × 500 with Clarabel and full CV; census-shaped CV; optionally 5000 × 2000 fast path only."""
     out = [bench_solver(1000, 500)]
     if "--big" in sys.argv:
         out.append(bench_solver(5000, 2000, cvxpy=False, cv=False, repeat=1))
@@ -25,7 +25,10 @@ def main() -> None:
             print(line)
         if "cv" in o:
             print(f"  full CV ({o['cv']['folds']} folds x {o['cv']['grid_size']} lam): {o['cv']['seconds']:.2f}s")
-    print(json.dumps(out))
+    oh = bench_onehot_cv(60, 1000)
+    print(f"census-shaped CV {oh['rows']} rows × {oh['agents']} agents: {oh['seconds']:.3f} s "
+          f"({oh['folds']} folds x {oh['grid_size']} lam, one-hot agents)")
+    print(json.dumps(out + [{"census_shaped_cv": oh}]))
 
 
 if __name__ == "__main__":

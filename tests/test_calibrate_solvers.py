@@ -97,3 +97,90 @@ def test_gram_and_power_norm():
     assert q.power_norm(iters=500) == pytest.approx(np.linalg.eigvalsh(G).max(), rel=1e-5)
     assert np.allclose(q.block(np.array([3, 1, 5])), G[np.ix_([3, 1, 5], [3, 1, 5])])
     assert np.allclose(q.block(np.array([5, 0])), G[np.ix_([5, 0], [5, 0])])
+
+
+# --- wide (census-shaped) problems: rows ≪ agents, the row-space (low-rank) support solves -----------------
+
+
+@pytest.fixture(scope="module")
+def wide():
+    from personagen.bench.solver import make_onehot_problem
+
+    D, r, g = make_onehot_problem(30, 800, seed=3, renormalise=False)  # λ = 0 leaves a residual
+    return D, r, g
+
+
+def _grad_kkt(D, r, w, mu, w0):
+    g = D.T @ (D @ w - r) + mu * (w - w0)
+    sup = w > 0
+    nu = g[sup].mean()
+    scale = np.abs(g).max() + np.abs(D.T @ r).max()
+    return np.ptp(g[sup]) / scale, (g[~sup] - nu).min() / scale if (~sup).any() else 0.0
+
+
+@pytest.mark.parametrize("which", ["zero", "small", "mid", "large"])
+def test_lowrank_matches_dense_and_clarabel(wide, which):
+    from personagen.calibrate import simplex as sx
+
+    D, r, _ = wide
+    n = D.shape[1]
+    w0 = np.full(n, 1 / n)
+    free = Quad.from_design(D, r)
+    assert free.G is None  # wide: matrix-free by default
+    lam = {"zero": 0.0, "small": 1e-7, "mid": float(sx.lam_grid(free)[10]), "large": float(sx.lam_grid(free)[2])}[which]
+    mu = lam * n
+    dense = Quad.from_design(D, r, dense=True)
+    ref = _cvx_simplex(D, r, mu, w0)
+    for start in (None, w0):  # cold (best vertex) and warm from the full support (all agents active)
+        free = Quad.from_design(D, r)
+        a = active_set(dense, dense.b + mu * w0, mu, w_start=start)
+        b = active_set(free, free.b + mu * w0, mu, w_start=start)
+        assert a.converged and b.converged
+        if lam > 0 or start is not None:
+            assert free.n_lowrank > 0  # the row-space path was taken
+        va, vb = _obj(dense, a.w, mu, w0), _obj(dense, b.w, mu, w0)
+        assert abs(vb - va) <= 1e-9 * abs(va) + 1e-13 * dense.c
+        assert (vb - ref) / abs(ref) <= 1e-6
+        assert b.w.min() >= 0 and abs(b.w.sum() - 1) < 1e-12
+        spread, off = _grad_kkt(D, r, b.w, mu, w0)
+        assert spread <= 1e-10 and off >= -1e-9
+
+
+def test_lowrank_cv_path_matches_dense_folds():
+    """CV on a census-shaped problem: every fold's λ path through D and the row-space solves equals the
+    dense-Gram path (objective to 1e-9), no dense solve is larger than 2·rows, and fit_weights' CV runs on it."""
+    from personagen.bench.solver import make_onehot_problem
+    from personagen.calibrate import fit_weights, solvers
+    from personagen.calibrate import simplex as sx
+    from personagen.calibrate.cv import fold_masks, fold_quads
+
+    D, r, g = make_onehot_problem(60, 1000, seed=0)
+    n = D.shape[1]
+    w0 = np.full(n, 1 / n)
+    sw = np.ones(len(r))
+    masks = fold_masks(g, 5, 0)
+    grid = sx.lam_grid(Quad.from_design(D, r))
+    for qf, qd in zip(fold_quads(D, r, sw, masks), fold_quads(D, r, sw, masks, dense=True)):
+        assert qf.G is None and qd.G is not None
+        pf, pd = sx.path(qf, grid, w0), sx.path(qd, grid, w0)
+        for lam, a, b in zip(grid, pf, pd):
+            va, vb = sx.objective(qd, a.w, lam, w0, "l2"), sx.objective(qd, b.w, lam, w0, "l2")
+            # the data term is evaluated as ½wᵀGw − bᵀw + c: round-off ~ ε·c on top of the relative gap
+            assert abs(va - vb) <= 1e-9 * abs(vb) + 1e-13 * qd.c, lam
+        assert qf.n_lowrank > 0
+
+    sizes = []
+    orig = solvers._eq_solve
+
+    def spy(H, fP, simplex):
+        sizes.append(len(fP))
+        return orig(H, fP, simplex)
+
+    solvers._eq_solve = spy
+    try:
+        res = fit_weights(D, r, groups=g)
+    finally:
+        solvers._eq_solve = orig
+    assert res.cv["folds"] == 5 and len(res.cv["grid"]) == 20
+    assert max(sizes, default=0) < 2 * D.shape[0]
+    assert abs(res.weights.sum() - 1) < 1e-12 and res.weights.min() >= 0

@@ -34,6 +34,46 @@ def make_problem(
     return np.ascontiguousarray(D), r, groups, w_true
 
 
+def make_onehot_problem(
+    rows: int = 60, agents: int = 1000, *, seed: int = 0, noise: float = 0.02, renormalise: bool = True,
+) -> tuple[Array, Array, Array]:
+    """Census-shaped (D, r, groups): categorical variables of 2–8 categories (rows in all), each agent one-hot
+    in each variable, so rows ≪ agents; targets are the category shares plus noise (per variable renormalised
+    unless `renormalise=False`, which leaves a residual at λ = 0)."""
+    rng = np.random.default_rng(seed)
+    sizes: list[int] = []
+    while sum(sizes) < rows:
+        left = rows - sum(sizes)
+        k = min(int(rng.integers(2, 9)), left)
+        if left - k == 1:
+            k += 1
+        sizes.append(k)
+    blocks, groups, targets = [], [], []
+    for q, k in enumerate(sizes):
+        p = rng.dirichlet(np.ones(k))
+        B = np.zeros((k, agents))
+        B[rng.choice(k, size=agents, p=p), np.arange(agents)] = 1.0
+        t = np.clip(p + noise * rng.standard_normal(k), 1e-4, None)
+        blocks.append(B)
+        groups += [f"v{q}"] * k
+        targets.append(t / t.sum() if renormalise else t)
+    return np.vstack(blocks), np.concatenate(targets), np.asarray(groups)
+
+
+def bench_onehot_cv(rows: int = 60, agents: int = 1000, *, seed: int = 0, repeat: int = 2) -> dict:
+    """Best-of-`repeat` seconds for a default CV fit (5 folds × 20 λ) on a census-shaped problem."""
+    from personagen.calibrate import fit_weights
+
+    D, r, groups = make_onehot_problem(rows, agents, seed=seed)
+    best, res = np.inf, None
+    for _ in range(max(1, repeat)):
+        res = fit_weights(D, r, groups=groups)
+        best = min(best, res.seconds)
+    assert res is not None and res.cv is not None
+    return {"rows": rows, "agents": agents, "seconds": best, "folds": res.cv["folds"],
+            "grid_size": len(res.cv["grid"]), "lam": res.lam, "nonzeros": res.nonzeros}
+
+
 def cvxpy_simplex(D: Array, r: Array, lam: float, w0: Array, sw: Array | None = None) -> tuple[Array, float, float]:
     """Reference: the l2-pulled simplex fit with cvxpy/Clarabel; returns (w, objective, seconds)."""
     import cvxpy as cp

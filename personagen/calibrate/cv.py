@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from personagen.calibrate.solvers import Quad, gram
+from personagen.calibrate.solvers import Quad, gram, prefer_dense
 from personagen.surveys.schema import kfold_groups
 
 Array = np.ndarray
@@ -48,10 +48,11 @@ def fold_masks(groups: Sequence, k: int = 5, seed: int = 0) -> list[Array]:
 
 
 def fold_quads(D: Array, r: Array, sw: Array, masks: Sequence[Array], *, dense: bool | None = None) -> Iterator[Quad]:
-    """Training quadratics per fold; dense Grams by subtraction G_all − G_fold when N is moderate."""
+    """Training quadratics per fold: dense Grams by subtraction G_all − G_fold when N is moderate and D is not
+    wide; otherwise from the fold's rows of D (gradients in O(rows·N), row-space support solves)."""
     N = D.shape[1]
     if dense is None:
-        dense = N <= 3000
+        dense = prefer_dense(D.shape[0], N)
     if not dense:
         for m in masks:
             yield Quad(D=D[~m], r=r[~m], sw=sw[~m])

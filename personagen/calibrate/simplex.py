@@ -51,12 +51,19 @@ def solve(
 
 
 def path(quad: Quad, lams: Sequence[float], w0: Array, *, pull: str = "l2") -> list[QPResult]:
-    """Fits along a λ grid, solved from the largest λ down with warm starts; returned in grid order."""
+    """Fits along a λ grid, solved from the largest λ down with warm starts; returned in grid order.
+
+    λ = 0 is solved cold, exactly as `fit_weights(lam=0)` solves it: when the support is wider than the
+    rows the pure fit is not unique, and a warm start from the (dense) λ > 0 solutions would land on a
+    different minimiser (near w0) than the sparse one the final fit returns, so CV would score a fit
+    it does not deliver.
+    """
     order = np.argsort(-np.asarray(lams, dtype=float), kind="stable")
     out: list[QPResult | None] = [None] * len(lams)
     w = w0.copy()
     for k in order:
-        res = solve(quad, float(lams[k]), w0, pull=pull, w_start=w)
+        lam = float(lams[k])
+        res = solve(quad, lam, w0, pull=pull, w_start=w if lam > 0 else None)
         out[k] = res
         w = res.w
     return out  # type: ignore[return-value]

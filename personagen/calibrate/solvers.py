@@ -12,7 +12,13 @@ an active-set method that solves the equality-constrained KKT system on the curr
 machine-precision KKT points in a handful of Cholesky solves, and warm-starts well along a λ path.
 
 * `Quad`: the quadratic, from a dense Gram (CV: G per fold = G_all − G_fold) or from D itself
-  (large single fits: gradient by two passes over D, Gram blocks only for the support, cached).
+  (large single fits and wide problems: gradient by two passes over D, Gram blocks only for the support,
+  cached).
+* Support solves (`Quad.eq_solve`): with the l2 pull the support Hessian is μI + X_PᵀX_P (X = W^½D, m rows).
+  When the support has many more agents than there are rows (census-shaped problems: ~60 rows × 1,000
+  one-hot agents, all active once λ > 0) it is solved in row space by Woodbury,
+  (μI + X_PᵀX_P)⁻¹v = (v − X_Pᵀ(μI_m + X_PX_Pᵀ)⁻¹X_P v)/μ, through an eigendecomposition of the m×m kernel
+  X_PX_Pᵀ that is cached per support, so every further λ with the same support costs O(m² + mk).
 * `active_set`: primal–dual active set (semismooth Newton) iterations with a cycle guard, finished by a
   Lawson–Hanson-style primal active set (monotone, finite) when needed.
 * `fista_simplex`: accelerated projected gradient with exact simplex projection and adaptive restart.
@@ -40,6 +46,15 @@ def gram(D: Array, sw: Array | None = None) -> Array:
     iu = np.triu_indices_from(C, 1)
     C[(iu[1], iu[0])] = C[iu]
     return C
+
+
+def prefer_dense(rows: int, n: int) -> bool:
+    """Whether a dense N×N Gram beats working from D: N moderate and D not wide (2·rows ≥ N).
+
+    For wide D (rows ≪ agents) a gradient through D costs O(rows·N) instead of O(N²), and the support
+    solves go through the rows×rows kernel (see `Quad.eq_solve`), so the N×N Gram is never needed.
+    """
+    return n <= 3000 and 2 * rows >= n
 
 
 class Quad:
@@ -75,15 +90,18 @@ class Quad:
             self._X = np.zeros((self.D.shape[0], 0))
             self._C = np.zeros((0, 0))
         self.n_grad = 0
+        self._XT: Array | None = None  # (W^½D)ᵀ, N × m, built on first low-rank solve
+        self._eig: dict[bytes, tuple[Array, Array, Array]] = {}  # support → (X_Pᵀ, eigvals, eigvecs)
+        self.n_lowrank = 0
 
     @classmethod
     def from_design(cls, D: Array, r: Array, sw: Array | None = None, *, dense: bool | None = None) -> Quad:
-        """Build from D; dense Gram when cheap enough (N ≤ 3000), else matrix-free."""
+        """Build from D; dense Gram when cheap and useful (`prefer_dense`), else matrix-free."""
         D = np.asarray(D, dtype=float)
         r = np.asarray(r, dtype=float)
         sw_ = np.ones(D.shape[0]) if sw is None else np.asarray(sw, dtype=float)
         if dense is None:
-            dense = D.shape[1] <= 3000
+            dense = prefer_dense(*D.shape)
         if not dense:
             return cls(D=D, r=r, sw=sw_)
         return cls(G=gram(D, sw_), b=D.T @ (sw_ * r), c=0.5 * float(r @ (sw_ * r)))
@@ -138,6 +156,108 @@ class Quad:
             self._idx = np.concatenate([self._idx, missing])
         q = self._pos[P]
         return self._C[np.ix_(q, q)]
+
+    @property
+    def rows(self) -> int:
+        """Number of rows of D (0 when held as a Gram only)."""
+        return 0 if self.D is None else self.D.shape[0]
+
+    def use_lowrank(self, k: int, mu: float, simplex: bool = True) -> bool:
+        """Solve a k-agent support in row space? Needs D, rows well below k, and μ > 0 or the sum constraint.
+
+        Costs: dense Cholesky ~k³/3 (+ k² to gather the Gram block); row space ~m²k for the kernel,
+        ~4m³ for its eigendecomposition (reused across λ while the support stays), O(mk) per λ after.
+        """
+        return self.D is not None and 2 * self.rows <= k and (mu > 0 or simplex)
+
+    def eq_solve(self, idx: Array, fP: Array, mu: float, simplex: bool) -> tuple[Array, float]:
+        """min ½zᵀ(G_PP + μI)z − f_Pᵀz [s.t. Σz = 1] on the support idx; returns z and ν (see `_eq_solve`)."""
+        if self.use_lowrank(len(idx), mu, simplex):
+            if mu > 0:
+                return self._lowrank_eq_solve(idx, fP, mu, simplex)
+            return self._minnorm_eq_solve(idx, fP)
+        H = self.block(idx)
+        if mu:
+            H = H + mu * np.eye(len(idx))
+        return _eq_solve(H, fP, simplex)
+
+    def _kernel_eig(self, idx: Array) -> tuple[Array, Array, Array]:
+        """(X_Pᵀ, s, U) with X_PX_Pᵀ = U diag(s) Uᵀ, cached for the last few supports."""
+        key = idx.tobytes()
+        hit = self._eig.get(key)
+        if hit is not None:
+            return hit
+        if self._XT is None:
+            assert self.D is not None
+            self._XT = np.ascontiguousarray((self.D * np.sqrt(self.sw)[:, None]).T)
+        XTP = self._XT if len(idx) == self.n else self._XT[idx]
+        K = XTP.T @ XTP
+        s, U = np.linalg.eigh(K)
+        hit = (XTP, np.maximum(s, 0.0), U)
+        if len(self._eig) >= 4:
+            self._eig.pop(next(iter(self._eig)))
+        self._eig[key] = hit
+        return hit
+
+    def _lowrank_eq_solve(self, idx: Array, fP: Array, mu: float, simplex: bool) -> tuple[Array, float]:
+        """Woodbury: (μI + X_PᵀX_P)⁻¹V = (V − X_Pᵀ U diag(1/(μ+s)) Uᵀ X_P V)/μ, exact for any μ > 0.
+
+        Unlike a Cholesky solve this is not backward stable when μ ≪ ‖X‖² (the 1/μ cancels large terms),
+        so the KKT solution gets one step of iterative refinement on the full system (residual in O(mk)).
+        """
+        self.n_lowrank += 1
+        XTP, s, U = self._kernel_eig(idx)
+
+        def inv(V: Array) -> Array:
+            T = U.T @ (XTP.T @ V)
+            T /= (mu + s)[:, None]
+            return (V - XTP @ (U @ T)) / mu
+
+        V = np.column_stack([fP, np.ones(len(fP))]) if simplex else fP[:, None]
+        sol = inv(V)
+        z, nu = _combine(sol, simplex)
+        csum = float(sol[:, 1].sum()) if simplex else 1.0
+        for _ in range(2):
+            res = fP + nu - mu * z - XTP @ (XTP.T @ z)
+            dz = inv(res[:, None])[:, 0]
+            if simplex:
+                dnu = (1.0 - float(z.sum()) - float(dz.sum())) / csum
+                dz += dnu * sol[:, 1]
+                nu += dnu
+            z = z + dz
+            if float(np.abs(dz).max()) <= 1e-15 * float(np.abs(z).max()):
+                break
+        return z, nu
+
+    def _minnorm_eq_solve(self, idx: Array, fP: Array) -> tuple[Array, float]:
+        """μ = 0 on a support wider than the rows: G_PP = X_PᵀX_P is singular and the minimiser of
+        ½zᵀG_PPz − f_Pᵀz s.t. Σz = 1 not unique; take the μ → 0 limit of the pulled solution (the
+        minimum-norm minimiser, what a jittered Cholesky approximates), computed in row space.
+
+        With X_P = U S^½ Vᵀ (numerical rank r), e = (I − VVᵀ)1 the part of 1 outside the row space:
+        e ≈ 0: z = VS⁻¹Vᵀ(f + ν1) with ν from Σz = 1;
+        e ≠ 0: ν = −eᵀf/eᵀe, z = VS⁻¹Vᵀ(f + ν1) + βe with β from Σz = 1.
+        """
+        self.n_lowrank += 1
+        k = len(idx)
+        XTP, s, U = self._kernel_eig(idx)
+        keep = s > 1e-10 * float(s.max()) if s.size and s.max() > 0 else np.zeros(len(s), dtype=bool)
+        one = np.ones(k)
+        if not keep.any():
+            return one / k, -float(fP.mean())
+        Ur, sr = U[:, keep], s[keep]
+        V = np.column_stack([fP, one])
+        T = Ur.T @ (XTP.T @ V)  # S^½ Vᵀ[f, 1]
+        sol = XTP @ (Ur @ (T / (sr * sr)[:, None]))  # VS⁻¹Vᵀ[f, 1]
+        e = one - XTP @ (Ur @ (T[:, 1] / sr))  # (I − VVᵀ)1
+        ee = float(e @ e)
+        a, c = sol[:, 0], sol[:, 1]
+        if ee > 1e-10 * k:
+            nu = -float(e @ fP) / ee
+            z = a + nu * c
+            z += e * ((1.0 - float(z.sum())) / ee)
+            return z, nu
+        return _combine(sol, True)
 
     def value(self, w: Array) -> float:
         """½ wᵀGw − bᵀw + c (the data term ½‖W^½(r − Dw)‖²)."""
@@ -205,6 +325,11 @@ def _eq_solve(H: Array, fP: Array, simplex: bool) -> tuple[Array, float]:
     except (np.linalg.LinAlgError, ValueError):
         rhs = np.column_stack([fP, np.ones(k)]) if simplex else fP[:, None]
         sol = np.linalg.lstsq(H, rhs, rcond=1e-12)[0]
+    return _combine(sol, simplex)
+
+
+def _combine(sol: Array, simplex: bool) -> tuple[Array, float]:
+    """From the columns H⁻¹f [, H⁻¹1] to z = H⁻¹(f + ν1) with Σz = 1 and ν."""
     if not simplex:
         return sol[:, 0], 0.0
     a, c = sol[:, 0], sol[:, 1]
@@ -264,10 +389,7 @@ def _active_set(
         w = np.zeros(n)
         nu = 0.0
         if len(idx):
-            H = quad.block(idx)
-            if mu:
-                H = H + mu * np.eye(len(idx))
-            z, nu = _eq_solve(H, f[idx], simplex)
+            z, nu = quad.eq_solve(idx, f[idx], mu, simplex)
             w[idx] = z
         g = quad.matvec(w) + mu * w - f
         rho = g - nu
@@ -307,10 +429,7 @@ def _active_set(
         z = np.zeros(n)
         nu = 0.0
         if len(idx):
-            H = quad.block(idx)
-            if mu:
-                H = H + mu * np.eye(len(idx))
-            zP, nu = _eq_solve(H, f[idx], simplex)
+            zP, nu = quad.eq_solve(idx, f[idx], mu, simplex)
             z[idx] = zP
         if P.any() and z[idx].min() <= 0:
             d = z - w
