@@ -31,6 +31,12 @@ def _design(df: pl.DataFrame, pool: pl.DataFrame, variables: list[str]):
     return np.vstack(rows), np.asarray(targets), np.asarray(groups)
 
 
+def _band(col: str, breaks: list[int]) -> pl.Expr:
+    """Right-closed band index of `col` (as a string label; null stays null)."""
+    idx = pl.sum_horizontal([(pl.col(col) > b).cast(pl.Int32) for b in breaks])
+    return pl.when(pl.col(col).is_null()).then(None).otherwise(idx).cast(pl.String)
+
+
 @pytest.fixture(scope="module")
 def vermont(vt_pums):
     cols = ["PWGTP", "AGEP", "SEX", "RAC1P", "SCHL", "ESR", "MAR", "CIT", "NATIVITY", "MIL", "DIS", "HICOV",
@@ -38,9 +44,9 @@ def vermont(vt_pums):
     df = pl.read_csv(vt_pums, columns=cols, infer_schema_length=0).with_columns(pl.all().cast(pl.Int64, strict=False))
     df = df.filter(pl.col("AGEP") >= 18)
     df = df.with_columns(
-        age=pl.col("AGEP").cut([24, 34, 44, 54, 64, 74]).cast(pl.String),
-        edu=pl.col("SCHL").cut([15, 17, 19, 20, 21]).cast(pl.String),
-        inc=pl.col("PINCP").cut([0, 10000, 25000, 50000, 100000]).cast(pl.String),
+        age=_band("AGEP", [24, 34, 44, 54, 64, 74]),
+        edu=_band("SCHL", [15, 17, 19, 20, 21]),
+        inc=_band("PINCP", [0, 10000, 25000, 50000, 100000]),
         HISP=(pl.col("HISP") > 1).cast(pl.Int64),
         RAC1P=pl.when(pl.col("RAC1P") <= 2).then(pl.col("RAC1P")).otherwise(9),
         MIL=pl.col("MIL").fill_null(0),
