@@ -23,12 +23,10 @@ from personagen.llm import LLMClient
 from personagen.llm.loopback import LoopbackServer
 from personagen.surveys.schema import Survey, load
 
-PERSONAS = [
-    ("p1", "I am Mary, a 67-year-old retired teacher from rural Vermont. I go to church every week, "
-           "worry about the cost of living and vote in every election."),
-    ("p2", "I am Jamal, a 29-year-old software developer in Burlington. I rent an apartment, cycle to work "
-           "and care a lot about climate change."),
-    ("p3", "I am Tom, a 45-year-old dairy farmer. I own my land, hunt in the fall and distrust big government."),
+PERSONAS = [  # short on purpose: prompt tokens are what the model-backed tests spend their time on
+    ("p1", "I am Mary, 67, a retired teacher in rural Vermont who goes to church."),
+    ("p2", "I am Jamal, 29, a software developer in Burlington who cares about climate."),
+    ("p3", "I am Tom, 45, a dairy farmer who distrusts big government."),
 ]
 
 

@@ -1,4 +1,4 @@
-"""Endow end to end against the bundled local model: budget 6 on a 4-question survey, then elicit + calibrate."""
+"""Endow end to end against the bundled local model: budget 4 on a 4-question survey, then elicit + calibrate."""
 
 from __future__ import annotations
 
@@ -22,16 +22,16 @@ def test_endow_cli_local_model_then_elicit_calibrate(tmp_path: Path, local_llm_u
     lib = census_library(tmp_path / "lib", n=2)
     survey = small_survey(4, split=["train", "train", "valid", "test"])
     sp = survey.save(tmp_path / "survey.parquet")
-    cmd = [sys.executable, "-m", "personagen.cli", "endow", str(lib.path), "--survey", str(sp), "--budget", "6",
-           "--backend", "openai", "--base-url", local_llm_url, "--model", "smollm2", "--max-tokens", "32",
+    cmd = [sys.executable, "-m", "personagen.cli", "endow", str(lib.path), "--survey", str(sp), "--budget", "4",
+           "--backend", "openai", "--base-url", local_llm_url, "--model", "smollm2", "--max-tokens", "24",
            "--json"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out["n_generated"] == 6
+    assert out["n_generated"] == 4
     lib = Library.open(lib.path)
     gen = lib.personas().filter(pl.col("source") != "census")
-    assert gen.height == 6 and gen["text_narrative"].is_not_null().all()
+    assert gen.height == 4 and gen["text_narrative"].is_not_null().all()
     assert set(gen["source"]) <= {"bank", "learned", "mixed"} and gen["weight_census"].is_null().all()
     log = json.loads((lib.path / "endow" / "run_log.json").read_text())
     assert log["steps"] and (lib.path / "endow" / "run_log.png").is_file() and "failures" in log
@@ -42,8 +42,8 @@ def test_endow_cli_local_model_then_elicit_calibrate(tmp_path: Path, local_llm_u
         from personagen.elicit.run import elicit_library  # noqa: F401
     except ImportError:
         pytest.skip("elicit / calibrate stages not available")
-    lib.elicit(survey, backend="openai", base_url=local_llm_url, model="smollm2", mode="sample", samples=1,
-               progress=False)
+    # logprobs mode: one 1-token request per answer (the cheapest), a full distribution per answer
+    lib.elicit(survey, backend="openai", base_url=local_llm_url, model="smollm2", mode="logprobs", progress=False)
     resp = lib.responses()
     assert set(gen["persona_id"]) <= set(resp["persona_id"])
     lib.calibrate(survey, drop_incomplete=True)

@@ -158,7 +158,7 @@ def test_mixture_library_scripted(tmp_path: Path) -> None:
 
 @pytest.mark.llm
 def test_mixture_cli_local_model(tmp_path: Path, local_llm_url: str, shared_data: Path) -> None:
-    """2 components × 2 iters × 3 samples on MobLab dictator offers with the tiny local model."""
+    """2 components × 2 iters (craft, sample, improve, sample) × 2 samples on MobLab dictator offers with the tiny local model."""
     import subprocess
 
     src = shared_data / "moblab_games" / "dictator.csv"
@@ -167,8 +167,8 @@ def test_mixture_cli_local_model(tmp_path: Path, local_llm_url: str, shared_data
     cmd = [sys.executable, "-m", "personagen.cli", "mixture", "--target", str(src), "--column", "move",
            "--question", "You have 100 dollars. How many do you give to a stranger?",
            "--out", str(tmp_path / "lib"), "--backend", "openai", "--base-url", local_llm_url, "--model", "smollm2",
-           "--components", "2", "--iters", "2", "--samples", "3", "--range", "0", "100",
-           "--prompt-tokens", "32", "--json"]
+           "--components", "2", "--iters", "2", "--samples", "2", "--range", "0", "100",
+           "--prompt-tokens", "24", "--json"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
