@@ -110,7 +110,7 @@ def logprob_rows(pid: str, sid: str, qid: str, options: list[str], res: ChatResu
     """One row per option (renormalised letter probabilities) or one invalid row when mass < min_mass."""
     tops = res.top_logprobs[0] if res.top_logprobs else None
     probs, mass = letter_distribution(tops, len(options))
-    if tops is None or mass < min_mass:
+    if tops is None or mass <= 0.0 or mass < min_mass:
         return [_row(pid, sid, qid, None, None, "logprobs", model, 1, False, mass, res.text)]
     return [_row(pid, sid, qid, o, p, "logprobs", model, 1, True, mass, None) for o, p in zip(options, probs)]
 
