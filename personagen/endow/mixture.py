@@ -140,8 +140,8 @@ class Primitives:
         p = clean_text(text, max_chars=700)
         if len(p.split()) < 4:
             self.counts["prompt_fallbacks"] += 1
-            return (f"You are a person who, asked \"{self.question}\", would typically answer about "
-                    f"{self._fmt(value)}.")
+            return llmio.prompt("mixture/fallback.j2", self.templates, question=self.question,
+                                value=self._fmt(value))
         return p
 
     def craft(self, values: list[float], salt: object = 0) -> list[str]:
@@ -156,8 +156,10 @@ class Primitives:
                 ) -> list[str]:
         reqs = []
         for i, (p, v, o) in enumerate(zip(prompts, values, observed)):
-            obs = (f"mostly around {self._fmt(float(np.mean(o)))} (range {self._fmt(float(o.min()))}–"
-                   f"{self._fmt(float(o.max()))})") if o.size else "not numbers"
+            obs = llmio.prompt("mixture/observed.j2", self.templates,
+                               mean=self._fmt(float(np.mean(o))) if o.size else None,
+                               lo=self._fmt(float(o.min())) if o.size else None,
+                               hi=self._fmt(float(o.max())) if o.size else None)
             reqs.append(llmio.request(llmio.prompt("mixture/improve.j2", self.templates, question=self.question,
                                                    prompt=p, value=self._fmt(v), observed=obs,
                                                    lo=self._fmt(self.lo), hi=self._fmt(self.hi)),
