@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from enrich_helpers import census_library, scripted_client, small_survey  # noqa: E402
 
-from personagen.endow.active import endow_library, parse_choice  # noqa: E402
+from personagen.endow.active import endow_library  # noqa: E402
 from personagen.endow.bank import MAX_ATTRIBUTES, load_bank  # noqa: E402
 from personagen.endow.model import Counters, generate_endowments, personas_from_json  # noqa: E402
 from personagen.endow.parsing import clean_text, parse_json, parse_list, parse_number  # noqa: E402
@@ -70,17 +70,9 @@ def test_parse_number_nasty(text: str, lo: float | None, hi: float | None, expec
     assert parse_number(text, lo=lo, hi=hi) == expected
 
 
-def test_clean_text_and_choice() -> None:
+def test_clean_text() -> None:
     assert clean_text('Answer: "He hums while cooking."\n\nSecond paragraph') == "He hums while cooking."
     assert clean_text("```\nassistant: hello there\n```") == "hello there"
-    opts = ["Yes", "No"]
-    assert parse_choice("B", opts) == 1
-    assert parse_choice("(a) yes!", opts) == 0
-    assert parse_choice("Answer: B.", opts) == 1
-    assert parse_choice("I think no", opts) == 1
-    assert parse_choice("Z", opts) == -1
-    assert parse_choice("", opts) == -1
-    assert parse_choice("a lot", ["A lot", "Some", "Not at all"]) == 0
 
 
 # ---- attribute bank ----------------------------------------------------------------------------------

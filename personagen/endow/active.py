@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
-import string
 import time
 from typing import Any
 
@@ -42,43 +40,26 @@ from personagen.endow.tracker import Tracker, answer_entropies
 from personagen.errors import BadInput
 
 STRATEGIES = ("active", "vanilla", "random-census")
-LETTERS = string.ascii_uppercase
-
-
-def parse_choice(text: str | None, options: list[str]) -> int:
-    """Option index from an answer ("B", "B.", "(b)", "Answer: B", or the option's text); −1 if none."""
-    if not text:
-        return -1
-    t = text.strip()
-    k = len(options)
-    m = re.match(r"^\W*(?:answer\s*(?:is)?\s*:?\s*)?\(?([A-Za-z])\b[\).:]?", t, re.I)
-    if m and m.group(1).upper() in LETTERS[:k]:
-        if len(t) <= 3 or m.group(1).isupper() or re.match(r"^\W*\(?[A-Za-z][\).:]", t):
-            return LETTERS.index(m.group(1).upper())
-    low = t.lower()
-    hits = [(low.find(o.lower()), i) for i, o in enumerate(options) if o and o.lower() in low]
-    if hits:
-        return min(hits)[1]
-    m = re.search(r"\b([A-Z])\b", t)
-    if m and m.group(1) in LETTERS[:k]:
-        return LETTERS.index(m.group(1))
-    return -1
 
 
 def elicit_pool(client: Any, narratives: list[str], ids: list[str], survey: Any, qids: list[str], *,
                 templates: str | os.PathLike | None = None) -> np.ndarray:
-    """Each agent answers each question once (sampled); (agents × questions) option indices, −1 invalid."""
+    """Each new agent answers each question once (sampled) with elicit's own survey-conductor prompt and
+    answer matcher; returns (agents × questions) option indices, −1 where the answer matched no option."""
+    from personagen.elicit.matching import match_answer
+    from personagen.elicit.run import build_messages
+    from personagen.llm import ChatRequest
+
     reqs, where = [], []
     for a, (text, pid) in enumerate(zip(narratives, ids)):
         for j, q in enumerate(qids):
-            user = llmio.prompt("endow/answer.j2", templates, question=survey.question(q).text,
-                                options=survey.options(q), letters=LETTERS)
-            reqs.append(llmio.request(user, system=text, temperature=1.0, max_tokens=6,
-                                      seed=llmio.seed_of(pid, q)))
+            msgs = build_messages(text, survey.question(q).text, survey.options(q), templates=templates)
+            reqs.append(ChatRequest(messages=msgs, temperature=1.0, max_tokens=6, seed=llmio.seed_of(pid, q)))
             where.append((a, j))
     out = np.full((len(narratives), len(qids)), -1, dtype=int)
     for (a, j), text in zip(where, llmio.texts(client, reqs, desc="endow-elicit")):
-        out[a, j] = parse_choice(text, survey.options(qids[j]))
+        idx, _how = match_answer(text, survey.options(qids[j]))
+        out[a, j] = -1 if idx is None else idx
     return out
 
 
