@@ -22,7 +22,7 @@
 3. Client overhead per request (CPU time on top of the bare openai client, and wall time) against the
    loopback server.
 
-Usage: .venv/bin/python benchmarks/elicit.py [--personas 12] [--questions 3] [--answers 10000] [--skip-local]
+Usage: .venv/bin/python benchmarks/elicit.py [--personas 8] [--questions 6] [--threads 2] [--answers 10000] [--skip-local]
 Prints a human summary and one JSON object last.
 """
 
@@ -88,7 +88,7 @@ def opinionqa(n: int) -> Survey:
     return Survey.from_records("ATP_W82", qs, source=str(W82))
 
 
-def bench_order(n_personas: int, n_questions: int, concurrency: int) -> dict:
+def bench_order(n_personas: int, n_questions: int, concurrency: int, threads: int = 2) -> dict:
     """answers/s in persona-grouped vs shuffled order; a fresh server (and fresh request cache) per run so
     neither order inherits the other's server-side prompt cache. Run with llama.cpp's host-memory prompt
     cache at its default and switched off (cache_ram_mib=0)."""
@@ -108,7 +108,7 @@ def bench_order(n_personas: int, n_questions: int, concurrency: int) -> dict:
             with tempfile.TemporaryDirectory() as d:
                 client = LLMClient.create(backend="local", cache_path=Path(d) / "llm.sqlite", fresh=True,
                                           concurrency=concurrency, progress=False)
-                client._local = LocalServer(cache_ram_mib=ram)
+                client._local = LocalServer(cache_ram_mib=ram, threads=threads)  # same threads in every run
                 with client:
                     client.run(warm)  # load the model
                     t0 = time.perf_counter()
@@ -210,8 +210,9 @@ def bench_overhead(url: str, n: int = 200, rounds: int = 3) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--personas", type=int, default=12)
-    ap.add_argument("--questions", type=int, default=3)
+    ap.add_argument("--personas", type=int, default=8)
+    ap.add_argument("--questions", type=int, default=6)
+    ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads, fixed for every run")
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--answers", type=int, default=10_000)
     ap.add_argument("--skip-local", action="store_true")
@@ -224,7 +225,7 @@ def main() -> None:
     if not a.skip_local:
         print(f"1. persona-grouped vs shuffled order, local model, {a.personas} personas x {a.questions} questions",
               flush=True)
-        result["order"] = bench_order(a.personas, a.questions, a.concurrency)
+        result["order"] = bench_order(a.personas, a.questions, a.concurrency, a.threads)
     if a.skip_loopback:
         print(json.dumps(result))
         return

@@ -177,3 +177,133 @@ def test_mixture_cli_local_model(tmp_path: Path, local_llm_url: str, shared_data
     assert (lib.personas()["source"] == "mixture").all()
     w = pl.read_parquet(lib.calibration_dir("mixture") / "weights.parquet")
     assert w["weight"].sum() == pytest.approx(1.0)
+
+
+# ---- IPIP Big Five domain scores as the target (--ipip-domain) -----------------------------------------------
+IPIP_REVERSED = {"E2", "E4", "E6", "E8", "E10", "N2", "N4", "A1", "A3", "A5", "A7", "C2", "C4", "C6", "C8",
+                 "O2", "O4", "O6"}
+
+
+def _ipip_frame(rows: list[dict[str, int]]) -> pl.DataFrame:
+    """Full 50-item frame: every item 3 unless a row overrides it."""
+    from personagen.endow.ipip import load_keys
+
+    items = list(load_keys()["items"])
+    return pl.DataFrame([{c: r.get(c, 3) for c in items} for r in rows])
+
+
+def test_ipip_keys_load_and_cover_50_items() -> None:
+    from personagen.endow.ipip import DOMAINS, domain_items, keys_path, load_keys
+
+    keys = load_keys()
+    items = keys["items"]
+    assert len(items) == 50 and set(keys["domains"]) == set(DOMAINS)
+    for d in DOMAINS:
+        di = domain_items(d)
+        assert list(di) == [f"{d}{i}" for i in range(1, 11)]
+        assert set(di.values()) <= {-1, 1}
+    assert {k for k, v in items.items() if v["sign"] < 0} == IPIP_REVERSED
+    assert keys["scale"] == {"min": 1, "max": 5, "missing": 0, "reverse": "6 - x"}
+    header = keys_path().read_text()[:1500]
+    assert "Goldberg" in header and "1992" in header and "Open Psychometrics" in header
+
+
+def test_ipip_scoring_synthetic() -> None:
+    from personagen.endow.ipip import parse_domain, score_all, score_domain
+
+    df = _ipip_frame([
+        {f"E{i}": (5 if f"E{i}" not in IPIP_REVERSED else 1) for i in range(1, 11)},  # max extravert -> 5
+        {f"E{i}": (1 if f"E{i}" not in IPIP_REVERSED else 5) for i in range(1, 11)},  # min -> 1
+        {"E1": 4, "E2": 2},  # (4 + (6-2) + 8*3) / 10 = 3.2
+        {"E3": 0},  # missed E item -> dropped for E only
+        {"N5": 0, "O1": 7},  # missed N, out-of-range O
+    ])
+    e = score_domain(df, "E")
+    assert e.to_list()[:3] == pytest.approx([5.0, 1.0, 3.2]) and e[3] is None and e[4] == pytest.approx(3.0)
+    s = score_all(df)
+    assert s.columns == ["ipip_E", "ipip_N", "ipip_A", "ipip_C", "ipip_O"]
+    assert s["ipip_N"].null_count() == 1 and s["ipip_N"][4] is None
+    assert s["ipip_O"][4] is None and s["ipip_A"].null_count() == 0
+    assert parse_domain("e") == parse_domain("Extraversion") == parse_domain("ipip:E") == "E"
+    with pytest.raises(BadInput, match="--ipip-domain 'X'"):
+        parse_domain("X")
+    with pytest.raises(BadInput, match="lacks item columns E10"):
+        score_domain(df.drop("E10"), "E")
+
+
+def test_ipip_scores_real(shared_data: Path) -> None:
+    from personagen.endow.ipip import DOMAINS, domain_items, score_all
+    from personagen.endow.mixture import _read_table, load_ipip_target
+
+    src = shared_data / "ipip_ffm_big5" / "data.csv"
+    if not src.is_file():
+        pytest.skip(f"{src} not present")
+    df = _read_table(src)
+    scores = score_all(df)
+    for d in DOMAINS:
+        col = scores[f"ipip_{d}"]
+        missed = df.select(pl.any_horizontal([pl.col(c) == 0 for c in domain_items(d)])).to_series()
+        assert missed.sum() >= 1  # the file has respondents with missed items ...
+        assert (col.is_null() == missed).all()  # ... and exactly those are dropped
+        v = col.drop_nulls()
+        assert 2.5 <= v.mean() <= 4.2 and 0.5 <= v.std() <= 1.0, (d, v.mean(), v.std())
+        assert v.min() >= 1.0 and v.max() <= 5.0
+    v, label, info = load_ipip_target(src, "C")
+    assert label == "ipip:C" and info["n_scored"] == v.size == df.height - info["n_dropped"]
+    assert v.mean() == pytest.approx(scores["ipip_C"].mean())
+
+
+def test_ipip_reverse_keyed_items_correlate_negatively(shared_data: Path) -> None:
+    """Keying sanity check on the real data: each reverse-keyed item correlates negatively with the sum of its
+    domain's forward-keyed items (and each forward item positively with the sum of the other forward ones)."""
+    from personagen.endow.ipip import DOMAINS, domain_items
+
+    src = shared_data / "ipip_ffm_big5" / "data.csv"
+    if not src.is_file():
+        pytest.skip(f"{src} not present")
+    from personagen.endow.mixture import _read_table
+
+    df = _read_table(src)
+    for d in DOMAINS:
+        items = domain_items(d)
+        sub = df.filter(pl.all_horizontal([pl.col(c).is_between(1, 5) for c in items]))
+        fwd = [c for c, s in items.items() if s > 0]
+        total = sub.select(pl.sum_horizontal(fwd)).to_series().to_numpy().astype(float)
+        for c, s in items.items():
+            x = sub[c].to_numpy().astype(float)
+            r = np.corrcoef(x, total if s < 0 else total - x)[0, 1]
+            assert (r < -0.2) if s < 0 else (r > 0.2), (c, s, r)
+
+
+def test_mixture_cli_rejects_unknown_ipip_domain(tmp_path: Path) -> None:
+    import subprocess
+
+    t = tmp_path / "ipip.tsv"
+    _ipip_frame([{}, {"E1": 5}]).write_csv(t, separator="\t")
+    base = [sys.executable, "-m", "personagen.cli", "mixture", "--target", str(t), "--out", str(tmp_path / "lib")]
+    r = subprocess.run([*base, "--ipip-domain", "X"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --ipip-domain 'X': expected one of E (extraversion)")
+    r = subprocess.run([*base, "--ipip-domain", "E", "--column", "E1"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().startswith("error: --column and --ipip-domain are exclusive")
+    assert not (tmp_path / "lib").exists()  # nothing created
+
+
+def test_mixture_library_ipip_scripted(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    from personagen.endow.ipip import load_keys
+
+    items = list(load_keys()["items"])
+    df = pl.DataFrame({c: rng.integers(1, 6, 60) for c in items}).with_columns(
+        pl.when(pl.int_range(pl.len()) < 5).then(0).otherwise(pl.col("A3")).alias("A3"))  # 5 missed A3
+    t = tmp_path / "ipip.csv"
+    df.write_csv(t, separator="\t")
+    with scripted_client(tmp_path, _scripted_numbers) as (c, srv):
+        rep = mixture_library(t, tmp_path / "lib", client=c, components=2, iters=2, samples=3, ipip_domain="a")
+    tg = rep["target"]
+    assert tg["column"] == "ipip:A" and (tg["lo"], tg["hi"]) == (1.0, 5.0)
+    assert tg["n_train"] + tg["n_test"] == 55 and tg["scoring"]["n_dropped"] == 5
+    assert "agreeableness" in tg["question"] and "1" in tg["question"] and "5" in tg["question"]
+    df_p = Library.open(tmp_path / "lib").personas()
+    assert (df_p["mixture_target"] == "ipip.csv:ipip:A").all()

@@ -109,6 +109,9 @@ def endow(lib: Path, survey_path: Path, budget: int, backend: str, base_url: str
 @click.option("--target", "target", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="CSV/TSV/parquet with the numeric target.")
 @click.option("--column", default=None, help="Target column (needed when there are several numeric ones).")
+@click.option("--ipip-domain", "ipip_domain", default=None, metavar="E|N|A|C|O",
+              help="Target = Big Five domain score (1-5 keyed item mean) from IPIP 50-item columns E1..O10; "
+                   "instead of --column. Range defaults to 1-5.")
 @click.option("--question", default=None, help="Question the personas answer with a number.")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Library to create (or add to).")
@@ -126,8 +129,8 @@ def endow(lib: Path, survey_path: Path, budget: int, backend: str, base_url: str
 @_CONC
 @_TEMPLATES
 @_JSON
-def mixture(target: Path, column: str | None, question: str | None, out: Path, backend: str, base_url: str | None,
-            model: str | None, method: str, components: int, iters: int, samples: int,
+def mixture(target: Path, column: str | None, ipip_domain: str | None, question: str | None, out: Path,
+            backend: str, base_url: str | None, model: str | None, method: str, components: int, iters: int, samples: int,
             value_range: tuple[float, float] | None, name: str, seed: int, prompt_tokens: int, concurrency: int,
             templates: str | None, as_json: bool) -> None:
     """Search a weighted mixture of system prompts matching a scalar target (EM or gradient boosting)."""
@@ -136,7 +139,7 @@ def mixture(target: Path, column: str | None, question: str | None, out: Path, b
     rep = mixture_library(target, out, column=column, question=question, method=method, components=components,
                           iters=iters, samples=samples, backend=backend, base_url=base_url, model=model, seed=seed,
                           name=name, templates=templates, concurrency=concurrency, value_range=value_range,
-                          prompt_tokens=prompt_tokens)
+                          prompt_tokens=prompt_tokens, ipip_domain=ipip_domain)
     wd = rep["metrics"]["train"]["wd"]["value"]
     click.echo(f"mixture {method}: {rep['n_personas']} prompts, ESS {rep['ess']:.2f}, train normalised W1 "
                f"{wd if wd is None else round(wd, 4)}; wrote {out}", err=as_json)

@@ -22,6 +22,9 @@ Methods:
   mass the current mixture lacks (largest positive histogram residual), improve it up to iters − 1 times
   while its mean misses the aim, then refit π over all prompts.
 
+The target is one numeric column of a table, or (ipip_domain / --ipip-domain E|N|A|C|O) each respondent's
+Big Five domain score computed from IPIP 50-item responses (personagen.endow.ipip; range 1-5).
+
 The result is a persona library (source = "mixture", text_narrative = the system prompt) plus a
 calibration LIB/calibrations/<name>/ (weights.parquet, report.json in the calibration contract format).
 """
@@ -45,21 +48,26 @@ METHODS = ("em", "gb")
 
 
 # ---- target -------------------------------------------------------------------------------------------
-def load_target(path: str | os.PathLike, column: str | None = None) -> tuple[np.ndarray, str]:
-    """Numeric values of one column of a CSV/TSV/parquet file (nulls dropped); BadInput naming the problem."""
+def _read_table(path: str | os.PathLike) -> pl.DataFrame:
+    """A CSV/TSV (separator sniffed from the header line) or parquet file; BadInput naming the problem."""
     p = Path(path)
     if not p.is_file():
         raise BadInput(f"{p}: target file does not exist")
     try:
         if p.suffix == ".parquet":
-            df = pl.read_parquet(p)
-        else:
-            with open(p, encoding="utf-8", errors="replace") as fh:
-                head = fh.readline()
-            sep = "\t" if head.count("\t") > head.count(",") else ","
-            df = pl.read_csv(p, separator=sep, infer_schema_length=10000, null_values=["", "NA", "N/A", "null"])
+            return pl.read_parquet(p)
+        with open(p, encoding="utf-8", errors="replace") as fh:
+            head = fh.readline()
+        sep = "\t" if head.count("\t") > head.count(",") else ","
+        return pl.read_csv(p, separator=sep, infer_schema_length=10000, null_values=["", "NA", "N/A", "null"])
     except Exception as e:  # noqa: BLE001 - any decode failure is bad input
         raise BadInput(f"{p}: cannot read target table ({type(e).__name__})") from None
+
+
+def load_target(path: str | os.PathLike, column: str | None = None) -> tuple[np.ndarray, str]:
+    """Numeric values of one column of a CSV/TSV/parquet file (nulls dropped); BadInput naming the problem."""
+    p = Path(path)
+    df = _read_table(p)
     if column is None:
         nums = [c for c, t in df.schema.items() if t.is_numeric()]
         if len(nums) != 1:
@@ -74,6 +82,31 @@ def load_target(path: str | os.PathLike, column: str | None = None) -> tuple[np.
     if v.size < 2:
         raise BadInput(f"{p}: column {column!r} has fewer than 2 numeric values")
     return v.astype(float), column
+
+
+def load_ipip_target(path: str | os.PathLike, domain: str) -> tuple[np.ndarray, str, dict]:
+    """Big Five domain scores (1-5 keyed item means, see personagen.endow.ipip) of an IPIP item-response table.
+
+    Returns (scores of respondents with all 10 items of the domain answered, label "ipip:D", info dict with
+    domain, name, n_rows, n_scored, n_dropped).
+    """
+    from personagen.endow import ipip
+
+    keys = ipip.load_keys()
+    letter = ipip.parse_domain(domain, keys)  # before reading: a bad domain fails fast
+    p = Path(path)
+    df = _read_table(p)
+    try:
+        s = ipip.score_domain(df, letter, keys)
+    except BadInput as e:
+        raise BadInput(f"{p}: {e}") from None
+    v = s.drop_nulls().to_numpy().astype(float)
+    if v.size < 2:
+        raise BadInput(f"{p}: fewer than 2 respondents answered every IPIP {letter} item")
+    info = {"domain": letter, "name": keys["domains"][letter], "n_rows": df.height, "n_scored": int(v.size),
+            "n_dropped": int(df.height - v.size), "scale": [keys["scale"]["min"], keys["scale"]["max"]],
+            "keys": "census/priors/ipip_big5_keys.yaml"}
+    return v, f"ipip:{letter}", info
 
 
 # ---- Wasserstein-1 on the line and simplex weights ---------------------------------------------------------
@@ -293,8 +326,12 @@ def mixture_library(target_path: str | os.PathLike, out: str | os.PathLike, *, c
                     model: str | None = None, seed: int = 0, name: str = "mixture", max_target: int = 2000,
                     test_fraction: float = 0.2, templates: Any = None, client: Any = None,
                     concurrency: int = 4, value_range: tuple[float, float] | None = None,
-                    prompt_tokens: int = 120) -> dict:
-    """Search a prompt mixture for the target column and write it as a weighted persona library at `out`."""
+                    prompt_tokens: int = 120, ipip_domain: str | None = None) -> dict:
+    """Search a prompt mixture for the target column and write it as a weighted persona library at `out`.
+
+    With ipip_domain (E|N|A|C|O) the target is each respondent's Big Five domain score computed from the IPIP
+    item columns (load_ipip_target) instead of one column; the answer range then defaults to the 1-5 scale.
+    """
     from personagen.library import (
         Library,
         atomic_write_json,
@@ -304,9 +341,20 @@ def mixture_library(target_path: str | os.PathLike, out: str | os.PathLike, *, c
         staged_dir,
     )
 
-    values, column = load_target(target_path, column)
     if method not in METHODS:
         raise BadInput(f"--method {method!r}: expected one of {', '.join(METHODS)}")
+    scoring = None
+    if ipip_domain is not None:
+        if column is not None:
+            raise BadInput("--column and --ipip-domain are exclusive: the IPIP score is computed from the items")
+        values, column, scoring = load_ipip_target(target_path, ipip_domain)
+        if value_range is None:
+            value_range = (float(scoring["scale"][0]), float(scoring["scale"][1]))
+        if question is None:
+            question = llmio.prompt("mixture/default_question.j2", templates, scale=scoring["scale"],
+                                    trait=scoring["name"])
+    else:
+        values, column = load_target(target_path, column)
     rng = np.random.default_rng(seed)
     if values.size > max_target:
         values = rng.choice(values, size=max_target, replace=False)
@@ -314,7 +362,7 @@ def mixture_library(target_path: str | os.PathLike, out: str | os.PathLike, *, c
     n_test = int(round(test_fraction * values.size)) if values.size >= 10 else 0
     test, train = values[perm[:n_test]], values[perm[n_test:]]
     lo, hi = value_range if value_range else (float(values.min()), float(values.max()))
-    question = question or f"What is your {column.replace('_', ' ')}?"
+    question = question or llmio.prompt("mixture/default_question.j2", templates, column=column)
     outp = Path(out)
     created = False
     if (outp / "manifest.json").is_file():
@@ -373,7 +421,7 @@ def mixture_library(target_path: str | os.PathLike, out: str | os.PathLike, *, c
         "negative_weights": 0, "solver": "exponentiated-gradient", "solver_seconds": seconds,
         "metrics": metrics, "baselines": baselines,
         "target": {"file": str(target_path), "column": column, "n_train": int(train.size), "n_test": int(test.size),
-                   "lo": lo, "hi": hi, "question": question},
+                   "lo": lo, "hi": hi, "question": question, "scoring": scoring},
         "mixture": {"components": components, "iters": iters, "samples": samples, "history": res["history"],
                     "counts": res["counts"], "w1_train": res["w1"]},
         "model": mname, "llm": stats,
