@@ -75,14 +75,23 @@ def bench_onehot_cv(rows: int = 60, agents: int = 1000, *, seed: int = 0, repeat
 
 
 def cvxpy_simplex(D: Array, r: Array, lam: float, w0: Array, sw: Array | None = None) -> tuple[Array, float, float]:
-    """Reference: the l2-pulled simplex fit with cvxpy/Clarabel; returns (w, objective, seconds)."""
+    """Reference: the l2-pulled simplex fit with cvxpy/Clarabel; returns (w, objective, seconds).
+
+    The objective is passed in its Gram form ½wᵀGw − bᵀw + c (G = DᵀWD, b = DᵀWr, c = ½rᵀWr), the fastest
+    formulation for Clarabel measured here (2.1 s at 1000 agents × 2000 rows, against 78 s for the same
+    problem written as ½‖W^½(r − Dw)‖², whose dense 2000 × 1000 block Clarabel factorises as sparse).
+    Building G is counted in the reference's time, as the fast path counts its own."""
     import cvxpy as cp
 
     n = D.shape[1]
-    sq = np.ones(D.shape[0]) if sw is None else np.sqrt(sw)
+    sw = np.ones(D.shape[0]) if sw is None else np.asarray(sw, dtype=float)
     w = cp.Variable(n)
     t0 = time.perf_counter()
-    obj = 0.5 * cp.sum_squares(sq * r - (sq[:, None] * D) @ w)
+    Dw = D * sw[:, None]
+    G = D.T @ Dw
+    b = Dw.T @ r
+    c = 0.5 * float(r @ (sw * r))
+    obj = 0.5 * cp.quad_form(w, cp.psd_wrap(G)) - b @ w + c
     if lam:
         obj = obj + 0.5 * lam * n * cp.sum_squares(w - w0)
     prob = cp.Problem(cp.Minimize(obj), [w >= 0, cp.sum(w) == 1])
