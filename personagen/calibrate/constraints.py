@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cvxpy as cp
 import numpy as np
 
+from personagen.calibrate._cvx import solve
 from personagen.errors import BadInput
 
 Array = np.ndarray
@@ -65,10 +66,7 @@ class ConstrainedSimplex:
     def solve(self, lam: float) -> Array:
         """Solve at λ; BadInput when the margins cannot be met within tol."""
         self.lam.value = float(lam)
-        try:
-            self.problem.solve(solver=cp.CLARABEL)
-        except cp.SolverError:
-            self.problem.solve(solver=cp.SCS, eps=1e-9, max_iters=50000)
+        solve(self.problem, scs_max_iters=50_000)
         if self.problem.status in ("infeasible", "infeasible_inaccurate"):
             raise BadInput("constraints: census margins cannot be met within tol by these personas")
         if self.w.value is None:

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import cvxpy as cp
 import numpy as np
 
+from personagen.calibrate._cvx import solve
+
 Array = np.ndarray
 
 
@@ -45,10 +47,7 @@ class P2PProblem:
     def solve(self, alpha: float) -> Array:
         """Solve at α; raises RuntimeError if the solver fails."""
         self.alpha.value = float(alpha)
-        try:
-            self.problem.solve(solver=cp.CLARABEL)
-        except cp.SolverError:
-            self.problem.solve(solver=cp.SCS, eps=1e-9, max_iters=20000)
+        solve(self.problem, scs_max_iters=20_000)
         if self.w.value is None:
             raise RuntimeError(f"p2p solve failed: {self.problem.status}")
         return np.asarray(self.w.value, dtype=float).copy()
