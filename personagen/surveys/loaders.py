@@ -113,12 +113,7 @@ def _existing(path: str | os.PathLike, what: str) -> Path:
 
 
 def _finite_nonneg(x: Any, where: str) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise BadInput(f"{where}: {x!r} is not a number") from None
-    if math.isnan(v) or math.isinf(v):
-        raise BadInput(f"{where}: value is {v} (NaN or infinite)")
+    v = _finite(x, where)
     if v < 0:
         raise BadInput(f"{where}: value {v} is negative")
     return v
@@ -499,7 +494,7 @@ def _finite(x: Any, where: str) -> float:
     except (TypeError, ValueError):
         raise BadInput(f"{where}: {x!r} is not a number") from None
     if math.isnan(v) or math.isinf(v):
-        raise BadInput(f"{where}: value is {v}")
+        raise BadInput(f"{where}: value is {v} (NaN or infinite)")
     return v
 
 
