@@ -59,7 +59,7 @@ def main() -> None:
         cpu_per_run = (ru.ru_utime + ru.ru_stime) / args.repeat
         import polars as pl
 
-        from personagen.library import Library
+        from personagen import Library
         from personagen.personas.render import STYLES, render_cost
 
         lib = Library.open(Path(tmp) / "lib0")

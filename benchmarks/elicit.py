@@ -42,8 +42,8 @@ from pathlib import Path
 
 import polars as pl
 
+from personagen import Library
 from personagen.elicit.run import build_messages
-from personagen.library import Library
 from personagen.llm import ChatRequest, LLMClient
 from personagen.surveys.schema import Survey
 

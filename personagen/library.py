@@ -1,24 +1,20 @@
 """The Library: one directory that flows through every command (manifest, personas, responses, calibrations).
 
-Every write goes to a temporary file in the same directory and is moved into place with os.replace, so a
-killed command never leaves a half-written artifact.
+A plain object over the library directory: open/create, the manifest, reading and appending tables. It knows no
+stage; the verbs (`lib.elicit`, `lib.calibrate`) are added above the stages in personagen.api.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as _dt
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from personagen.errors import BadInput
+from personagen.store import atomic_write_json, atomic_write_parquet, now_iso
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -38,75 +34,6 @@ RESPONSE_SCHEMA: dict[str, pl.DataType] = {
     "n": pl.Int64,
     "valid": pl.Boolean,
 }
-
-
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write bytes to `path` atomically (temp file in the same folder, then os.replace)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-
-
-def atomic_write_parquet(path: str | os.PathLike, df: pl.DataFrame) -> None:
-    """Write a polars frame to parquet atomically (zstd, statistics off for bit-identical reruns)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        df.write_parquet(tmp, compression="zstd", compression_level=1, statistics=False)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def staged_dir(final: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temp directory next to `final`; on success it is renamed to `final`, on failure removed.
-
-    Used by commands that create a whole directory (build, publish --out) so no partial result is left.
-    """
-    final = Path(final)
-    parent = final.parent if str(final.parent) else Path(".")
-    if not parent.exists():
-        raise BadInput(f"{final}: parent directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise BadInput(f"{final}: output directory {parent} is not writable")
-    if final.exists() and not overwrite and any(final.iterdir() if final.is_dir() else [final]):
-        raise BadInput(f"{final}: already exists and is not empty (choose another path or remove it)")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=parent))
-    try:
-        yield tmp
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=parent))
-            os.replace(final, old / "x")
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 class Library:
@@ -210,19 +137,6 @@ class Library:
     def calibrations(self) -> list[str]:
         d = self.path / CALIBRATIONS
         return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) if d.is_dir() else []
-
-    # ---- stage facades (lazy imports: the stages depend on Library, not the other way round) ---
-    def elicit(self, survey, **kw):  # noqa: ANN001, ANN201
-        """Answer `survey` as every persona (personagen.elicit.run.elicit_library)."""
-        from personagen.elicit.run import elicit_library
-
-        return elicit_library(self, survey, **kw)
-
-    def calibrate(self, survey=None, **kw):  # noqa: ANN001, ANN201
-        """Fit persona weights to `survey` (personagen.calibrate.library.calibrate_library) -> Calibration."""
-        from personagen.calibrate.library import calibrate_library
-
-        return calibrate_library(self, survey, **kw)
 
     def __repr__(self) -> str:
         return f"Library({str(self.path)!r})"

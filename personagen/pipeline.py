@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from personagen.errors import BadInput
-from personagen.library import Library, staged_dir
+from personagen.library import Library
+from personagen.store import staged_dir
 
 # Persona columns ahead of the decoded PUMS attributes (CONTRACTS.md "Persona columns").
 LEAD_COLUMNS = ("persona_id", "source", "mode", "enriched", "weight_census")

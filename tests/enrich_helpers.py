@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import polars as pl
+from loopback import LoopbackServer
 
-from personagen.library import Library
+from personagen import Library
 from personagen.llm import LLMClient
-from personagen.llm.loopback import LoopbackServer
 from personagen.surveys import Survey
 
 Reply = Callable[[str, str, dict], "str | None"]

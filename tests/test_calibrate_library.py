@@ -15,8 +15,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from personagen import Library
 from personagen.cli import main
-from personagen.library import Library
 
 WAVE = "American_Trends_Panel_W26"
 
@@ -137,7 +137,7 @@ def _bad(tmp_path: Path, survey, capsys, mutate, args_extra=(), survey_path=None
     lib = make_library(tmp_path / "lib", survey)
     if mutate is not None:
         df = mutate(lib.responses())
-        from personagen.library import atomic_write_parquet
+        from personagen.store import atomic_write_parquet
 
         atomic_write_parquet(lib.responses_path, df)
     sp = survey_path or survey.save(tmp_path / "s.parquet")
@@ -159,7 +159,7 @@ def test_bad_missing_answers(tmp_path: Path, survey, capsys) -> None:  # noqa: A
 def test_drop_incomplete(tmp_path: Path, survey, capsys) -> None:  # noqa: ANN001
     lib = make_library(tmp_path / "lib", survey)
     q = survey.split_qids("train")[0]
-    from personagen.library import atomic_write_parquet
+    from personagen.store import atomic_write_parquet
 
     atomic_write_parquet(lib.responses_path, lib.responses().filter(
         ~((pl.col("persona_id") == "p003") & (pl.col("qid") == q))))

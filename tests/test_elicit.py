@@ -16,11 +16,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from loopback import LoopbackServer
 
+from personagen import Library
 from personagen.errors import BadInput
-from personagen.library import Library
 from personagen.llm import LLMClient
-from personagen.llm.loopback import LoopbackServer
 from personagen.surveys.schema import Survey, load
 
 PERSONAS = [  # short on purpose: prompt tokens are what the model-backed tests spend their time on

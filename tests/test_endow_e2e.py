@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from enrich_helpers import census_library, small_survey  # noqa: E402
 
-from personagen.library import Library  # noqa: E402
+from personagen import Library  # noqa: E402
 
 pytestmark = pytest.mark.llm
 

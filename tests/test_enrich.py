@@ -13,10 +13,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from enrich_helpers import census_library, scripted_client  # noqa: E402
 
+from personagen import Library  # noqa: E402
 from personagen.enrich.dedup import jaccard, minhash_signatures, near_duplicates, shingles  # noqa: E402
 from personagen.enrich.traits import enrich_library, parse_verdict  # noqa: E402
 from personagen.errors import BadInput  # noqa: E402
-from personagen.library import Library  # noqa: E402
 
 
 def test_parse_verdict() -> None:

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+from loopback import LoopbackServer
 
 from personagen.errors import BadInput, PersonagenError
 from personagen.llm import BudgetExceeded, ChatRequest, LLMClient
-from personagen.llm.loopback import LoopbackServer
 from personagen.llm.prices import PriceTable
 
 
@@ -165,7 +165,8 @@ def test_client_overhead_under_1ms(tmp_path):
 
     import openai
 
-    code = ("import time\nfrom personagen.llm.loopback import LoopbackServer\n"
+    here = str(Path(__file__).resolve().parent)  # the test server lives next to the tests
+    code = (f"import sys, time\nsys.path.insert(0, {here!r})\nfrom loopback import LoopbackServer\n"
             "s = LoopbackServer().start()\nprint(s.base_url, flush=True)\ntime.sleep(300)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:

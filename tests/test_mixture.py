@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from enrich_helpers import scripted_client  # noqa: E402
 
+from personagen import Library  # noqa: E402
 from personagen.endow.mixture import (  # noqa: E402
     fit_simplex_weights,
     load_target,
@@ -21,7 +22,6 @@ from personagen.endow.mixture import (  # noqa: E402
     wasserstein1,
 )
 from personagen.errors import BadInput  # noqa: E402
-from personagen.library import Library  # noqa: E402
 
 
 def test_w1_by_hand() -> None:

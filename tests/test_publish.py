@@ -13,10 +13,11 @@ import polars as pl
 import pytest
 import yaml
 
+from personagen import Library
 from personagen.errors import BadInput
-from personagen.library import Library, atomic_write_json, atomic_write_parquet
 from personagen.publish import export_panel, load_panel, publish_panel, pull_panel, sample_panel
 from personagen.publish.export import survey_licence
+from personagen.store import atomic_write_json, atomic_write_parquet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hub_server import HubServer  # noqa: E402

@@ -222,7 +222,8 @@ def calibrate_library(lib: Any, survey: Any = None, *, method: str = "simplex", 
     (each weighted category share within ±census_tol of the census share; simplex only).
     Returns Calibration(weights, report, path). Raises BadInput (nothing written) on bad input.
     """
-    from personagen.library import Library, staged_dir
+    from personagen.library import Library
+    from personagen.store import staged_dir
 
     if not isinstance(lib, Library):
         lib = Library.open(lib)
@@ -391,7 +392,7 @@ def _build_report(lib: Any, survey: Any, prep: dict[str, Any], des: Design, w: n
                   block_weighting: bool, seed: int, split_seed: int | None, max_agents: int | None, n_boot: int,
                   census_margins: list[str], margin_info: dict[str, Any] | None, notes: list[str]
                   ) -> dict[str, Any]:
-    from personagen.library import now_iso
+    from personagen.store import now_iso
 
     n = len(w)
     uni = np.full(n, 1.0 / n)

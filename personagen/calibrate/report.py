@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from personagen.library import atomic_write_bytes, atomic_write_json, atomic_write_parquet, atomic_write_text
+from personagen.store import atomic_write_bytes, atomic_write_json, atomic_write_parquet, atomic_write_text
 
 METRIC_LABELS = {"mse": "MSE", "one_minus_jsd": "1-JSD", "wd": "WD", "majority_acc": "majority acc"}
 LOWER_IS_BETTER = {"mse", "wd"}

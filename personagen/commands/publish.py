@@ -72,8 +72,8 @@ def pull(repo: str, out: Path | None, revision: str | None, as_json: bool) -> No
 @click.option("--json", "as_json", is_flag=True, help="Print the sample as one JSON object.")
 def sample_panel(lib: Path, n: int, seed: int, calibration: str | None, out: Path | None, as_json: bool) -> None:
     """Draw a weighted sample of N personas from LIB (with replacement, probability = weight)."""
-    from personagen.library import atomic_write_parquet
     from personagen.publish import sample_panel as _sample
+    from personagen.store import atomic_write_parquet
 
     if out is not None and out.suffix != ".parquet":
         raise BadInput(f"-o {out}: output must be a .parquet file")

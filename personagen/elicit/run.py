@@ -19,8 +19,9 @@ import polars as pl
 
 from personagen.elicit.matching import MAX_OPTIONS, letter_distribution, letters_for, match_answer
 from personagen.errors import BadInput, PersonagenError
-from personagen.library import RESPONSE_SCHEMA, Library, atomic_write_parquet
+from personagen.library import RESPONSE_SCHEMA, Library
 from personagen.llm import BudgetExceeded, ChatRequest, ChatResult, LLMClient
+from personagen.store import atomic_write_parquet
 from personagen.templating import get_template, template_hash
 
 MODES = ("logprobs", "sample")

@@ -113,7 +113,7 @@ def endow_library(lib: Any, survey: Any, *, budget: int, strategy: str = "active
                   fallback: str = "attributes", client: Any = None, concurrency: int = 4,
                   max_tokens: int = 320) -> dict:
     """Generate `budget` agents for `survey` into the library (see module docstring); returns the run log."""
-    from personagen.library import atomic_write_json
+    from personagen.store import atomic_write_json
 
     if strategy not in STRATEGIES:
         raise BadInput(f"--strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
@@ -287,7 +287,7 @@ def endow_library(lib: Any, survey: Any, *, budget: int, strategy: str = "active
     else:
         merged = new_df
     lib.write_personas(merged)
-    from personagen.library import atomic_write_parquet
+    from personagen.store import atomic_write_parquet
 
     atomic_write_parquet(out_dir / "answers.parquet",
                          pl.DataFrame(answers_rows, schema={"persona_id": pl.String, "qid": pl.String,

@@ -332,8 +332,8 @@ def mixture_library(target_path: str | os.PathLike, out: str | os.PathLike, *, c
     With ipip_domain (E|N|A|C|O) the target is each respondent's Big Five domain score computed from the IPIP
     item columns (load_ipip_target) instead of one column; the answer range then defaults to the 1-5 scale.
     """
-    from personagen.library import (
-        Library,
+    from personagen.library import Library
+    from personagen.store import (
         atomic_write_json,
         atomic_write_parquet,
         atomic_write_text,

@@ -92,7 +92,7 @@ def library_duplicates(lib, *, column: str = "text_narrative", threshold: float 
                        write: bool = True) -> dict:
     """Run `near_duplicates` over a library's personas (one text column); writes LIB/enrich/duplicates.json."""
     from personagen.errors import BadInput
-    from personagen.library import atomic_write_json
+    from personagen.store import atomic_write_json
 
     df = lib.personas()
     if column not in df.columns:

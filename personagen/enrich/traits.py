@@ -229,7 +229,7 @@ def enrich_library(lib: Any, *, backend: str = "local", base_url: str | None = N
     """Enrich a library's not-yet-enriched personas (or all with fresh=True), write them back, run the
     near-duplicate check and record the stage. Returns the report (also LIB/enrich/report.json)."""
     from personagen.enrich.dedup import library_duplicates
-    from personagen.library import atomic_write_json
+    from personagen.store import atomic_write_json
 
     if max_retries < 0:
         raise BadInput(f"--max-retries {max_retries}: must be ≥ 0")

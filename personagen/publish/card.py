@@ -7,9 +7,10 @@ from typing import Any
 
 import yaml
 
-from personagen.publish.export import CONFIGS, SPLIT_FILE, _size_category
 from personagen.templating import render
 
+SPLIT_FILE = "train-00000-of-00001.parquet"  # one parquet file per config, the Hub's split naming
+CONFIGS = ("personas", "responses", "calibration")
 CARD_TEMPLATE = "publish/dataset_card.md.j2"
 LICENSE = "cc-by-4.0"
 
@@ -44,9 +45,18 @@ def front_matter(panel: dict[str, Any], repo: str | None = None) -> dict[str, An
         "task_categories": ["text-generation", "tabular-classification"],
         "tags": ["synthetic", "personas", "survey-simulation", "census", "acs-pums", "calibration",
                  "llm", "personagen"],
-        "size_categories": [_size_category(n)],
+        "size_categories": [size_category(n)],
         "configs": configs,
     }
+
+
+def size_category(n: int) -> str:
+    """The Hub's `size_categories` label for a panel of `n` personas."""
+    for lim, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                       (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
+        if n < lim:
+            return label
+    return "10M<n<100M"
 
 
 def _fmt(x: Any, nd: int = 4) -> str:

@@ -23,15 +23,15 @@ from typing import Any
 
 import polars as pl
 
-from personagen import __version__
+from personagen._version import __version__
 from personagen.errors import BadInput
-from personagen.library import RESPONSE_SCHEMA, Library, atomic_write_json, atomic_write_parquet, staged_dir
+from personagen.library import RESPONSE_SCHEMA, Library
+from personagen.publish.card import CONFIGS, SPLIT_FILE, render_card
+from personagen.store import atomic_write_json, atomic_write_parquet, staged_dir
 
 FORMAT = "personagen-panel"
 FORMAT_VERSION = 1
 PANEL_JSON = "personagen.json"
-SPLIT_FILE = "train-00000-of-00001.parquet"
-CONFIGS = ("personas", "responses", "calibration")
 WEIGHT_TOL = 1e-6
 
 # Survey sources whose terms forbid redistributing targets or question wording (matched in survey_id / source).
@@ -264,14 +264,6 @@ _METRICS_SCHEMA = {"calibration": pl.String, "method": pl.String, "survey_id": p
                    "ci_low": pl.Float64, "ci_high": pl.Float64}
 
 
-def _size_category(n: int) -> str:
-    for lim, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
-                       (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
-        if n < lim:
-            return label
-    return "10M<n<100M"
-
-
 # ---- the export ---------------------------------------------------------------------------------
 
 def build_panel(lib: Library, calibration: str | None = None) -> dict[str, Any]:
@@ -336,8 +328,6 @@ def build_panel(lib: Library, calibration: str | None = None) -> dict[str, Any]:
 def write_panel_folder(panel: dict[str, Any], out: Path, *, repo: str | None = None,
                        templates: str | os.PathLike | None = None) -> list[str]:
     """Write the panel's files into an existing empty folder `out`; returns relative paths written."""
-    from personagen.publish.card import render_card
-
     files = []
     for cfg, frame in (("personas", panel["personas"]), ("responses", panel["responses"]),
                        ("calibration", panel["metrics"])):

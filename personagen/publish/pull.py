@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 
 from personagen.errors import BadInput, PersonagenError
-from personagen.library import MANIFEST, Library, atomic_write_json, atomic_write_parquet, staged_dir
+from personagen.library import MANIFEST, Library
 from personagen.publish.export import (
     FORMAT,
     PANEL_JSON,
@@ -20,6 +20,7 @@ from personagen.publish.export import (
     read_calibration,
     validate_repo_id,
 )
+from personagen.store import atomic_write_json, atomic_write_parquet, staged_dir
 
 
 def _download(repo: str, revision: str | None) -> tuple[Path, dict[str, Any]]:

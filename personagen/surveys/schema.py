@@ -192,7 +192,7 @@ class Survey:
         return Survey(f, source=self.source)
 
     def save(self, path: str | os.PathLike) -> Path:
-        from personagen.library import atomic_write_parquet
+        from personagen.store import atomic_write_parquet
 
         p = Path(path)
         if not p.parent.exists():

@@ -1,0 +1,179 @@
+"""The house rules of ARCHITECTURE.md, checked from the code's own imports (ast only, nothing is imported).
+
+- no import cycle inside personagen/, counting imports written inside functions;
+- `openai` and `xllamacpp` are imported only under personagen/llm/;
+- outside a package, only its face (`personagen/<pkg>/__init__.py`) is imported, never a submodule
+  (the bench package and benchmarks/ may reach inside: they measure internals);
+- no function in personagen/ is longer than 80 lines.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PKG = ROOT / "personagen"
+MAX_FUNCTION_LINES = 80
+LLM_ONLY = ("openai", "xllamacpp")
+# Submodule imports that another open change removes (issue 12 moves the prompt-mixture code into its own
+# `personagen/mixture/` stage; until then commands/mixture.py reaches into endow/).
+FACE_EXCEPTIONS: set[tuple[str, str]] = {
+    ("personagen.commands.mixture", "personagen.endow.mixture"),
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def package_modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PKG.rglob("*.py"))}
+
+
+def is_package(name: str, modules: dict[str, Path]) -> bool:
+    return name in modules and modules[name].name == "__init__.py"
+
+
+def imported_names(path: Path, modules: dict[str, Path]) -> list[tuple[str, int]]:
+    """Every module `path` imports (absolute names, with line numbers), wherever the import statement stands."""
+    me = module_name(path)
+    base = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(a.name, node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = base.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                mod = ".".join(anchor + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            for alias in node.names:
+                sub = f"{mod}.{alias.name}"
+                found.append((sub if sub in modules else mod, node.lineno))
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = package_modules()
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for name, path in modules.items():
+        for target, _ in imported_names(path, modules):
+            if target in modules and target != name:
+                graph[name].add(target)
+    return graph
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def owning_package(module: str, modules: dict[str, Path]) -> str:
+    return module if is_package(module, modules) else module.rpartition(".")[0]
+
+
+def face_violations() -> list[str]:
+    modules = package_modules()
+    bad = []
+    for name, path in modules.items():
+        if name.startswith("personagen.bench"):
+            continue
+        mine = owning_package(name, modules)
+        for target, line in imported_names(path, modules):
+            if target not in modules or is_package(target, modules):
+                continue
+            home = target.rpartition(".")[0]
+            if home == "personagen" or mine == home or mine.startswith(home + "."):
+                continue
+            if (name, target) not in FACE_EXCEPTIONS:
+                bad.append(f"{path.relative_to(ROOT)}:{line} imports {target} (use the face {home})")
+    return bad
+
+
+def llm_import_violations() -> list[str]:
+    modules = package_modules()
+    bad = []
+    for path in [*PKG.rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py")]:
+        if path.is_relative_to(PKG / "llm"):
+            continue
+        for target, line in imported_names(path, modules):
+            if target.split(".")[0] in LLM_ONLY:
+                bad.append(f"{path.relative_to(ROOT)}:{line} imports {target}")
+    return bad
+
+
+def long_functions() -> list[str]:
+    bad = []
+    for path in sorted(PKG.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                n = node.end_lineno - first + 1
+                if n > MAX_FUNCTION_LINES:
+                    bad.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} is {n} lines")
+    return bad
+
+
+def test_no_import_cycles() -> None:
+    assert find_cycles(import_graph()) == []
+
+
+def test_cycle_finder_sees_a_cycle() -> None:
+    # a -> b -> c -> a is one cycle; d only points into it.
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert find_cycles(graph) == [["a", "b", "c"]]
+
+
+def test_llm_libraries_only_under_llm() -> None:
+    assert llm_import_violations() == []
+
+
+def test_outside_code_imports_faces_only() -> None:
+    assert face_violations() == []
+
+
+def test_no_long_functions() -> None:
+    assert long_functions() == []
+
+
+if __name__ == "__main__":
+    for cyc in find_cycles(import_graph()):
+        print("CYCLE", " -> ".join(cyc))
+    for line in llm_import_violations() + face_violations() + long_functions():
+        print(line)
