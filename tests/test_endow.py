@@ -17,8 +17,8 @@ from personagen import Library  # noqa: E402
 from personagen.endow.active import endow_library  # noqa: E402
 from personagen.endow.bank import MAX_ATTRIBUTES, load_bank  # noqa: E402
 from personagen.endow.model import Counters, generate_endowments, personas_from_json  # noqa: E402
-from personagen.endow.parsing import clean_text, parse_json, parse_list, parse_number  # noqa: E402
 from personagen.errors import BadInput  # noqa: E402
+from personagen.llm import clean_text, parse_json, parse_list, parse_number  # noqa: E402
 
 # ---- parsing robustness on nasty outputs -------------------------------------------------------------
 

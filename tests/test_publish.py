@@ -358,7 +358,7 @@ def test_real_census_library_exports(vt_pums: Path, tmp_path: Path) -> None:
     pipeline = pytest.importorskip("personagen.pipeline")
     lib = pipeline.build_library(out=tmp_path / "lib", census=vt_pums, n=120, seed=0)
     try:
-        from personagen.calibrate.library import calibrate_library
+        from personagen.calibrate import calibrate_library
 
         calibrate_library(lib, census_margins="age_band,sex", n_boot=50, name="census")
     except ImportError:

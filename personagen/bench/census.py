@@ -28,13 +28,21 @@ import polars as pl
 
 from personagen.calibrate.design import attribute_design, attribute_options, attribute_targets, stack
 from personagen.errors import BadInput
+from personagen.metrics import evaluate, kish_ess
 
 CALIB_VARS: tuple[str, ...] = ("age_band", "sex", "race", "hispanic", "education", "marital_status")
 TEST_VARS: tuple[str, ...] = ("employment", "class_of_worker", "income_band", "citizenship", "nativity",
                               "veteran", "disability", "health_insurance")
 EXTRA_VARS: tuple[str, ...] = ("language", "english_ability", "dis_cognitive", "dis_ambulatory")
 ORDINAL_VARS: tuple[str, ...] = ("age_band", "education", "income_band")
-METHODS: tuple[str, ...] = ("simplex", "simplex-lam0", "sparse", "rake", "uniform")
+# benchmark arm -> fit_weights options (a registry, not an if/elif chain); "uniform" is equal weights, no fit
+FIT_OPTIONS: dict[str, dict[str, Any]] = {
+    "simplex": {"method": "simplex"},
+    "simplex-lam0": {"method": "simplex", "lam": 0.0},
+    "sparse": {"method": "sparse"},
+    "rake": {"method": "rake"},
+}
+METHODS: tuple[str, ...] = (*FIT_OPTIONS, "uniform")
 
 EDUCATION_ORDER = ("Less than high school", "High school or GED", "Some college or associate's",
                    "Bachelor's degree", "Graduate or professional degree")
@@ -97,7 +105,6 @@ def ordinal_orders(pop: pl.DataFrame, variables: Sequence[str]) -> dict[str, lis
 
 
 def _metrics(des: Any, targets: dict[str, np.ndarray], w: np.ndarray, ordinals: dict[str, Any]) -> dict[str, float]:
-    from personagen.metrics import evaluate
 
     pred = des.predict(w)
     pred = {q: np.clip(p, 0, None) / max(np.clip(p, 0, None).sum(), 1e-300) for q, p in pred.items()}
@@ -108,27 +115,19 @@ def _metrics(des: Any, targets: dict[str, np.ndarray], w: np.ndarray, ordinals: 
 
 def _fit(method: str, D: np.ndarray, r: np.ndarray, groups: np.ndarray, seed: int, folds: int | None,
          block_weighting: bool) -> tuple[np.ndarray, dict[str, Any]]:
-    from personagen.calibrate import fit_weights
-    from personagen.calibrate.design import block_row_weights
+    from personagen.calibrate import block_row_weights, fit_weights
 
     n = D.shape[1]
     if method == "uniform":
         return np.full(n, 1.0 / n), {"lam": None, "alpha": None, "seconds": 0.0, "solver": None}
-    kw: dict[str, Any] = {"groups": groups, "seed": seed}
+    if method not in FIT_OPTIONS:
+        raise BadInput(f"bench census: unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    kw: dict[str, Any] = {"groups": groups, "seed": seed, **FIT_OPTIONS[method]}
     if folds is not None:
         kw["folds"] = folds
     if block_weighting:
-        kw["row_weights"] = block_row_weights([(g, "") for g in groups])
-    if method == "simplex":
-        res = fit_weights(D, r, method="simplex", **kw)
-    elif method == "simplex-lam0":
-        res = fit_weights(D, r, method="simplex", lam=0.0, **kw)
-    elif method == "sparse":
-        res = fit_weights(D, r, method="sparse", **kw)
-    elif method == "rake":
-        res = fit_weights(D, r, method="rake", **kw)
-    else:
-        raise BadInput(f"bench census: unknown method {method!r}; expected one of {', '.join(METHODS)}")
+        kw["row_weights"] = block_row_weights(groups)
+    res = fit_weights(D, r, **kw)
     w = np.asarray(res.weights, dtype=float)
     w = w / w.sum() if w.sum() > 0 else w
     info = {"lam": getattr(res, "lam", None), "alpha": getattr(res, "alpha", None),
@@ -136,12 +135,7 @@ def _fit(method: str, D: np.ndarray, r: np.ndarray, groups: np.ndarray, seed: in
     return w, {k: (v.item() if isinstance(v, np.generic) else v) for k, v in info.items()}
 
 
-def run_census_bench(census: str | os.PathLike, *, pool_size: int = 1000, seeds: Sequence[int] = (0,),
-                     calib_vars: Sequence[str] = CALIB_VARS, test_vars: Sequence[str] = TEST_VARS,
-                     methods: Sequence[str] = METHODS, min_age: int = 18, folds: int | None = None,
-                     block_weighting: bool = False, population: pl.DataFrame | None = None) -> dict[str, Any]:
-    """Run the census benchmark on one PUMS file; returns the JSON-ready result (per method, mean over seeds)."""
-    calib_vars, test_vars = list(calib_vars), list(test_vars)
+def _check_args(calib_vars: list[str], test_vars: list[str], methods: Sequence[str], pool_size: int) -> None:
     if not calib_vars or not test_vars:
         raise BadInput("bench census: need at least one calibration and one held-out variable")
     both = set(calib_vars) & set(test_vars)
@@ -152,6 +146,26 @@ def run_census_bench(census: str | os.PathLike, *, pool_size: int = 1000, seeds:
         raise BadInput(f"bench census: unknown method {bad[0]!r}; expected one of {', '.join(METHODS)}")
     if pool_size < 10:
         raise BadInput(f"--pool-size {pool_size}: need at least 10 personas")
+
+
+def _mean_over_seeds(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def mean(k: str) -> float | None:
+        v = [x[k] for x in rows if x[k] is not None]
+        return float(np.mean(v)) if v else None
+
+    return {"test_mse": mean("test_mse"), "test_one_minus_jsd": mean("test_one_minus_jsd"),
+            "test_wd": mean("test_wd"), "train_mse": mean("train_mse"), "nonzeros": mean("nonzeros"),
+            "ess": mean("ess"), "lam": [x["lam"] for x in rows], "alpha": [x["alpha"] for x in rows],
+            "seconds": mean("seconds"), "per_seed": rows}
+
+
+def run_census_bench(census: str | os.PathLike, *, pool_size: int = 1000, seeds: Sequence[int] = (0,),
+                     calib_vars: Sequence[str] = CALIB_VARS, test_vars: Sequence[str] = TEST_VARS,
+                     methods: Sequence[str] = METHODS, min_age: int = 18, folds: int | None = None,
+                     block_weighting: bool = False, population: pl.DataFrame | None = None) -> dict[str, Any]:
+    """Run the census benchmark on one PUMS file; returns the JSON-ready result (per method, mean over seeds)."""
+    calib_vars, test_vars = list(calib_vars), list(test_vars)
+    _check_args(calib_vars, test_vars, methods, pool_size)
     t_start = time.perf_counter()
     if population is None:
         from personagen.census import load_population
@@ -190,19 +204,10 @@ def run_census_bench(census: str | os.PathLike, *, pool_size: int = 1000, seeds:
             per_seed[m].append({
                 "seed": int(seed), "test_mse": te["mse"], "test_one_minus_jsd": te["one_minus_jsd"],
                 "test_wd": te["wd"], "train_mse": tr["mse"], "nonzeros": int((a > 1e-9).sum()),
-                "ess": float(a.sum() ** 2 / (a ** 2).sum()), "lam": info["lam"], "alpha": info["alpha"],
+                "ess": kish_ess(w), "lam": info["lam"], "alpha": info["alpha"],
                 "seconds": wall,
             })
-    out_methods: dict[str, Any] = {}
-    for m, rows in per_seed.items():
-        def mean(k: str, rows: list[dict[str, Any]] = rows) -> float | None:
-            v = [x[k] for x in rows if x[k] is not None]
-            return float(np.mean(v)) if v else None
-
-        out_methods[m] = {"test_mse": mean("test_mse"), "test_one_minus_jsd": mean("test_one_minus_jsd"),
-                          "test_wd": mean("test_wd"), "train_mse": mean("train_mse"), "nonzeros": mean("nonzeros"),
-                          "ess": mean("ess"), "lam": [x["lam"] for x in rows], "alpha": [x["alpha"] for x in rows],
-                          "seconds": mean("seconds"), "per_seed": rows}
+    out_methods = {m: _mean_over_seeds(rows) for m, rows in per_seed.items()}
     ratios: dict[str, Any] = {}
     if "uniform" in out_methods:
         u = out_methods["uniform"]["test_mse"]

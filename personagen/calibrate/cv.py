@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from personagen.calibrate.solvers import Quad, gram, prefer_dense
-from personagen.surveys.schema import kfold_groups
+from personagen.surveys import kfold_groups
 
 Array = np.ndarray
 

@@ -60,12 +60,15 @@ class Design:
         return {q: np.asarray(v) for q, v in out.items()}
 
 
-def block_row_weights(rows: Sequence[tuple[str, str]]) -> np.ndarray:
-    """Row weights 1/K_q so every question counts equally in the squared loss (block weighting)."""
-    k: dict[str, int] = {}
-    for q, _ in rows:
-        k[q] = k.get(q, 0) + 1
-    return np.asarray([1.0 / k[q] for q, _ in rows], dtype=float)
+def block_row_weights(groups: Sequence) -> np.ndarray:
+    """Row weights 1/K_q (K_q = rows of the row's question q) so every question counts equally (block weighting).
+
+    `groups` is the question id of each row (Design.groups); the one definition, used by the library
+    calibration, the census benchmark and `fit_weights(row_weights=...)` callers.
+    """
+    g = np.asarray([str(x) for x in groups])
+    _, inv, counts = np.unique(g, return_inverse=True, return_counts=True)
+    return 1.0 / counts[inv]
 
 
 def select_responses(responses: pl.DataFrame, *, survey_id: str, model: str | None = None,

@@ -91,18 +91,18 @@ def _plot_pred_vs_target(path: Path, cal: Any) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    des = cal.extras["design"]
-    prep = cal.extras["prep"]
+    prep = cal.prepared
+    des = prep.design
     w = cal.weights["weight"].to_numpy()
     n = len(w)
     pred = des.predict(w)
     uni = des.predict(np.full(n, 1.0 / n))
     fig, ax = plt.subplots(figsize=(5.5, 5.5), dpi=100)
     colors = {"train": "tab:blue", "valid": "tab:orange", "test": "tab:red"}
-    for s, qs in prep["splits"].items():
+    for s, qs in prep.splits.items():
         if not qs:
             continue
-        t = np.concatenate([prep["targets"][q] for q in qs])
+        t = np.concatenate([prep.targets[q] for q in qs])
         p = np.concatenate([pred[q] for q in qs])
         u = np.concatenate([uni[q] for q in qs])
         ax.scatter(t, u, s=8, marker="x", color="0.6", alpha=0.6,
@@ -114,7 +114,14 @@ def _plot_pred_vs_target(path: Path, cal: Any) -> None:
     ax.set_title(f"{cal.report['name']}: predicted vs target")
     ax.legend(fontsize=8)
     fig.tight_layout()
+    _save_png(fig, path)
+
+
+def _save_png(fig: Any, path: Path) -> None:
+    """Render a matplotlib figure to PNG bytes and write them atomically; the figure is closed."""
     import io
+
+    import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -122,18 +129,12 @@ def _plot_pred_vs_target(path: Path, cal: Any) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _cv_series(cv: dict[str, Any] | None) -> tuple[list[float], list[float], list[float] | None, str] | None:
-    """Pull (grid, mean error, se, parameter name) out of a FitResult.cv dict, tolerating field names."""
+def _cv_series(cv: dict[str, Any] | None) -> tuple[list[float], list[float], list[float], str] | None:
+    """(grid, mean held-out error, standard error, parameter name) of a CV curve (CVCurve.to_dict fields)."""
     if not cv:
         return None
-    grid = next((cv[k] for k in ("grid", "lams", "lam_grid", "alphas", "alpha_grid", "values") if k in cv), None)
-    err = next((cv[k] for k in ("errors", "mean", "cv_error", "scores", "mse", "loss") if k in cv), None)
-    se = next((cv[k] for k in ("se", "std_err", "stderr", "sd") if k in cv), None)
-    if grid is None or err is None or len(grid) != len(err):
-        return None
-    name = str(cv.get("param") or ("α" if any(k in cv for k in ("alphas", "alpha_grid")) else "λ"))
-    return list(map(float, grid)), list(map(float, err)), (list(map(float, se)) if se is not None and
-                                                           len(se) == len(grid) else None), name
+    return (list(map(float, cv["grid"])), list(map(float, cv["mean"])), list(map(float, cv["se"])),
+            str(cv["param"]))
 
 
 def _plot_cv(path: Path, cal: Any) -> None:
@@ -171,12 +172,7 @@ def _plot_cv(path: Path, cal: Any) -> None:
         ax.legend(fontsize=8)
     ax.set_title(f"{rep['name']}: cross-validation")
     fig.tight_layout()
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    _save_png(fig, path)
 
 
 def write_calibration(folder: str | Path, cal: Any) -> None:

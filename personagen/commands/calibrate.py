@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from personagen.calibrate.library import BASES, METHODS, PULLS
+from personagen.calibrate import BASES, METHODS, PULLS
 
 
 @click.command("calibrate")
@@ -40,7 +40,7 @@ def calibrate(lib: Path, survey: Path | None, census_margins: str | None, group:
               mode: str | None, drop_incomplete: bool, split_seed: int | None, folds: int | None, seed: int,
               name: str | None, overwrite: bool, as_json: bool) -> None:
     """Fit persona weights of LIB to a survey (--survey) and/or census margins (--census-margins)."""
-    from personagen.calibrate.library import calibrate_library
+    from personagen.calibrate import calibrate_library
     from personagen.errors import BadInput
     from personagen.library import Library
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from personagen.endow import llmio
+from personagen import llm
 from personagen.endow.bank import load_bank
 from personagen.endow.model import (
     Counters,
@@ -54,10 +54,10 @@ def elicit_pool(client: Any, narratives: list[str], ids: list[str], survey: Any,
     for a, (text, pid) in enumerate(zip(narratives, ids)):
         for j, q in enumerate(qids):
             msgs = build_messages(text, survey.question(q).text, survey.options(q), templates=templates)
-            reqs.append(ChatRequest(messages=msgs, temperature=1.0, max_tokens=6, seed=llmio.seed_of(pid, q)))
+            reqs.append(ChatRequest(messages=msgs, temperature=1.0, max_tokens=6, seed=llm.seed_of(pid, q)))
             where.append((a, j))
     out = np.full((len(narratives), len(qids)), -1, dtype=int)
-    for (a, j), text in zip(where, llmio.texts(client, reqs, desc="endow-elicit")):
+    for (a, j), text in zip(where, llm.texts(client, reqs, desc="endow-elicit")):
         idx, _how = match_answer(text, survey.options(qids[j]))
         out[a, j] = -1 if idx is None else idx
     return out
@@ -156,7 +156,7 @@ def endow_library(lib: Any, survey: Any, *, budget: int, strategy: str = "active
     rows: list[dict] = []
     answers_rows: list[dict] = []
 
-    with llmio.open_client(backend, base_url=base_url, model=model, cache_path=lib.llm_db, client=client,
+    with llm.open_client(backend, base_url=base_url, model=model, cache_path=lib.llm_db, client=client,
                            concurrency=concurrency) as c:
 
         def realise(specs: list[dict], step: int) -> tuple[list[Endowment], np.ndarray]:
@@ -273,8 +273,8 @@ def endow_library(lib: Any, survey: Any, *, budget: int, strategy: str = "active
                 step += 1
                 if len(made) == before:  # fallback="skip" and nothing parsed: stop rather than loop
                     break
-        stats = llmio.client_stats(c)
-        mname = llmio.model_name(c)
+        stats = llm.client_stats(c)
+        mname = llm.model_name(c)
 
     rows = rows[:budget] if len(rows) > budget else rows
     new_df = pl.DataFrame(rows, schema={"persona_id": pl.String, "source": pl.String, "mode": pl.String,

@@ -40,9 +40,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from personagen.endow import llmio
-from personagen.endow.parsing import clean_text, parse_number
+from personagen import llm as llmio
 from personagen.errors import BadInput
+from personagen.llm import clean_text, parse_number
 
 METHODS = ("em", "gb")
 

@@ -16,8 +16,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from personagen.endow import llmio
-from personagen.endow.parsing import clean_text, parse_json, parse_list
+from personagen import llm
+from personagen.llm import clean_text, parse_json, parse_list
 
 _TEXT_KEYS = ("description", "persona", "profile", "summary", "bio", "text", "background", "about")
 
@@ -35,7 +35,7 @@ class Endowment:
     qid: str | None = None
 
     def narrative(self, templates: str | os.PathLike | None = None) -> str:
-        return llmio.prompt("endow/narrative.j2", templates, description=self.description,
+        return llm.prompt("endow/narrative.j2", templates, description=self.description,
                             values=self.values, attributes=self.attributes)
 
 
@@ -92,15 +92,15 @@ def generate_endowments(client: Any, specs: list[dict], *, topic: str, counters:
 
     Returns, per spec, up to n Endowments (exactly n with fallback="attributes").
     """
-    system = llmio.prompt("endow/system.j2", templates)
+    system = llm.prompt("endow/system.j2", templates)
     reqs = []
     for j, s in enumerate(specs):
         name = "endow/vanilla.j2" if s.get("vanilla") else "endow/endowment.j2"
-        user = llmio.prompt(name, templates, n=s["n"], topic=topic, attributes=s.get("attributes") or [],
+        user = llm.prompt(name, templates, n=s["n"], topic=topic, attributes=s.get("attributes") or [],
                             mode=s.get("mode") if s.get("source") == "bank" else None, question=s.get("question"))
-        reqs.append(llmio.request(user, system=system, temperature=1.0, max_tokens=max_tokens,
-                                  seed=llmio.seed_of("endow", salt, j, s.get("mode"), s.get("attributes"))))
-    outs = llmio.texts(client, reqs, desc="endow")
+        reqs.append(llm.request(user, system=system, temperature=1.0, max_tokens=max_tokens,
+                                  seed=llm.seed_of("endow", salt, j, s.get("mode"), s.get("attributes"))))
+    outs = llm.texts(client, reqs, desc="endow")
     counters.calls += len(reqs)
     parsed: list[list[tuple[str, dict[str, str]]] | None] = []
     fix_idx = []
@@ -116,11 +116,11 @@ def generate_endowments(client: Any, specs: list[dict], *, topic: str, counters:
         else:
             parsed.append(got)
     if fix_idx:  # one fix-up retry per failed call
-        fix_reqs = [llmio.request(llmio.prompt("endow/fixup.j2", templates, text=outs[j][:2000]), system=system,
+        fix_reqs = [llm.request(llm.prompt("endow/fixup.j2", templates, text=outs[j][:2000]), system=system,
                                   temperature=0.0, max_tokens=max_tokens) for j in fix_idx]
         counters.fixups += len(fix_reqs)
         counters.calls += len(fix_reqs)
-        for j, text in zip(fix_idx, llmio.texts(client, fix_reqs, desc="endow-fixup")):
+        for j, text in zip(fix_idx, llm.texts(client, fix_reqs, desc="endow-fixup")):
             got = personas_from_json(parse_json(text), specs[j]["n"]) if text else []
             if got:
                 counters.fixup_successes += 1
@@ -141,8 +141,8 @@ def generate_endowments(client: Any, specs: list[dict], *, topic: str, counters:
 def learn_survey_attributes(client: Any, questions: list[str], *, n: int = 15, counters: Counters,
                             templates: str | os.PathLike | None = None, max_tokens: int = 200) -> list[str]:
     """Survey-level attributes from the model (may be empty for a useless model; the caller falls back)."""
-    user = llmio.prompt("endow/learn_survey.j2", templates, questions=questions[:40], n=n)
-    [text] = llmio.texts(client, [llmio.request(user, temperature=0.0, max_tokens=max_tokens)], desc="learn")
+    user = llm.prompt("endow/learn_survey.j2", templates, questions=questions[:40], n=n)
+    [text] = llm.texts(client, [llm.request(user, temperature=0.0, max_tokens=max_tokens)], desc="learn")
     counters.calls += 1
     items = [a for a in parse_list(text, max_items=n, max_len=100) if len(a.split()) <= 12]
     if not items:
@@ -155,10 +155,10 @@ def learn_question_attributes(client: Any, questions: dict[str, tuple[str, list[
                               max_tokens: int = 160) -> dict[str, list[str]]:
     """Question-level attributes for each {qid: (text, options)}."""
     qids = list(questions)
-    reqs = [llmio.request(llmio.prompt("endow/learn_question.j2", templates, question=questions[q][0],
+    reqs = [llm.request(llm.prompt("endow/learn_question.j2", templates, question=questions[q][0],
                                        options=questions[q][1], n=n), temperature=0.0, max_tokens=max_tokens)
             for q in qids]
-    outs = llmio.texts(client, reqs, desc="learn")
+    outs = llm.texts(client, reqs, desc="learn")
     counters.calls += len(reqs)
     res = {}
     for q, text in zip(qids, outs):

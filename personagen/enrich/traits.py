@@ -27,9 +27,9 @@ from typing import Any
 
 import polars as pl
 
-from personagen.endow import llmio
-from personagen.endow.parsing import clean_text
+from personagen import llm
 from personagen.errors import BadInput
+from personagen.llm import clean_text
 
 # category -> (label used in prompts, what it means)
 CATEGORIES: dict[str, tuple[str, str]] = {
@@ -102,7 +102,7 @@ def enrich_frame(df: pl.DataFrame, client: Any, *, categories: list[str] | tuple
     if bad:
         raise BadInput(f"--categories: unknown category {bad[0]!r} (choose from {', '.join(CATEGORIES)})")
     rows = df.to_dicts()
-    system = llmio.prompt("enrich/system.j2", templates)
+    system = llm.prompt("enrich/system.j2", templates)
     narr = [_narrative(r) for r in rows]
     traits: list[dict[str, str]] = [{} for _ in rows]
     attempts: list[dict[str, int]] = [dict.fromkeys(cats, 0) for _ in rows]
@@ -121,11 +121,11 @@ def enrich_frame(df: pl.DataFrame, client: Any, *, categories: list[str] | tuple
             for i, c in pending:
                 label, desc = CATEGORIES[c]
                 ctx = {k: v for k, v in labelled(i).items() if k != label}
-                user = llmio.prompt("enrich/trait.j2", templates, narrative=narr[i], traits=ctx, label=label,
+                user = llm.prompt("enrich/trait.j2", templates, narrative=narr[i], traits=ctx, label=label,
                                     description=desc)
-                reqs.append(llmio.request(user, system=system, temperature=0.9, max_tokens=max_tokens,
-                                          seed=llmio.seed_of(rows[i].get("persona_id", i), c, attempts[i][c])))
-            outs = llmio.texts(client, reqs, desc="enrich")
+                reqs.append(llm.request(user, system=system, temperature=0.9, max_tokens=max_tokens,
+                                          seed=llm.seed_of(rows[i].get("persona_id", i), c, attempts[i][c])))
+            outs = llm.texts(client, reqs, desc="enrich")
             nxt = []
             for (i, c), text in zip(pending, outs):
                 attempts[i][c] += 1
@@ -150,12 +150,12 @@ def enrich_frame(df: pl.DataFrame, client: Any, *, categories: list[str] | tuple
         rounds = 0
         while to_judge and rounds <= max_retries:
             rounds += 1
-            reqs = [llmio.request(llmio.prompt("enrich/judge.j2", templates, narrative=narr[i], traits=labelled(i)),
+            reqs = [llm.request(llm.prompt("enrich/judge.j2", templates, narrative=narr[i], traits=labelled(i)),
                                   system=system, temperature=0.0, max_tokens=24,
-                                  seed=llmio.seed_of(rows[i].get("persona_id", i), "judge", rounds))
+                                  seed=llm.seed_of(rows[i].get("persona_id", i), "judge", rounds))
                     for i in to_judge]
             counters["judge_calls"] += len(reqs)
-            outs = llmio.texts(client, reqs, desc="enrich-judge")
+            outs = llm.texts(client, reqs, desc="enrich-judge")
             resample: list[tuple[int, str]] = []
             for i, text in zip(to_judge, outs):
                 verdict, named = parse_verdict(text, cats)
@@ -215,7 +215,7 @@ def render_enrichment(df: pl.DataFrame, categories: list[str], templates: str | 
     texts = []
     for row in df.iter_rows(named=True):
         tr = {c: row[trait_column(c)] for c in categories if row.get(trait_column(c))}
-        para = llmio.prompt("enrich/paragraph.j2", templates, traits=tr, labels=labels) if tr else ""
+        para = llm.prompt("enrich/paragraph.j2", templates, traits=tr, labels=labels) if tr else ""
         base = row.get("text_narrative_base") or ""
         texts.append((base + ("\n\n" + para if para else "")).strip() or None)
     return df.with_columns(pl.Series("text_narrative", texts, dtype=pl.String))
@@ -247,12 +247,12 @@ def enrich_library(lib: Any, *, backend: str = "local", base_url: str | None = N
         idx = idx[:limit]
     t0 = time.time()
     sub = df[idx]
-    with llmio.open_client(backend, base_url=base_url, model=model, cache_path=lib.llm_db, client=client,
+    with llm.open_client(backend, base_url=base_url, model=model, cache_path=lib.llm_db, client=client,
                            concurrency=concurrency) as c:
         enriched, report = enrich_frame(sub, c, categories=categories, max_retries=max_retries,
                                         templates=templates, max_tokens=max_tokens)
-        stats = llmio.client_stats(c)
-        mname = llmio.model_name(c)
+        stats = llm.client_stats(c)
+        mname = llm.model_name(c)
     cats = list(categories)
     enriched = enriched.with_columns(pl.lit(True).alias("enriched"))
     enriched = render_enrichment(enriched, [c for c in CATEGORIES if trait_column(c) in enriched.columns], templates)

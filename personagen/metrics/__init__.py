@@ -14,6 +14,7 @@ from personagen.metrics.core import (
     normalised_entropy,
     one_minus_jsd,
     r2,
+    tvd,
     uniform_like,
     wasserstein,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "evaluate",
     "group_entropy",
     "kish_ess",
+    "tvd",
     "majority_match",
     "mse",
     "normalised_entropy",

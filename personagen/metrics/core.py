@@ -22,7 +22,7 @@ Definitions (DESIGN §6):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -161,8 +161,12 @@ def r2(pred: ArrayList, target: ArrayList) -> float:
 
 
 def kish_ess(weights: Sequence[float] | np.ndarray) -> float:
-    """Kish effective sample size (Σw)² / Σw² of a weight vector."""
-    w = np.asarray(weights, dtype=float).ravel()
+    """Kish effective sample size (Σw)² / Σw² of a weight vector: 1/Σw² for nonnegative weights summing to one.
+
+    The one definition used everywhere (calibration reports, panels, benchmarks). Signed weights (the p2p
+    estimators may return some below zero) are read as |w|, so the figure stays in [1, n].
+    """
+    w = np.abs(np.asarray(weights, dtype=float).ravel())
     if w.size == 0 or not np.isfinite(w).all():
         raise BadInput("weights: empty or contains NaN/inf")
     s2 = float((w**2).sum())
@@ -174,3 +178,14 @@ def kish_ess(weights: Sequence[float] | np.ndarray) -> float:
 def uniform_like(target: ArrayList) -> list[np.ndarray]:
     """The uniform distribution over each question's options (the naive baseline)."""
     return [np.full(np.asarray(d).size, 1.0 / np.asarray(d).size) for d in target]
+
+
+def tvd(p: Mapping[str, float] | Sequence[float] | np.ndarray, q: Mapping[str, float] | Sequence[float] | np.ndarray
+        ) -> float:
+    """Total variation distance ½ Σ |p − q| of two categorical distributions.
+
+    Aligned arrays, or {category: share} mappings (a category missing from one side counts as share 0).
+    """
+    if isinstance(p, Mapping) and isinstance(q, Mapping):
+        return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q))
+    return float(0.5 * np.abs(np.asarray(p, dtype=float) - np.asarray(q, dtype=float)).sum())

@@ -1,8 +1,7 @@
-"""Thin helpers over personagen.llm for the enrich / endow / mixture stages (the only model access path).
+"""Batched calls for the stages that write text with a model (enrich, endow, mixture).
 
 Stages take an already-created client (anything with `.run(requests, desc=...)` returning results with
-`.text` and `.error`), so the logic is testable with a fake client; `open_client` creates the real one.
-personagen.llm is imported lazily so importing these stages never requires it.
+`.text` and `.error`); `open_client` creates the real one (an LLMClient used as a context manager).
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from personagen.llm.client import ChatRequest, LLMClient
 from personagen.templating import render
 
 
@@ -23,10 +23,8 @@ def seed_of(*parts: object) -> int:
 
 
 def request(user: str, *, system: str | None = None, temperature: float = 0.0, max_tokens: int = 128,
-            seed: int | None = None, stop: list[str] | None = None) -> Any:
-    """Build a personagen.llm.ChatRequest from a system and user text."""
-    from personagen.llm import ChatRequest
-
+            seed: int | None = None, stop: list[str] | None = None) -> ChatRequest:
+    """Build a ChatRequest from a system and user text."""
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
     return ChatRequest(messages=messages, temperature=temperature, max_tokens=max_tokens, seed=seed, stop=stop)
 
@@ -55,8 +53,6 @@ def open_client(backend: str, *, base_url: str | None = None, model: str | None 
     if client is not None:
         yield client
         return
-    from personagen.llm import LLMClient
-
     c = LLMClient.create(backend=backend, base_url=base_url, model=model, cache_path=cache_path, **kw)
     with c:
         yield c
@@ -69,4 +65,5 @@ def client_stats(client: Any) -> dict:
 
 
 def model_name(client: Any) -> str:
+    """The model name a client reports (for the manifest history)."""
     return str(getattr(client, "model_name", "unknown"))
