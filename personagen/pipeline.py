@@ -11,18 +11,30 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import polars as pl
+
+from personagen.census import (
+    decode,
+    read_raw,
+    resolve_source,
+    sample_indices,
+    sha256_file,
+    states,
+    unknown_codes,
+)
 from personagen.errors import BadInput
 from personagen.library import Library
+from personagen.personas import STYLES, order_columns, render_personas
+from personagen.priors import add_priors
 from personagen.store import staged_dir
 
-# Persona columns ahead of the decoded PUMS attributes (CONTRACTS.md "Persona columns").
+# Persona columns ahead of the decoded PUMS attributes (DESIGN.md §2, personas.parquet).
 LEAD_COLUMNS = ("persona_id", "source", "mode", "enriched", "weight_census")
 
 
 def normalize_styles(styles: str | Iterable[str] | None) -> list[str]:
     """Validate requested render styles ("all" = every style); BadInput naming an unknown one."""
-    from personagen.personas.render import STYLES
-
     if styles is None:
         return ["narrative"]
     items = [styles] if isinstance(styles, str) else list(styles)
@@ -110,13 +122,6 @@ def build_library(out: str | os.PathLike, census: str | os.PathLike | None = Non
     state's Census file (offline folder, cache, or download). `replace=False` draws without replacement
     (Pareto πps). Bad input raises BadInput before anything is left at `out`.
     """
-    from personagen.census import resolve_source
-    from personagen.census.codebook import states
-    from personagen.census.decode import decode, unknown_codes
-    from personagen.census.download import sha256_file
-    from personagen.census.read import read_raw
-    from personagen.census.sample import sample_indices
-
     _check_args(n, seed, min_age, templates)
     style_list = normalize_styles(styles)
     _check_out(out)
@@ -130,48 +135,13 @@ def build_library(out: str | os.PathLike, census: str | os.PathLike | None = Non
             if raw.df.height == 0:
                 raise BadInput(f"{path}: no census records left after --min-age {min_age}"
                                f"{f' and --state {state}' if state else ''} and the consistency rules")
-            st.start("sample")
-            import numpy as np
-            import polars as pl
-
-            idx = sample_indices(raw.df["PWGTP"].to_numpy(), n, seed, replace=replace)
-            st.start("decode")
-            # decode whichever is smaller: the eligible records (then gather the draws) or the draws
-            people = decode(raw.df, raw.year)[idx] if raw.df.height < n else decode(raw.df[idx], raw.year)
-            pw = people["pwgtp"].cast(pl.Float64)
-            people = people.with_columns(
-                (pl.col("serialno") + "-" + pl.col("sporder").cast(pl.String).str.zfill(2).fill_null("00") + "-"
-                 + (pl.int_range(pl.len()).over(["serialno", "sporder"])).cast(pl.String)).alias("persona_id"),
-                pl.lit("census").alias("source"),
-                pl.lit(None, dtype=pl.String).alias("mode"),
-                pl.lit(False).alias("enriched"),
-                (pw / pw.sum()).alias("weight_census"),
-            )
-            people = people.select(*LEAD_COLUMNS, *[c for c in people.columns
-                                                    if c not in LEAD_COLUMNS and c != "sporder"])
+            people, unique_records = _sample_people(raw, n, seed, replace, st)
             st.start("priors")
-            from personagen.priors import add_priors
-
             people = add_priors(people, seed)
             st.start("render")
-            from personagen.personas.render import render_personas
-
-            people = render_personas(people, styles=tuple(style_list), templates=templates)
-            from personagen.personas.schema import order_columns
-
-            people = order_columns(people)
+            people = order_columns(render_personas(people, styles=tuple(style_list), templates=templates))
             st.start("write")
-            fips_to_state = {e["fips"]: ab for ab, e in states().items()}
-            codes = sorted(raw.df["ST"].unique().drop_nulls().to_list())
-            data_states = [fips_to_state.get(f"{c:02d}", f"{c:02d}") for c in codes]
-            census_info = {
-                "path": str(Path(path).resolve()),
-                "sha256": sha256_file(path),
-                "year": raw.year,
-                "state": data_states[0] if len(data_states) == 1 else raw.filters.get("state"),
-                "states": data_states,
-                "url": url,
-            }
+            census_info = _census_info(raw, path, url)
             config = {"n": n, "min_age": min_age, "state": raw.filters.get("state"), "replace": replace,
                       "sampling": "pwgtp-pps-with-replacement" if replace else "pareto-pips-without-replacement",
                       "styles": style_list, "templates": str(templates) if templates else None}
@@ -180,7 +150,7 @@ def build_library(out: str | os.PathLike, census: str | os.PathLike | None = Non
             st.close()
             info: dict[str, Any] = {
                 "n": people.height,
-                "unique_records": int(np.unique(idx).size),
+                "unique_records": unique_records,
                 "records_read": raw.records_read,
                 "records_eligible": raw.df.height,
                 "rules_removed": raw.rule_counts,
@@ -193,3 +163,39 @@ def build_library(out: str | os.PathLike, census: str | os.PathLike | None = Non
     finally:
         st.close()
     return Library.open(out)
+
+
+def _sample_people(raw: Any, n: int, seed: int, replace: bool, st: _Stages) -> tuple[pl.DataFrame, int]:
+    """PWGTP-proportional draw of `n` records, decoded, with the lead persona columns (id, source, weights);
+    also the number of distinct records drawn."""
+    st.start("sample")
+    idx = sample_indices(raw.df["PWGTP"].to_numpy(), n, seed, replace=replace)
+    st.start("decode")
+    # decode whichever is smaller: the eligible records (then gather the draws) or the draws
+    people = decode(raw.df, raw.year)[idx] if raw.df.height < n else decode(raw.df[idx], raw.year)
+    pw = people["pwgtp"].cast(pl.Float64)
+    people = people.with_columns(
+        (pl.col("serialno") + "-" + pl.col("sporder").cast(pl.String).str.zfill(2).fill_null("00") + "-"
+         + (pl.int_range(pl.len()).over(["serialno", "sporder"])).cast(pl.String)).alias("persona_id"),
+        pl.lit("census").alias("source"),
+        pl.lit(None, dtype=pl.String).alias("mode"),
+        pl.lit(False).alias("enriched"),
+        (pw / pw.sum()).alias("weight_census"),
+    )
+    lead = people.select(*LEAD_COLUMNS, *[c for c in people.columns if c not in LEAD_COLUMNS and c != "sporder"])
+    return lead, int(np.unique(idx).size)
+
+
+def _census_info(raw: Any, path: str, url: str | None) -> dict[str, Any]:
+    """The manifest's census entry: the source file (path, sha256, url), its year and the states in it."""
+    fips_to_state = {e["fips"]: ab for ab, e in states().items()}
+    codes = sorted(raw.df["ST"].unique().drop_nulls().to_list())
+    data_states = [fips_to_state.get(f"{c:02d}", f"{c:02d}") for c in codes]
+    return {
+        "path": str(Path(path).resolve()),
+        "sha256": sha256_file(path),
+        "year": raw.year,
+        "state": data_states[0] if len(data_states) == 1 else raw.filters.get("state"),
+        "states": data_states,
+        "url": url,
+    }

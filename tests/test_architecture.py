@@ -42,7 +42,7 @@ def bound_in_face(package: str, name: str, modules: dict[str, Path]) -> bool:
     """Whether the package's __init__ binds `name` to something other than its own submodule `name`."""
     tree = ast.parse(modules[package].read_text())
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module != f"{package}.{name}" and node.module != package:
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module != package:
             if any((a.asname or a.name) == name for a in node.names):
                 return True
         elif isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name == name:

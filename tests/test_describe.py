@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from personagen.census.describe import describe_library, tvd
+from personagen.census import describe_library
 from personagen.cli import main
+from personagen.metrics import tvd
 
 
 @pytest.fixture(scope="module")

@@ -1,49 +1,20 @@
 """Census stage: PUMS readers (csv, csv.gz, Census zip, parquet), codebook decoding, download + cache,
 consistency rules and PWGTP-proportional sampling.
 
-`load_population(source, min_age=18, state=None, year=None)` is the API other stages use (describe, bench census,
-calibrate --census-margins): decoded persons with the persona columns that come from PUMS, plus pwgtp.
+The face. `load_population(source, min_age=18, state=None, year=None)` is the API other stages use (describe,
+bench census, calibrate --census-margins): decoded persons with the persona columns that come from PUMS, plus
+pwgtp. The build pipeline also uses the reader, decoder, sampler and codebook names listed here.
 """
 
-from __future__ import annotations
+from personagen.census.codebook import states
+from personagen.census.decode import decode, unknown_codes
+from personagen.census.describe import describe_library, plot_describe
+from personagen.census.download import sha256_file
+from personagen.census.population import load_population, read_population, resolve_source
+from personagen.census.read import RawPopulation, read_raw
+from personagen.census.sample import sample_indices
 
-import os
-
-import polars as pl
-
-__all__ = ["load_population", "read_population", "resolve_source"]
-
-
-def read_population(source: str | os.PathLike, *, min_age: int | None = 18, state: str | int | None = None,
-                    year: int | None = None):  # noqa: ANN201 (RawPopulation; imported lazily)
-    """Filtered, rule-checked raw PUMS records (see personagen.census.read.read_raw)."""
-    from personagen.census.read import read_raw
-
-    return read_raw(source, min_age=min_age, state=state, year=year)
-
-
-def load_population(source: str | os.PathLike, *, min_age: int | None = 18, state: str | int | None = None,
-                    year: int | None = None) -> pl.DataFrame:
-    """Decoded PUMS persons (persona attribute columns + pwgtp), after the age/state filters and the rules."""
-    from personagen.census.decode import decode
-
-    raw = read_population(source, min_age=min_age, state=state, year=year)
-    return decode(raw.df, raw.year)
-
-
-def resolve_source(census: str | os.PathLike | None = None, *, state: str | None = None, year: int | None = None,
-                   cache_dir: str | os.PathLike | None = None, progress: bool = False) -> tuple[str, str | None]:
-    """(local PUMS path, download URL or None): the given file, or the state's file found offline/cached/downloaded."""
-    from personagen.errors import BadInput
-
-    if census is not None and state is not None:
-        # a local file plus a state means "filter this file to that state"; nothing to download
-        return str(census), None
-    if census is not None:
-        return str(census), None
-    if state is None:
-        raise BadInput("give a census source: --census PATH or --state XX [--year YYYY]")
-    from personagen.census.download import fetch_state
-
-    path, url = fetch_state(state, year, cache_dir=cache_dir, progress=progress)
-    return str(path), url
+__all__ = [
+    "RawPopulation", "decode", "describe_library", "load_population", "plot_describe", "read_population",
+    "read_raw", "resolve_source", "sample_indices", "sha256_file", "states", "unknown_codes",
+]

@@ -11,7 +11,11 @@ from typing import Any
 
 import polars as pl
 
+from personagen.census.codebook import attributes
+from personagen.census.population import load_population
 from personagen.errors import BadInput
+from personagen.library import Library
+from personagen.metrics import tvd
 
 ATTRIBUTES: tuple[str, ...] = (
     "age_band", "sex", "race", "hispanic", "education", "employment", "class_of_worker", "marital_status",
@@ -29,16 +33,9 @@ def _shares(df: pl.DataFrame, col: str, weight: str | None) -> dict[str, float]:
     return {k: float(v) / total for k, v in zip(g["k"].to_list(), g["w"].to_list())} if total > 0 else {}
 
 
-def tvd(p: dict[str, float], q: dict[str, float]) -> float:
-    """Total variation distance between two categorical distributions given as {category: share}."""
-    return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q))
-
-
 def describe_library(lib: Any, census: str | os.PathLike | None = None,
                      attributes: tuple[str, ...] | list[str] | None = None) -> dict[str, Any]:
     """Pool vs weighted-census distributions and TVD per attribute, for a Library (or its path)."""
-    from personagen.census import load_population
-    from personagen.library import Library
 
     if not isinstance(lib, Library):
         lib = Library.open(lib)
@@ -76,7 +73,6 @@ def plot_describe(result: dict[str, Any], path: str | os.PathLike, *, top: int =
     path = Path(path)
     if not path.parent.exists():
         raise BadInput(f"{path}: directory {path.parent} does not exist")
-    from personagen.census.codebook import attributes
 
     spec = attributes()
     order = {"age_band": [b[0] for b in spec["age_bands"]], "income_band": [b[0] for b in spec["income_bands"]]}

@@ -24,7 +24,7 @@ def bench() -> None:
 def bench_solver_cmd(agents: int, questions: int, options: int, seed: int, no_cvxpy: bool, no_cv: bool,
                      as_json: bool) -> None:
     """Fast simplex solver vs cvxpy/Clarabel at λ = 0 and λ > 0, plus full CV time."""
-    from personagen.bench.solver import bench_solver
+    from personagen.bench import bench_solver
 
     out = bench_solver(agents, questions, options=options, seed=seed, cvxpy=not no_cvxpy, cv=not no_cv)
     if as_json:
@@ -48,7 +48,7 @@ def bench_solver_cmd(agents: int, questions: int, options: int, seed: int, no_cv
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def bench_simulate_cmd(agents: int, k_true: int, seed: int, as_json: bool) -> None:
     """P2P Appendix-B-style simulation: agent-recovery precision and test MSE over two sweeps."""
-    from personagen.bench.simulate import bench_simulate
+    from personagen.bench import bench_simulate
 
     out = bench_simulate(agents, k_true=k_true, seed=seed)
     if as_json:
@@ -76,7 +76,7 @@ def bench_simulate_cmd(agents: int, k_true: int, seed: int, as_json: bool) -> No
 def bench_census_cmd(census: str, pool_size: int, seed: int, repeats: int, calib_vars: str | None,
                      test_vars: str | None, methods: str | None, block_weighting: bool, as_json: bool) -> None:
     """Calibrate a uniformly drawn (biased) PUMS pool on some census variables; score the held-out ones."""
-    from personagen.bench.census import CALIB_VARS, METHODS, TEST_VARS, format_table, run_census_bench
+    from personagen.bench import CALIB_VARS, METHODS, TEST_VARS, format_table, run_census_bench
 
     def split(s: str | None, default: tuple[str, ...]) -> list[str]:
         return [v.strip() for v in s.split(",") if v.strip()] if s else list(default)

@@ -8,11 +8,12 @@ from personagen.surveys.loaders import (
     import_survey,
     import_wvs,
 )
-from personagen.surveys.schema import OVERALL, Question, Survey, assign_splits, kfold_groups, load
+from personagen.surveys.schema import OVERALL, SPLITS, Question, Survey, assign_splits, kfold_groups, load
 
 __all__ = [
     "FORMATS",
     "OVERALL",
+    "SPLITS",
     "Question",
     "Survey",
     "assign_splits",
