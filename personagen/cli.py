@@ -2,44 +2,23 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import click
 
-from personagen import __version__
+from personagen import commands
+from personagen._version import __version__
 from personagen.errors import PersonagenError
-
-# command name -> (module in personagen.commands, attribute); imported only when the command runs,
-# so `personagen build` does not pay for the LLM, publishing or plotting imports.
-_COMMANDS: dict[str, tuple[str, str]] = {
-    "build": ("build", "build"),
-    "describe": ("build", "describe"),
-    "surveys": ("surveys", "surveys"),
-    "elicit": ("elicit", "elicit"),
-    "serve-local": ("elicit", "serve_local"),
-    "calibrate": ("calibrate", "calibrate"),
-    "bench": ("bench", "bench"),
-    "enrich": ("enrich", "enrich"),
-    "endow": ("enrich", "endow"),
-    "mixture": ("enrich", "mixture"),
-    "publish": ("publish", "publish"),
-    "pull": ("publish", "pull"),
-    "sample-panel": ("publish", "sample_panel"),
-}
 
 
 class _LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(_COMMANDS)
+        return sorted(commands.COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in _COMMANDS:
-            return None
-        mod, attr = _COMMANDS[cmd_name]
-        return getattr(importlib.import_module(f"personagen.commands.{mod}"), attr)
+        return commands.load(cmd_name)
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from personagen import priors
 from personagen.census import (
     decode,
     read_raw,
@@ -26,7 +27,6 @@ from personagen.census import (
 from personagen.errors import BadInput
 from personagen.library import Library
 from personagen.personas import STYLES, order_columns, render_personas
-from personagen.priors import add_priors
 from personagen.store import staged_dir
 
 # Persona columns ahead of the decoded PUMS attributes (DESIGN.md §2, personas.parquet).
@@ -137,7 +137,7 @@ def build_library(out: str | os.PathLike, census: str | os.PathLike | None = Non
                                f"{f' and --state {state}' if state else ''} and the consistency rules")
             people, unique_records = _sample_people(raw, n, seed, replace, st)
             st.start("priors")
-            people = add_priors(people, seed)
+            people = priors.add_priors(people, seed)  # looked up at call time (tests replace it)
             st.start("render")
             people = order_columns(render_personas(people, styles=tuple(style_list), templates=templates))
             st.start("write")

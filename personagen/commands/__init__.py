@@ -1,0 +1,36 @@
+"""The CLI's commands, one module per command (thin: parse options, call the stage's face, print).
+
+The face: `COMMANDS` (command name -> module) and `load`, which imports a command's module only when it
+runs, so `personagen build` does not pay for the LLM, publishing or plotting imports.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# command name -> (module in personagen.commands, the click command's attribute)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "build": ("build", "build"),
+    "describe": ("describe", "describe"),
+    "surveys": ("surveys", "surveys"),
+    "elicit": ("elicit", "elicit"),
+    "serve-local": ("serve_local", "serve_local"),
+    "calibrate": ("calibrate", "calibrate"),
+    "bench": ("bench", "bench"),
+    "enrich": ("enrich", "enrich"),
+    "endow": ("endow", "endow"),
+    "mixture": ("mixture", "mixture"),
+    "publish": ("publish", "publish"),
+    "pull": ("pull", "pull"),
+    "sample-panel": ("sample_panel", "sample_panel"),
+}
+
+
+def load(name: str) -> click.Command | None:
+    """The click command called `name` (its module imported now), or None for an unknown name."""
+    if name not in COMMANDS:
+        return None
+    mod, attr = COMMANDS[name]
+    return getattr(importlib.import_module(f"{__name__}.{mod}"), attr)

@@ -1,4 +1,4 @@
-"""`personagen build` and `personagen describe` (thin: parse options, call the stage, print)."""
+"""`personagen build` (thin: parse options, call the stage, print)."""
 
 from __future__ import annotations
 
@@ -47,30 +47,3 @@ def build(out: str, census: str | None, state: str | None, year: int | None, n: 
                                "records_read": rec["records_read"], "records_eligible": rec["records_eligible"],
                                "unknown_codes": rec.get("unknown_codes", {}), "seconds": rec["seconds"],
                                "stage_seconds": rec.get("stage_seconds", {})}))
-
-
-@click.command()
-@click.argument("lib", type=click.Path())
-@click.option("--census", type=click.Path(), default=None, help="PUMS file to compare with (default: the manifest's).")
-@click.option("--plot", type=click.Path(), default=None, help="Write a PNG comparison plot.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON result last.")
-def describe(lib: str, census: str | None, plot: str | None, as_json: bool) -> None:
-    """Pool marginals vs the PWGTP-weighted census, with total variation distance per attribute."""
-    from personagen.census.describe import describe_library, plot_describe
-
-    res = describe_library(lib, census=census)
-    if plot:
-        plot_describe(res, plot)
-        res["plot"] = plot
-    if as_json:
-        click.echo(json.dumps(res))
-        return
-    click.echo(f"{res['library']}: {res['n_personas']} personas vs {res['census']} "
-               f"({res['census_records']} records, population {res['census_population']:,})")
-    click.echo(f"{'attribute':<18} {'TVD':>6}  largest gap (pool vs census)")
-    for name, d in res["attributes"].items():
-        cats = set(d["pool"]) | set(d["census"])
-        k = max(cats, key=lambda x: abs(d["pool"].get(x, 0) - d["census"].get(x, 0)))
-        click.echo(f"{name:<18} {d['tvd']:>6.3f}  {k}: {d['pool'].get(k, 0):.1%} vs {d['census'].get(k, 0):.1%}")
-    if plot:
-        click.echo(f"plot: {plot}")

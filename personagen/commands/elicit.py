@@ -1,11 +1,8 @@
-"""CLI: `personagen elicit` (personas answer a survey) and `personagen serve-local` (the bundled model)."""
+"""`personagen elicit`: every persona answers a survey."""
 
 from __future__ import annotations
 
 import json
-import signal
-import sys
-import time
 
 import click
 
@@ -41,9 +38,9 @@ def elicit(lib: str, survey_path: str, split: str, backend: str, base_url: str |
            min_mass: float, fresh: bool, dry_run: bool, max_requests: int | None, max_tokens_budget: int | None,
            prices: str | None, templates: str | None, no_progress: bool, as_json: bool) -> None:
     """Every persona in LIB answers the survey; answers go to LIB/responses.parquet."""
-    from personagen.elicit.run import _check_errors, elicit_library
+    from personagen.elicit import check_errors, elicit_library
     from personagen.library import Library
-    from personagen.surveys.schema import load
+    from personagen.surveys import load
 
     library = Library.open(lib)
     survey = load(survey_path)
@@ -65,38 +62,7 @@ def elicit(lib: str, survey_path: str, split: str, backend: str, base_url: str |
                    f"${summary['cost_usd']:.4f}, {summary['seconds']:.1f}s", err=as_json)
     if as_json:
         click.echo(json.dumps(summary, default=str))
-    _check_errors(summary)
+    check_errors(summary)
 
 
-@click.command("serve-local")
-@click.option("--port", type=int, default=8080, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
-@click.option("--threads", type=int, default=None, help="CPU threads (default 2, 1 under CI).")
-@click.option("--verbose", is_flag=True, help="Show the llama.cpp server log.")
-def serve_local(port: int, threads: int | None, verbose: bool) -> None:
-    """Serve the bundled SmolLM2 model over the OpenAI API until Ctrl-C (model name: smollm2)."""
-    from personagen.llm.local import LOCAL_ALIAS, LocalServer
-
-    if not 0 <= port <= 65535:
-        from personagen.errors import BadInput
-
-        raise BadInput(f"--port {port}: expected 0-65535")
-    server = LocalServer(port=port, threads=threads, verbose=verbose)
-    url = server.start()
-
-    def _term(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _term)
-    click.echo(f"serving {LOCAL_ALIAS} at {url} (OpenAI API; model name {LOCAL_ALIAS!r}); Ctrl-C to stop")
-    sys.stdout.flush()
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    click.echo("stopped", err=True)
-
-
-__all__ = ["elicit", "serve_local", "PersonagenError"]
+__all__ = ["elicit", "PersonagenError"]

@@ -1,1 +1,23 @@
-"""elicit stage."""
+"""elicit stage: ask every persona every survey question through personagen.llm; answers -> responses.parquet.
+
+The face: `elicit_library` (ElicitOptions in, a run summary out), the prompt builder and answer matcher that
+other stages reuse (endow's answer pool), and the row builders.
+"""
+
+from personagen.elicit.matching import MAX_OPTIONS, letter_distribution, letters_for, match_answer
+from personagen.elicit.run import (
+    MODES,
+    SPLITS,
+    ElicitOptions,
+    build_messages,
+    check_errors,
+    consolidate_parts,
+    elicit_library,
+    logprob_rows,
+    sample_rows,
+)
+
+__all__ = [
+    "MAX_OPTIONS", "MODES", "SPLITS", "ElicitOptions", "build_messages", "check_errors", "consolidate_parts",
+    "elicit_library", "letter_distribution", "letters_for", "logprob_rows", "match_answer", "sample_rows",
+]

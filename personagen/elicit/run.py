@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +24,12 @@ from personagen.errors import BadInput, PersonagenError
 from personagen.library import RESPONSE_SCHEMA, Library
 from personagen.llm import BudgetExceeded, ChatRequest, ChatResult, LLMClient
 from personagen.store import atomic_write_parquet
+from personagen.surveys import SPLITS as SURVEY_SPLITS
+from personagen.surveys import Survey
 from personagen.templating import get_template, template_hash
 
 MODES = ("logprobs", "sample")
-SPLITS = ("train", "valid", "test", "all")
+SPLITS = (*SURVEY_SPLITS, "all")  # the survey's splits, or every question
 PARTS_DIR = ".responses"
 KEY = ["persona_id", "survey_id", "qid", "model", "mode"]
 SYSTEM_T = "elicit/system.j2"
@@ -54,7 +58,8 @@ def consolidate_parts(lib: Library) -> int:
     for i, p in enumerate(parts):
         try:
             frames.append(pl.read_parquet(p).with_columns(pl.lit(i).alias("_part")))
-        except Exception:  # noqa: BLE001 - unreadable leftovers are dropped (the cache still has the answers)
+        except (OSError, pl.exceptions.PolarsError) as e:  # a torn leftover: its answers are still in the cache
+            warnings.warn(f"{p}: unreadable response part dropped ({e.__class__.__name__})", stacklevel=2)
             continue
     added = 0
     if frames:
@@ -138,123 +143,197 @@ def sample_rows(pid: str, sid: str, qid: str, options: list[str], texts: list[st
 
 
 # ---- the stage -------------------------------------------------------------------------------------------
-def elicit_library(lib: Library, survey: Any, *, backend: str = "local", base_url: str | None = None,
-                   model: str | None = None, mode: str = "logprobs", samples: int = 1, temperature: float = 1.0,
-                   split: str = "all", limit: int | None = None, max_questions: int | None = None,
-                   concurrency: int = 4, fresh: bool = False, dry_run: bool = False, min_mass: float = 0.5,
-                   progress: bool = True, templates: str | os.PathLike | None = None,
-                   text_column: str = "text_narrative", prices: str | os.PathLike | None = None,
-                   max_requests: int | None = None, max_tokens_budget: int | None = None,
-                   seed: int = 0, flush_every_s: float = 2.0, persona_ids: Sequence[str] | None = None,
-                   client: LLMClient | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ElicitOptions:
+    """Every option of `elicit_library` (DESIGN §3 `elicit`), validated once when built.
+
+    backend/base_url/model/concurrency/fresh/budgets/prices/progress only shape the client that
+    `elicit_library` creates when it is not handed one.
+    """
+
+    backend: str = "local"
+    base_url: str | None = None
+    model: str | None = None
+    mode: str = "logprobs"
+    samples: int = 1
+    temperature: float = 1.0
+    split: str = "all"
+    limit: int | None = None
+    max_questions: int | None = None
+    concurrency: int = 4
+    fresh: bool = False
+    dry_run: bool = False
+    min_mass: float = 0.5
+    progress: bool = True
+    templates: str | os.PathLike | None = None
+    text_column: str = "text_narrative"
+    prices: str | os.PathLike | None = None
+    max_requests: int | None = None
+    max_tokens_budget: int | None = None
+    seed: int = 0
+    flush_every_s: float = 2.0
+    persona_ids: Sequence[str] | None = None
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.mode not in MODES, f"--mode {self.mode!r}: expected one of {', '.join(MODES)}"),
+            (self.split not in SPLITS, f"--split {self.split!r}: expected one of {', '.join(SPLITS)}"),
+            (self.samples < 1, f"--samples {self.samples}: must be at least 1"),
+            (self.limit is not None and self.limit < 1, f"--limit {self.limit}: must be at least 1"),
+            (self.max_questions is not None and self.max_questions < 1,
+             f"--max-questions {self.max_questions}: must be at least 1"),
+            (not 0.0 <= self.min_mass <= 1.0, f"--min-mass {self.min_mass}: must be between 0 and 1"),
+            (self.temperature < 0, f"--temperature {self.temperature}: must be nonnegative"),
+        ]
+        for bad, msg in checks:
+            if bad:
+                raise BadInput(msg)
+        if isinstance(self.persona_ids, str):
+            object.__setattr__(self, "persona_ids", (self.persona_ids,))
+
+    @property
+    def k(self) -> int:
+        """Requests per (persona, question): `samples` in sample mode, 1 for logprobs."""
+        return self.samples if self.mode == "sample" else 1
+
+
+@dataclass(frozen=True)
+class _Work:
+    """The persona-major work list: (persona, question) items, their requests (k per item), option lists."""
+
+    items: list[tuple[str, str]]
+    requests: list[ChatRequest]
+    options: dict[str, list[str]]
+    skipped: int
+
+
+def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = None, **options: Any
+                   ) -> dict[str, Any]:
     """Ask every persona every selected question; append answers to LIB/responses.parquet; return a summary.
 
-    `persona_ids` restricts the run to those personas (library order; `limit` then applies to them; an id
-    not in the library is a BadInput). `client` reuses an already created (or open) LLMClient instead of
-    creating one from backend/base_url/model/concurrency/fresh/budgets/prices/progress (those are then
-    ignored; its own cache is used) and is left open for the caller to close.
+    options: the fields of `ElicitOptions`. `persona_ids` restricts the run to those personas (library order;
+    `limit` then applies to them; an id not in the library is a BadInput). `client` reuses an already created
+    (or open) LLMClient instead of creating one from backend/base_url/model/concurrency/fresh/budgets/prices/
+    progress (those are then ignored; its own cache is used) and is left open for the caller to close.
 
     mode "logprobs": one request per (persona, question), max_tokens 1, distribution over option letters
     from the top-20 logprobs (renormalised; covered mass below `min_mass` -> invalid row).
     mode "sample": `samples` requests per (persona, question) with distinct seeds at `temperature`, matched to
     options (letter, exact text, fuzzy); unmatched answers are kept as invalid rows with the raw text."""
-    if mode not in MODES:
-        raise BadInput(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
-    if split not in SPLITS:
-        raise BadInput(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
-    if samples < 1:
-        raise BadInput(f"--samples {samples}: must be at least 1")
-    if limit is not None and limit < 1:
-        raise BadInput(f"--limit {limit}: must be at least 1")
-    if max_questions is not None and max_questions < 1:
-        raise BadInput(f"--max-questions {max_questions}: must be at least 1")
-    if not 0.0 <= min_mass <= 1.0:
-        raise BadInput(f"--min-mass {min_mass}: must be between 0 and 1")
-    if temperature < 0:
-        raise BadInput(f"--temperature {temperature}: must be nonnegative")
-    k = samples if mode == "sample" else 1
+    o = ElicitOptions(**options)
+    personas = _select_personas(lib, o)
+    qids = _select_questions(survey, o)
+    hashes = {SYSTEM_T: template_hash(SYSTEM_T, o.templates), USER_T: template_hash(USER_T, o.templates)}
+    own_client = client is None
+    if client is None:
+        client = LLMClient.create(backend=o.backend, base_url=o.base_url, model=o.model, cache_path=lib.llm_db,
+                                  concurrency=o.concurrency, fresh=o.fresh, max_requests=o.max_requests,
+                                  max_tokens_budget=o.max_tokens_budget, prices=o.prices, progress=o.progress)
+    if not o.dry_run:
+        consolidate_parts(lib)
+    done = _done_keys(lib, survey.survey_id, client.model_name, o.mode)
+    work = _work_list(personas, survey, qids, done, o)
+    summary: dict[str, Any] = {
+        "survey_id": survey.survey_id, "model": client.model_name, "backend": client.backend, "mode": o.mode,
+        "samples": o.k, "personas": personas.height, "questions": len(qids), "answers_skipped": work.skipped,
+        "answers_todo": len(work.items), "requests": len(work.requests), "requests_sent": 0, "cache_hits": 0,
+        "answers_written": 0, "rows_written": 0, "invalid": 0, "errors": 0, "input_tokens": 0,
+        "output_tokens": 0, "cost_usd": 0.0, "dry_run": o.dry_run, "estimate": None, "seconds": 0.0}
+    if o.dry_run:
+        summary["estimate"] = client.estimate(work.requests)
+        return summary
+    if not work.requests:
+        return summary
+    t0 = time.perf_counter()
+    stats0 = dict(client.stats)  # a reused client's earlier counts are not this run's
+    stopped: BudgetExceeded | None = None
+    try:
+        with client if own_client else contextlib.nullcontext(client):
+            stopped = _collect(lib, client, survey.survey_id, work, o, summary)
+    finally:
+        consolidate_parts(lib)
+        st = client.stats
+        for key in ("requests_sent", "cache_hits", "input_tokens", "output_tokens", "cost_usd"):
+            summary[key] = st[key] - stats0.get(key, 0)
+        summary["seconds"] = round(time.perf_counter() - t0, 3)
+        _record(lib, survey, client, o, hashes, summary)
+    if stopped is not None:
+        raise stopped
+    return summary
 
+
+def _select_personas(lib: Library, o: ElicitOptions) -> pl.DataFrame:
     personas = lib.personas()
-    for col in ("persona_id", text_column):
+    for col in ("persona_id", o.text_column):
         if col not in personas.columns:
             raise BadInput(f"{lib.personas_path}: no column {col!r} (the persona text used to elicit)")
-    if persona_ids is not None:
-        want = [str(p) for p in ([persona_ids] if isinstance(persona_ids, str) else persona_ids)]
+    if o.persona_ids is not None:
+        want = [str(p) for p in o.persona_ids]
         have = set(personas["persona_id"].to_list())
         missing = [p for p in want if p not in have]
         if missing:
             raise BadInput(f"{lib.personas_path}: no persona {missing[0]!r} (persona_ids)")
         personas = personas.filter(pl.col("persona_id").is_in(want))
-    if limit is not None:
-        personas = personas.head(limit)
-    nulls = personas.filter(pl.col(text_column).is_null())
+    if o.limit is not None:
+        personas = personas.head(o.limit)
+    nulls = personas.filter(pl.col(o.text_column).is_null())
     if nulls.height:
-        raise BadInput(f"{lib.personas_path}: persona {nulls['persona_id'][0]!r} has no {text_column}")
-    qids = survey.split_qids(split)
-    if max_questions is not None:
-        qids = qids[:max_questions]
+        raise BadInput(f"{lib.personas_path}: persona {nulls['persona_id'][0]!r} has no {o.text_column}")
+    return personas
+
+
+def _select_questions(survey: Survey, o: ElicitOptions) -> list[str]:
+    qids = survey.split_qids(o.split)
+    if o.max_questions is not None:
+        qids = qids[:o.max_questions]
     if not qids:
-        raise BadInput(f"{survey.source}: no questions in split {split!r}")
+        raise BadInput(f"{survey.source}: no questions in split {o.split!r}")
     for q in qids:
         if len(survey.options(q)) > MAX_OPTIONS:
             raise BadInput(f"{survey.source}: question {q!r} has {len(survey.options(q))} options; "
                            f"at most {MAX_OPTIONS} can be lettered")
-    hashes = {SYSTEM_T: template_hash(SYSTEM_T, templates), USER_T: template_hash(USER_T, templates)}
+    return qids
 
-    own_client = client is None
-    if client is None:
-        client = LLMClient.create(backend=backend, base_url=base_url, model=model, cache_path=lib.llm_db,
-                                  concurrency=concurrency, fresh=fresh, max_requests=max_requests,
-                                  max_tokens_budget=max_tokens_budget, prices=prices, progress=progress)
-    backend = client.backend
-    model_name = client.model_name
-    sid = survey.survey_id
-    if not dry_run:
-        consolidate_parts(lib)
-    done = _done_keys(lib, sid, model_name, mode)
 
-    # persona-major work list
-    sys_t, user_t = get_template(SYSTEM_T, templates), get_template(USER_T, templates)
-    qinfo = {}
+def _work_list(personas: pl.DataFrame, survey: Survey, qids: list[str], done: set[tuple[str, str]],
+               o: ElicitOptions) -> _Work:
+    """Requests for every (persona, question) not answered yet, persona-major (the cache keeps prefixes warm)."""
+    sys_t, user_t = get_template(SYSTEM_T, o.templates), get_template(USER_T, o.templates)
+    options, user_text = {}, {}
     for q in qids:
         opts = survey.options(q)
-        qinfo[q] = (opts, user_t.render(question=survey.question(q).text,
-                                        options=[{"letter": a, "text": o}
-                                                 for a, o in zip(letters_for(len(opts)), opts)]).strip())
+        options[q] = opts
+        user_text[q] = user_t.render(question=survey.question(q).text,
+                                     options=[{"letter": a, "text": x}
+                                              for a, x in zip(letters_for(len(opts)), opts)]).strip()
     items: list[tuple[str, str]] = []
     requests: list[ChatRequest] = []
     skipped = 0
-    for pid, text in personas.select("persona_id", text_column).iter_rows():
+    for pid, text in personas.select("persona_id", o.text_column).iter_rows():
         system = {"role": "system", "content": sys_t.render(persona=text).strip()}
         for q in qids:
             if (pid, q) in done:
                 skipped += 1
                 continue
-            msgs = [system, {"role": "user", "content": qinfo[q][1]}]
+            msgs = [system, {"role": "user", "content": user_text[q]}]
             items.append((pid, q))
-            if mode == "logprobs":
+            if o.mode == "logprobs":
                 requests.append(ChatRequest(messages=msgs, temperature=0.0, max_tokens=1, logprobs=True,
                                             top_logprobs=TOP_LOGPROBS))
             else:
-                requests.extend(ChatRequest(messages=msgs, temperature=temperature, max_tokens=SAMPLE_MAX_TOKENS,
-                                            seed=seed + j, stop=["\n"]) for j in range(k))
+                requests.extend(ChatRequest(messages=msgs, temperature=o.temperature, max_tokens=SAMPLE_MAX_TOKENS,
+                                            seed=o.seed + j, stop=["\n"]) for j in range(o.k))
+    return _Work(items, requests, options, skipped)
 
-    summary: dict[str, Any] = {
-        "survey_id": sid, "model": model_name, "backend": backend, "mode": mode, "samples": k,
-        "personas": personas.height, "questions": len(qids), "answers_skipped": skipped,
-        "answers_todo": len(items), "requests": len(requests), "requests_sent": 0, "cache_hits": 0,
-        "answers_written": 0, "rows_written": 0, "invalid": 0, "errors": 0, "input_tokens": 0,
-        "output_tokens": 0, "cost_usd": 0.0, "dry_run": dry_run, "estimate": None, "seconds": 0.0}
-    if dry_run:
-        summary["estimate"] = client.estimate(requests)
-        return summary
-    if not requests:
-        return summary
 
-    t0 = time.perf_counter()
+def _collect(lib: Library, client: LLMClient, sid: str, work: _Work, o: ElicitOptions, summary: dict[str, Any]
+             ) -> BudgetExceeded | None:
+    """Run the requests; turn each finished item into response rows, flushed to part files every few seconds.
+
+    Counts go into `summary`; a budget stop is returned (the caller raises it once the run is recorded)."""
+    k, model_name = o.k, client.model_name
     buffer: list[dict] = []
     pending: dict[int, list[ChatResult | None]] = {}
-    first_error: str | None = None
     last_flush = time.perf_counter()
 
     def flush() -> None:
@@ -265,57 +344,47 @@ def elicit_library(lib: Library, survey: Any, *, backend: str = "local", base_ur
             buffer = []
         last_flush = time.perf_counter()
 
-    stopped: BaseException | None = None
-    stats0 = dict(client.stats)  # a reused client's earlier counts are not this run's
     try:
-        with client if own_client else contextlib.nullcontext(client):
-            try:
-                for i, res in client.run_iter(requests, desc=f"elicit {mode}"):
-                    item = i // k
-                    got = pending.setdefault(item, [None] * k)
-                    got[i % k] = res
-                    if any(r is None for r in got):
-                        continue
-                    del pending[item]
-                    pid, q = items[item]
-                    opts = qinfo[q][0]
-                    errs = [r.error for r in got if r.error]
-                    if errs:
-                        summary["errors"] += 1
-                        first_error = first_error or errs[0]
-                        continue
-                    if mode == "logprobs":
-                        rows = logprob_rows(pid, sid, q, opts, got[0], model_name, min_mass)
-                        summary["invalid"] += int(not rows[0]["valid"])
-                    else:
-                        rows, bad = sample_rows(pid, sid, q, opts, [r.text for r in got], model_name)
-                        summary["invalid"] += bad
-                    buffer.extend(rows)
-                    summary["answers_written"] += 1
-                    if time.perf_counter() - last_flush >= flush_every_s:
-                        flush()
-            except BudgetExceeded as e:
-                stopped = e
-            finally:
+        for i, res in client.run_iter(work.requests, desc=f"elicit {o.mode}"):
+            got = pending.setdefault(i // k, [None] * k)
+            got[i % k] = res
+            if any(r is None for r in got):
+                continue
+            del pending[i // k]
+            pid, q = work.items[i // k]
+            errs = [r.error for r in got if r.error]
+            if errs:
+                summary["errors"] += 1
+                summary.setdefault("first_error", errs[0])
+                continue
+            if o.mode == "logprobs":
+                rows = logprob_rows(pid, sid, q, work.options[q], got[0], model_name, o.min_mass)
+                summary["invalid"] += int(not rows[0]["valid"])
+            else:
+                rows, bad = sample_rows(pid, sid, q, work.options[q], [r.text for r in got], model_name)
+                summary["invalid"] += bad
+            buffer.extend(rows)
+            summary["answers_written"] += 1
+            if time.perf_counter() - last_flush >= o.flush_every_s:
                 flush()
+    except BudgetExceeded as e:
+        return e
     finally:
-        consolidate_parts(lib)
-        st = client.stats
-        for key in ("requests_sent", "cache_hits", "input_tokens", "output_tokens", "cost_usd"):
-            summary[key] = st[key] - stats0.get(key, 0)
-        summary["seconds"] = round(time.perf_counter() - t0, 3)
-        if first_error:
-            summary["first_error"] = first_error
-        lib.record("elicit", survey_id=sid, survey_source=str(survey.source), backend=backend,
-                   base_url=_public_url(client.base_url) if backend == "openai" else None, model=model_name,
-                   model_identity=client.identity, mode=mode, samples=k,
-                   temperature=temperature if mode == "sample" else 0.0, split=split, limit=limit,
-                   max_questions=max_questions, min_mass=min_mass, text_column=text_column, templates=hashes,
-                   **{key: summary[key] for key in ("answers_written", "invalid", "errors", "requests_sent",
-                                                    "cache_hits", "input_tokens", "output_tokens", "cost_usd")})
-    if stopped is not None:
-        raise stopped
-    return summary
+        flush()
+    return None
+
+
+def _record(lib: Library, survey: Survey, client: LLMClient, o: ElicitOptions, hashes: dict[str, str],
+            summary: dict[str, Any]) -> None:
+    """The manifest history entry of an elicit run (no credentials: the base URL loses any user:password@)."""
+    backend = client.backend
+    lib.record("elicit", survey_id=survey.survey_id, survey_source=str(survey.source), backend=backend,
+               base_url=_public_url(client.base_url) if backend == "openai" else None, model=client.model_name,
+               model_identity=client.identity, mode=o.mode, samples=o.k,
+               temperature=o.temperature if o.mode == "sample" else 0.0, split=o.split, limit=o.limit,
+               max_questions=o.max_questions, min_mass=o.min_mass, text_column=o.text_column, templates=hashes,
+               **{key: summary[key] for key in ("answers_written", "invalid", "errors", "requests_sent",
+                                                "cache_hits", "input_tokens", "output_tokens", "cost_usd")})
 
 
 def _public_url(url: str | None) -> str | None:
@@ -330,7 +399,7 @@ def _public_url(url: str | None) -> str | None:
     return urlunsplit((u.scheme, netloc, u.path, "", ""))
 
 
-def _check_errors(summary: dict[str, Any]) -> None:
+def check_errors(summary: dict[str, Any]) -> None:
     """Raise PersonagenError when requests failed (finished answers are already saved)."""
     if summary.get("errors"):
         raise PersonagenError(f"{summary['errors']} answer(s) failed after retries (first: "

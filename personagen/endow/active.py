@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 
 from personagen import llm
+from personagen.elicit import build_messages, match_answer
 from personagen.endow.bank import load_bank
 from personagen.endow.model import (
     Counters,
@@ -38,6 +39,7 @@ from personagen.endow.model import (
 )
 from personagen.endow.tracker import Tracker, answer_entropies
 from personagen.errors import BadInput
+from personagen.llm import ChatRequest
 
 STRATEGIES = ("active", "vanilla", "random-census")
 
@@ -46,9 +48,6 @@ def elicit_pool(client: Any, narratives: list[str], ids: list[str], survey: Any,
                 templates: str | os.PathLike | None = None) -> np.ndarray:
     """Each new agent answers each question once (sampled) with elicit's own survey-conductor prompt and
     answer matcher; returns (agents × questions) option indices, −1 where the answer matched no option."""
-    from personagen.elicit.matching import match_answer
-    from personagen.elicit.run import build_messages
-    from personagen.llm import ChatRequest
 
     reqs, where = [], []
     for a, (text, pid) in enumerate(zip(narratives, ids)):

@@ -1,0 +1,40 @@
+"""`personagen serve-local`: the bundled model behind the OpenAI API until Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+import click
+
+
+@click.command("serve-local")
+@click.option("--port", type=int, default=8080, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
+@click.option("--threads", type=int, default=None, help="CPU threads (default 2, 1 under CI).")
+@click.option("--verbose", is_flag=True, help="Show the llama.cpp server log.")
+def serve_local(port: int, threads: int | None, verbose: bool) -> None:
+    """Serve the bundled SmolLM2 model over the OpenAI API until Ctrl-C (model name: smollm2)."""
+    from personagen.llm import LOCAL_ALIAS, LocalServer
+
+    if not 0 <= port <= 65535:
+        from personagen.errors import BadInput
+
+        raise BadInput(f"--port {port}: expected 0-65535")
+    server = LocalServer(port=port, threads=threads, verbose=verbose)
+    url = server.start()
+
+    def _term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _term)
+    click.echo(f"serving {LOCAL_ALIAS} at {url} (OpenAI API; model name {LOCAL_ALIAS!r}); Ctrl-C to stop")
+    sys.stdout.flush()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    click.echo("stopped", err=True)
