@@ -21,6 +21,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,7 +42,10 @@ from personagen.endow.model import (
 )
 from personagen.endow.tracker import Tracker, answer_entropies
 from personagen.errors import BadInput
+from personagen.library import Library
 from personagen.llm import ChatRequest
+from personagen.store import atomic_write_json, atomic_write_parquet
+from personagen.surveys import Survey
 
 STRATEGIES = ("active", "vanilla", "random-census")
 
@@ -104,212 +110,272 @@ def _plot(log: dict, path: Any) -> None:
     plt.close(fig)
 
 
-def endow_library(lib: Any, survey: Any, *, budget: int, strategy: str = "active", backend: str = "local",
-                  base_url: str | None = None, model: str | None = None, bank: str | os.PathLike | None = None,
-                  seed: int = 0, initial_per_mode: int = 10, step_size: int | None = None,
-                  temperature: float = 1.0, lowest_k: int = 3, patch_ratio: float = 0.75, mix_after: int = 2,
-                  per_call: int = 2, split: str = "train", templates: str | os.PathLike | None = None,
-                  fallback: str = "attributes", client: Any = None, concurrency: int = 4,
-                  max_tokens: int = 320) -> dict:
-    """Generate `budget` agents for `survey` into the library (see module docstring); returns the run log."""
-    from personagen.store import atomic_write_json
+@dataclass(frozen=True)
+class EndowOptions:
+    """Every option of `endow_library` (DESIGN §3 `endow`), validated once when built."""
 
-    if strategy not in STRATEGIES:
-        raise BadInput(f"--strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
-    if budget < 1:
-        raise BadInput(f"--budget {budget}: must be at least 1")
-    if not 0 <= patch_ratio <= 1:
-        raise BadInput(f"patch ratio {patch_ratio}: must be in [0, 1]")
-    if temperature <= 0:
-        raise BadInput(f"temperature {temperature}: must be > 0")
-    qids = survey.split_qids(split) or list(survey.qids)
-    out_dir = lib.path / "endow" / strategy
+    budget: int
+    strategy: str = "active"
+    backend: str = "local"
+    base_url: str | None = None
+    model: str | None = None
+    bank: str | os.PathLike | None = None
+    seed: int = 0
+    initial_per_mode: int = 10
+    step_size: int | None = None
+    temperature: float = 1.0
+    lowest_k: int = 3
+    patch_ratio: float = 0.75
+    mix_after: int = 2
+    per_call: int = 2
+    split: str = "train"
+    templates: str | os.PathLike | None = None
+    fallback: str = "attributes"
+    concurrency: int = 4
+    max_tokens: int = 320
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise BadInput(f"--strategy {self.strategy!r}: expected one of {', '.join(STRATEGIES)}")
+        if self.budget < 1:
+            raise BadInput(f"--budget {self.budget}: must be at least 1")
+        if not 0 <= self.patch_ratio <= 1:
+            raise BadInput(f"patch ratio {self.patch_ratio}: must be in [0, 1]")
+        if self.temperature <= 0:
+            raise BadInput(f"temperature {self.temperature}: must be > 0")
+
+    def params(self) -> dict[str, Any]:
+        """The tuning parameters as the run log records them."""
+        return {"initial_per_mode": self.initial_per_mode, "step_size": self.step_size,
+                "temperature": self.temperature, "lowest_k": self.lowest_k, "patch_ratio": self.patch_ratio,
+                "mix_after": self.mix_after, "per_call": self.per_call, "split": self.split,
+                "bank": str(self.bank) if self.bank else None, "max_tokens": self.max_tokens}
+
+
+def endow_library(lib: Library, survey: Survey, *, client: Any = None, **options: Any) -> dict:
+    """Generate `budget` agents for `survey` into the library (see module docstring); returns the run log.
+
+    options: the fields of `EndowOptions`; `client` reuses an open LLM client (left open)."""
+    o = EndowOptions(**options)
+    qids = survey.split_qids(o.split) or list(survey.qids)
+    out_dir = lib.path / "endow" / o.strategy
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     try:
         existing = lib.personas()
     except BadInput:
         existing = pl.DataFrame({"persona_id": pl.Series([], dtype=pl.String)})
-    log: dict[str, Any] = {"strategy": strategy, "survey_id": survey.survey_id, "budget": budget, "seed": seed,
-                           "qids": qids, "steps": []}
-
-    if strategy == "random-census":
-        cen = existing.filter(pl.col("source") == "census") if "source" in existing.columns else existing
-        if cen.height == 0:
-            raise BadInput(f"{lib.path}: no census personas to sample for --strategy random-census")
-        rng = np.random.default_rng(seed)
-        take = rng.choice(cen.height, size=min(budget, cen.height), replace=False)
-        ids = [cen["persona_id"][int(i)] for i in sorted(take)]
-        log.update({"persona_ids": ids, "n_generated": len(ids), "seconds": round(time.time() - t0, 2)})
-        atomic_write_json(out_dir / "run_log.json", log)
-        atomic_write_json(lib.path / "endow" / "run_log.json", log)
-        lib.record("endow", strategy=strategy, survey_id=survey.survey_id, budget=budget, n=len(ids))
-        return log
-
-    rng = np.random.default_rng(seed)
-    prefix = f"endow-{strategy}-s{seed}"
-    n_opts = [len(survey.options(q)) for q in qids]
-    counters = Counters()
-    topic = _topic(survey, qids)
-    made: list[Endowment] = []
-    rows: list[dict] = []
-    answers_rows: list[dict] = []
-
-    with llm.open_client(backend, base_url=base_url, model=model, cache_path=lib.llm_db, client=client,
-                           concurrency=concurrency) as c:
-
-        def realise(specs: list[dict], step: int) -> tuple[list[Endowment], np.ndarray]:
-            groups = generate_endowments(c, specs, topic=topic, counters=counters, templates=templates,
-                                         fallback=fallback, salt=(prefix, step), max_tokens=max_tokens)
-            new = [e for g in groups for e in g]
-            ids = [f"{prefix}-{len(made) + i:05d}" for i in range(len(new))]
-            texts = [e.narrative(templates) for e in new]
-            ans = elicit_pool(c, texts, ids, survey, qids, templates=templates) if new else \
-                np.zeros((0, len(qids)), dtype=int)
-            for pid, e, text, a in zip(ids, new, texts, ans):
-                rows.append({"persona_id": pid, "source": e.source, "mode": e.mode, "enriched": False,
-                             "weight_census": None, "text_narrative": text, "endow_strategy": strategy,
-                             "endow_step": step, "endowment": endowment_json(e)})
-                for q, k in zip(qids, a):
-                    answers_rows.append({"persona_id": pid, "qid": q,
-                                         "option": survey.options(q)[k] if k >= 0 else None, "valid": bool(k >= 0)})
-            made.extend(new)
-            return new, ans
-
-        def specs_for(mode_counts: dict[str, int], attr_fn: Any, source_fn: Any) -> list[dict]:
-            specs = []
-            for m, n in mode_counts.items():
-                for k in _split(n, per_call):
-                    specs.append({"source": source_fn(m), "mode": m, "attributes": attr_fn(m), "n": k})
-            return specs
-
-        if strategy == "vanilla":
-            step_n = step_size or max(1, min(budget, 10))
-            pool = np.zeros((0, len(qids)), dtype=int)
-            step = 0
-            while len(made) < budget:
-                n = min(step_n, budget - len(made))
-                specs = [{"source": "learned", "mode": "vanilla", "attributes": [], "n": k, "vanilla": True}
-                         for k in _split(n, per_call)]
-                before = len(made)
-                _, ans = realise(specs, step)
-                pool = np.vstack([pool, ans])
-                h = answer_entropies(pool, n_opts)
-                log["steps"].append({"step": step, "budget": n, "generated_by_mode": {"vanilla": len(made) - before},
-                                     "n_pool_after": len(made), "mean_entropy_after": float(h.mean()),
-                                     "entropies_after": dict(zip(qids, map(float, h)))})
-                step += 1
-                if len(made) == before:
-                    break
-        else:
-            bank_obj = load_bank(bank)
-            learned = learn_survey_attributes(c, [survey.question(q).text for q in qids], counters=counters,
-                                              templates=templates, max_tokens=min(200, max_tokens))
-            modes = bank_obj.names() + (["learned"] if len(learned) >= 2 else [])
-            log["learned_attributes"] = learned
-            qlearned: dict[str, list[str]] = {}
-
-            def attrs(m: str) -> list[str]:
-                if m == "learned":
-                    k = int(rng.integers(min(3, len(learned)), min(10, len(learned)) + 1))
-                    return [learned[i] for i in sorted(rng.choice(len(learned), size=k, replace=False))]
-                return bank_obj.sample(m, rng)
-
-            def source(m: str) -> str:
-                return "learned" if m == "learned" else "bank"
-
-            tracker = Tracker(list(qids), n_opts, list(modes), temperature=temperature, lowest_k=lowest_k,
-                              patch_ratio=patch_ratio, mix_after=mix_after, seed=seed)
-            # initial round: initial_per_mode for every mode, capped at half the budget
-            cap = max(1, math.ceil(budget / 2))
-            n0 = max(1, min(initial_per_mode, cap // len(modes)))
-            init_modes = list(modes)
-            if n0 * len(modes) > cap:
-                init_modes = [modes[i] for i in sorted(rng.choice(len(modes), size=cap, replace=False))]
-            init = {m: n0 for m in init_modes}
-            new, ans = realise(specs_for(init, attrs, source), 0)
-            tracker.add(ans, [e.mode for e in new])
-            h = tracker.question_entropy()
-            log["steps"].append({"step": 0, "kind": "initial", "budget": sum(init.values()), "allocation": init,
-                                 "generated_by_mode": _count_modes(new), "n_pool_after": len(made),
-                                 "mean_entropy_after": float(h.mean()), "entropies_after": dict(zip(qids, map(float, h)))})
-            step = 1
-            step_n = step_size or max(1, max(len(modes), budget // 10))
-            while len(made) < budget:
-                n = min(step_n, budget - len(made))
-                plan = tracker.plan_step(n)
-                specs = specs_for(plan["allocation"], attrs, source)
-                need = [p["qid"] for p in plan["patches"] if p["qid"] not in qlearned]
-                if need:
-                    qlearned.update(learn_question_attributes(
-                        c, {q: (survey.question(q).text, survey.options(q)) for q in need},
-                        counters=counters, templates=templates, max_tokens=min(160, max_tokens)))
-                for p in plan["patches"]:
-                    q = p["qid"]
-                    ql = qlearned.get(q) or []
-                    for k in _split(p["n"], per_call):
-                        bm = bank_obj.names()[int(rng.integers(len(bank_obj.names())))]
-                        if p["mixed"] or not ql:
-                            # mixed mode: question attributes + a bank mode's (bank only if none were learned)
-                            part = [ql[i] for i in sorted(rng.choice(len(ql), size=min(5, len(ql)), replace=False))] \
-                                if ql else []
-                            extra = bank_obj.sample(bm, rng, k_min=3, k_max=10 - len(part))
-                            spec = {"source": "mixed" if ql else "bank", "mode": f"mixed:{q}+{bm}" if ql else bm,
-                                    "attributes": (part + extra)[:10]}
-                        else:
-                            kk = int(rng.integers(min(3, len(ql)), min(10, len(ql)) + 1))
-                            spec = {"source": "learned", "mode": f"patch:{q}",
-                                    "attributes": [ql[i] for i in sorted(rng.choice(len(ql), size=kk, replace=False))]}
-                        specs.append({**spec, "n": k, "qid": q, "question": survey.question(q).text})
-                before = len(made)
-                new, ans = realise(specs, step)
-                tracker.add(ans, [e.mode for e in new])
-                h = tracker.question_entropy()
-                plan.update({"step": step, "kind": "active", "generated_by_mode": _count_modes(new),
-                             "n_pool_after": len(made), "mean_entropy_after": float(h.mean()),
-                             "entropies_after": dict(zip(qids, map(float, h))), "patch_counts": dict(tracker.patch_counts)})
-                log["steps"].append(plan)
-                step += 1
-                if len(made) == before:  # fallback="skip" and nothing parsed: stop rather than loop
-                    break
+    log: dict[str, Any] = {"strategy": o.strategy, "survey_id": survey.survey_id, "budget": o.budget,
+                           "seed": o.seed, "qids": qids, "steps": []}
+    if o.strategy == "random-census":
+        return _random_census(lib, survey, existing, o, log, out_dir, t0)
+    with llm.open_client(o.backend, base_url=o.base_url, model=o.model, cache_path=lib.llm_db, client=client,
+                         concurrency=o.concurrency) as c:
+        run = _Run(c, survey, qids, o, log)
+        STRATEGY_RUNS[o.strategy](run)
         stats = llm.client_stats(c)
         mname = llm.model_name(c)
+    new_df = run.write(lib, existing, out_dir)
+    log.update({"model": mname, "llm": stats, "seconds": round(time.time() - t0, 2), "params": o.params()})
+    _write_log(lib, log, out_dir, plot=bool(log["steps"]))
+    lib.record("endow", strategy=o.strategy, survey_id=survey.survey_id, budget=o.budget, n=new_df.height,
+               model=mname, failures=run.counters.as_dict())
+    return log
 
-    rows = rows[:budget] if len(rows) > budget else rows
-    new_df = pl.DataFrame(rows, schema={"persona_id": pl.String, "source": pl.String, "mode": pl.String,
-                                        "enriched": pl.Boolean, "weight_census": pl.Float64,
-                                        "text_narrative": pl.String, "endow_strategy": pl.String,
-                                        "endow_step": pl.Int64, "endowment": pl.String})
-    if existing.height:
-        keep = existing.filter(~pl.col("persona_id").str.starts_with(prefix + "-"))
-        merged = pl.concat([keep, new_df], how="diagonal_relaxed")
-    else:
-        merged = new_df
-    lib.write_personas(merged)
-    from personagen.store import atomic_write_parquet
 
-    atomic_write_parquet(out_dir / "answers.parquet",
-                         pl.DataFrame(answers_rows, schema={"persona_id": pl.String, "qid": pl.String,
-                                                            "option": pl.String, "valid": pl.Boolean}))
-    valid = sum(1 for r in answers_rows if r["valid"])
-    log.update({
-        "n_generated": new_df.height, "persona_ids": new_df["persona_id"].to_list(),
-        "by_source": dict(new_df.group_by("source").len().iter_rows()) if new_df.height else {},
-        "failures": counters.as_dict(), "answers": {"total": len(answers_rows), "valid": valid},
-        "final_mean_entropy": log["steps"][-1]["mean_entropy_after"] if log["steps"] else None,
-        "model": mname, "llm": stats, "seconds": round(time.time() - t0, 2),
-        "params": {"initial_per_mode": initial_per_mode, "step_size": step_size, "temperature": temperature,
-                   "lowest_k": lowest_k, "patch_ratio": patch_ratio, "mix_after": mix_after, "per_call": per_call,
-                   "split": split, "bank": str(bank) if bank else None, "max_tokens": max_tokens},
-    })
+def _write_log(lib: Library, log: dict[str, Any], out_dir: Path, *, plot: bool) -> None:
+    """The run log in the strategy's folder and as LIB/endow/run_log.json (the latest run), with plots."""
     atomic_write_json(out_dir / "run_log.json", log)
     atomic_write_json(lib.path / "endow" / "run_log.json", log)
-    if log["steps"]:
+    if plot:
         _plot(log, out_dir / "run_log.png")
         _plot(log, lib.path / "endow" / "run_log.png")
-    lib.record("endow", strategy=strategy, survey_id=survey.survey_id, budget=budget, n=new_df.height,
-               model=mname, failures=counters.as_dict())
+
+
+def _random_census(lib: Library, survey: Survey, existing: pl.DataFrame, o: EndowOptions, log: dict[str, Any],
+                   out_dir: Path, t0: float) -> dict:
+    """The random-census baseline: a uniform sample of the library's census personas (no model)."""
+    cen = existing.filter(pl.col("source") == "census") if "source" in existing.columns else existing
+    if cen.height == 0:
+        raise BadInput(f"{lib.path}: no census personas to sample for --strategy random-census")
+    rng = np.random.default_rng(o.seed)
+    take = rng.choice(cen.height, size=min(o.budget, cen.height), replace=False)
+    ids = [cen["persona_id"][int(i)] for i in sorted(take)]
+    log.update({"persona_ids": ids, "n_generated": len(ids), "seconds": round(time.time() - t0, 2)})
+    _write_log(lib, log, out_dir, plot=False)
+    lib.record("endow", strategy=o.strategy, survey_id=survey.survey_id, budget=o.budget, n=len(ids))
     return log
+
+
+class _Run:
+    """One generation run: realises endowment specs into agents, has them answer, and keeps the rows."""
+
+    def __init__(self, client: Any, survey: Survey, qids: list[str], o: EndowOptions, log: dict[str, Any]):
+        self.c, self.survey, self.qids, self.o, self.log = client, survey, qids, o, log
+        self.rng = np.random.default_rng(o.seed)
+        self.prefix = f"endow-{o.strategy}-s{o.seed}"
+        self.n_opts = [len(survey.options(q)) for q in qids]
+        self.counters = Counters()
+        self.topic = _topic(survey, qids)
+        self.made: list[Endowment] = []
+        self.rows: list[dict] = []
+        self.answers_rows: list[dict] = []
+
+    def realise(self, specs: list[dict], step: int) -> tuple[list[Endowment], np.ndarray]:
+        """Generate the agents of `specs`, let each answer the questions once, and keep their rows."""
+        o, survey, qids = self.o, self.survey, self.qids
+        groups = generate_endowments(self.c, specs, topic=self.topic, counters=self.counters, templates=o.templates,
+                                     fallback=o.fallback, salt=(self.prefix, step), max_tokens=o.max_tokens)
+        new = [e for g in groups for e in g]
+        ids = [f"{self.prefix}-{len(self.made) + i:05d}" for i in range(len(new))]
+        texts = [e.narrative(o.templates) for e in new]
+        ans = elicit_pool(self.c, texts, ids, survey, qids, templates=o.templates) if new else \
+            np.zeros((0, len(qids)), dtype=int)
+        for pid, e, text, a in zip(ids, new, texts, ans):
+            self.rows.append({"persona_id": pid, "source": e.source, "mode": e.mode, "enriched": False,
+                              "weight_census": None, "text_narrative": text, "endow_strategy": o.strategy,
+                              "endow_step": step, "endowment": endowment_json(e)})
+            for q, k in zip(qids, a):
+                self.answers_rows.append({"persona_id": pid, "qid": q,
+                                          "option": survey.options(q)[k] if k >= 0 else None, "valid": bool(k >= 0)})
+        self.made.extend(new)
+        return new, ans
+
+    def entropies(self, h: np.ndarray) -> dict[str, Any]:
+        return {"n_pool_after": len(self.made), "mean_entropy_after": float(h.mean()),
+                "entropies_after": dict(zip(self.qids, map(float, h)))}
+
+    def write(self, lib: Library, existing: pl.DataFrame, out_dir: Path) -> pl.DataFrame:
+        """Append the new personas (replacing an earlier run with the same prefix), the answers, the log's totals."""
+        budget = self.o.budget
+        rows = self.rows[:budget] if len(self.rows) > budget else self.rows
+        new_df = pl.DataFrame(rows, schema=PERSONA_ROW_SCHEMA)
+        if existing.height:
+            keep = existing.filter(~pl.col("persona_id").str.starts_with(self.prefix + "-"))
+            merged = pl.concat([keep, new_df], how="diagonal_relaxed")
+        else:
+            merged = new_df
+        lib.write_personas(merged)
+        atomic_write_parquet(out_dir / "answers.parquet", pl.DataFrame(self.answers_rows, schema=ANSWER_SCHEMA))
+        valid = sum(1 for r in self.answers_rows if r["valid"])
+        steps = self.log["steps"]
+        self.log.update({
+            "n_generated": new_df.height, "persona_ids": new_df["persona_id"].to_list(),
+            "by_source": dict(new_df.group_by("source").len().iter_rows()) if new_df.height else {},
+            "failures": self.counters.as_dict(), "answers": {"total": len(self.answers_rows), "valid": valid},
+            "final_mean_entropy": steps[-1]["mean_entropy_after"] if steps else None,
+        })
+        return new_df
+
+
+PERSONA_ROW_SCHEMA = {"persona_id": pl.String, "source": pl.String, "mode": pl.String, "enriched": pl.Boolean,
+                      "weight_census": pl.Float64, "text_narrative": pl.String, "endow_strategy": pl.String,
+                      "endow_step": pl.Int64, "endowment": pl.String}
+ANSWER_SCHEMA = {"persona_id": pl.String, "qid": pl.String, "option": pl.String, "valid": pl.Boolean}
+
+
+def _run_vanilla(run: _Run) -> None:
+    """P2P's vanilla baseline: topic-only endowments, `step_size` agents a step until the budget."""
+    o = run.o
+    step_n = o.step_size or max(1, min(o.budget, 10))
+    pool = np.zeros((0, len(run.qids)), dtype=int)
+    step = 0
+    while len(run.made) < o.budget:
+        n = min(step_n, o.budget - len(run.made))
+        specs = [{"source": "learned", "mode": "vanilla", "attributes": [], "n": k, "vanilla": True}
+                 for k in _split(n, o.per_call)]
+        before = len(run.made)
+        _, ans = run.realise(specs, step)
+        pool = np.vstack([pool, ans])
+        h = answer_entropies(pool, run.n_opts)
+        run.log["steps"].append({"step": step, "budget": n, "generated_by_mode": {"vanilla": len(run.made) - before},
+                                 **run.entropies(h)})
+        step += 1
+        if len(run.made) == before:
+            break
+
+
+def _run_active(run: _Run) -> None:
+    """P2P §3: an initial round over every mode, then Tracker-driven steps with patches until the budget."""
+    o, survey, c, rng = run.o, run.survey, run.c, run.rng
+    bank = load_bank(o.bank)
+    learned = learn_survey_attributes(c, [survey.question(q).text for q in run.qids], counters=run.counters,
+                                      templates=o.templates, max_tokens=min(200, o.max_tokens))
+    modes = bank.names() + (["learned"] if len(learned) >= 2 else [])
+    run.log["learned_attributes"] = learned
+    qlearned: dict[str, list[str]] = {}
+
+    def attrs(m: str) -> list[str]:
+        if m == "learned":
+            k = int(rng.integers(min(3, len(learned)), min(10, len(learned)) + 1))
+            return [learned[i] for i in sorted(rng.choice(len(learned), size=k, replace=False))]
+        return bank.sample(m, rng)
+
+    def specs_for(mode_counts: dict[str, int]) -> list[dict]:
+        return [{"source": "learned" if m == "learned" else "bank", "mode": m, "attributes": attrs(m), "n": k}
+                for m, n in mode_counts.items() for k in _split(n, o.per_call)]
+
+    tracker = Tracker(list(run.qids), run.n_opts, list(modes), temperature=o.temperature, lowest_k=o.lowest_k,
+                      patch_ratio=o.patch_ratio, mix_after=o.mix_after, seed=o.seed)
+    # initial round: initial_per_mode for every mode, capped at half the budget
+    cap = max(1, math.ceil(o.budget / 2))
+    n0 = max(1, min(o.initial_per_mode, cap // len(modes)))
+    init_modes = list(modes)
+    if n0 * len(modes) > cap:
+        init_modes = [modes[i] for i in sorted(rng.choice(len(modes), size=cap, replace=False))]
+    init = {m: n0 for m in init_modes}
+    new, ans = run.realise(specs_for(init), 0)
+    tracker.add(ans, [e.mode for e in new])
+    run.log["steps"].append({"step": 0, "kind": "initial", "budget": sum(init.values()), "allocation": init,
+                             "generated_by_mode": _count_modes(new), **run.entropies(tracker.question_entropy())})
+    step = 1
+    step_n = o.step_size or max(1, max(len(modes), o.budget // 10))
+    while len(run.made) < o.budget:
+        plan = tracker.plan_step(min(step_n, o.budget - len(run.made)))
+        specs = specs_for(plan["allocation"])
+        need = [p["qid"] for p in plan["patches"] if p["qid"] not in qlearned]
+        if need:
+            qlearned.update(learn_question_attributes(
+                c, {q: (survey.question(q).text, survey.options(q)) for q in need},
+                counters=run.counters, templates=o.templates, max_tokens=min(160, o.max_tokens)))
+        specs += _patch_specs(run, bank, plan["patches"], qlearned)
+        before = len(run.made)
+        new, ans = run.realise(specs, step)
+        tracker.add(ans, [e.mode for e in new])
+        plan.update({"step": step, "kind": "active", "generated_by_mode": _count_modes(new),
+                     **run.entropies(tracker.question_entropy()), "patch_counts": dict(tracker.patch_counts)})
+        run.log["steps"].append(plan)
+        step += 1
+        if len(run.made) == before:  # fallback="skip" and nothing parsed: stop rather than loop
+            break
+
+
+def _patch_specs(run: _Run, bank: Any, patches: list[dict], qlearned: dict[str, list[str]]) -> list[dict]:
+    """Specs for the patched questions: question-level attributes, or mixed with a bank mode (P2P §3.3)."""
+    rng, survey = run.rng, run.survey
+    specs = []
+    for p in patches:
+        q = p["qid"]
+        ql = qlearned.get(q) or []
+        for k in _split(p["n"], run.o.per_call):
+            bm = bank.names()[int(rng.integers(len(bank.names())))]
+            if p["mixed"] or not ql:
+                # mixed mode: question attributes + a bank mode's (bank only if none were learned)
+                part = [ql[i] for i in sorted(rng.choice(len(ql), size=min(5, len(ql)), replace=False))] \
+                    if ql else []
+                extra = bank.sample(bm, rng, k_min=3, k_max=10 - len(part))
+                spec = {"source": "mixed" if ql else "bank", "mode": f"mixed:{q}+{bm}" if ql else bm,
+                        "attributes": (part + extra)[:10]}
+            else:
+                kk = int(rng.integers(min(3, len(ql)), min(10, len(ql)) + 1))
+                spec = {"source": "learned", "mode": f"patch:{q}",
+                        "attributes": [ql[i] for i in sorted(rng.choice(len(ql), size=kk, replace=False))]}
+            specs.append({**spec, "n": k, "qid": q, "question": survey.question(q).text})
+    return specs
+
+
+# strategy name -> how it grows the pool (random-census needs no model and is handled before a client opens)
+STRATEGY_RUNS: dict[str, Callable[[_Run], None]] = {"active": _run_active, "vanilla": _run_vanilla}
 
 
 def _count_modes(es: list[Endowment]) -> dict[str, int]:
