@@ -361,20 +361,7 @@ def _active_set(
     f = np.asarray(f, dtype=float)
     scale = max(float(np.max(np.abs(f))), quad.diag_mean() / max(n, 1), mu / max(n, 1), 1e-300)
     gtol = tol * scale
-    if w_start is None:
-        if simplex:
-            # start from the best vertex: value_j = ½(G_jj + μ) − f_j
-            if quad.G is not None:
-                dg = np.diag(quad.G)
-            else:
-                dg = np.einsum("ij,ij,i->j", quad.D, quad.D, quad.sw)
-            j = int(np.argmin(0.5 * (dg + mu) - f))
-            w = np.zeros(n)
-            w[j] = 1.0
-        else:
-            w = np.zeros(n)
-    else:
-        w = np.asarray(w_start, dtype=float).copy()
+    w = _start_point(quad, f, mu, simplex, w_start)
     P = w > 0
     if simplex and not P.any():
         P[int(np.argmax(f))] = True
@@ -415,15 +402,43 @@ def _active_set(
             break
         seen.add(key)
         P = Pn
-    # --- primal active set (monotone, finite) -----------------------------------------------------
     if best is None:
         best = project_simplex(w) if simplex else np.maximum(w, 0.0)
+    return _primal_active_set(quad, f, mu, simplex, best, it, max_iter * 4, gtol, scale, kkt)
+
+
+def _start_point(quad: Quad, f: Array, mu: float, simplex: bool, w_start: Array | None) -> Array:
+    """The warm start, else the best vertex of the simplex (value_j = ½(G_jj + μ) − f_j), else zero."""
+    n = quad.n
+    if w_start is None:
+        if simplex:
+            # start from the best vertex: value_j = ½(G_jj + μ) − f_j
+            if quad.G is not None:
+                dg = np.diag(quad.G)
+            else:
+                dg = np.einsum("ij,ij,i->j", quad.D, quad.D, quad.sw)
+            j = int(np.argmin(0.5 * (dg + mu) - f))
+            w = np.zeros(n)
+            w[j] = 1.0
+        else:
+            w = np.zeros(n)
+    else:
+        w = np.asarray(w_start, dtype=float).copy()
+    return w
+
+
+def _primal_active_set(quad: Quad, f: Array, mu: float, simplex: bool, best: Array, it: int, max_it: int,
+                       gtol: float, scale: float, kkt: float) -> QPResult:
+    """Primal active set (Lawson–Hanson with the sum constraint) from `best`: monotone and finite.
+
+    `it` and `kkt` carry on from the primal–dual phase (iteration count and last KKT residual)."""
+    n = quad.n
     w = best.copy()
     P = w > 0
     if simplex and not P.any():
         w[int(np.argmax(f))] = 1.0
         P = w > 0
-    while it < max_iter * 4:
+    while it < max_it:
         it += 1
         idx = np.flatnonzero(P)
         z = np.zeros(n)

@@ -101,105 +101,116 @@ def enrich_frame(df: pl.DataFrame, client: Any, *, categories: list[str] | tuple
     bad = [c for c in cats if c not in CATEGORIES]
     if bad:
         raise BadInput(f"--categories: unknown category {bad[0]!r} (choose from {', '.join(CATEGORIES)})")
-    rows = df.to_dicts()
-    system = llm.prompt("enrich/system.j2", templates)
-    narr = [_narrative(r) for r in rows]
-    traits: list[dict[str, str]] = [{} for _ in rows]
-    attempts: list[dict[str, int]] = [dict.fromkeys(cats, 0) for _ in rows]
-    rejections: dict[str, dict[str, int]] = {rule: dict.fromkeys(cats, 0) for rule in ("empty", "refusal", "judge")}
-    generated: dict[str, int] = dict.fromkeys(cats, 0)
-    counters = {"judge_calls": 0, "judge_unparsed": 0, "judge_rejections": 0}
+    run = _Enrichment(df.to_dicts(), client, cats, max_retries, templates, max_tokens)
+    for c in cats:
+        run.generate([(i, c) for i in range(len(run.rows))])
+    if judge and cats:
+        run.judge()
+    out = df
+    for c in cats:
+        out = out.with_columns(pl.Series(trait_column(c), [t.get(c) for t in run.traits], dtype=pl.String))
+    out = out.with_columns(pl.Series("enrich_consistent", run.consistent, dtype=pl.Boolean))
+    return out, run.report()
 
-    def labelled(i: int) -> dict[str, str]:
-        return {CATEGORIES[c][0]: traits[i][c] for c in cats if traits[i].get(c)}
 
-    def generate(todo: list[tuple[int, str]]) -> None:
+class _Enrichment:
+    """The state of one enrichment: traits per persona, attempts, rejection counts, judge verdicts."""
+
+    def __init__(self, rows: list[dict], client: Any, cats: list[str], max_retries: int,
+                 templates: str | os.PathLike | None, max_tokens: int):
+        self.rows, self.client, self.cats = rows, client, cats
+        self.max_retries, self.templates, self.max_tokens = max_retries, templates, max_tokens
+        self.system = llm.prompt("enrich/system.j2", templates)
+        self.narr = [_narrative(r) for r in rows]
+        self.traits: list[dict[str, str]] = [{} for _ in rows]
+        self.attempts: list[dict[str, int]] = [dict.fromkeys(cats, 0) for _ in rows]
+        self.rejections: dict[str, dict[str, int]] = {rule: dict.fromkeys(cats, 0)
+                                                      for rule in ("empty", "refusal", "judge")}
+        self.generated: dict[str, int] = dict.fromkeys(cats, 0)
+        self.counters = {"judge_calls": 0, "judge_unparsed": 0, "judge_rejections": 0}
+        self.consistent = [True] * len(rows)
+
+    def labelled(self, i: int) -> dict[str, str]:
+        return {CATEGORIES[c][0]: self.traits[i][c] for c in self.cats if self.traits[i].get(c)}
+
+    def _pid(self, i: int) -> Any:
+        return self.rows[i].get("persona_id", i)
+
+    def generate(self, todo: list[tuple[int, str]]) -> None:
         """Generate (persona, category) pairs, retrying rule failures; bounded by max_retries."""
         pending = list(todo)
         while pending:
             reqs = []
             for i, c in pending:
                 label, desc = CATEGORIES[c]
-                ctx = {k: v for k, v in labelled(i).items() if k != label}
-                user = llm.prompt("enrich/trait.j2", templates, narrative=narr[i], traits=ctx, label=label,
-                                    description=desc)
-                reqs.append(llm.request(user, system=system, temperature=0.9, max_tokens=max_tokens,
-                                          seed=llm.seed_of(rows[i].get("persona_id", i), c, attempts[i][c])))
-            outs = llm.texts(client, reqs, desc="enrich")
+                ctx = {k: v for k, v in self.labelled(i).items() if k != label}
+                user = llm.prompt("enrich/trait.j2", self.templates, narrative=self.narr[i], traits=ctx, label=label,
+                                  description=desc)
+                reqs.append(llm.request(user, system=self.system, temperature=0.9, max_tokens=self.max_tokens,
+                                        seed=llm.seed_of(self._pid(i), c, self.attempts[i][c])))
             nxt = []
-            for (i, c), text in zip(pending, outs):
-                attempts[i][c] += 1
-                generated[c] += 1
+            for (i, c), text in zip(pending, llm.texts(self.client, reqs, desc="enrich")):
+                self.attempts[i][c] += 1
+                self.generated[c] += 1
                 value, rule = _check(text)
                 if rule:
-                    rejections[rule][c] += 1
-                    if attempts[i][c] <= max_retries:
+                    self.rejections[rule][c] += 1
+                    if self.attempts[i][c] <= self.max_retries:
                         nxt.append((i, c))
                         continue
-                    value = traits[i].get(c)  # keep a previous value if there was one
+                    value = self.traits[i].get(c)  # keep a previous value if there was one
                 if value:
-                    traits[i][c] = value
+                    self.traits[i][c] = value
             pending = nxt
 
-    for c in cats:
-        generate([(i, c) for i in range(len(rows))])
-
-    consistent = [True] * len(rows)
-    if judge and cats:
-        to_judge = list(range(len(rows)))
+    def judge(self) -> None:
+        """Judge whole profiles; resample the category a rejection names, up to max_retries rounds."""
+        to_judge = list(range(len(self.rows)))
         rounds = 0
-        while to_judge and rounds <= max_retries:
+        while to_judge and rounds <= self.max_retries:
             rounds += 1
-            reqs = [llm.request(llm.prompt("enrich/judge.j2", templates, narrative=narr[i], traits=labelled(i)),
-                                  system=system, temperature=0.0, max_tokens=24,
-                                  seed=llm.seed_of(rows[i].get("persona_id", i), "judge", rounds))
+            reqs = [llm.request(llm.prompt("enrich/judge.j2", self.templates, narrative=self.narr[i],
+                                           traits=self.labelled(i)),
+                                system=self.system, temperature=0.0, max_tokens=24,
+                                seed=llm.seed_of(self._pid(i), "judge", rounds))
                     for i in to_judge]
-            counters["judge_calls"] += len(reqs)
-            outs = llm.texts(client, reqs, desc="enrich-judge")
+            self.counters["judge_calls"] += len(reqs)
             resample: list[tuple[int, str]] = []
-            for i, text in zip(to_judge, outs):
-                verdict, named = parse_verdict(text, cats)
+            for i, text in zip(to_judge, llm.texts(self.client, reqs, desc="enrich-judge")):
+                verdict, named = parse_verdict(text, self.cats)
+                self.consistent[i] = verdict != "inconsistent"
                 if verdict == "unparsed":
-                    counters["judge_unparsed"] += 1
-                    consistent[i] = True
+                    self.counters["judge_unparsed"] += 1
+                if verdict != "inconsistent":
                     continue
-                if verdict == "consistent":
-                    consistent[i] = True
-                    continue
-                counters["judge_rejections"] += 1
-                c = named or cats[-1]
-                rejections["judge"][c] += 1
-                consistent[i] = False
-                if rounds <= max_retries:
+                self.counters["judge_rejections"] += 1
+                c = named or self.cats[-1]
+                self.rejections["judge"][c] += 1
+                if rounds <= self.max_retries:
                     resample.append((i, c))
+            for i, c in resample:
+                self.attempts[i][c] = max(self.attempts[i][c], 1)  # new seed
             if resample:
-                for i, c in resample:
-                    attempts[i][c] = max(attempts[i][c], 1)  # new seed
-                generate(resample)
+                self.generate(resample)
             to_judge = [i for i, _ in resample]
 
-    out = df
-    for c in cats:
-        out = out.with_columns(pl.Series(trait_column(c), [t.get(c) for t in traits], dtype=pl.String))
-    out = out.with_columns(pl.Series("enrich_consistent", consistent, dtype=pl.Boolean))
-    per_cat = {c: {"generated": generated[c],
-                   "rejected": sum(rejections[r][c] for r in rejections),
-                   "rejection_rate": round(sum(rejections[r][c] for r in rejections) / generated[c], 4)
-                   if generated[c] else 0.0,
-                   "by_rule": {r: rejections[r][c] for r in rejections},
-                   "filled": sum(1 for t in traits if t.get(c))} for c in cats}
-    report = {
-        "n_personas": len(rows),
-        "categories": cats,
-        "max_retries": max_retries,
-        "per_category": per_cat,
-        "rejections_by_rule": {r: sum(v.values()) for r, v in rejections.items()},
-        "rejection_rate_by_rule": {r: round(sum(v.values()) / max(1, sum(generated.values())), 4)
-                                   for r, v in rejections.items()},
-        "judge": counters,
-        "inconsistent_after_retries": sum(1 for x in consistent if not x),
-    }
-    return out, report
+    def report(self) -> dict[str, Any]:
+        rej, gen, cats = self.rejections, self.generated, self.cats
+        per_cat = {c: {"generated": gen[c],
+                       "rejected": sum(rej[r][c] for r in rej),
+                       "rejection_rate": round(sum(rej[r][c] for r in rej) / gen[c], 4) if gen[c] else 0.0,
+                       "by_rule": {r: rej[r][c] for r in rej},
+                       "filled": sum(1 for t in self.traits if t.get(c))} for c in cats}
+        return {
+            "n_personas": len(self.rows),
+            "categories": cats,
+            "max_retries": self.max_retries,
+            "per_category": per_cat,
+            "rejections_by_rule": {r: sum(v.values()) for r, v in rej.items()},
+            "rejection_rate_by_rule": {r: round(sum(v.values()) / max(1, sum(gen.values())), 4) for r, v in rej.items()},
+            "judge": self.counters,
+            "inconsistent_after_retries": sum(1 for x in self.consistent if not x),
+        }
 
 
 def render_enrichment(df: pl.DataFrame, categories: list[str], templates: str | os.PathLike | None = None

@@ -443,25 +443,7 @@ class LLMClient:
         bar = tqdm(total=len(requests), desc=desc, unit="req", file=sys.stderr, dynamic_ncols=True,
                    disable=not (self.progress and sys.stderr.isatty()), smoothing=0.1)
         try:
-            hits = {} if (self.fresh or cache is None) else cache.get_many(keys)
-            groups: dict[str, list[int]] = {}
-            batch: list[tuple[int, ChatResult]] = []
-            for i, k in enumerate(keys):
-                if k in hits:
-                    resp, it, ot = hits[k]
-                    d = json.loads(resp)
-                    res = ChatResult(text=d["text"], top_logprobs=d["top_logprobs"], cached=True, error=None,
-                                     input_tokens=it, output_tokens=ot, cost_usd=0.0,
-                                     finish_reason=d.get("finish_reason"))
-                    state.results[i] = res
-                    batch.append((i, res))
-                    if len(batch) >= 256:
-                        q.put(batch)
-                        batch = []
-                else:
-                    groups.setdefault(k, []).append(i)
-            if batch:
-                q.put(batch)
+            groups = self._serve_cached(keys, cache, q, state)
             self.stats["cache_hits"] += len(requests) - sum(len(v) for v in groups.values())
             self.stats["deduplicated"] += sum(len(v) - 1 for v in groups.values())
             bar.update(len(requests) - sum(len(v) for v in groups.values()))
@@ -470,7 +452,6 @@ class LLMClient:
             await self._preflight()
             sem = asyncio.Semaphore(self.concurrency)
             tasks: set[asyncio.Task] = set()
-            stop = False
 
             reserved = [0]  # projected tokens of requests in flight (for the token budget)
 
@@ -491,14 +472,8 @@ class LLMClient:
             for k, idxs in groups.items():
                 if state.fatal is not None:
                     break
-                if self.max_requests is not None and self._dispatched >= self.max_requests:
-                    state.budget = f"request budget reached ({self.max_requests} requests)"
-                    stop = True
-                elif self.max_tokens_budget is not None and self.stats["input_tokens"] + \
-                        self.stats["output_tokens"] + reserved[0] >= self.max_tokens_budget:
-                    state.budget = f"token budget reached ({self.max_tokens_budget} tokens)"
-                    stop = True
-                if stop:
+                state.budget = self._budget_reached(reserved[0])
+                if state.budget is not None:
                     break
                 await sem.acquire()
                 if state.fatal is not None:
@@ -517,6 +492,39 @@ class LLMClient:
                 await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             bar.close()
+
+    def _serve_cached(self, keys: list[str], cache: Cache | None, q: queue.SimpleQueue, state: _RunState
+                      ) -> dict[str, list[int]]:
+        """Hand cached answers to the consumer (in batches); return the misses grouped by request key (dedupe)."""
+        hits = {} if (self.fresh or cache is None) else cache.get_many(keys)
+        groups: dict[str, list[int]] = {}
+        batch: list[tuple[int, ChatResult]] = []
+        for i, k in enumerate(keys):
+            if k in hits:
+                resp, it, ot = hits[k]
+                d = json.loads(resp)
+                res = ChatResult(text=d["text"], top_logprobs=d["top_logprobs"], cached=True, error=None,
+                                 input_tokens=it, output_tokens=ot, cost_usd=0.0,
+                                 finish_reason=d.get("finish_reason"))
+                state.results[i] = res
+                batch.append((i, res))
+                if len(batch) >= 256:
+                    q.put(batch)
+                    batch = []
+            else:
+                groups.setdefault(k, []).append(i)
+        if batch:
+            q.put(batch)
+        return groups
+
+    def _budget_reached(self, reserved: int) -> str | None:
+        """Why no further request may be sent (request or token budget), or None."""
+        if self.max_requests is not None and self._dispatched >= self.max_requests:
+            return f"request budget reached ({self.max_requests} requests)"
+        if self.max_tokens_budget is not None and \
+                self.stats["input_tokens"] + self.stats["output_tokens"] + reserved >= self.max_tokens_budget:
+            return f"token budget reached ({self.max_tokens_budget} tokens)"
+        return None
 
     async def _send(self, req: ChatRequest, key: str, req_json: str, cache: Cache | None) -> ChatResult:
         """One request with retries; records success/failure in the cache/log."""

@@ -16,7 +16,8 @@ Bootstrap: `n_boot` resamples of the question set with replacement (numpy defaul
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,6 @@ def evaluate(pred: Mapping[str, Sequence[float] | np.ndarray], target: Mapping[s
 
     Returns {metric: {"value", "ci_low", "ci_high", "n_questions"}}; see the module docstring for WD handling.
     """
-    explicit = metrics is not None
     names = tuple(DEFAULT_METRICS if metrics is None else metrics)
     unknown = [m for m in names if m not in ALL_METRICS]
     if unknown:
@@ -81,58 +81,81 @@ def evaluate(pred: Mapping[str, Sequence[float] | np.ndarray], target: Mapping[s
     n = len(qids)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_boot, n)) if n_boot > 0 and n > 1 else None
-    out: dict[str, dict[str, Any]] = {}
+    sc = _Scoring(qids, P, T, idx, ordinals, metrics is not None, n_boot, rng)
+    return {name: METRIC_SCORERS[name](sc) for name in names}
 
-    def mean_metric(vals: np.ndarray, ix: np.ndarray | None) -> dict[str, Any]:
-        return _result(vals.mean(), vals[ix].mean(1) if ix is not None else None, vals.size)
 
-    for name in names:
-        if name == "mse":
-            s, k = core.squared_error_sums(P, T)
-            boot = s[idx].sum(1) / k[idx].sum(1) if idx is not None else None
-            out[name] = _result(s.sum() / k.sum(), boot, n)
-        elif name == "r2":
-            p, t, m = core._pair(P, T)
-            res = (((t - p) ** 2) * m).sum(1)
-            st, st2, k = (t * m).sum(1), (t**2 * m).sum(1), m.sum(1)
+@dataclass(frozen=True)
+class _Scoring:
+    """The checked inputs of one evaluation: per-question arrays and the bootstrap resamples of questions."""
 
-            boot = None
-            if idx is not None:
-                tot = st2[idx].sum(1) - st[idx].sum(1) ** 2 / k[idx].sum(1)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    boot = 1 - res[idx].sum(1) / tot
-            out[name] = _result(core.r2(P, T), boot, n)
-        elif name == "one_minus_jsd":
-            out[name] = mean_metric(core.one_minus_jsd(P, T), idx)
-        elif name == "majority_acc":
-            out[name] = mean_metric(core.majority_match(P, T), idx)
-        elif name == "ecr":
-            out[name] = mean_metric(core.entropy_coverage(P, T), idx)
-        elif name == "entropy":
-            out[name] = mean_metric(core.normalised_entropy(P), idx)
-        elif name == "entropy_target":
-            out[name] = mean_metric(core.normalised_entropy(T), idx)
-        elif name == "wd":
-            has = [i for i, q in enumerate(qids) if ordinals is not None and ordinals.get(q) is not None]
-            if not has:
-                if explicit:
-                    raise BadInput("wd: no evaluated question has an explicit ordinal mapping; "
-                                   "drop 'wd' from metrics or give ordinals")
-                out[name] = _result(None, None, 0)
-                continue
-            ords = []
-            for i in has:
-                o = np.asarray(ordinals[qids[i]], dtype=float).ravel()
-                if o.size != T[i].size:
-                    raise BadInput(f"ordinals[{qids[i]!r}]: {o.size} positions for {T[i].size} options")
-                if not np.isfinite(o).all() or o.max() <= o.min():
-                    raise BadInput(f"ordinals[{qids[i]!r}]: positions must be finite and not all equal")
-                ords.append(o)
-            vals = core.wasserstein([P[i] for i in has], [T[i] for i in has], ords)
-            nw = len(has)
-            ix = rng.integers(0, nw, size=(n_boot, nw)) if n_boot > 0 and nw > 1 else None
-            out[name] = mean_metric(vals, ix)
-    return out
+    qids: list[str]
+    P: list[np.ndarray]
+    T: list[np.ndarray]
+    idx: np.ndarray | None
+    ordinals: Mapping[str, Sequence[float] | None] | None
+    explicit: bool
+    n_boot: int
+    rng: np.random.Generator
+
+
+def _mean_metric(vals: np.ndarray, ix: np.ndarray | None) -> dict[str, Any]:
+    return _result(vals.mean(), vals[ix].mean(1) if ix is not None else None, vals.size)
+
+
+def _mse(sc: _Scoring) -> dict[str, Any]:
+    s, k = core.squared_error_sums(sc.P, sc.T)
+    boot = s[sc.idx].sum(1) / k[sc.idx].sum(1) if sc.idx is not None else None
+    return _result(s.sum() / k.sum(), boot, len(sc.qids))
+
+
+def _r2(sc: _Scoring) -> dict[str, Any]:
+    p, t, m = core._pair(sc.P, sc.T)
+    res = (((t - p) ** 2) * m).sum(1)
+    st, st2, k = (t * m).sum(1), (t**2 * m).sum(1), m.sum(1)
+    boot = None
+    if sc.idx is not None:
+        idx = sc.idx
+        tot = st2[idx].sum(1) - st[idx].sum(1) ** 2 / k[idx].sum(1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            boot = 1 - res[idx].sum(1) / tot
+    return _result(core.r2(sc.P, sc.T), boot, len(sc.qids))
+
+
+def _wd(sc: _Scoring) -> dict[str, Any]:
+    qids, ordinals = sc.qids, sc.ordinals
+    has = [i for i, q in enumerate(qids) if ordinals is not None and ordinals.get(q) is not None]
+    if not has:
+        if sc.explicit:
+            raise BadInput("wd: no evaluated question has an explicit ordinal mapping; "
+                           "drop 'wd' from metrics or give ordinals")
+        return _result(None, None, 0)
+    ords = []
+    for i in has:
+        o = np.asarray(ordinals[qids[i]], dtype=float).ravel()
+        if o.size != sc.T[i].size:
+            raise BadInput(f"ordinals[{qids[i]!r}]: {o.size} positions for {sc.T[i].size} options")
+        if not np.isfinite(o).all() or o.max() <= o.min():
+            raise BadInput(f"ordinals[{qids[i]!r}]: positions must be finite and not all equal")
+        ords.append(o)
+    vals = core.wasserstein([sc.P[i] for i in has], [sc.T[i] for i in has], ords)
+    nw = len(has)
+    ix = sc.rng.integers(0, nw, size=(sc.n_boot, nw)) if sc.n_boot > 0 and nw > 1 else None
+    return _mean_metric(vals, ix)
+
+
+# metric name -> scorer (names are ALL_METRICS); per-question metrics are averaged with a bootstrap CI
+METRIC_SCORERS: dict[str, Callable[[_Scoring], dict[str, Any]]] = {
+    "mse": _mse,
+    "one_minus_jsd": lambda sc: _mean_metric(core.one_minus_jsd(sc.P, sc.T), sc.idx),
+    "wd": _wd,
+    "majority_acc": lambda sc: _mean_metric(core.majority_match(sc.P, sc.T), sc.idx),
+    "r2": _r2,
+    "ecr": lambda sc: _mean_metric(core.entropy_coverage(sc.P, sc.T), sc.idx),
+    "entropy": lambda sc: _mean_metric(core.normalised_entropy(sc.P), sc.idx),
+    "entropy_target": lambda sc: _mean_metric(core.normalised_entropy(sc.T), sc.idx),
+}
+assert tuple(METRIC_SCORERS) == ALL_METRICS
 
 
 def uniform_baseline(target: Mapping[str, Sequence[float] | np.ndarray], *,

@@ -134,8 +134,8 @@ def age_band_index(age: np.ndarray) -> np.ndarray:
     return np.searchsorted(np.asarray(AGE_EDGES), age, side="right")
 
 
-def estimate(data_dir: Path) -> dict:
-    """Compute the YAML content (plain dict) from spi.csv."""
+def _raw_scores(data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw domain scores (respondents × domains; keyed item means, at least half the items answered), age, sex."""
     import polars as pl
 
     keys = scale_keys(data_dir)
@@ -152,7 +152,12 @@ def estimate(data_dir: Path) -> dict:
         raw[:, j] = np.where(answered >= len(cols) / 2, score, np.nan)
     ok = ~np.isnan(raw).any(axis=1)
     raw = raw[ok]
-    age, sex = df["age"].to_numpy()[ok], df["sex"].to_numpy()[ok]
+    return raw, df["age"].to_numpy()[ok], df["sex"].to_numpy()[ok]
+
+
+def estimate(data_dir: Path) -> dict:
+    """Compute the YAML content (plain dict) from spi.csv."""
+    raw, age, sex = _raw_scores(data_dir)
     mu, sd = raw.mean(axis=0), raw.std(axis=0, ddof=1)
     t = 50.0 + 10.0 * (raw - mu) / sd
 

@@ -168,6 +168,53 @@ def _drop_refused(options: list[str], shares: Sequence[float]) -> tuple[list[str
 
 
 # ---- OpinionQA -------------------------------------------------------------------------------------
+def _oqa_counts(p: Path) -> dict[str, dict]:
+    """The per-attribute count files of an OpinionQA wave folder: {attribute: {question key: {group: counts}}}."""
+    counts: dict[str, dict] = {}
+    for f in sorted(p.glob("*_data.json")):
+        attr = f.name[: -len("_data.json")]
+        if "_" in attr or attr == "NONE":  # two-attribute files and the POLPARTY duplicate
+            continue
+        try:
+            counts[attr] = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise BadInput(f"{f}: not valid JSON ({type(e).__name__})") from None
+        if not isinstance(counts[attr], dict):
+            raise BadInput(f"{f}: expected a JSON object keyed by question")
+    return counts
+
+
+def _oqa_targets(group_counts: dict[tuple[str, str], list[float]], refs: list[str], refused: str
+                 ) -> tuple[list[str], dict[tuple[str, str], list[float]]]:
+    """Counts -> shares per group (refusals dropped and renormalised with refused="drop"); the options kept."""
+    opts = refs
+    targets: dict[tuple[str, str], list[float]] = {}
+    for g, c in group_counts.items():
+        tot = sum(c)
+        if tot <= 0:
+            continue
+        if refused == "drop":
+            dr = _drop_refused(refs, [x / tot for x in c])
+            if dr is None:
+                continue
+            opts, targets[g] = dr
+        else:
+            targets[g] = [x / tot for x in c]
+    return opts, targets
+
+
+def _oqa_group_labels(questions: list[dict]) -> None:
+    """Key groups by label; a label under two attributes becomes "label (ATTR)". Sets targets and attributes."""
+    label_attrs: dict[str, set[str]] = {}
+    for q in questions:
+        for a, g in q["_targets"]:
+            label_attrs.setdefault(g, set()).add(a)
+    for q in questions:
+        named = {(a, g if len(label_attrs[g]) == 1 else f"{g} ({a})"): d for (a, g), d in q.pop("_targets").items()}
+        q["targets"] = {g: d for (_, g), d in named.items()}
+        q["attributes"] = {g: a for (a, g) in named}
+
+
 def import_opinionqa(path: str | os.PathLike, *, refused: str = "drop", seed: int = 0,
                      survey_id: str | None = None) -> Survey:
     """Load an OpinionQA human_resp wave folder (counts → shares; overall = sum of CREGION groups)."""
@@ -185,17 +232,7 @@ def import_opinionqa(path: str | os.PathLike, *, refused: str = "drop", seed: in
         raise BadInput(f"{p / 'CREGION_data.json'}: missing; it is needed for the overall distribution")
     rows = _read_csv_rows(info, ("key", "question", "references", "option_ordinal"))
 
-    counts: dict[str, dict] = {}
-    for f in sorted(p.glob("*_data.json")):
-        attr = f.name[: -len("_data.json")]
-        if "_" in attr or attr == "NONE":  # two-attribute files and the POLPARTY duplicate
-            continue
-        try:
-            counts[attr] = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise BadInput(f"{f}: not valid JSON ({type(e).__name__})") from None
-        if not isinstance(counts[attr], dict):
-            raise BadInput(f"{f}: expected a JSON object keyed by question")
+    counts = _oqa_counts(p)
 
     def dist(attr: str, key: str, group: str, refs: list[str]) -> list[float]:
         raw = counts[attr][key][group]
@@ -234,19 +271,7 @@ def import_opinionqa(path: str | os.PathLike, *, refused: str = "drop", seed: in
                 if g in ("MC_options", "question_text") or g.strip().lower() in _OQA_SKIP_GROUPS:
                     continue
                 group_counts[(attr, g)] = dist(attr, key, g, refs)
-        opts = refs
-        targets: dict[tuple[str, str], list[float]] = {}
-        for g, c in group_counts.items():
-            tot = sum(c)
-            if tot <= 0:
-                continue
-            if refused == "drop":
-                dr = _drop_refused(refs, [x / tot for x in c])
-                if dr is None:
-                    continue
-                opts, targets[g] = dr
-            else:
-                targets[g] = [x / tot for x in c]
+        opts, targets = _oqa_targets(group_counts, refs, refused)
         if (OVERALL, OVERALL) not in targets:
             continue
         substantive = [o for o in refs if not _is_refused(o)]
@@ -255,14 +280,7 @@ def import_opinionqa(path: str | os.PathLike, *, refused: str = "drop", seed: in
             "qid": key, "question": r["question"].strip(), "options": opts, "ordinal": ordinal,
             "_targets": {ag: dict(zip(opts, s)) for ag, s in targets.items()},
         })
-    label_attrs: dict[str, set[str]] = {}
-    for q in questions:
-        for a, g in q["_targets"]:
-            label_attrs.setdefault(g, set()).add(a)
-    for q in questions:  # a label under two attributes becomes "label (ATTR)" (groups are keyed by label)
-        named = {(a, g if len(label_attrs[g]) == 1 else f"{g} ({a})"): d for (a, g), d in q.pop("_targets").items()}
-        q["targets"] = {g: d for (_, g), d in named.items()}
-        q["attributes"] = {g: a for (a, g) in named}
+    _oqa_group_labels(questions)
     m = re.search(r"(W\d+)$", p.name)
     sid = survey_id or (f"opinionqa_{m.group(1)}" if m else f"opinionqa_{p.name}")
     return _build(sid, questions, seed=seed, source=str(p))
