@@ -1,6 +1,6 @@
 """SQLite cache and call log for model requests (LIB/llm.sqlite, WAL mode).
 
-Tables:
+Tables (schema version in PRAGMA user_version, brought up to date by `migrate`):
 - ``cache``: one row per distinct request (sha256 key): the request JSON (model identity, messages, every
   sampling parameter; never an API key), the compact response JSON, tokens, cost, latency, time.
 - ``log``: one row per request actually sent to a model (success or final failure), for auditing and
@@ -18,33 +18,68 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS cache (
-    hash TEXT PRIMARY KEY,
-    model TEXT NOT NULL,
-    request TEXT NOT NULL,
-    response TEXT NOT NULL,
-    input_tokens INTEGER NOT NULL,
-    output_tokens INTEGER NOT NULL,
-    cost_usd REAL NOT NULL,
-    latency_s REAL NOT NULL,
-    time REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    hash TEXT NOT NULL,
-    model TEXT NOT NULL,
-    run_id TEXT,
-    time REAL NOT NULL,
-    latency_s REAL,
-    attempts INTEGER,
-    input_tokens INTEGER,
-    output_tokens INTEGER,
-    cost_usd REAL,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS log_hash ON log(hash);
-"""
+from personagen.errors import BadInput
+
+# Ordered migrations (as simonw/llm keeps its logs database): each entry moves the schema one version up, and
+# PRAGMA user_version records how many have run, so a cache written by an older personagen opens and is brought
+# up to date in place. Append new steps; never edit one that has shipped.
+MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("initial cache and call log", (
+        """CREATE TABLE IF NOT EXISTS cache (
+            hash TEXT PRIMARY KEY,
+            model TEXT NOT NULL,
+            request TEXT NOT NULL,
+            response TEXT NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cost_usd REAL NOT NULL,
+            latency_s REAL NOT NULL,
+            time REAL NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            hash TEXT NOT NULL,
+            model TEXT NOT NULL,
+            run_id TEXT,
+            time REAL NOT NULL,
+            latency_s REAL,
+            attempts INTEGER,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            cost_usd REAL,
+            error TEXT
+        )""",
+        "CREATE INDEX IF NOT EXISTS log_hash ON log(hash)",
+    )),
+    ("cache rows by model (usage per model without a table scan)", (
+        "CREATE INDEX IF NOT EXISTS cache_model ON cache(model)",
+    )),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, path: str | os.PathLike) -> int:
+    """Apply the migrations `conn`'s database has not had yet, one transaction each; returns the version.
+
+    A database from a newer personagen (higher version) is refused rather than written in an unknown layout.
+    """
+    while True:
+        conn.execute("BEGIN IMMEDIATE")  # one writer migrates; others wait, then see the new version
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise BadInput(f"{path}: LLM cache schema version {version} is newer than this personagen's "
+                               f"({SCHEMA_VERSION}); upgrade personagen")
+            if version == SCHEMA_VERSION:
+                conn.execute("COMMIT")
+                return version
+            for stmt in MIGRATIONS[version][1]:
+                conn.execute(stmt)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
 
 def canonical_json(obj: Any) -> str:
@@ -71,7 +106,7 @@ class Cache:
             self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.executescript(_SCHEMA)
+            migrate(self.conn, self.path)
 
     def close(self) -> None:
         if self.conn is not None:
