@@ -4,6 +4,8 @@
 - `openai` and `xllamacpp` are imported only under personagen/llm/;
 - outside a package, only its face (`personagen/<pkg>/__init__.py`) is imported, never a submodule
   (the bench package and benchmarks/ may reach inside: they measure internals);
+- imports flow one way, down the layers of ARCHITECTURE.md (LAYERS below: a package imports only packages of a
+  lower layer, or its own modules);
 - no function in personagen/ is longer than 80 lines.
 """
 
@@ -18,6 +20,19 @@ MAX_FUNCTION_LINES = 80
 LLM_ONLY = ("openai", "xllamacpp")
 # Submodule imports that another open change removes (issue 12 moves the prompt-mixture code into its own
 # `personagen/mixture/` stage; until then commands/mixture.py reaches into endow/).
+# The layers of ARCHITECTURE.md, bottom (0) to top: a package may import only packages of a lower layer.
+# A new stage package gets a layer here (above everything it imports, below api).
+LAYERS: dict[str, int] = {
+    "errors": 0, "_version": 0, "resources": 0,
+    "store": 1, "templating": 1,
+    "library": 2, "metrics": 2, "surveys": 2, "llm": 2,
+    "census": 3, "personas": 3, "priors": 3,
+    "elicit": 4, "enrich": 4, "calibrate": 4, "publish": 4,
+    "endow": 5, "pipeline": 5, "bench": 5,
+    "api": 6,
+    "commands": 7,
+    "cli": 8, "": 8,  # "" is the package face personagen/__init__.py
+}
 FACE_EXCEPTIONS: set[tuple[str, str]] = {
     ("personagen.commands.mixture", "personagen.endow.mixture"),
 }
@@ -125,6 +140,26 @@ def owning_package(module: str, modules: dict[str, Path]) -> str:
     return module if is_package(module, modules) else module.rpartition(".")[0]
 
 
+def top_package(module: str) -> str:
+    """personagen.calibrate.fit -> "calibrate"; personagen -> ""."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def layer_violations() -> list[str]:
+    bad = []
+    for a, targets in sorted(import_graph().items()):
+        for b in sorted(targets):
+            pa, pb = top_package(a), top_package(b)
+            if pa == pb:
+                continue
+            if pa not in LAYERS or pb not in LAYERS:
+                bad.append(f"{a} -> {b}: give {pa if pa not in LAYERS else pb!r} a layer in LAYERS")
+            elif LAYERS[pb] >= LAYERS[pa]:
+                bad.append(f"{a} (layer {LAYERS[pa]}) imports {b} (layer {LAYERS[pb]}): imports must flow down")
+    return bad
+
+
 def face_violations() -> list[str]:
     modules = package_modules()
     bad = []
@@ -181,6 +216,10 @@ def test_llm_libraries_only_under_llm() -> None:
     assert llm_import_violations() == []
 
 
+def test_imports_flow_down_the_layers() -> None:
+    assert layer_violations() == []
+
+
 def test_outside_code_imports_faces_only() -> None:
     assert face_violations() == []
 
@@ -192,5 +231,5 @@ def test_no_long_functions() -> None:
 if __name__ == "__main__":
     for cyc in find_cycles(import_graph()):
         print("CYCLE", " -> ".join(cyc))
-    for line in dict.fromkeys(llm_import_violations() + face_violations() + long_functions()):
+    for line in dict.fromkeys(llm_import_violations() + layer_violations() + face_violations() + long_functions()):
         print(line)

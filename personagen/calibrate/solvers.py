@@ -372,12 +372,7 @@ def _active_set(
     # --- primal-dual active set -----------------------------------------------------------------
     while it < max_iter:
         it += 1
-        idx = np.flatnonzero(P)
-        w = np.zeros(n)
-        nu = 0.0
-        if len(idx):
-            z, nu = quad.eq_solve(idx, f[idx], mu, simplex)
-            w[idx] = z
+        w, nu, idx = _support_solve(quad, P, f, mu, simplex)
         g = quad.matvec(w) + mu * w - f
         rho = g - nu
         neg = P & (w <= 0)
@@ -407,6 +402,17 @@ def _active_set(
     return _primal_active_set(quad, f, mu, simplex, best, it, max_iter * 4, gtol, scale, kkt)
 
 
+def _support_solve(quad: Quad, P: Array, f: Array, mu: float, simplex: bool) -> tuple[Array, float, Array]:
+    """The equality-constrained minimiser on the support P (zero elsewhere), the sum multiplier ν, the support."""
+    idx = np.flatnonzero(P)
+    w = np.zeros(quad.n)
+    nu = 0.0
+    if len(idx):
+        z, nu = quad.eq_solve(idx, f[idx], mu, simplex)
+        w[idx] = z
+    return w, nu, idx
+
+
 def _start_point(quad: Quad, f: Array, mu: float, simplex: bool, w_start: Array | None) -> Array:
     """The warm start, else the best vertex of the simplex (value_j = ½(G_jj + μ) − f_j), else zero."""
     n = quad.n
@@ -432,7 +438,6 @@ def _primal_active_set(quad: Quad, f: Array, mu: float, simplex: bool, best: Arr
     """Primal active set (Lawson–Hanson with the sum constraint) from `best`: monotone and finite.
 
     `it` and `kkt` carry on from the primal–dual phase (iteration count and last KKT residual)."""
-    n = quad.n
     w = best.copy()
     P = w > 0
     if simplex and not P.any():
@@ -440,12 +445,7 @@ def _primal_active_set(quad: Quad, f: Array, mu: float, simplex: bool, best: Arr
         P = w > 0
     while it < max_it:
         it += 1
-        idx = np.flatnonzero(P)
-        z = np.zeros(n)
-        nu = 0.0
-        if len(idx):
-            zP, nu = quad.eq_solve(idx, f[idx], mu, simplex)
-            z[idx] = zP
+        z, nu, idx = _support_solve(quad, P, f, mu, simplex)
         if P.any() and z[idx].min() <= 0:
             d = z - w
             blk = P & (z <= 0)

@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,6 +157,48 @@ class _RunState:
     budget: str | None = None
 
 
+@dataclass(frozen=True)
+class _Endpoint:
+    """Where a backend's requests go: base URL (None until a local server starts), API model name, the model
+    identity recorded in the cache and manifest, and the local server to start (local backend only)."""
+
+    base_url: str | None
+    model: str
+    identity: str
+    local_server: Any = None
+
+
+def _local_endpoint(base_url: str | None, model: str | None) -> _Endpoint:
+    from personagen.llm.local import LOCAL_ALIAS, LocalServer, local_available, model_identity
+
+    if base_url:
+        raise BadInput("--base-url is for --backend openai (the local backend runs its own server)")
+    if model not in (None, LOCAL_ALIAS, "local"):
+        raise BadInput(f"--model {model!r}: the local backend serves only {LOCAL_ALIAS!r}")
+    reason = local_available()
+    if reason:
+        raise BadInput(reason)
+    _name, identity = model_identity()
+    return _Endpoint(None, LOCAL_ALIAS, identity, LocalServer())
+
+
+def _openai_endpoint(base_url: str | None, model: str | None) -> _Endpoint:
+    if not model:
+        raise BadInput("--model is required for --backend openai")
+    base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_OPENAI_URL).rstrip("/")
+    if urllib.parse.urlparse(base_url).scheme not in ("http", "https"):
+        raise BadInput(f"--base-url {base_url!r}: expected an http(s) URL")
+    return _Endpoint(base_url, model, model)
+
+
+# backend name -> how its endpoint is validated and set up (BACKENDS lists the names)
+BACKEND_ENDPOINTS: dict[str, Callable[[str | None, str | None], _Endpoint]] = {
+    "local": _local_endpoint,
+    "openai": _openai_endpoint,
+}
+assert tuple(BACKEND_ENDPOINTS) == BACKENDS
+
+
 class LLMClient:
     """See module doc. Build with `LLMClient.create(...)`; use as a context manager."""
 
@@ -205,31 +247,11 @@ class LLMClient:
         if concurrency < 1:
             raise BadInput(f"--concurrency {concurrency}: must be at least 1")
         table = PriceTable.load(prices)
-        local_server = None
-        if backend == "local":
-            from personagen.llm.local import LOCAL_ALIAS, LocalServer, local_available, model_identity
-
-            if base_url:
-                raise BadInput("--base-url is for --backend openai (the local backend runs its own server)")
-            if model not in (None, LOCAL_ALIAS, "local"):
-                raise BadInput(f"--model {model!r}: the local backend serves only {LOCAL_ALIAS!r}")
-            reason = local_available()
-            if reason:
-                raise BadInput(reason)
-            _name, identity = model_identity()
-            model = LOCAL_ALIAS
-            local_server = LocalServer()
-        else:
-            if not model:
-                raise BadInput("--model is required for --backend openai")
-            base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_OPENAI_URL).rstrip("/")
-            if urllib.parse.urlparse(base_url).scheme not in ("http", "https"):
-                raise BadInput(f"--base-url {base_url!r}: expected an http(s) URL")
-            identity = model
-        return cls(backend=backend, base_url=base_url, model=model, cache_path=cache_path,
+        ep = BACKEND_ENDPOINTS[backend](base_url, model)
+        return cls(backend=backend, base_url=ep.base_url, model=ep.model, cache_path=cache_path,
                    concurrency=concurrency, fresh=fresh, max_requests=max_requests,
                    max_tokens_budget=max_tokens_budget, prices=table, progress=progress, timeout=timeout,
-                   max_retries=max_retries, identity=identity, local_server=local_server)
+                   max_retries=max_retries, identity=ep.identity, local_server=ep.local_server)
 
     # ---- lifecycle ------------------------------------------------------------------------------------
     def __enter__(self) -> LLMClient:
