@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from personagen.metrics import kish_ess
 from personagen.templating import render
 
 SPLIT_FILE = "train-00000-of-00001.parquet"  # one parquet file per config, the Hub's split naming
@@ -91,7 +92,7 @@ def card_context(panel: dict[str, Any], repo: str | None = None) -> dict[str, An
         "method_text": _METHOD_TEXT.get(method, "See the calibration report for the estimator."),
         "lam": _fmt(rep.get("lam")), "alpha": _fmt(rep.get("alpha")),
         "survey_id": rep.get("survey_id") or "—", "group": rep.get("group") or "overall",
-        "ess": _fmt(1.0 / float((panel["personas"]["weight"] ** 2).sum())),
+        "ess": _fmt(kish_ess(panel["personas"]["weight"].to_numpy())),
         "nonzeros": int((panel["personas"]["weight"] > 0).sum()),
         "solver": rep.get("solver") or "—",
         "metric_rows": rows,

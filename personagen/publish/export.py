@@ -114,7 +114,7 @@ def read_calibration(lib: Library, name: str) -> tuple[pl.DataFrame, dict[str, A
         raise BadInput(f"{wp}: calibration {name!r} has no weights.parquet")
     try:
         w = pl.read_parquet(wp)
-    except Exception as e:  # noqa: BLE001 - any decode failure is bad input
+    except (OSError, pl.exceptions.PolarsError) as e:  # a file polars cannot decode is bad input
         raise BadInput(f"{wp}: not a readable parquet file ({type(e).__name__})") from None
     for c in ("persona_id", "weight"):
         if c not in w.columns:

@@ -265,6 +265,6 @@ def load(path: str | os.PathLike) -> Survey:
         raise BadInput(f"{p}: survey file does not exist")
     try:
         frame = pl.read_parquet(p)
-    except Exception as e:  # noqa: BLE001 - any parquet decode failure is bad input
+    except (OSError, pl.exceptions.PolarsError) as e:  # a file polars cannot decode is bad input
         raise BadInput(f"{p}: not a readable parquet survey ({type(e).__name__})") from None
     return Survey(frame, source=str(p))
