@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from personagen.calibrate import block_row_weights, fit_weights
 from personagen.calibrate.design import attribute_design, attribute_options, attribute_targets, stack
+from personagen.census import load_population
 from personagen.errors import BadInput
 from personagen.metrics import evaluate, kish_ess
 
@@ -115,8 +117,6 @@ def _metrics(des: Any, targets: dict[str, np.ndarray], w: np.ndarray, ordinals: 
 
 def _fit(method: str, D: np.ndarray, r: np.ndarray, groups: np.ndarray, seed: int, folds: int | None,
          block_weighting: bool) -> tuple[np.ndarray, dict[str, Any]]:
-    from personagen.calibrate import block_row_weights, fit_weights
-
     n = D.shape[1]
     if method == "uniform":
         return np.full(n, 1.0 / n), {"lam": None, "alpha": None, "seconds": 0.0, "solver": None}
@@ -168,8 +168,6 @@ def run_census_bench(census: str | os.PathLike, *, pool_size: int = 1000, seeds:
     _check_args(calib_vars, test_vars, methods, pool_size)
     t_start = time.perf_counter()
     if population is None:
-        from personagen.census import load_population
-
         population = load_population(census, min_age=min_age)
     pop = recode(population)
     missing = [v for v in calib_vars + test_vars if v not in pop.columns]

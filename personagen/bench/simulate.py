@@ -18,6 +18,8 @@ import time
 
 import numpy as np
 
+from personagen.calibrate import fit_weights
+
 Array = np.ndarray
 
 
@@ -50,8 +52,6 @@ def simulate_problem(agents: int, questions: int, *, options: int = 4, dim: int 
 
 
 def _evaluate(sim: dict, n_train_q: int, options: int, seed: int) -> dict:
-    from personagen.calibrate import fit_weights
-
     D, r, g, w_true = sim["D"], sim["r"], sim["groups"], sim["w_true"]
     train = np.arange(D.shape[0]) < n_train_q * options
     out = {}

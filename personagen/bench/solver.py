@@ -13,6 +13,10 @@ import time
 
 import numpy as np
 
+from personagen.calibrate import fit_weights
+from personagen.calibrate import simplex as sx
+from personagen.calibrate.solvers import Quad
+
 Array = np.ndarray
 
 
@@ -62,8 +66,6 @@ def make_onehot_problem(
 
 def bench_onehot_cv(rows: int = 60, agents: int = 1000, *, seed: int = 0, repeat: int = 2) -> dict:
     """Best-of-`repeat` seconds for a default CV fit (5 folds × 20 λ) on a census-shaped problem."""
-    from personagen.calibrate import fit_weights
-
     D, r, groups = make_onehot_problem(rows, agents, seed=seed)
     best, res = np.inf, None
     for _ in range(max(1, repeat)):
@@ -108,10 +110,6 @@ def bench_solver(
     λ > 0 is taken from the problem's own CV grid (its 10th value, mid-range pull) unless `lams` given.
     Fast-path times are the best of `repeat` runs (each includes building the Gram from D).
     """
-    from personagen.calibrate import fit_weights
-    from personagen.calibrate import simplex as sx
-    from personagen.calibrate.solvers import Quad
-
     D, r, groups, _ = make_problem(agents, questions, options=options, seed=seed)
     n = D.shape[1]
     w0 = np.full(n, 1.0 / n)

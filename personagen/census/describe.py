@@ -33,7 +33,7 @@ def _shares(df: pl.DataFrame, col: str, weight: str | None) -> dict[str, float]:
     return {k: float(v) / total for k, v in zip(g["k"].to_list(), g["w"].to_list())} if total > 0 else {}
 
 
-def describe_library(lib: Any, census: str | os.PathLike | None = None,
+def describe_library(lib: Library | str | os.PathLike, census: str | os.PathLike | None = None,
                      attributes: tuple[str, ...] | list[str] | None = None) -> dict[str, Any]:
     """Pool vs weighted-census distributions and TVD per attribute, for a Library (or its path)."""
 

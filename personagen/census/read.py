@@ -22,7 +22,7 @@ from typing import Any
 
 import polars as pl
 
-from personagen.census.codebook import attributes, check_year, rules
+from personagen.census.codebook import attributes, check_year, resolve_state, rules
 from personagen.errors import BadInput
 
 # Compressed inputs above these sizes (zip member: uncompressed; .gz: compressed) are decompressed to a temp
@@ -162,8 +162,6 @@ def read_raw(source: str | os.PathLike, *, min_age: int | None = 18, state: str 
 
     BadInput when the file is missing, is not a PUMS person file (no PWGTP/AGEP/...), or its year has no codebook.
     """
-    from personagen.census.codebook import resolve_state
-
     path = Path(source)
     if not path.exists():
         raise BadInput(f"{path}: census file does not exist")

