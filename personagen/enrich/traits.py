@@ -23,6 +23,7 @@ import json
 import os
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -235,51 +236,71 @@ def render_enrichment(df: pl.DataFrame, categories: list[str], templates: str | 
     return df.with_columns(pl.Series("text_narrative", texts, dtype=pl.String))
 
 
-def enrich_library(lib: Library, *, backend: str = "local", base_url: str | None = None, model: str | None = None,
-                   categories: list[str] | tuple[str, ...] = DEFAULT_CATEGORIES, max_retries: int = 3,
-                   limit: int | None = None, fresh: bool = False, templates: str | os.PathLike | None = None,
-                   dedup_threshold: float = 0.8, client: Any = None, concurrency: int = 4,
-                   max_tokens: int = 96) -> dict:
+@dataclass(frozen=True)
+class EnrichOptions:
+    """Every option of `enrich_library` (DESIGN §3 `enrich`), validated once when built."""
+
+    backend: str = "local"
+    base_url: str | None = None
+    model: str | None = None
+    categories: tuple[str, ...] = DEFAULT_CATEGORIES
+    max_retries: int = 3
+    limit: int | None = None
+    fresh: bool = False
+    templates: str | os.PathLike | None = None
+    dedup_threshold: float = 0.8
+    concurrency: int = 4
+    max_tokens: int = 96
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "categories", tuple(self.categories))
+        if self.max_retries < 0:
+            raise BadInput(f"--max-retries {self.max_retries}: must be ≥ 0")
+        if self.limit is not None and self.limit < 0:
+            raise BadInput(f"--limit {self.limit}: must be ≥ 0")
+
+
+def enrich_library(lib: Library, *, client: Any = None, **options: Any) -> dict:
     """Enrich a library's not-yet-enriched personas (or all with fresh=True), write them back, run the
-    near-duplicate check and record the stage. Returns the report (also LIB/enrich/report.json)."""
-    if max_retries < 0:
-        raise BadInput(f"--max-retries {max_retries}: must be ≥ 0")
+    near-duplicate check and record the stage. Returns the report (also LIB/enrich/report.json).
+
+    options: the fields of `EnrichOptions`; `client` reuses an open LLM client (left open)."""
+    o = EnrichOptions(**options)
     df = lib.personas()
     if "enriched" not in df.columns:
         df = df.with_columns(pl.lit(False).alias("enriched"))
     df = df.with_columns(pl.col("enriched").fill_null(False))
-    sel = pl.lit(True) if fresh else ~pl.col("enriched")
+    sel = pl.lit(True) if o.fresh else ~pl.col("enriched")
     if "source" in df.columns:  # generated personas carry their own texts
         sel = sel & (pl.col("source").is_null() | (pl.col("source") == "census"))
     idx = df.with_row_index("_i").filter(sel)["_i"].to_list()
-    if limit is not None:
-        if limit < 0:
-            raise BadInput(f"--limit {limit}: must be ≥ 0")
-        idx = idx[:limit]
+    if o.limit is not None:
+        idx = idx[:o.limit]
     t0 = time.time()
     sub = df[idx]
-    with llm.open_client(backend, base_url=base_url, model=model, cache_path=lib.llm_db, client=client,
-                           concurrency=concurrency) as c:
-        enriched, report = enrich_frame(sub, c, categories=categories, max_retries=max_retries,
-                                        templates=templates, max_tokens=max_tokens)
+    with llm.open_client(o.backend, base_url=o.base_url, model=o.model, cache_path=lib.llm_db, client=client,
+                         concurrency=o.concurrency) as c:
+        enriched, report = enrich_frame(sub, c, categories=o.categories, max_retries=o.max_retries,
+                                        templates=o.templates, max_tokens=o.max_tokens)
         stats = llm.client_stats(c)
         mname = llm.model_name(c)
-    cats = list(categories)
+    cats = list(o.categories)
     enriched = enriched.with_columns(pl.lit(True).alias("enriched"))
-    enriched = render_enrichment(enriched, [c for c in CATEGORIES if trait_column(c) in enriched.columns], templates)
+    enriched = render_enrichment(enriched, [c for c in CATEGORIES if trait_column(c) in enriched.columns],
+                                 o.templates)
     # merge back by position
     rest = df.with_row_index("_i").filter(~pl.col("_i").is_in(idx)).drop("_i")
     merged = pl.concat([rest, enriched], how="diagonal_relaxed")
     order = df["persona_id"].to_list()
     merged = merged.join(pl.DataFrame({"persona_id": order, "_o": range(len(order))}), on="persona_id").sort("_o")
     lib.write_personas(merged.drop("_o"))
-    dup = library_duplicates(lib, threshold=dedup_threshold)
+    dup = library_duplicates(lib, threshold=o.dedup_threshold)
     report.update({"model": mname, "llm": stats, "seconds": round(time.time() - t0, 2),
                    "duplicates": {k: dup[k] for k in ("n", "threshold", "n_pairs", "n_personas_in_pairs", "column")}})
     out = lib.path / "enrich"
     out.mkdir(exist_ok=True)
     atomic_write_json(out / "report.json", report)
-    lib.record("enrich", categories=cats, n=len(idx), max_retries=max_retries, model=mname,
+    lib.record("enrich", categories=cats, n=len(idx), max_retries=o.max_retries, model=mname,
                rejections=report["rejections_by_rule"], duplicates=dup["n_pairs"])
     return report
 
