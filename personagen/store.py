@@ -26,18 +26,24 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write bytes to `path` atomically (temp file in the same folder, then os.replace)."""
-    path = Path(path)
+@contextlib.contextmanager
+def _temp_beside(path: Path) -> Iterator[str]:
+    """A temp file name in `path`'s folder; moved onto `path` when the block ends, removed if it raises."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write bytes to `path` atomically (temp file in the same folder, then os.replace)."""
+    with _temp_beside(Path(path)) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -52,16 +58,8 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 def atomic_write_parquet(path: str | os.PathLike, df: pl.DataFrame) -> None:
     """Write a polars frame to parquet atomically (zstd, statistics off for bit-identical reruns)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with _temp_beside(Path(path)) as tmp:
         df.write_parquet(tmp, compression="zstd", compression_level=1, statistics=False)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 @contextlib.contextmanager
