@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from personagen.bench.census import format_table, run_census_bench
+from personagen.bench import format_table, run_census_bench
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "acs_pums"
 STATES = {"Vermont": "psam_p50.csv.gz", "Wyoming": "psam_p56.csv.gz", "Hawaii": "psam_p15.csv.gz"}

@@ -43,9 +43,9 @@ from pathlib import Path
 import polars as pl
 
 from personagen import Library
-from personagen.elicit.run import build_messages
+from personagen.elicit import build_messages
 from personagen.llm import ChatRequest, LLMClient
-from personagen.surveys.schema import Survey
+from personagen.surveys import Survey
 
 REPO = Path(__file__).resolve().parents[1]
 W82 = REPO.parent / "shared" / "data" / "opinionqa" / "human_resp" / "American_Trends_Panel_W82" / "info.csv"
@@ -92,7 +92,7 @@ def bench_order(n_personas: int, n_questions: int, concurrency: int, threads: in
     """answers/s in persona-grouped vs shuffled order; a fresh server (and fresh request cache) per run so
     neither order inherits the other's server-side prompt cache. Run with llama.cpp's host-memory prompt
     cache at its default and switched off (cache_ram_mib=0)."""
-    from personagen.llm.local import LocalServer
+    from personagen.llm import LocalServer
 
     survey = opinionqa(n_questions)
     texts = personas(n_personas, seed=1)

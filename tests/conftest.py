@@ -30,7 +30,7 @@ def vt_pums(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def local_llm_url():
     """Base URL (http://127.0.0.1:PORT/v1) of the bundled SmolLM2 server; skips when it is not installed."""
-    from personagen.llm.local import LocalServer, local_available
+    from personagen.llm import LocalServer, local_available
 
     reason = local_available()
     if reason:

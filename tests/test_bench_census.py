@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from personagen.bench.census import CALIB_VARS, TEST_VARS, run_census_bench
+from personagen.bench import CALIB_VARS, TEST_VARS, run_census_bench
 from personagen.cli import main
 
 STATES = {"Vermont": "psam_p50.csv.gz", "Wyoming": "psam_p56.csv.gz", "Hawaii": "psam_p15.csv.gz"}

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from personagen.bench.simulate import bench_simulate
+from personagen.bench import bench_simulate
 from personagen.bench.solver import bench_solver
 
 

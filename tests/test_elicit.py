@@ -21,7 +21,7 @@ from loopback import LoopbackServer
 from personagen import Library
 from personagen.errors import BadInput
 from personagen.llm import LLMClient
-from personagen.surveys.schema import Survey, load
+from personagen.surveys import Survey, load
 
 PERSONAS = [  # short on purpose: prompt tokens are what the model-backed tests spend their time on
     ("p1", "I am Mary, 67, a retired teacher in rural Vermont who goes to church."),

@@ -6,8 +6,7 @@ import math
 
 import pytest
 
-from personagen.elicit.matching import letter_distribution, letters_for, match_answer
-from personagen.elicit.run import logprob_rows, sample_rows
+from personagen.elicit import letter_distribution, letters_for, logprob_rows, match_answer, sample_rows
 from personagen.llm import ChatResult
 
 OPTS = ["Very good", "Somewhat good", "Somewhat bad", "Very bad"]

@@ -14,9 +14,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from enrich_helpers import census_library, scripted_client, small_survey  # noqa: E402
 
 from personagen import Library  # noqa: E402
-from personagen.endow.active import endow_library  # noqa: E402
-from personagen.endow.bank import MAX_ATTRIBUTES, load_bank  # noqa: E402
-from personagen.endow.model import Counters, generate_endowments, personas_from_json  # noqa: E402
+from personagen.endow import (  # noqa: E402  # noqa: E402
+    MAX_ATTRIBUTES,
+    Counters,
+    endow_library,  # noqa: E402
+    generate_endowments,
+    load_bank,
+    personas_from_json,
+)
 from personagen.errors import BadInput  # noqa: E402
 from personagen.llm import clean_text, parse_json, parse_list, parse_number  # noqa: E402
 

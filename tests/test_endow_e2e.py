@@ -39,7 +39,7 @@ def test_endow_cli_local_model_then_elicit_calibrate(tmp_path: Path, local_llm_u
     # the endowed library is accepted by elicit and calibrate
     try:
         from personagen.calibrate import calibrate_library  # noqa: F401
-        from personagen.elicit.run import elicit_library  # noqa: F401
+        from personagen.elicit import elicit_library  # noqa: F401
     except ImportError:
         pytest.skip("elicit / calibrate stages not available")
     # logprobs mode: one 1-token request per answer (the cheapest), a full distribution per answer

@@ -14,8 +14,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from enrich_helpers import census_library, scripted_client  # noqa: E402
 
 from personagen import Library  # noqa: E402
-from personagen.enrich.dedup import jaccard, minhash_signatures, near_duplicates, shingles  # noqa: E402
-from personagen.enrich.traits import enrich_library, parse_verdict  # noqa: E402
+from personagen.enrich import (  # noqa: E402  # noqa: E402
+    enrich_library,
+    jaccard,
+    minhash_signatures,
+    near_duplicates,
+    parse_verdict,
+    shingles,
+)
 from personagen.errors import BadInput  # noqa: E402
 
 
@@ -121,7 +127,7 @@ def test_near_duplicates_report() -> None:
 
 
 def test_dedup_standalone(tmp_path: Path) -> None:
-    from personagen.enrich.dedup import library_duplicates
+    from personagen.enrich import library_duplicates
 
     lib = census_library(tmp_path / "lib", n=4)
     df = lib.personas().with_columns(pl.lit("same text for all of them here").alias("text_narrative"))

@@ -46,7 +46,7 @@ def test_wrong_model_name_is_clear(local_llm_url):
 
 
 def test_local_backend_estimate_within_10pct(tmp_path):
-    from personagen.llm.local import local_available
+    from personagen.llm import local_available
 
     if local_available():
         pytest.skip(local_available())
@@ -73,7 +73,7 @@ def test_serve_local_cli_prints_url_and_stops(tmp_path):
     import sys
     import urllib.request
 
-    from personagen.llm.local import local_available
+    from personagen.llm import local_available
 
     if local_available():
         pytest.skip(local_available())

@@ -8,9 +8,8 @@ import polars as pl
 import pytest
 
 from personagen.errors import BadInput
+from personagen.personas import PERSONA_SCHEMA, STYLES, order_columns, render_cost, render_personas
 from personagen.personas import render as R
-from personagen.personas.render import STYLES, render_cost, render_personas
-from personagen.personas.schema import PERSONA_SCHEMA, order_columns
 from personagen.priors import add_priors
 from personagen.templating import get_template
 
