@@ -42,8 +42,8 @@ LONG_FUNCTION_EXCEPTIONS: set[tuple[str, str]] = {
 }
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -69,9 +69,9 @@ def bound_in_face(package: str, name: str, modules: dict[str, Path]) -> bool:
     return False
 
 
-def imported_names(path: Path, modules: dict[str, Path]) -> list[tuple[str, int]]:
+def imported_names(path: Path, modules: dict[str, Path], root: Path = ROOT) -> list[tuple[str, int]]:
     """Every module `path` imports (absolute names, with line numbers), wherever the import statement stands."""
-    me = module_name(path)
+    me = module_name(path, root)
     base = me if path.name == "__init__.py" else me.rpartition(".")[0]
     found: list[tuple[str, int]] = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
@@ -210,6 +210,23 @@ def test_cycle_finder_sees_a_cycle() -> None:
     # a -> b -> c -> a is one cycle; d only points into it.
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert find_cycles(graph) == [["a", "b", "c"]]
+
+
+def test_import_reader_tells_submodules_from_face_names(tmp_path: Path) -> None:
+    # personagen/x/__init__.py re-exports f and g from its submodule y; g is also a submodule name (like
+    # metrics.evaluate). Importing y itself, or anything from personagen.x.y, reaches inside; f and g do not.
+    pkg = tmp_path / "personagen" / "x"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("from personagen.x.y import f, g\n")
+    (pkg / "y.py").write_text("def f():\n    pass\n")
+    (pkg / "g.py").write_text("")
+    user = tmp_path / "personagen" / "z.py"
+    user.write_text("from personagen.x import y\nfrom personagen.x import f, g\n\ndef h():\n"
+                    "    from personagen.x.y import f\n")
+    modules = {"personagen.x": pkg / "__init__.py", "personagen.x.y": pkg / "y.py", "personagen.x.g": pkg / "g.py",
+               "personagen.z": user}
+    assert imported_names(user, modules, tmp_path) == [
+        ("personagen.x.y", 1), ("personagen.x", 2), ("personagen.x", 2), ("personagen.x.y", 5)]
 
 
 def test_llm_libraries_only_under_llm() -> None:
