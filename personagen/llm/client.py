@@ -370,35 +370,7 @@ class LLMClient:
             return []
         if self.backend != "local":
             return [_heuristic_tokens(r.messages) for r in reqs]
-        started = self._local.root_url is not None
-        if not started:
-            self._local.start()
-        try:
-            import urllib.request
-
-            root = self._local.root_url
-
-            def post(path: str, obj: dict) -> dict:
-                rq = urllib.request.Request(root + path, data=json.dumps(obj).encode(),
-                                            headers={"Content-Type": "application/json"})
-                with urllib.request.urlopen(rq, timeout=60) as fh:
-                    return json.loads(fh.read())
-
-            def exact(r: ChatRequest) -> int:
-                prompt = post("/apply-template", {"messages": r.messages})["prompt"]
-                return len(post("/tokenize", {"content": prompt, "add_special": True})["tokens"])
-
-            chars = [sum(len(str(m.get("content") or "")) for m in r.messages) for r in reqs]
-            if len(reqs) <= 64:
-                return [exact(r) for r in reqs]
-            idx = random.Random(0).sample(range(len(reqs)), 48)
-            tok = sum(exact(reqs[i]) for i in idx)
-            ch = sum(chars[i] for i in idx)
-            ratio = tok / max(ch, 1)
-            return [round(c * ratio) for c in chars]
-        finally:
-            if not started and self._loop is None:
-                self._local.stop()
+        return self._local.count_tokens([r.messages for r in reqs])
 
     # ---- running --------------------------------------------------------------------------------------
     def run(self, requests: Sequence[ChatRequest], desc: str = "llm") -> list[ChatResult]:
