@@ -1,4 +1,4 @@
-"""The ground floor: atomic writes, staged directories and timestamps (nothing here knows a stage).
+"""The ground floor: atomic writes, checked parquet reads, staged directories and timestamps (knows no stage).
 
 Every write goes to a temporary file in the same directory and is moved into place with os.replace, so a
 killed command never leaves a half-written artifact.
@@ -60,6 +60,14 @@ def atomic_write_parquet(path: str | os.PathLike, df: pl.DataFrame) -> None:
     """Write a polars frame to parquet atomically (zstd, statistics off for bit-identical reruns)."""
     with _temp_beside(Path(path)) as tmp:
         df.write_parquet(tmp, compression="zstd", compression_level=1, statistics=False)
+
+
+def read_parquet(path: str | os.PathLike, what: str = "file") -> pl.DataFrame:
+    """Read a parquet file; one polars cannot decode is bad input ("PATH: not a readable parquet WHAT")."""
+    try:
+        return pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as e:
+        raise BadInput(f"{path}: not a readable parquet {what} ({type(e).__name__})") from None
 
 
 @contextlib.contextmanager

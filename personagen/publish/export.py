@@ -28,7 +28,7 @@ from personagen.errors import BadInput
 from personagen.library import RESPONSE_SCHEMA, Library
 from personagen.publish.card import CONFIGS, SPLIT_FILE, render_card
 from personagen.resources import templates_dir
-from personagen.store import atomic_write_json, atomic_write_parquet, staged_dir
+from personagen.store import atomic_write_json, atomic_write_parquet, read_parquet, staged_dir
 from personagen.templating import template_hash
 
 FORMAT = "personagen-panel"
@@ -114,10 +114,7 @@ def read_calibration(lib: Library, name: str) -> tuple[pl.DataFrame, dict[str, A
     wp, rp = d / "weights.parquet", d / "report.json"
     if not wp.is_file():
         raise BadInput(f"{wp}: calibration {name!r} has no weights.parquet")
-    try:
-        w = pl.read_parquet(wp)
-    except (OSError, pl.exceptions.PolarsError) as e:  # a file polars cannot decode is bad input
-        raise BadInput(f"{wp}: not a readable parquet file ({type(e).__name__})") from None
+    w = read_parquet(wp)
     for c in ("persona_id", "weight"):
         if c not in w.columns:
             raise BadInput(f"{wp}: lacks column {c!r}")

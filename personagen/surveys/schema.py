@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from personagen.errors import BadInput
-from personagen.store import atomic_write_parquet
+from personagen.store import atomic_write_parquet, read_parquet
 
 SURVEY_SCHEMA: dict[str, pl.DataType] = {
     "survey_id": pl.String,
@@ -262,8 +262,4 @@ def load(path: str | os.PathLike) -> Survey:
     p = Path(path)
     if not p.is_file():
         raise BadInput(f"{p}: survey file does not exist")
-    try:
-        frame = pl.read_parquet(p)
-    except (OSError, pl.exceptions.PolarsError) as e:  # a file polars cannot decode is bad input
-        raise BadInput(f"{p}: not a readable parquet survey ({type(e).__name__})") from None
-    return Survey(frame, source=str(p))
+    return Survey(read_parquet(p, "survey"), source=str(p))
