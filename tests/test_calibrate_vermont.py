@@ -71,8 +71,8 @@ def test_pure_simplex_overfits_pulled_and_rake_generalise(vermont):
     pulled = fit_weights(Dc, rc, groups=gc)
     raked = fit_weights(Dc, rc, groups=gc, method="rake")
     m0, mp, mr, mu = mse(pure.weights), mse(pulled.weights), mse(raked.weights), mse(uniform)
-    # the pure fit keeps few personas and does worse than doing nothing on held-out variables
-    assert pure.nonzeros < 100
+    # the pure fit does worse than doing nothing on held-out variables (its support is not unique at λ = 0,
+    # so the number of nonzeros is not asserted: the held-out error is what matters)
     assert m0 > 3 * mu
     # raking and the CV-pulled fit improve on the uniform pool and beat the pure fit by a wide margin
     assert mr < mu and mp < mu
