@@ -7,7 +7,10 @@ personas, in-process, (4) the child's CPU seconds (user + sys), which do not dep
 machine: personas per CPU-second is the figure to compare when the wall time is inflated by other processes.
 Target: ≥ 20,000 personas/s for the whole process on a 2-core machine.
 
-    python benchmarks/build.py [--n 100000] [--repeat 3] [--census PATH] [--json]
+    python benchmarks/build.py [--n 100000] [--repeat 3] [--census PATH] [--json] [--compare OTHER_CHECKOUT]
+
+--compare runs the other checkout's own benchmarks/build.py (its code, same machine, same moment) first and
+prints both figures side by side with the ratio new/old (rendering must stay within 1.5x).
 """
 
 from __future__ import annotations
@@ -41,6 +44,32 @@ def run_build(census: Path, n: int, out: Path, styles: list[str]) -> float:
     return sec
 
 
+def _baseline(args: argparse.Namespace) -> dict:
+    """The other checkout's benchmark figures (its script, its package first on PYTHONPATH)."""
+    other = args.compare.resolve()
+    script = other / "benchmarks" / "build.py"
+    if not script.is_file():
+        sys.exit(f"error: {script}: no benchmark script in the --compare checkout")
+    env = {**os.environ, "PYTHONPATH": str(other)}
+    cmd = [sys.executable, str(script), "--census", str(args.census), "--n", str(args.n), "--repeat",
+           str(args.repeat), "--render-rows", str(args.render_rows), "--json"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=other)
+    if r.returncode != 0:
+        sys.exit(f"error: baseline benchmark failed: {r.stderr.strip()[-300:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _print_comparison(old: dict, new: dict, other: Path) -> None:
+    print(f"side by side (old = {other}, new = this checkout; ratio = new/old time, ≤ 1.5 is the target):")
+    for s, us in new["render_us_per_row"].items():
+        o = old["render_us_per_row"].get(s)
+        if o:
+            print(f"  render {s:<9}: old {o:7.1f} µs, new {us:7.1f} µs per persona, ratio {us / o:.2f}")
+    o, n = old["cpu_seconds_per_run"], new["cpu_seconds_per_run"]
+    print(f"  whole build CPU s: old {o:.2f}, new {n:.2f}, ratio {n / o:.2f}; personas/s best: old "
+          f"{old['personas_per_s_best']:,}, new {new['personas_per_s_best']:,}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--census", type=Path, default=DEFAULT_CENSUS)
@@ -48,15 +77,18 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--render-rows", type=int, default=20_000, help="rows timed per style (in-process)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--compare", type=Path, default=None, help="another checkout to measure side by side")
     args = ap.parse_args()
+    baseline = _baseline(args) if args.compare else None
     if not args.census.is_file():
         sys.exit(f"error: {args.census}: census file not found")
     with tempfile.TemporaryDirectory(prefix="pg-bench-") as tmp:
         load_before = os.getloadavg()[0]
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)  # a --compare baseline's children came before
         times = [run_build(args.census, args.n, Path(tmp) / f"lib{i}", []) for i in range(args.repeat)]
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)
         peak_mb = ru.ru_maxrss / 1024  # KiB on Linux
-        cpu_per_run = (ru.ru_utime + ru.ru_stime) / args.repeat
+        cpu_per_run = (ru.ru_utime + ru.ru_stime - ru0.ru_utime - ru0.ru_stime) / args.repeat
         import polars as pl
 
         from personagen import Library
@@ -66,7 +98,8 @@ def main() -> None:
         stages = lib.manifest["history"][-1].get("stage_seconds", {})
         df = lib.personas().drop([c for c in lib.personas().columns if c.startswith("text_")])
         df = df.head(args.render_rows)
-        render = {s: render_cost(df, s) for s in STYLES}
+        # best of 3 per style: the in-process figure is what --compare sets side by side
+        render = {s: min((render_cost(df, s) for _ in range(3)), key=lambda r: r["seconds"]) for s in STYLES}
         identical = all((Path(tmp) / f"lib{i}" / "personas.parquet").read_bytes() ==
                         (Path(tmp) / "lib0" / "personas.parquet").read_bytes() for i in range(args.repeat))
         del pl
@@ -94,6 +127,9 @@ def main() -> None:
         print(f"  render {s:<9}: {res['render_us_per_row'][s]:7.1f} µs/persona "
               f"({res['render_rows_per_s'][s]:,}/s)")
     print(f"  reruns bit-identical: {identical}")
+    if baseline is not None:
+        _print_comparison(baseline, res, args.compare)
+        res["baseline"] = baseline
     if args.json:
         print(json.dumps(res))
 

@@ -19,6 +19,7 @@ from personagen.census import (
     decode,
     read_raw,
     resolve_source,
+    distinct_draws_ok,
     sample_indices,
     sha256_file,
     states,
@@ -113,14 +114,16 @@ def _check_out(out: str | os.PathLike) -> None:
 
 
 def build_library(out: str | os.PathLike, census: str | os.PathLike | None = None, n: int = 1000, seed: int = 0,
-                  *, state: str | None = None, year: int | None = None, min_age: int = 18, replace: bool = True,
+                  *, state: str | None = None, year: int | None = None, min_age: int = 18, replace: bool | None = None,
                   styles: str | Iterable[str] = ("narrative",), templates: str | os.PathLike | None = None,
                   cache_dir: str | os.PathLike | None = None, progress: bool = False) -> Library:
     """Build a census-grounded persona library at `out` and return it (bit-identical for the same seed).
 
     `census` is a PUMS person file (csv, csv.gz, Census zip, parquet); or give `state` (and `year`) to use the
-    state's Census file (offline folder, cache, or download). `replace=False` draws without replacement
-    (Pareto πps). Bad input raises BadInput before anything is left at `out`.
+    state's Census file (offline folder, cache, or download). Sampling: `replace=None` (default) draws distinct
+    people (Pareto πps without replacement) when the file has enough eligible records for that draw to stay
+    self-weighting (census.distinct_draws_ok) and falls back to PWGTP draws with replacement otherwise;
+    `replace=True` / `False` force one. Bad input raises BadInput before anything is left at `out`.
     """
     _check_args(n, seed, min_age, templates)
     style_list = normalize_styles(styles)
@@ -135,6 +138,8 @@ def build_library(out: str | os.PathLike, census: str | os.PathLike | None = Non
             if raw.df.height == 0:
                 raise BadInput(f"{path}: no census records left after --min-age {min_age}"
                                f"{f' and --state {state}' if state else ''} and the consistency rules")
+            auto = replace is None  # distinct people when the file has enough records for a self-weighting draw
+            replace = (not distinct_draws_ok(raw.df["PWGTP"].to_numpy(), n)) if auto else replace
             people, unique_records = _sample_people(raw, n, seed, replace, st)
             st.start("priors")
             people = priors.add_priors(people, seed)  # looked up at call time (tests replace it)
@@ -144,6 +149,7 @@ def build_library(out: str | os.PathLike, census: str | os.PathLike | None = Non
             census_info = _census_info(raw, path, url)
             config = {"n": n, "min_age": min_age, "state": raw.filters.get("state"), "replace": replace,
                       "sampling": "pwgtp-pps-with-replacement" if replace else "pareto-pips-without-replacement",
+                      "sampling_chosen": "default" if auto else "requested",
                       "styles": style_list, "templates": str(templates) if templates else None}
             lib = Library.init(tmp, seed=seed, census=census_info, config=config)
             lib.write_personas(people)

@@ -35,6 +35,9 @@ def test_build_offline_is_bit_identical(two_builds: tuple[Path, Path, dict]) -> 
     a, b, res = two_builds
     assert (a / "personas.parquet").read_bytes() == (b / "personas.parquet").read_bytes()
     assert res["n"] == 5000 and res["census"]["year"] == 2018 and res["census"]["state"] == "VT"
+    # 5,000 of Vermont's 5,379 adult records cannot be a self-weighting distinct draw: with replacement
+    assert res["config"]["sampling"] == "pwgtp-pps-with-replacement" and res["config"]["sampling_chosen"] == "default"
+    assert res["unique_records"] < 5000
 
 
 def test_persona_columns_and_weights(two_builds: tuple[Path, Path, dict], vt_pums: Path) -> None:
@@ -53,7 +56,7 @@ def test_persona_columns_and_weights(two_builds: tuple[Path, Path, dict], vt_pum
     assert abs(df["weight_census"].sum() - 1.0) < 1e-9
     assert (df["weight_census"] * df["pwgtp"].sum() - df["pwgtp"]).abs().max() < 1e-6
     assert df["age"].min() >= 18 and df["income"].dtype == pl.Int64
-    assert df["text_narrative"][0].startswith("You are a ")
+    assert df["text_narrative"].str.starts_with("You are a").all()
     mf = json.loads((a / "manifest.json").read_text())
     assert mf["seed"] == 1 and mf["census"]["path"] == str(vt_pums.resolve())
     assert len(mf["census"]["sha256"]) == 64 and mf["history"][-1]["stage"] == "build"
@@ -69,6 +72,20 @@ def test_different_seed_and_without_replacement(vt_pums: Path, tmp_path: Path) -
     assert df["serialno"].n_unique() <= 300 and df["persona_id"].str.ends_with("-0").all()
     assert {"text_qa", "text_bio"} <= set(df.columns) and "text_narrative" not in df.columns
     assert lib.manifest["config"]["sampling"] == "pareto-pips-without-replacement"
+
+
+def test_distinct_people_by_default_and_with_replacement_on_request(vt_pums: Path, tmp_path: Path) -> None:
+    r = _cli("build", "-o", str(tmp_path / "d"), "--census", str(vt_pums), "-n", "400", "--seed", "3", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["unique_records"] == 400 and res["config"]["sampling"] == "pareto-pips-without-replacement"
+    assert "400 distinct records, distinct people" in r.stderr
+    r = _cli("build", "-o", str(tmp_path / "r"), "--census", str(vt_pums), "-n", "400", "--seed", "3",
+             "--with-replacement", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["config"]["sampling"] == "pwgtp-pps-with-replacement" and res["config"]["replace"] is True
+    assert res["config"]["sampling_chosen"] == "requested" and res["unique_records"] < 400
 
 
 def _bad(args: list[str], parent: Path, capsys: pytest.CaptureFixture) -> str:

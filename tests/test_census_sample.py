@@ -42,3 +42,14 @@ def test_sampling_bad_input() -> None:
         sample_indices(np.ones(3), 4, seed=0, replace=False)
     with pytest.raises(BadInput, match="no census records"):
         sample_indices(np.ones(0), 4, seed=0)
+
+
+def test_distinct_draws_only_while_self_weighting() -> None:
+    from personagen.census.sample import distinct_draws_ok
+
+    # weights 1,1,1,1,6 (Σ 10): n = 1 -> λ = (.1,.1,.1,.1,.6), no excess; n = 2 -> λ_5 = 1.2, excess 0.2 = 10 % of n
+    w = np.array([1, 1, 1, 1, 6])
+    assert distinct_draws_ok(w, 1) and not distinct_draws_ok(w, 2)
+    assert distinct_draws_ok(w, 2, tol=0.1) and not distinct_draws_ok(w, 2, tol=0.09)
+    assert not distinct_draws_ok(w, 6)  # more than the records
+    assert distinct_draws_ok(np.ones(100), 100)  # equal weights: every record once, exactly self-weighting

@@ -67,3 +67,20 @@ def test_describe_census_override_and_missing(vt_lib: Path, vt_pums: Path, tmp_p
     with pytest.raises(SystemExit) as e:
         main(["describe", str(tmp_path / "nolib")])
     assert e.value.code == 2
+
+
+def test_plot_ticks_and_small_categories() -> None:
+    from personagen.census.describe import _panel, percent_decimals
+
+    # tick shares -> percentages: steps of 2.5 % need one decimal ("2.5%", not "2%"/"3%"), 5 % steps none
+    assert percent_decimals([0.0, 0.025, 0.05, 0.075]) == 1
+    assert percent_decimals([0.0, 0.05, 0.1]) == 0 and percent_decimals([0.0, 0.0025]) == 2
+    d = {"tvd": 0.1, "census": {"A": 0.9, "B": 0.08, "c1": 0.006, "c2": 0.004, "c3": 0.01},
+         "pool": {"A": 0.88, "B": 0.1, "c1": 0.02, "c2": 0.0}}
+    name, _, cats, pool, cen = _panel("x", d, {}, top=10)
+    # c1 is small in the census but 2 % in the pool and c3 is 1 %: kept; c2 is the only small one: kept as is
+    assert cats == ["A", "B", "c3", "c1", "c2"]
+    assert abs(sum(pool) - 1.0) < 1e-9 and abs(sum(cen) - 1.0) < 1e-9
+    d["census"].update({"c4": 0.0, "c5": 0.0})
+    cats = _panel("x", d, {}, top=10)[2]
+    assert cats[-1] == "other (3 categories)" and "c1" in cats

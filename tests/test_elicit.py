@@ -274,3 +274,35 @@ def test_persona_ids_with_an_own_client(small):
     assert lib.llm_db.exists()  # its own client caches in the library
     s = lib.elicit(survey, persona_ids=[], **kw)  # nothing selected: nothing to do
     assert s["personas"] == 0 and s["requests"] == 0 and srv.hits == 1
+
+
+def test_style_picks_the_text_and_is_recorded(small, tmp_path):
+    lib, survey, srv = small
+    # the BIO texts swap who is who, so the answers show which text the model saw
+    bio = {"p1": "I am Jamal, a developer.", "p2": "I am Mary, a teacher.", "p3": "I am Tom, a farmer."}
+    lib.write_personas(lib.personas().with_columns(
+        pl.col("persona_id").replace_strict(bio, return_dtype=pl.String).alias("text_bio")))
+    kw = dict(backend="openai", base_url=srv.base_url, model=srv.model, progress=False)
+    s = lib.elicit(survey, style="bio", max_questions=1, **kw)
+    assert s["style"] == "bio" and s["answers_written"] == 3
+    r = lib.responses().filter(pl.col("prob") == 1.0).sort("persona_id")
+    assert r.select("persona_id", "option", "style").rows() == [
+        ("p1", "No", "bio"), ("p2", "Yes", "bio"), ("p3", "Unsure", "bio")]
+    # the narrative text is a different prompt: nothing is skipped, both styles are kept apart
+    s = lib.elicit(survey, max_questions=1, **kw)
+    assert s["style"] == "narrative" and s["answers_skipped"] == 0 and s["answers_written"] == 3
+    assert lib.responses().group_by("style").len().sort("style").rows() == [("bio", 9), ("narrative", 9)]
+    assert lib.elicit(survey, style="bio", max_questions=1, **kw)["answers_skipped"] == 3
+    hist = [h for h in Library.open(lib.path).manifest["history"] if h["stage"] == "elicit"]
+    assert [h["style"] for h in hist] == ["bio", "narrative"]  # a run with nothing to do records nothing
+    # a style the library did not render, or no such style: exit 2 naming it, nothing sent
+    spath = survey.save(tmp_path / "toy.parquet")
+    base = ["elicit", str(lib.path), "--survey", str(spath), "--backend", "openai", "--base-url", srv.base_url,
+            "--model", srv.model, "--no-progress"]
+    hits = srv.hits
+    out = _cli(*base, "--style", "portray")
+    assert out.returncode == 2 and "no portray text" in out.stderr and "bio, narrative" not in out.stderr
+    assert "rendered: narrative, bio" in out.stderr
+    out = _cli(*base, "--style", "essay")
+    assert out.returncode == 2 and "--style essay" in out.stderr
+    assert srv.hits == hits

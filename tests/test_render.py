@@ -13,26 +13,29 @@ from personagen.personas import render as R
 from personagen.priors import add_priors
 from personagen.templating import get_template
 
+# Labels as decoded from the PUMS codebook (census/codebook_2018.yaml); row 3 carries junk strings.
 ROWS = [
     dict(persona_id="c1", source="census", mode=None, enriched=False, weight_census=0.4, pwgtp=97,
          serialno="2018HU0001", state="Vermont", state_code="50", puma="00100", age=47, age_band="45-54",
-         sex="Female", race="White alone", hispanic="Not Hispanic or Latino", ancestry="Irish",
+         sex="Female", race="White", hispanic="Not Hispanic", ancestry="Irish",
          language="English only", english_ability=None, education="Bachelor's degree", employment="Employed",
-         class_of_worker="Private for-profit company employee", industry="Health care",
-         occupation="registered nurse", income=52340, income_band="$50,000-$74,999", marital_status="Married",
-         birthplace="Massachusetts", citizenship="Born in the US", nativity="Native",
-         veteran="Never served in the military", disability="No disability", dis_cognitive=None,
+         class_of_worker="Private for-profit employee", industry="Hardware stores",
+         occupation="Cashiers", income=52340, income_band="$50,000-$74,999", marital_status="Married",
+         birthplace="Massachusetts", citizenship="Born in the US", nativity="Native-born",
+         veteran="Never served", disability="No disability", dis_cognitive=None,
          dis_vision=None, dis_hearing=None, dis_ambulatory=None, dis_selfcare=None, dis_independent=None,
-         health_insurance="With health insurance coverage", fertility=None),
+         health_insurance="Employer-based insurance", fertility=None),
     dict(persona_id="c2", source="census", mode=None, enriched=False, weight_census=0.6, pwgtp=150,
          serialno="2018HU0002", state="New Mexico", state_code="35", puma="00400", age=71, age_band="65-74",
-         sex="Male", race="Some other race alone", hispanic="Mexican", ancestry=None, language="Spanish",
-         english_ability="Well", education="Grade 11", employment="Not in labor force", class_of_worker=None,
-         industry=None, occupation=None, income=-1200, income_band="Loss or no income",
-         marital_status="Widowed", birthplace="Mexico", citizenship="US citizen by naturalization",
-         nativity="Foreign born", veteran="Veteran", disability="With a disability", dis_cognitive="No",
-         dis_vision="Yes", dis_hearing="Hearing difficulty", dis_ambulatory=None, dis_selfcare="No",
-         dis_independent=None, health_insurance="No health insurance coverage", fertility=None),
+         sex="Male", race="Some other race", hispanic="Mexican", ancestry=None, language="Spanish",
+         english_ability="Well", education="Grade 11", employment="Not in labor force",
+         class_of_worker="Self-employed, not incorporated", industry="Construction (the cleaning of buildings "
+         "and dwellings is incidental during construction and immediately after construction)",
+         occupation="Carpenters", income=-1200, income_band="No income or loss",
+         marital_status="Widowed", birthplace="Mexico", citizenship="Naturalized citizen",
+         nativity="Foreign-born", veteran="Veteran", disability="With a disability", dis_cognitive="No",
+         dis_vision="Vision difficulty", dis_hearing="Hearing difficulty", dis_ambulatory=None, dis_selfcare="No",
+         dis_independent=None, health_insurance="No health insurance", fertility=None),
     dict(persona_id="c3", source="census", age=23, sex="Male", state="Wyoming", education="nan", income=0,
          race="Two or more races", marital_status="None"),
 ]
@@ -57,18 +60,28 @@ def test_every_style_renders_realistic_rows(census: pl.DataFrame) -> None:
         for text in out[f"text_{style}"].to_list():
             _clean(text)
     n = out.row(0, named=True)
-    assert n["text_narrative"].startswith("You are a woman aged 47, living in Vermont.")
+    assert n["text_narrative"].startswith("You are a 47-year-old woman living in Vermont. You are White. "
+                                          "You are not Hispanic or Latino.")
     assert "$52,340" in n["text_narrative"] and "You value " in n["text_narrative"]
+    assert "You work as a cashier at a hardware store, for a private company." in n["text_narrative"]
+    assert "I work as a cashier at a hardware store, for a private company." in n["text_bio"]
+    assert "Question: What is your occupation?\nAnswer: Cashier\n" in n["text_qa"]
+    assert "Question: Are you a citizen of the United States?\nAnswer: Yes, by birth" in n["text_qa"]
     assert n["big5_openness_level"] + " in openness" in n["text_narrative"]
     assert "Question: How old are you?\nAnswer: 47\n\nQuestion: What is the sex" in n["text_qa"]
     assert n["text_bio"].startswith("Below you will be asked to provide a short description of yourself and then "
                                     "answer some questions. Description: I currently reside in Vermont.")
-    assert n["text_portray"].startswith("Answer the following question as if you were 47 years old; ")
+    assert n["text_portray"].startswith("Answer the following question as if you are a 47-year-old woman; "
+                                        "you currently reside in Vermont; ")
     m = out.row(1, named=True)
-    assert "-$1,200" in m["text_qa"] and "(vision difficulty, Hearing difficulty)" in m["text_narrative"]
-    assert "occupation" not in m["text_narrative"].lower()  # unknown attributes are skipped
+    assert "A loss of $1,200" in m["text_qa"]
+    assert "You have a disability: serious difficulty seeing and serious difficulty hearing." in m["text_narrative"]
+    # not in the labour force: the last job in the past tense, never "you work as"
+    assert "You last worked as a carpenter in construction, in your own business." in m["text_narrative"]
+    assert "You work" not in m["text_narrative"] and "What was your most recent occupation?" in m["text_qa"]
+    assert "You were born in Mexico and became a naturalized U.S. citizen." in m["text_narrative"]
     third = out.row(2, named=True)["text_narrative"]  # "nan"/"None" strings are treated as unknown
-    assert "education" not in third and "marital" not in third and "$0" in third
+    assert "education" not in third and "married" not in third and "no personal income last year" in third
 
 
 def test_all_null_row_and_generated_persona() -> None:
@@ -91,7 +104,7 @@ def test_all_null_row_and_generated_persona() -> None:
 
 def test_census_text_is_rerendered(census: pl.DataFrame) -> None:
     stale = census.with_columns(text_narrative=pl.lit("old text"))
-    assert render_personas(stale)["text_narrative"][0].startswith("You are a woman aged 47")
+    assert render_personas(stale)["text_narrative"][0].startswith("You are a 47-year-old woman")
 
 
 def test_fast_path_matches_row_by_row(census: pl.DataFrame) -> None:

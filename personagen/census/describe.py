@@ -63,8 +63,65 @@ def describe_library(lib: Library | str | os.PathLike, census: str | os.PathLike
             "census_records": pop.height, "census_population": int(pop["pwgtp"].sum()), "attributes": out}
 
 
+SMALL_SHARE = 0.01  # categories under 1 % on both sides are grouped into "other (k categories)"
+
+
+def _panel(name: str, d: dict[str, Any], order: dict[str, list[str]], top: int) -> tuple:
+    """(name, tvd, categories, pool shares, census shares): census order (or band order), the `top` largest
+    shown, categories under SMALL_SHARE on both sides and the rest grouped as "other (k categories)"."""
+    cats = sorted(d["census"], key=lambda k: -d["census"][k])
+    if name in order:
+        rank = {k: i for i, k in enumerate(order[name])}
+        cats = sorted(d["census"], key=lambda k: rank.get(k, len(rank)))
+    cats += [k for k in d["pool"] if k not in d["census"]]
+    share = {k: max(d["pool"].get(k, 0.0), d["census"].get(k, 0.0)) for k in cats}
+    small = [k for k in cats if share[k] < SMALL_SHARE] if name not in order else []
+    keep = [k for k in cats if k not in small] if len(small) > 1 else cats
+    rest = [k for k in cats if k not in keep[:top]]
+    keep = keep[:top]
+    pool = [d["pool"].get(k, 0.0) for k in keep]
+    cen = [d["census"].get(k, 0.0) for k in keep]
+    if rest:
+        keep = keep + [f"other ({len(rest)} categories)" if len(rest) > 1 else rest[0]]
+        pool.append(sum(d["pool"].get(k, 0.0) for k in rest))
+        cen.append(sum(d["census"].get(k, 0.0) for k in rest))
+    return name, d["tvd"], keep, pool, cen
+
+
+def percent_decimals(ticks: list[float]) -> int:
+    """Fewest decimals (0-3) that print every tick share exactly as a percentage: 0.025 -> 1 ("2.5%")."""
+    for dec in range(4):
+        if all(abs(round(t * 100, dec) - t * 100) < 1e-9 for t in ticks):
+            return dec
+    return 3
+
+
+def _draw_panel(ax: Any, panel: tuple, matplotlib: Any) -> None:
+    import textwrap
+
+    name, t, cats, pool, cen = panel
+    y = list(range(len(cats)))
+    ax.barh([v - 0.2 for v in y], cen, height=0.4, color="#4C72B0", label="census (PWGTP-weighted)")
+    ax.barh([v + 0.2 for v in y], pool, height=0.4, color="#DD8452", label="persona pool")
+    xmax = max(cen + pool + [1e-9]) * 1.18  # room for the value labels
+    locator = matplotlib.ticker.MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10])
+    ticks = [v for v in locator.tick_values(0, xmax) if 0 <= v <= xmax]
+    ax.set_xlim(0, xmax)
+    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=percent_decimals(ticks)))
+    for v, c, p in zip(y, cen, pool):  # every bar labelled, so a small category is never invisible
+        ax.text(c, v - 0.2, f" {c:.1%}", va="center", fontsize=6, color="#4C72B0")
+        ax.text(p, v + 0.2, f" {p:.1%}", va="center", fontsize=6, color="#DD8452")
+    ax.set_yticks(y)
+    ax.set_yticklabels([textwrap.fill(c, 30).replace("$", r"\$") for c in cats], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_title(f"{name}   TVD = {t:.3f}", fontsize=10, loc="left")
+    ax.tick_params(axis="x", labelsize=8)
+
+
 def plot_describe(result: dict[str, Any], path: str | os.PathLike, *, top: int = 10) -> Path:
-    """Write a PNG of pool vs census shares per attribute (top categories; the rest summed as "Other")."""
+    """Write a PNG of pool vs census shares per attribute: correct percentage ticks, wrapped category names,
+    every bar labelled with its share, small categories grouped as "other (k categories)"."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -76,41 +133,19 @@ def plot_describe(result: dict[str, Any], path: str | os.PathLike, *, top: int =
 
     spec = attributes()
     order = {"age_band": [b[0] for b in spec["age_bands"]], "income_band": [b[0] for b in spec["income_bands"]]}
-    attrs = list(result["attributes"].items())
-    panels = []
-    for name, d in attrs:
-        cats = sorted(d["census"], key=lambda k: -d["census"][k])
-        if name in order:
-            rank = {k: i for i, k in enumerate(order[name])}
-            cats = sorted(d["census"], key=lambda k: rank.get(k, len(rank)))
-        cats += [k for k in d["pool"] if k not in d["census"]]
-        keep, rest = cats[:top], cats[top:]
-        pool = [d["pool"].get(k, 0.0) for k in keep]
-        cen = [d["census"].get(k, 0.0) for k in keep]
-        if rest:
-            keep = keep + [f"Other ({len(rest)})"]
-            pool.append(sum(d["pool"].get(k, 0.0) for k in rest))
-            cen.append(sum(d["census"].get(k, 0.0) for k in rest))
-        panels.append((name, d["tvd"], keep, pool, cen))
+    panels = [_panel(name, d, order, top) for name, d in result["attributes"].items()]
     ncol = 2
     rows = [panels[i:i + ncol] for i in range(0, len(panels), ncol)]
-    heights = [max(len(p[2]) for p in r) * 0.32 + 0.9 for r in rows]
+    lines = [max(sum(1 + len(c) // 31 for c in p[2]) for p in r) for r in rows]
+    heights = [n * 0.3 + 0.9 for n in lines]
     total = sum(heights) + 0.8
     fig = plt.figure(figsize=(15, total))
-    gs = fig.add_gridspec(len(rows), ncol, height_ratios=heights, hspace=0.55, wspace=0.75,
-                          top=1 - 0.7 / total, bottom=0.3 / total, left=0.2, right=0.98)
+    gs = fig.add_gridspec(len(rows), ncol, height_ratios=heights, hspace=0.55, wspace=0.45,
+                          top=1 - 0.7 / total, bottom=0.3 / total, left=0.14, right=0.98)
     for i, r in enumerate(rows):
-        for j, (name, t, cats, pool, cen) in enumerate(r):
+        for j, panel in enumerate(r):
             ax = fig.add_subplot(gs[i, j])
-            y = list(range(len(cats)))
-            ax.barh([v - 0.2 for v in y], cen, height=0.4, color="#4C72B0", label="census (PWGTP-weighted)")
-            ax.barh([v + 0.2 for v in y], pool, height=0.4, color="#DD8452", label="persona pool")
-            ax.set_yticks(y)
-            ax.set_yticklabels([(c if len(c) <= 38 else c[:36] + "…").replace("$", r"\$") for c in cats], fontsize=8)
-            ax.invert_yaxis()
-            ax.set_title(f"{name}   TVD = {t:.3f}", fontsize=10, loc="left")
-            ax.tick_params(axis="x", labelsize=8)
-            ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
+            _draw_panel(ax, panel, matplotlib)
             if i == 0 and j == 0:
                 fig.legend(fontsize=9, loc="upper left", ncol=2, frameon=False)
     fig.suptitle(f"Persona pool (n={result['n_personas']:,}) vs census ({Path(result['census']).name})",

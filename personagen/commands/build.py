@@ -16,12 +16,15 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed (bit-identical reruns).")
 @click.option("--min-age", type=int, default=18, show_default=True, help="Youngest age kept.")
 @click.option("--style", "styles", multiple=True, help="Render style (repeatable): narrative, qa, bio, portray, all.")
-@click.option("--without-replacement", is_flag=True, help="PPS sample without replacement (Pareto πps).")
+@click.option("--with-replacement/--without-replacement", "with_replacement", default=None,
+              help="PWGTP draws with replacement (repeats possible), or force distinct people. Default: distinct "
+                   "people (Pareto πps) when the file has enough records for a self-weighting draw, else with "
+                   "replacement.")
 @click.option("--templates", type=click.Path(), default=None, help="Folder of templates overriding shipped ones.")
 @click.option("--cache-dir", type=click.Path(), default=None, help="Census download cache (default XDG cache).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON result last.")
 def build(out: str, census: str | None, state: str | None, year: int | None, n: int, seed: int, min_age: int,
-          styles: tuple[str, ...], without_replacement: bool, templates: str | None, cache_dir: str | None,
+          styles: tuple[str, ...], with_replacement: bool | None, templates: str | None, cache_dir: str | None,
           as_json: bool) -> None:
     """Build a persona library from ACS PUMS persons, sampled by PWGTP."""
     from personagen.errors import BadInput
@@ -30,7 +33,7 @@ def build(out: str, census: str | None, state: str | None, year: int | None, n: 
     if census is None and state is None:
         raise BadInput("give --census PATH or --state XX [--year YYYY]")
     lib = build_library(out, census=census, n=n, seed=seed, state=state, year=year, min_age=min_age,
-                        replace=not without_replacement, styles=styles or ("narrative",), templates=templates,
+                        replace=with_replacement, styles=styles or ("narrative",), templates=templates,
                         cache_dir=cache_dir, progress=True)
     rec = lib.manifest["history"][-1]
     removed = rec.get("rules_removed", {})
@@ -39,11 +42,17 @@ def build(out: str, census: str | None, state: str | None, year: int | None, n: 
                f"{rec['records_eligible']} eligible)", err=as_json)
     click.echo("consistency rules removed: " + (", ".join(f"{k}={v}" for k, v in removed.items()) or "none"),
                err=as_json)
-    click.echo(f"built {rec['n']} personas ({rec['unique_records']} distinct records) in {rec['seconds']:.2f}s "
+    cfg = lib.manifest["config"]
+    how = "distinct people" if not cfg["replace"] else (
+        "drawn with replacement" + ("; too few records for a self-weighting distinct draw"
+                                    if cfg.get("sampling_chosen") == "default" else ""))
+    click.echo(f"built {rec['n']} personas ({rec['unique_records']} distinct records, {how}) "
+               f"in {rec['seconds']:.2f}s "
                f"-> {lib.path}", err=as_json)
     if as_json:
         click.echo(json.dumps({"library": str(lib.path), "n": rec["n"], "census": c, "seed": lib.manifest["seed"],
                                "config": lib.manifest["config"], "rules_removed": removed,
                                "records_read": rec["records_read"], "records_eligible": rec["records_eligible"],
                                "unknown_codes": rec.get("unknown_codes", {}), "seconds": rec["seconds"],
+                               "unique_records": rec["unique_records"],
                                "stage_seconds": rec.get("stage_seconds", {})}))

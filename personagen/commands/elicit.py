@@ -31,12 +31,14 @@ from personagen.errors import PersonagenError
 @click.option("--max-tokens", "max_tokens_budget", type=int, default=None, help="Stop after this many tokens.")
 @click.option("--prices", type=click.Path(dir_okay=False), default=None, help="Extra price table (YAML).")
 @click.option("--templates", type=click.Path(file_okay=False), default=None, help="Folder overriding templates.")
+@click.option("--style", default="narrative", show_default=True,
+              help="Persona text the model sees: narrative, qa, bio or portray (rendered by build --style).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object last.")
 def elicit(lib: str, survey_path: str, split: str, backend: str, base_url: str | None, model: str | None, mode: str,
            samples: int, temperature: float, concurrency: int, limit: int | None, max_questions: int | None,
            min_mass: float, fresh: bool, dry_run: bool, max_requests: int | None, max_tokens_budget: int | None,
-           prices: str | None, templates: str | None, no_progress: bool, as_json: bool) -> None:
+           prices: str | None, templates: str | None, style: str, no_progress: bool, as_json: bool) -> None:
     """Every persona in LIB answers the survey; answers go to LIB/responses.parquet."""
     from personagen.elicit import check_errors, elicit_library
     from personagen.library import Library
@@ -48,7 +50,7 @@ def elicit(lib: str, survey_path: str, split: str, backend: str, base_url: str |
                              samples=samples, temperature=temperature, split=split, limit=limit,
                              max_questions=max_questions, concurrency=concurrency, fresh=fresh, dry_run=dry_run,
                              min_mass=min_mass, progress=not no_progress, templates=templates, prices=prices,
-                             max_requests=max_requests, max_tokens_budget=max_tokens_budget)
+                             max_requests=max_requests, max_tokens_budget=max_tokens_budget, style=style)
     if dry_run:
         est = summary["estimate"]
         click.echo(f"dry run: {summary['answers_todo']} answers to elicit ({summary['answers_skipped']} done), "

@@ -23,6 +23,7 @@ from personagen.elicit.matching import MAX_OPTIONS, letter_distribution, letters
 from personagen.errors import BadInput, PersonagenError
 from personagen.library import RESPONSE_SCHEMA, Library
 from personagen.llm import BudgetExceeded, ChatRequest, ChatResult, LLMClient
+from personagen.personas import STYLES
 from personagen.store import atomic_write_parquet
 from personagen.surveys import SPLITS as SURVEY_SPLITS
 from personagen.surveys import Survey
@@ -31,12 +32,19 @@ from personagen.templating import get_template, template_hash
 MODES = ("logprobs", "sample")
 SPLITS = (*SURVEY_SPLITS, "all")  # the survey's splits, or every question
 PARTS_DIR = ".responses"
-KEY = ["persona_id", "survey_id", "qid", "model", "mode"]
+KEY = ["persona_id", "survey_id", "qid", "model", "mode", "style"]
 SYSTEM_T = "elicit/system.j2"
 USER_T = "elicit/user.j2"
 SAMPLE_MAX_TOKENS = 12  # a letter, or a short option text, on one line
 TOP_LOGPROBS = 20  # the OpenAI API maximum (llama.cpp serves more)
-OUT_SCHEMA: dict[str, pl.DataType] = {**RESPONSE_SCHEMA, "mass": pl.Float64, "raw": pl.String}
+OUT_SCHEMA: dict[str, pl.DataType] = {**RESPONSE_SCHEMA, "mass": pl.Float64, "raw": pl.String, "style": pl.String}
+
+
+def _keys(df: pl.DataFrame) -> pl.DataFrame:
+    """KEY columns; answers recorded before the `style` column existed were elicited with the narrative text."""
+    if "style" not in df.columns:
+        df = df.with_columns(pl.lit("narrative").alias("style"))
+    return df.with_columns(pl.col("style").fill_null("narrative")).select(KEY)
 
 
 # ---- responses part files --------------------------------------------------------------------------------
@@ -67,7 +75,7 @@ def consolidate_parts(lib: Library) -> int:
         new = new.filter(pl.col("_part") == pl.col("_part").min().over(KEY)).drop("_part")
         old = lib.responses()
         if old.height:
-            new = new.join(old.select(KEY).unique(), on=KEY, how="anti", nulls_equal=True)
+            new = new.join(_keys(old).unique(), on=KEY, how="anti", nulls_equal=True)
         if new.height:
             lib.append_responses(new)
         added = new.height
@@ -83,14 +91,15 @@ def _write_part(lib: Library, rows: list[dict]) -> None:
     atomic_write_parquet(d / f"part-{time.time_ns():020d}-{os.getpid()}.parquet", df)
 
 
-def _done_keys(lib: Library, survey_id: str, model: str, mode: str) -> set[tuple[str, str]]:
-    """(persona_id, qid) already answered for this survey/model/mode (responses + unconsolidated parts)."""
-    frames = [lib.responses().select(KEY)]
+def _done_keys(lib: Library, survey_id: str, model: str, mode: str, style: str
+               ) -> set[tuple[str, str]]:
+    """(persona_id, qid) already answered for this survey/model/mode/style (responses + unconsolidated parts)."""
+    frames = [_keys(lib.responses())]
     d = _parts_dir(lib)
     if d.is_dir():
-        frames += [pl.read_parquet(p, columns=KEY) for p in sorted(d.glob("part-*.parquet"))]
+        frames += [_keys(pl.read_parquet(p)) for p in sorted(d.glob("part-*.parquet"))]
     f = pl.concat(frames).filter((pl.col("survey_id") == survey_id) & (pl.col("model") == model) &
-                                 (pl.col("mode") == mode))
+                                 (pl.col("mode") == mode) & (pl.col("style") == style))
     return set(f.select("persona_id", "qid").iter_rows())
 
 
@@ -167,6 +176,7 @@ class ElicitOptions:
     progress: bool = True
     templates: str | os.PathLike | None = None
     text_column: str = "text_narrative"
+    style: str | None = None  # the rendered text the model sees (text_<style>); None: from text_column
     prices: str | os.PathLike | None = None
     max_requests: int | None = None
     max_tokens_budget: int | None = None
@@ -190,6 +200,13 @@ class ElicitOptions:
                 raise BadInput(msg)
         if isinstance(self.persona_ids, str):
             object.__setattr__(self, "persona_ids", (self.persona_ids,))
+        if self.style is None:
+            col = self.text_column
+            object.__setattr__(self, "style", col[5:] if col.startswith("text_") else col)
+        elif self.style not in STYLES:
+            raise BadInput(f"--style {self.style}: unknown style (choose from {', '.join(STYLES)})")
+        else:
+            object.__setattr__(self, "text_column", f"text_{self.style}")
 
     @property
     def k(self) -> int:
@@ -231,11 +248,12 @@ def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = N
                                   max_tokens_budget=o.max_tokens_budget, prices=o.prices, progress=o.progress)
     if not o.dry_run:
         consolidate_parts(lib)
-    done = _done_keys(lib, survey.survey_id, client.model_name, o.mode)
+    done = _done_keys(lib, survey.survey_id, client.model_name, o.mode, o.style)
     work = _work_list(personas, survey, qids, done, o)
     summary: dict[str, Any] = {
         "survey_id": survey.survey_id, "model": client.model_name, "backend": client.backend, "mode": o.mode,
-        "samples": o.k, "personas": personas.height, "questions": len(qids), "answers_skipped": work.skipped,
+        "style": o.style, "samples": o.k, "personas": personas.height, "questions": len(qids),
+        "answers_skipped": work.skipped,
         "answers_todo": len(work.items), "requests": len(work.requests), "requests_sent": 0, "cache_hits": 0,
         "answers_written": 0, "rows_written": 0, "invalid": 0, "errors": 0, "input_tokens": 0,
         "output_tokens": 0, "cost_usd": 0.0, "dry_run": o.dry_run, "estimate": None, "seconds": 0.0}
@@ -264,6 +282,10 @@ def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = N
 
 def _select_personas(lib: Library, o: ElicitOptions) -> pl.DataFrame:
     personas = lib.personas()
+    if o.text_column not in personas.columns and o.style in STYLES:
+        built = [c[5:] for c in personas.columns if c.startswith("text_")]
+        raise BadInput(f"{lib.personas_path}: the library has no {o.style} text (rendered: "
+                       f"{', '.join(built) or 'none'}); rebuild with --style {o.style} or choose another --style")
     for col in ("persona_id", o.text_column):
         if col not in personas.columns:
             raise BadInput(f"{lib.personas_path}: no column {col!r} (the persona text used to elicit)")
@@ -363,7 +385,7 @@ def _collect(lib: Library, client: LLMClient, sid: str, work: _Work, o: ElicitOp
             else:
                 rows, bad = sample_rows(pid, sid, q, work.options[q], [r.text for r in got], model_name)
                 summary["invalid"] += bad
-            buffer.extend(rows)
+            buffer.extend({**r, "style": o.style} for r in rows)
             summary["answers_written"] += 1
             if time.perf_counter() - last_flush >= o.flush_every_s:
                 flush()
@@ -382,7 +404,8 @@ def _record(lib: Library, survey: Survey, client: LLMClient, o: ElicitOptions, h
                base_url=_public_url(client.base_url) if backend == "openai" else None, model=client.model_name,
                model_identity=client.identity, mode=o.mode, samples=o.k,
                temperature=o.temperature if o.mode == "sample" else 0.0, split=o.split, limit=o.limit,
-               max_questions=o.max_questions, min_mass=o.min_mass, text_column=o.text_column, templates=hashes,
+               max_questions=o.max_questions, min_mass=o.min_mass, text_column=o.text_column, style=o.style,
+               templates=hashes,
                **{key: summary[key] for key in ("answers_written", "invalid", "errors", "requests_sent",
                                                 "cache_hits", "input_tokens", "output_tokens", "cost_usd")})
 

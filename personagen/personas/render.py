@@ -4,7 +4,8 @@ Why: the text is what models see, so it must read naturally, skip unknown attrib
 and be fast enough for 100k-persona builds. Templates get each row's *non-null* columns (unknown =
 undefined, so templates test `is defined`) plus helpers computed column-wise here:
 noun ("woman"/"man" from sex), income_usd ("$45,000"), big5_summary ("high in openness, ..."),
-disability_details (the named difficulties), description (a generated persona's own text_narrative).
+disability_details (the named difficulties), description (a generated persona's own text_narrative), and the
+phrase layer's sentences (personagen/personas/phrases.py: i_/you_/asif_<fact>, a_<answer>).
 Only the variables a template references are passed, which keeps the per-row cost near Jinja's own.
 """
 
@@ -22,12 +23,14 @@ import polars as pl
 from jinja2 import nodes
 
 from personagen.errors import BadInput
+from personagen.personas.phrases import PHRASE_HELPERS, phrase_columns
 from personagen.personas.schema import BIG5_DOMAINS, DISABILITY_DETAIL_COLUMNS, STYLES, text_column
 from personagen.templating import get_template
 
 __all__ = ["STYLES", "render_personas", "render_cost", "template_name"]
 
-HELPERS: tuple[str, ...] = ("noun", "income_usd", "big5_summary", "disability_details", "description")
+HELPERS: tuple[str, ...] = ("noun", "income_usd", "big5_summary", "disability_details", "description",
+                            *PHRASE_HELPERS)
 _JUNK = ["", " ", "None", "none", "nan", "NaN", "null", "NULL", "NA", "N/A"]
 
 
@@ -116,6 +119,7 @@ def _helpers(df: pl.DataFrame, wanted: set[str]) -> dict[str, pl.Series]:
     if "description" in wanted and "text_narrative" in cols:
         generated = pl.lit(True) if "source" not in cols else pl.col("source").fill_null("") != "census"
         out["description"] = df.select(pl.when(generated).then(pl.col("text_narrative"))).to_series()
+    out.update(phrase_columns(df, wanted))
     return {k: v.alias(k) for k, v in out.items()}
 
 
