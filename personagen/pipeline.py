@@ -17,9 +17,9 @@ import polars as pl
 from personagen import priors
 from personagen.census import (
     decode,
+    distinct_draws_ok,
     read_raw,
     resolve_source,
-    distinct_draws_ok,
     sample_indices,
     sha256_file,
     states,

@@ -11,8 +11,7 @@ import yaml
 
 from personagen.census import load_population, make_phrases
 from personagen.errors import BadInput
-from personagen.personas.check import CheckOptions, check_personas
-from personagen.personas.render import STYLES, render_personas
+from personagen.personas import STYLES, CheckOptions, check_personas, render_personas
 from personagen.resources import census_dir
 
 CENSUS = census_dir()
