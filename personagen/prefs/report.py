@@ -49,7 +49,7 @@ def render_plot(rep: dict[str, Any], path: Path) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     loo = {a: [k for k in s["kappas"] if k is not None] for a, s in (rep.get("loo") or {}).items()}
     if loo:
-        ax1.boxplot(list(loo.values()) or [[]], tick_labels=list(loo), vert=False)
+        ax1.boxplot(list(loo.values()) or [[]], tick_labels=list(loo), orientation="horizontal")
     ax1.set(title="Leave-one-out: κ(without, with attribute)", xlabel="Cohen's κ", xlim=(-1.05, 1.05))
     ks = [k for k in rep["agreement"]["per_persona_kappa"].values() if k is not None]
     ax2.hist(ks, bins=20, range=(-1, 1), color="tab:blue")
