@@ -118,6 +118,7 @@ def prefs(lib: Path, prompts: str, prompt_column: str, topic_column: str, revisi
 @click.option("--loo-personas", type=int, default=40, show_default=True)
 @click.option("--loo-base", type=int, default=3, show_default=True, help="Attributes of a LOO persona without a_i.")
 @click.option("--loo-questions", type=int, default=20, show_default=True)
+@click.option("--answer-tokens", type=int, default=256, show_default=True, help="LOO answer/critique cap.")
 @click.option("--max-retries", type=int, default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @_CONC
@@ -126,14 +127,14 @@ def prefs(lib: Path, prompts: str, prompt_column: str, topic_column: str, revisi
 def prefs_eval(lib: Path, backend: str, base_url: str | None, model: str | None, limit: int,
                second_backend: str | None, second_base_url: str | None, second_model: str | None,
                second_temperature: float, loo_attributes: str, loo_personas: int, loo_base: int, loo_questions: int,
-               max_retries: int, seed: int, concurrency: int, templates: str | None, as_json: bool) -> None:
+               answer_tokens: int, max_retries: int, seed: int, concurrency: int, templates: str | None, as_json: bool) -> None:
     """Validate LIB/preferences.parquet: evaluator check, two-role-player κ, leave-one-out κ -> LIB/prefs/eval/."""
     from personagen.prefs import EvalOptions, ModelSpec, evaluate_library
 
     attrs = tuple(a.strip() for a in loo_attributes.split(",") if a.strip())
     opts = EvalOptions(limit=limit, second_temperature=second_temperature, loo_attributes=attrs,
                        loo_personas=loo_personas, loo_base=loo_base, loo_questions=loo_questions, seed=seed,
-                       max_retries=max_retries, templates=templates)
+                       max_retries=max_retries, answer_tokens=answer_tokens, templates=templates)
     spec = ModelSpec(backend, base_url, model, concurrency)
     second = ModelSpec(second_backend, second_base_url, second_model, concurrency) if second_backend else None
     res = evaluate_library(_lib(lib), opts, spec, second).to_dict()

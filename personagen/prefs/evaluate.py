@@ -44,9 +44,12 @@ class EvalOptions:
     loo_questions: int = 20
     seed: int = 0
     max_retries: int = 1
+    answer_tokens: int = 256  # LOO baseline answers and refinements (as `prefs --answer-tokens`)
     templates: str | None = None
 
     def __post_init__(self) -> None:
+        if self.answer_tokens < 8:
+            raise BadInput(f"--answer-tokens {self.answer_tokens}: must be >= 8")
         if self.limit is not None and self.limit < 1:
             raise BadInput(f"--limit {self.limit}: must be >= 1")
         if min(self.loo_personas, self.loo_base, self.loo_questions) < 1:
@@ -192,7 +195,8 @@ def evaluate(pairs: pl.DataFrame, personas: pl.DataFrame, prompts: pl.DataFrame,
     if opts.loo_attributes:
         qs = prompts.sample(min(opts.loo_questions, prompts.height), seed=opts.seed).select("prompt_id", "prompt")
         questions = [{**q, "persona_id": ""} for q in qs.to_dicts()]
-        pair_opts = PairOptions(seed=opts.seed, base_per_prompt=True, max_retries=opts.max_retries)
+        pair_opts = PairOptions(seed=opts.seed, base_per_prompt=True, max_retries=opts.max_retries,
+                                answer_tokens=opts.answer_tokens, critique_tokens=opts.answer_tokens)
         for a in opts.loo_attributes:
             ks = loo_attribute(a, personas, questions, client, opts, pair_opts)
             res.loo[a] = {**summary(ks), "kappas": [None if math.isnan(k) else round(k, 4) for k in ks]}
