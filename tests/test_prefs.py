@@ -302,3 +302,22 @@ def test_publish_preferences_config_loads_with_datasets(tmp_path: Path) -> None:
     assert [m["role"] for m in got["prompt"]] == ["system", "user"] and got["prompt"][0]["content"] == got["system"]
     assert got["chosen"] == [{"role": "assistant", "content": SHORT}]
     assert got["rejected"][0]["role"] == "assistant" and got["rejected"][0]["content"].startswith("Base answer")
+
+
+# ---- real census personas (../shared/data) --------------------------------------------------------------
+
+def test_real_census_profiles_and_dry_run(vt_pums: Path, tmp_path: Path) -> None:
+    import personagen as pg
+    from personagen.prefs import dry_run_library
+
+    lib = pg.build(out=tmp_path / "vt", census=str(vt_pums), n=12, seed=0)
+    opts = PrefsOptions(CurateOptions(str(DATA)), PairOptions(personas=5))
+    est = dry_run_library(lib, opts, "gpt-4")
+    assert est["this_run"]["n_pairs"] == 5 * 17 and est["paper"]["n_pairs"] == 317_200
+    row = lib.personas().row(0, named=True)
+    from personagen.prefs.profile import attributes
+
+    attrs = attributes(row)
+    assert attrs["age"] == str(row["age"]) and "sex" in attrs
+    assert not any(k.startswith("text") or k in ("persona id", "weight census") for k in attrs)
+    assert "state code" not in attrs and "openness" in attrs and attrs["openness"] == row["big5_openness_level"]

@@ -25,14 +25,18 @@ _NOT_ATTRIBUTES = {"persona_id", "source", "mode", "enriched", "weight_census", 
 
 
 def _label(column: str) -> str:
-    return column.removeprefix("trait_").removeprefix("big5_").replace("_", " ").strip()
+    if column.startswith("big5_"):  # "big5_openness_level" -> "openness" (Appendix C: "Openness: High")
+        column = column.removeprefix("big5_").removesuffix("_level")
+    return column.removeprefix("trait_").replace("_", " ").strip()
 
 
 def attributes(row: dict[str, Any]) -> dict[str, str]:
     """The persona's attributes as {label: value} (Appendix C's dictionary), nulls and bookkeeping left out."""
     out: dict[str, str] = {}
     for k, v in row.items():
-        if k in _NOT_ATTRIBUTES or k.startswith(("text_", "_")) or v is None:
+        if k in _NOT_ATTRIBUTES or k.startswith(("text_", "_")) or k.endswith("_code") or v is None:
+            continue
+        if f"{k}_level" in row and row[f"{k}_level"] is not None:  # Appendix C gives levels, not raw scores
             continue
         if isinstance(v, float):
             if math.isnan(v):
