@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pull": ("pull", "pull"),
     "sample-panel": ("sample_panel", "sample_panel"),
     "prefs": ("prefs", "prefs"),
-    "prefs-eval": ("prefs", "prefs_eval"),
+    "prefs-eval": ("prefs_eval", "prefs_eval"),
 }
 
 

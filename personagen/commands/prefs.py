@@ -1,4 +1,4 @@
-"""CLI: `personagen prefs` (PERSONA preference pairs) and `personagen prefs-eval` (their validation)."""
+"""`personagen prefs`: PERSONA preference pairs (thin wrapper over personagen.prefs)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,7 @@ from pathlib import Path
 
 import click
 
-_BACKEND = click.option("--backend", type=click.Choice(["local", "openai"]), default="local", show_default=True,
-                        help="Model backend (local = bundled SmolLM2 server).")
-_BASE_URL = click.option("--base-url", default=None, help="OpenAI-compatible base URL (--backend openai).")
-_MODEL = click.option("--model", default=None, help="Model name (--backend openai).")
-_CONC = click.option("--concurrency", type=int, default=4, show_default=True, help="Parallel requests.")
-_TEMPLATES = click.option("--templates", type=click.Path(file_okay=False), default=None,
-                          help="Folder overriding shipped prompt templates.")
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print a JSON result last.")
-
-
-def _lib(path: Path):  # noqa: ANN202
-    from personagen.library import Library
-
-    return Library.open(path)
+from personagen.commands._options import BACKEND, BASE_URL, CONC, JSON, MODEL, TEMPLATES, open_library
 
 
 def _echo_dry_run(est: dict, as_json: bool) -> None:
@@ -40,9 +27,9 @@ def _echo_dry_run(est: dict, as_json: bool) -> None:
 @click.option("--prompt-column", default="prompt", show_default=True, help="Column holding the prompt text.")
 @click.option("--topic-column", default="topic", show_default=True, help="Column holding a topic (optional).")
 @click.option("--revision", default=None, help="Hub dataset revision (with a Hub --prompts).")
-@_BACKEND
-@_BASE_URL
-@_MODEL
+@BACKEND
+@BASE_URL
+@MODEL
 @click.option("--personas", type=int, default=None, help="Personas drawn from LIB (default: all).")
 @click.option("--per-persona", type=int, default=150, show_default=True, help="Prompts per persona from train prompts.")
 @click.option("--train-per-persona", type=int, default=None,
@@ -64,9 +51,9 @@ def _echo_dry_run(est: dict, as_json: bool) -> None:
 @click.option("--fresh", is_flag=True, help="Regenerate pairs already in preferences.parquet (cache still applies).")
 @click.option("--dry-run", is_flag=True, help="Print calls, tokens and cost (this run and the paper's); send nothing.")
 @click.option("--price-model", default="gpt-4", show_default=True, help="Model whose prices cost a --dry-run.")
-@_CONC
-@_TEMPLATES
-@_JSON
+@CONC
+@TEMPLATES
+@JSON
 def prefs(lib: Path, prompts: str, prompt_column: str, topic_column: str, revision: str | None, backend: str,
           base_url: str | None, model: str | None, personas: int | None, per_persona: int,
           train_per_persona: int | None, heldout_per_persona: int, heldout_fraction: float, no_classify: bool,
@@ -85,7 +72,7 @@ def prefs(lib: Path, prompts: str, prompt_column: str, topic_column: str, revisi
                        critique_tokens=critique_tokens, base_per_prompt=base_per_prompt, max_retries=max_retries)
     opts = PrefsOptions(cur, pair, backend=backend, base_url=base_url, model=model, concurrency=concurrency,
                         profile=profile, consistency_judge=consistency_judge, templates=templates, fresh=fresh)
-    library = _lib(lib)
+    library = open_library(lib)
     if dry_run:
         est = dry_run_library(library, opts, model if (backend == "openai" and model) else price_model)
         _echo_dry_run(est, as_json)
@@ -99,49 +86,5 @@ def prefs(lib: Path, prompts: str, prompt_column: str, topic_column: str, revisi
         click.echo(f"consistency judge: rejected {res['consistency']['rejected_by_reason']}", err=as_json)
     click.echo(f"wrote {res['path']}: {p['total_pairs']} pairs ({p['new_pairs']} new, splits {p['splits']}); "
                f"dropped {p['dropped']}; {p['llm'].get('requests_sent', 0)} model calls sent", err=as_json)
-    if as_json:
-        click.echo(json.dumps(res, default=str))
-
-
-@click.command("prefs-eval")
-@click.argument("lib", type=click.Path(file_okay=False, path_type=Path))
-@_BACKEND
-@_BASE_URL
-@_MODEL
-@click.option("--limit", type=int, default=200, show_default=True, help="Pairs judged by the evaluator.")
-@click.option("--second-backend", type=click.Choice(["local", "openai"]), default=None,
-              help="A second role-playing model (default: the same model with another template and temperature).")
-@click.option("--second-base-url", default=None)
-@click.option("--second-model", default=None)
-@click.option("--second-temperature", type=float, default=1.0, show_default=True)
-@click.option("--loo-attributes", default="", help="Comma-separated attribute labels for the leave-one-out analysis.")
-@click.option("--loo-personas", type=int, default=40, show_default=True)
-@click.option("--loo-base", type=int, default=3, show_default=True, help="Attributes of a LOO persona without a_i.")
-@click.option("--loo-questions", type=int, default=20, show_default=True)
-@click.option("--answer-tokens", type=int, default=256, show_default=True, help="LOO answer/critique cap.")
-@click.option("--max-retries", type=int, default=1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@_CONC
-@_TEMPLATES
-@_JSON
-def prefs_eval(lib: Path, backend: str, base_url: str | None, model: str | None, limit: int,
-               second_backend: str | None, second_base_url: str | None, second_model: str | None,
-               second_temperature: float, loo_attributes: str, loo_personas: int, loo_base: int, loo_questions: int,
-               answer_tokens: int, max_retries: int, seed: int, concurrency: int, templates: str | None, as_json: bool) -> None:
-    """Validate LIB/preferences.parquet: evaluator check, two-role-player κ, leave-one-out κ -> LIB/prefs/eval/."""
-    from personagen.prefs import EvalOptions, ModelSpec, evaluate_library
-
-    attrs = tuple(a.strip() for a in loo_attributes.split(",") if a.strip())
-    opts = EvalOptions(limit=limit, second_temperature=second_temperature, loo_attributes=attrs,
-                       loo_personas=loo_personas, loo_base=loo_base, loo_questions=loo_questions, seed=seed,
-                       max_retries=max_retries, answer_tokens=answer_tokens, templates=templates)
-    spec = ModelSpec(backend, base_url, model, concurrency)
-    second = ModelSpec(second_backend, second_base_url, second_model, concurrency) if second_backend else None
-    res = evaluate_library(_lib(lib), opts, spec, second).to_dict()
-    ev, ag = res["evaluator"], res["agreement"]
-    click.echo(f"evaluator prefers chosen: {ev['prefers_chosen']}/{ev['parsed']} = {ev['rate']} (paper 0.96); "
-               f"two role-players kappa {ag['kappa']} over {ag['n']} pairs", err=as_json)
-    for a, s in res["loo"].items():
-        click.echo(f"  LOO {a}: kappa median {s['median']} ({s['defined']}/{s['n']} defined)", err=as_json)
     if as_json:
         click.echo(json.dumps(res, default=str))
