@@ -47,15 +47,16 @@ def render_plot(rep: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    loo = {a: [k for k in s["kappas"] if k is not None] for a, s in (rep.get("loo") or {}).items()}
+    loo = {f"{a} ({s['defined']}/{s['n']})": [k for k in s["kappas"] if k is not None]
+           for a, s in (rep.get("loo") or {}).items()}
     if loo:
         ax1.boxplot(list(loo.values()) or [[]], tick_labels=list(loo), orientation="horizontal")
-    ax1.set(title="Leave-one-out: κ(without, with attribute)", xlabel="Cohen's κ", xlim=(-1.05, 1.05))
+    ax1.set(title="Leave-one-out: κ(without, with attribute)\nattribute (κ defined / pairs)", xlabel="Cohen's κ", xlim=(-1.05, 1.05))
     ks = [k for k in rep["agreement"]["per_persona_kappa"].values() if k is not None]
     ax2.hist(ks, bins=20, range=(-1, 1), color="tab:blue")
     ev = rep["evaluator"]["rate"]
-    ax2.set(title=f"Two role-players: per-persona κ (evaluator prefers chosen: {_f(ev)})", xlabel="Cohen's κ",
-            ylabel="personas")
+    ax2.set(title=f"Two role-players: κ per persona\n(evaluator prefers chosen: {_f(ev)}; paper 0.96)",
+            xlabel="Cohen's κ", ylabel="personas")
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
