@@ -93,11 +93,15 @@ def test_enrich_garbage_never_crashes(tmp_path: Path) -> None:
         rep = enrich_library(lib, client=c, categories=["quirks"], max_retries=2)
         assert rep["per_category"]["quirks"]["generated"] == 2 * 3  # first try + 2 retries each
         assert rep["per_category"]["quirks"]["rejection_rate"] == 1.0
-        # 6 trait calls + 1 judge call per persona, all failing; each also retried once by the client
-        assert c.stats["errors"] == 2 * 3 + 2 and srv.hits == 2 * (2 * 3 + 2)
-        assert rep["judge"]["judge_unparsed"] == 2
+        # 6 trait calls + 3 judge calls (first ask + 2 re-asks of an unparsed verdict), all failing;
+        # each also retried once by the client
+        assert c.stats["errors"] == 2 * 3 + 2 * 3 and srv.hits == 2 * (2 * 3 + 2 * 3)
+        # the judge fails closed: unparsed verdicts are re-asked, then the profile is rejected and counted
+        assert rep["judge"]["judge_unparsed"] == 2 * 3 and rep["judge"]["judge_unparsed_rejected"] == 2
+        assert rep["inconsistent_after_retries"] == 2
     df = Library.open(lib.path).personas()
     assert df["trait_quirks"].is_null().all() and df["enriched"].all()
+    assert not df["enrich_consistent"].any()
     with scripted_client(tmp_path, lambda u, s, b: "x") as (c, srv):
         with pytest.raises(BadInput, match="--categories"):
             enrich_library(lib, client=c, categories=["nope"], fresh=True)
@@ -134,3 +138,23 @@ def test_dedup_standalone(tmp_path: Path) -> None:
     lib.write_personas(df)
     rep = library_duplicates(lib, threshold=0.9)
     assert rep["n_pairs"] == 6
+
+
+def test_unparsed_verdict_is_reasked_then_accepted_or_rejected(tmp_path: Path) -> None:
+    """Fail closed: the first judge answer is garbage; a re-ask that answers CONSISTENT keeps the persona, one that
+    stays garbage rejects it (counted)."""
+    lib = census_library(tmp_path / "lib", n=2)
+
+    def reply(user: str, system: str, body: dict) -> str:
+        if "Check this person's profile" in user:
+            if body.get("temperature") == 0.0:
+                return "banana"
+            return "CONSISTENT" if "man living" in user and "woman" not in user else "maybe?"
+        return "Keeps a tidy garden."
+
+    with scripted_client(tmp_path, reply) as (c, _srv):
+        rep = enrich_library(lib, client=c, categories=["quirks"], max_retries=1)
+    assert rep["judge"]["judge_unparsed"] == 2 + 1  # both first answers, then p001's re-ask
+    assert rep["judge"]["judge_unparsed_rejected"] == 1
+    df = Library.open(lib.path).personas()
+    assert df["enrich_consistent"].to_list() == [True, False]  # p000 is a man, p001 a woman

@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "publish": ("publish", "publish"),
     "pull": ("pull", "pull"),
     "sample-panel": ("sample_panel", "sample_panel"),
+    "prefs": ("prefs", "prefs"),
+    "prefs-eval": ("prefs_eval", "prefs_eval"),
 }
 
 

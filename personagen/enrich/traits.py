@@ -12,7 +12,9 @@ rule and category so the report shows what the filter did:
 - rule "refusal": the model refused or talked about being an AI;
 - rule "judge": the judge prompt answered INCONSISTENT naming this category (or, if it named none, the
   category generated last);
-- judge answers that say neither CONSISTENT nor INCONSISTENT are counted as "judge_unparsed" and accepted.
+- judge answers that say neither CONSISTENT nor INCONSISTENT are counted as "judge_unparsed" and the judge is
+  asked again with a new seed (within `max_retries` rounds); a profile whose last verdict is still unparsed is
+  rejected (fails closed: enrich_consistent = False) and counted as "judge_unparsed_rejected".
 
 A persona still rejected after `max_retries` keeps its last traits with enrich_consistent = False.
 """
@@ -131,7 +133,7 @@ class _Enrichment:
         self.rejections: dict[str, dict[str, int]] = {rule: dict.fromkeys(cats, 0)
                                                       for rule in ("empty", "refusal", "judge")}
         self.generated: dict[str, int] = dict.fromkeys(cats, 0)
-        self.counters = {"judge_calls": 0, "judge_unparsed": 0, "judge_rejections": 0}
+        self.counters = {"judge_calls": 0, "judge_unparsed": 0, "judge_unparsed_rejected": 0, "judge_rejections": 0}
         self.consistent = [True] * len(rows)
 
     def labelled(self, i: int) -> dict[str, str]:
@@ -175,16 +177,21 @@ class _Enrichment:
             rounds += 1
             reqs = [llm.request(llm.prompt("enrich/judge.j2", self.templates, narrative=self.narr[i],
                                            traits=self.labelled(i)),
-                                system=self.system, temperature=0.0, max_tokens=24,
+                                system=self.system, temperature=0.0 if rounds == 1 else 0.7, max_tokens=24,
                                 seed=llm.seed_of(self._pid(i), "judge", rounds))
                     for i in to_judge]
             self.counters["judge_calls"] += len(reqs)
             resample: list[tuple[int, str]] = []
+            rejudge: list[int] = []
             for i, text in zip(to_judge, llm.texts(self.client, reqs, desc="enrich-judge")):
                 verdict, named = parse_verdict(text, self.cats)
-                self.consistent[i] = verdict != "inconsistent"
+                self.consistent[i] = verdict == "consistent"  # fails closed: unparsed is not consistent
                 if verdict == "unparsed":
                     self.counters["judge_unparsed"] += 1
+                    if rounds <= self.max_retries:
+                        rejudge.append(i)  # ask again with a new seed
+                    else:
+                        self.counters["judge_unparsed_rejected"] += 1
                 if verdict != "inconsistent":
                     continue
                 self.counters["judge_rejections"] += 1
@@ -196,7 +203,7 @@ class _Enrichment:
                 self.attempts[i][c] = max(self.attempts[i][c], 1)  # new seed
             if resample:
                 self.generate(resample)
-            to_judge = [i for i, _ in resample]
+            to_judge = [i for i, _ in resample] + rejudge
 
     def report(self) -> dict[str, Any]:
         rej, gen, cats = self.rejections, self.generated, self.cats

@@ -8,9 +8,10 @@ from personagen.llm.batch import client_stats, model_name, open_client, prompt, 
 from personagen.llm.client import BudgetExceeded, ChatRequest, ChatResult, LLMClient
 from personagen.llm.local import LOCAL_ALIAS, LocalServer, local_available, model_identity
 from personagen.llm.parsing import clean_text, parse_json, parse_list, parse_number, strip_fences
+from personagen.llm.prices import PriceTable
 
 __all__ = [
-    "LLMClient", "ChatRequest", "ChatResult", "BudgetExceeded",
+    "LLMClient", "ChatRequest", "ChatResult", "BudgetExceeded", "PriceTable",
     "LOCAL_ALIAS", "LocalServer", "local_available", "model_identity",
     "client_stats", "model_name", "open_client", "prompt", "request", "seed_of", "texts",
     "clean_text", "parse_json", "parse_list", "parse_number", "strip_fences",

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from personagen.metrics import kish_ess
+from personagen.publish.preferences import card_config as preferences_config
 from personagen.templating import render
 
 SPLIT_FILE = "train-00000-of-00001.parquet"  # one parquet file per config, the Hub's split naming
@@ -39,6 +40,8 @@ def front_matter(panel: dict[str, Any], repo: str | None = None) -> dict[str, An
         if cfg == "personas":
             c["default"] = True
         configs.append(c)
+    if panel.get("preferences") is not None:
+        configs.append(preferences_config(panel["preferences"]))
     return {
         "license": LICENSE,
         "language": ["en"],
@@ -105,6 +108,7 @@ def card_context(panel: dict[str, Any], repo: str | None = None) -> dict[str, An
         "surveys": panel["surveys"],
         "left_out": panel["left_out"],
         "response_columns": panel["responses"].columns,
+        "n_preferences": panel["preferences"].height if panel.get("preferences") is not None else 0,
         "license": LICENSE,
     }
 

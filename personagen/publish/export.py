@@ -27,6 +27,8 @@ from personagen._version import __version__
 from personagen.errors import BadInput
 from personagen.library import RESPONSE_SCHEMA, Library
 from personagen.publish.card import CONFIGS, SPLIT_FILE, render_card
+from personagen.publish.preferences import CONFIG as PREFERENCES
+from personagen.publish.preferences import preference_frame, write_preferences
 from personagen.resources import templates_dir
 from personagen.store import atomic_write_json, atomic_write_parquet, read_parquet, staged_dir
 from personagen.templating import template_hash
@@ -317,7 +319,7 @@ def build_panel(lib: Library, calibration: str | None = None) -> dict[str, Any]:
     }
     return {"calibration": name, "report": _clean_report(report, name), "personas": personas,
             "responses": responses, "metrics": metrics, "surveys": surveys, "left_out": left_out,
-            "provenance": provenance, "source_counts": personas["source"].value_counts().sort("source").rows()
+            "provenance": provenance, "preferences": preference_frame(lib), "source_counts": personas["source"].value_counts().sort("source").rows()
             if "source" in personas.columns else []}
 
 
@@ -331,9 +333,13 @@ def write_panel_folder(panel: dict[str, Any], out: Path, *, repo: str | None = N
         d.mkdir(parents=True, exist_ok=True)
         atomic_write_parquet(d / SPLIT_FILE, frame)
         files.append(f"data/{cfg}/{SPLIT_FILE}")
+    configs = list(CONFIGS)
+    if panel.get("preferences") is not None:
+        files += write_preferences(panel["preferences"], out)
+        configs.append(PREFERENCES)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "repo": repo,
             "calibration": panel["calibration"], "report": panel["report"], "provenance": panel["provenance"],
-            "surveys": panel["surveys"], "left_out": panel["left_out"], "configs": list(CONFIGS)}
+            "surveys": panel["surveys"], "left_out": panel["left_out"], "configs": configs}
     atomic_write_json(out / PANEL_JSON, meta)
     files.append(PANEL_JSON)
     card = render_card(panel, repo=repo, templates=templates)
