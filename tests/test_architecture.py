@@ -27,8 +27,8 @@ LAYERS: dict[str, int] = {
     "store": 1, "templating": 1,
     "library": 2, "metrics": 2, "surveys": 2, "llm": 2,
     "census": 3, "personas": 3, "priors": 3, "prefs": 3,
-    "elicit": 4, "enrich": 4, "calibrate": 4, "publish": 4,
-    "endow": 5, "pipeline": 5, "bench": 5,
+    "elicit": 4, "enrich": 4, "calibrate": 4, "publish": 4, "finetune": 4,
+    "endow": 5, "pipeline": 5, "bench": 5, "reproduce": 5,
     "api": 6,
     "commands": 7,
     "cli": 8, "": 8,  # "" is the package face personagen/__init__.py

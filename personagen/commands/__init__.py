@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sample-panel": ("sample_panel", "sample_panel"),
     "prefs": ("prefs", "prefs"),
     "prefs-eval": ("prefs_eval", "prefs_eval"),
+    "finetune": ("finetune", "finetune"),
+    "reproduce": ("reproduce", "reproduce"),
 }
 
 

@@ -14,7 +14,10 @@ from personagen.errors import PersonagenError
 @click.option("--survey", "survey_path", required=True, type=click.Path(dir_okay=False),
               help="Survey parquet (from `personagen surveys import`).")
 @click.option("--split", type=click.Choice(["train", "valid", "test", "all"]), default="all", show_default=True)
-@click.option("--backend", type=click.Choice(["local", "openai"]), default="local", show_default=True)
+@click.option("--backend", type=click.Choice(["local", "openai", "hf"]), default="local", show_default=True,
+              help="hf: an in-process transformers model (--model PATH, default the bundled SmolLM2 GGUF).")
+@click.option("--adapter", default=None, type=click.Path(file_okay=False),
+              help="LoRA adapter folder (backend hf), e.g. the adapter/ of `personagen finetune`.")
 @click.option("--base-url", default=None, help="OpenAI-compatible base URL (backend openai).")
 @click.option("--model", default=None, help="Model name (required for backend openai).")
 @click.option("--mode", type=click.Choice(["logprobs", "sample"]), default="logprobs", show_default=True)
@@ -35,7 +38,7 @@ from personagen.errors import PersonagenError
               help="Persona text the model sees: narrative, qa, bio or portray (rendered by build --style).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object last.")
-def elicit(lib: str, survey_path: str, split: str, backend: str, base_url: str | None, model: str | None, mode: str,
+def elicit(lib: str, survey_path: str, split: str, backend: str, adapter: str | None, base_url: str | None, model: str | None, mode: str,
            samples: int, temperature: float, concurrency: int, limit: int | None, max_questions: int | None,
            min_mass: float, fresh: bool, dry_run: bool, max_requests: int | None, max_tokens_budget: int | None,
            prices: str | None, templates: str | None, style: str, no_progress: bool, as_json: bool) -> None:
@@ -50,7 +53,8 @@ def elicit(lib: str, survey_path: str, split: str, backend: str, base_url: str |
                              samples=samples, temperature=temperature, split=split, limit=limit,
                              max_questions=max_questions, concurrency=concurrency, fresh=fresh, dry_run=dry_run,
                              min_mass=min_mass, progress=not no_progress, templates=templates, prices=prices,
-                             max_requests=max_requests, max_tokens_budget=max_tokens_budget, style=style)
+                             max_requests=max_requests, max_tokens_budget=max_tokens_budget, style=style,
+                             adapter=adapter)
     if dry_run:
         est = summary["estimate"]
         click.echo(f"dry run: {summary['answers_todo']} answers to elicit ({summary['answers_skipped']} done), "

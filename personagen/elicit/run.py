@@ -163,6 +163,7 @@ class ElicitOptions:
     backend: str = "local"
     base_url: str | None = None
     model: str | None = None
+    adapter: str | os.PathLike | None = None  # LoRA adapter folder (backend "hf")
     mode: str = "logprobs"
     samples: int = 1
     temperature: float = 1.0
@@ -245,7 +246,8 @@ def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = N
     if client is None:
         client = LLMClient.create(backend=o.backend, base_url=o.base_url, model=o.model, cache_path=lib.llm_db,
                                   concurrency=o.concurrency, fresh=o.fresh, max_requests=o.max_requests,
-                                  max_tokens_budget=o.max_tokens_budget, prices=o.prices, progress=o.progress)
+                                  max_tokens_budget=o.max_tokens_budget, prices=o.prices, progress=o.progress,
+                                  adapter=o.adapter)
     if not o.dry_run:
         consolidate_parts(lib)
     done = _done_keys(lib, survey.survey_id, client.model_name, o.mode, o.style)

@@ -1,11 +1,24 @@
 """llm stage: the only code that talks to models (client, SQLite cache/log, prices, bundled local server).
 
 The face: the client and its request/result types, the bundled local server, the batched-call helpers the
-text-writing stages share, and the parsers that repair and read what a model wrote.
+text-writing stages share, the parsers that repair and read what a model wrote, and the in-process
+transformers backend (`hf`: first-token option distributions, optionally with a LoRA adapter).
 """
 
 from personagen.llm.batch import client_stats, model_name, open_client, prompt, request, seed_of, texts
 from personagen.llm.client import BudgetExceeded, ChatRequest, ChatResult, LLMClient
+from personagen.llm.hf import (
+    HFScorer,
+    HFServer,
+    ModelRef,
+    hf_identity,
+    load_causal_lm,
+    local_model_reason,
+    option_distributions,
+    option_logits,
+    resolve_model,
+    train_available,
+)
 from personagen.llm.local import LOCAL_ALIAS, LocalServer, local_available, model_identity
 from personagen.llm.parsing import clean_text, parse_json, parse_list, parse_number, strip_fences
 from personagen.llm.prices import PriceTable
@@ -15,4 +28,6 @@ __all__ = [
     "LOCAL_ALIAS", "LocalServer", "local_available", "model_identity",
     "client_stats", "model_name", "open_client", "prompt", "request", "seed_of", "texts",
     "clean_text", "parse_json", "parse_list", "parse_number", "strip_fences",
+    "HFScorer", "HFServer", "ModelRef", "hf_identity", "load_causal_lm", "local_model_reason",
+    "option_distributions", "option_logits", "resolve_model", "train_available",
 ]

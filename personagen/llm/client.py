@@ -29,7 +29,7 @@ from personagen.llm.cache import Cache, canonical_json, request_key
 from personagen.llm.local import LOCAL_ALIAS, LocalServer, local_available, model_identity
 from personagen.llm.prices import PriceTable
 
-BACKENDS = ("local", "openai")
+BACKENDS = ("local", "openai", "hf")
 DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
 KEY_ENVS = ("OPENAI_API_KEY", "PERSONAGEN_API_KEY")
 NO_KEY = "sk-no-key-needed"
@@ -190,10 +190,25 @@ def _openai_endpoint(base_url: str | None, model: str | None) -> _Endpoint:
     return _Endpoint(base_url, model, model)
 
 
+def _hf_endpoint(base_url: str | None, model: str | None, adapter: str | os.PathLike | None = None) -> _Endpoint:
+    """An in-process transformers model (a folder or .gguf; None: the bundled SmolLM2) + optional LoRA adapter
+    behind a loopback OpenAI endpoint; the identity holds both content hashes."""
+    from personagen.llm.hf import HFServer, hf_identity, train_available
+
+    if base_url:
+        raise BadInput("--base-url is for --backend openai (the hf backend runs in-process)")
+    reason = train_available()
+    if reason:
+        raise BadInput(reason)
+    server = HFServer(model, adapter)
+    return _Endpoint(None, server.alias, hf_identity(server.ref, adapter), server)
+
+
 # backend name -> how its endpoint is validated and set up (BACKENDS lists the names)
-BACKEND_ENDPOINTS: dict[str, Callable[[str | None, str | None], _Endpoint]] = {
+BACKEND_ENDPOINTS: dict[str, Callable[..., _Endpoint]] = {
     "local": _local_endpoint,
     "openai": _openai_endpoint,
+    "hf": _hf_endpoint,
 }
 assert tuple(BACKEND_ENDPOINTS) == BACKENDS
 
@@ -239,14 +254,16 @@ class LLMClient:
                cache_path: str | os.PathLike | None = None, concurrency: int = 4, fresh: bool = False,
                max_requests: int | None = None, max_tokens_budget: int | None = None,
                prices: str | os.PathLike | dict | None = None, progress: bool = True,
-               timeout: float = 120.0, max_retries: int = 5) -> LLMClient:
+               timeout: float = 120.0, max_retries: int = 5, adapter: str | os.PathLike | None = None) -> LLMClient:
         """Validate options (BadInput naming the bad one) and build a client; nothing is started or sent."""
+        if adapter is not None and backend != "hf":
+            raise BadInput("--adapter needs --backend hf")
         if backend not in BACKENDS:
             raise BadInput(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
         if concurrency < 1:
             raise BadInput(f"--concurrency {concurrency}: must be at least 1")
         table = PriceTable.load(prices)
-        ep = BACKEND_ENDPOINTS[backend](base_url, model)
+        ep = BACKEND_ENDPOINTS[backend](base_url, model, **({"adapter": adapter} if adapter is not None else {}))
         return cls(backend=backend, base_url=ep.base_url, model=ep.model, cache_path=cache_path,
                    concurrency=concurrency, fresh=fresh, max_requests=max_requests,
                    max_tokens_budget=max_tokens_budget, prices=table, progress=progress, timeout=timeout,

@@ -7,6 +7,7 @@ from personagen.surveys.loaders import (
     import_subpop,
     import_survey,
     import_wvs,
+    opinionqa_respondents,
 )
 from personagen.surveys.schema import OVERALL, SPLITS, Question, Survey, assign_splits, kfold_groups, load
 
@@ -24,4 +25,5 @@ __all__ = [
     "import_wvs",
     "kfold_groups",
     "load",
+    "opinionqa_respondents",
 ]

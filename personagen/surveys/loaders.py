@@ -286,6 +286,31 @@ def import_opinionqa(path: str | os.PathLike, *, refused: str = "drop", seed: in
     return _build(sid, questions, seed=seed, source=str(p))
 
 
+def opinionqa_respondents(path: str | os.PathLike) -> dict[tuple[str, str, str], int]:
+    """{(qid, attribute, group label): respondents who gave a non-Refused answer} for an OpinionQA wave
+    folder (its count files are unweighted respondent counts). Group labels are the raw ones, without the
+    "(ATTR)" tag `import_opinionqa` adds to labels shared by two attributes."""
+    p = _existing(path, "OpinionQA folder")
+    if p.is_file():
+        p = p.parent
+    out: dict[tuple[str, str, str], int] = {}
+    for f in sorted(p.glob("*_data.json")):
+        attr = f.name[: -len("_data.json")]
+        if "_" in attr or attr == "NONE":
+            continue
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise BadInput(f"{f}: not valid JSON ({type(e).__name__})") from None
+        for key, groups in data.items():
+            for g, raw in (groups or {}).items():
+                if isinstance(raw, dict) and g not in ("MC_options", "question_text"):
+                    out[(key, attr, g)] = int(sum(_finite_nonneg(v, f"{f}: {key}/{g}") for o, v in raw.items()
+                                                  if not _is_refused(str(o))))
+    if not out:
+        raise BadInput(f"{p}: no <ATTR>_data.json respondent counts")
+    return out
+
 # ---- SubPOP ----------------------------------------------------------------------------------------
 def import_subpop(path: str | os.PathLike, *, refused: str = "drop", seed: int = 0,
                   survey_id: str | None = None) -> Survey:

@@ -1,0 +1,228 @@
+"""`personagen reproduce subpop`: SubPOP's protocol (paper 003, sec. 4, Tables 1, 2, 9, 10) on our data.
+
+Fine-tune on the --train surveys' subgroup distributions (their questions split 90/10 train/valid), then on
+the held-out --eval survey (other waves, or another survey family) report the mean WD over its ordinal
+questions and groups for: the uniform upper bound, the human lower bound (respondent bootstrap), zero-shot
+QA/BIO/PORTRAY steering, few-shot (k similar training questions as JSON), and the fine-tuned model (QA
+steering); per group, the relative improvement. The paper's Llama-2-7B numbers are printed beside ours.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from personagen.errors import BadInput
+from personagen.finetune import (
+    Example,
+    FinetuneOptions,
+    example_wd,
+    finetune,
+    group_means,
+    human_bound,
+    open_survey,
+    predict,
+    relative_improvement,
+    respondents_for,
+    survey_examples,
+    training_examples,
+    uniform_wd,
+)
+from personagen.llm import HFScorer
+from personagen.surveys import opinionqa_respondents
+
+# Table 1, Llama-2-7B column (OpinionQA | SubPOP-Eval), and Tables 9 / 10 (Llama-2-7B: human, base, FT).
+PAPER_TABLE1 = {
+    "opinionqa": {"uniform": 0.178, "human_bound": 0.031, "zero_shot_qa": 0.173, "zero_shot_bio": 0.193,
+                  "zero_shot_portray": 0.195, "few_shot": 0.186, "fine_tuned": 0.106},
+    "subpop_eval": {"uniform": 0.208, "human_bound": 0.033, "zero_shot_qa": 0.206, "zero_shot_bio": 0.221,
+                    "zero_shot_portray": 0.212, "few_shot": 0.217, "fine_tuned": 0.121},
+}
+PAPER_GROUPS = {  # group: (human bound, zero-shot QA, fine-tuned); Table 9's Protestant row is garbled, left out
+    "opinionqa": {
+        "Northeast": (.023, .165, .094), "South": (.017, .149, .092), "College graduate/some postgrad": (.018, .165, .099),
+        "Less than high school": (.043, .161, .101), "Male": (.015, .182, .093), "Female": (.013, .162, .100),
+        "Black": (.031, .151, .102), "White": (.012, .176, .097), "Asian": (.051, .165, .111),
+        "Hispanic": (.044, .162, .102), "$100,000 or more": (.019, .172, .103), "Less than $30,000": (.021, .162, .091),
+        "Democrat": (.016, .172, .099), "Republican": (.019, .196, .105), "Liberal": (.022, .192, .100),
+        "Conservative": (.021, .169, .103), "Moderate": (.016, .151, .094), "Jewish": (.058, .182, .124),
+        "Hindu": (.079, .211, .160), "Atheist": (.035, .202, .118), "Muslim": (.089, .202, .159)},
+    "subpop_eval": {
+        "Northeast": (.027, .196, .113), "South": (.018, .183, .108), "College graduate/some postgrad": (.019, .206, .105),
+        "Less than high school": (.036, .191, .129), "Male": (.017, .186, .102), "Female": (.016, .184, .108),
+        "Black": (.029, .200, .114), "White": (.014, .190, .105), "Asian": (.049, .201, .119),
+        "Hispanic": (.050, .204, .133), "$100,000 or more": (.021, .210, .111), "Less than $30,000": (.026, .179, .115),
+        "Democrat": (.020, .219, .103), "Republican": (.023, .205, .123), "Liberal": (.019, .224, .102),
+        "Conservative": (.022, .184, .120), "Moderate": (.018, .191, .110), "Protestant": (.019, .187, .110),
+        "Jewish": (.066, .245, .149), "Hindu": (.095, .264, .180), "Atheist": (.021, .222, .126),
+        "Muslim": (.090, .253, .175)},
+}
+BASELINES = ("zero_shot_qa", "zero_shot_bio", "zero_shot_portray", "few_shot")
+
+
+@dataclass(frozen=True)
+class SubpopOptions:
+    """Options of the SubPOP reproduction; CPU-sized defaults (the paper's are in docs/finetune.md)."""
+
+    train: tuple[str, ...]
+    eval: str
+    out: str = "reproduce-subpop"
+    model: str | None = None
+    steps: int = 20
+    batch_size: int = 8
+    lr: float = 2e-4
+    loss: str = "kl"
+    max_questions: int | None = 10
+    groups: tuple[str, ...] | None = None
+    assumed_n: int | None = None
+    reps: int = 1000
+    k_shots: int = 5
+    baselines: tuple[str, ...] = BASELINES
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if not Path(self.eval).exists():
+            raise BadInput(f"--eval {self.eval}: does not exist")
+        unknown = [b for b in self.baselines if b not in BASELINES]
+        if unknown:
+            raise BadInput(f"--baselines {unknown[0]!r}: expected some of {', '.join(BASELINES)}")
+        if self.max_questions is not None and self.max_questions < 1:
+            raise BadInput(f"--max-questions {self.max_questions}: must be at least 1")
+        if self.assumed_n is not None and self.assumed_n < 1:
+            raise BadInput(f"--assume-respondents {self.assumed_n}: must be at least 1")
+        if self.reps < 10:
+            raise BadInput(f"--reps {self.reps}: at least 10 bootstrap replicates")
+        self.finetune_options()  # validates train/steps/batch/loss once, here
+
+    def finetune_options(self) -> FinetuneOptions:
+        return FinetuneOptions(train=self.train, out=str(Path(self.out) / "finetune"), model=self.model,
+                               steps=self.steps, batch_size=self.batch_size, micro_batch=min(8, self.batch_size),
+                               lr=self.lr, loss=self.loss, seed=self.seed, threads=self.threads,
+                               save_every=max(1, min(10, self.steps)), eval_every=max(1, min(10, self.steps)),
+                               max_valid=64)
+
+
+@dataclass
+class SubpopResult:
+    """Mean WD per method (None when not computable), per-group rows, the paper's numbers, paths."""
+
+    wd: dict[str, float | None]
+    groups: list[dict[str, Any]]
+    paper: dict[str, float]
+    family: str
+    n_examples: int
+    n_questions: int
+    few_shot_invalid: int
+    seconds: float
+    adapter: str
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"wd": self.wd, "groups": self.groups, "paper": self.paper, "family": self.family,
+                "n_examples": self.n_examples, "n_questions": self.n_questions,
+                "few_shot_invalid": self.few_shot_invalid, "seconds": self.seconds, "adapter": self.adapter,
+                "notes": self.notes}
+
+
+def _family(survey_id: str) -> str:
+    return "subpop_eval" if survey_id.startswith("subpop") else "opinionqa"
+
+
+def eval_examples(opts: SubpopOptions) -> tuple[list[Example], Any]:
+    """The eval survey's (question, group) examples with an ordinal mapping, questions capped by a seeded draw."""
+    sv = open_survey(opts.eval)
+    qids = [q for q in sv.qids if sv.ordinal(q) is not None]
+    if opts.max_questions is not None and len(qids) > opts.max_questions:
+        rng = np.random.default_rng(opts.seed)
+        qids = [qids[i] for i in sorted(rng.choice(len(qids), opts.max_questions, replace=False))]
+    exs = survey_examples(sv, split="test", qids=qids,
+                          groups=[g for g in opts.groups if g in sv.groups()] if opts.groups else None)
+    if not exs:
+        raise BadInput(f"--eval {opts.eval}: no ordinal (question, group) pairs to evaluate")
+    return exs, sv
+
+
+def _bound(opts: SubpopOptions, exs: list[Example]) -> tuple[dict, list[str]]:
+    counts = opinionqa_respondents(opts.eval) if Path(opts.eval).is_dir() else None
+    notes = []
+    if counts is None:
+        notes.append("human bound: " + ("no respondent counts in the eval survey (weighted shares); "
+                                        "pass --assume-respondents N" if opts.assumed_n is None else
+                                        f"multinomial noise of an assumed {opts.assumed_n} respondents per group"))
+    return human_bound(exs, respondents_for(exs, counts, opts.assumed_n), reps=opts.reps, seed=opts.seed), notes
+
+
+def reproduce_subpop(opts: SubpopOptions, *, progress: Any = None) -> SubpopResult:
+    """Run the protocol end to end (resumable fine-tune; every model answer cached in OUT/llm.sqlite)."""
+    t0 = time.perf_counter()
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tests, sv = eval_examples(opts)
+    train, _ = training_examples([open_survey(p) for p in opts.train], seed=opts.seed)
+    wd: dict[str, np.ndarray] = {"uniform": uniform_wd(tests)}
+    bound, notes = _bound(opts, tests)
+    cache = out / "llm.sqlite"
+    base = HFScorer(opts.model, cache_path=cache, threads=opts.threads)
+    invalid = 0
+    for b in opts.baselines:
+        pr = predict(b, base, tests, train, opts.k_shots)
+        invalid += pr.invalid
+        wd[b] = example_wd(tests, pr.dists)
+        if progress:
+            progress(f"{b}: mean WD {wd[b].mean():.4f}")
+    base.unload()  # free the base model before training
+    show = (lambda r: progress(f"fine-tune step {r['step']}: train {r['train']:.4f}"
+                               + (f", valid {r['valid']:.4f}" if "valid" in r else ""))) if progress else None
+    ft = finetune(opts.finetune_options(), progress=show)
+    tuned = HFScorer(opts.model, ft.adapter, cache_path=cache, threads=opts.threads)
+    wd["fine_tuned"] = example_wd(tests, predict("zero_shot_qa", tuned, tests).dists)
+    return _result(opts, tests, sv, wd, bound, notes, invalid, time.perf_counter() - t0, str(ft.adapter))
+
+
+def _result(opts: SubpopOptions, tests: list[Example], sv: Any, wd: dict[str, np.ndarray], bound: dict,
+            notes: list[str], invalid: int, seconds: float, adapter: str) -> SubpopResult:
+    fam = _family(sv.survey_id)
+    per = {m: group_means(tests, v) for m, v in wd.items()}
+    groups = []
+    for g in dict.fromkeys(e.group for e in tests):
+        hb = bound.get(g)
+        row: dict[str, Any] = {"group": g, **{m: per[m][g] for m in per},
+                               "human_bound": hb.mean if hb else None,
+                               "human_bound_ci": [hb.lo, hb.hi] if hb else None}
+        if hb and "zero_shot_qa" in per:
+            row["relative_improvement"] = relative_improvement(per["zero_shot_qa"][g], per["fine_tuned"][g], hb.mean)
+        paper = PAPER_GROUPS[fam].get(g)
+        row["paper"] = dict(zip(("human_bound", "zero_shot_qa", "fine_tuned"), paper)) if paper else None
+        groups.append(row)
+    means = {m: float(v.mean()) for m, v in wd.items()}
+    hb_all = [b.mean for b in bound.values()]
+    means["human_bound"] = float(np.mean(hb_all)) if len(hb_all) == len(groups) else None
+    if "zero_shot_qa" in means:
+        means["zero_shot"] = means["zero_shot_qa"]  # the paper's main zero-shot row is QA (appendix D)
+    return SubpopResult(wd=means, groups=groups, paper=PAPER_TABLE1[fam], family=fam, n_examples=len(tests),
+                        n_questions=len({e.qid for e in tests}), few_shot_invalid=invalid, seconds=seconds,
+                        adapter=adapter, notes=notes)
+
+
+def subpop_markdown(res: SubpopResult) -> str:
+    """Table-1-style rows (ours beside the paper's Llama-2-7B), then Table-2-style per-group rows."""
+    fmt = lambda x: "—" if x is None else f"{x:.3f}"  # noqa: E731
+    rows = ["| method | ours | paper (Llama-2-7B) |", "|---|---|---|"]
+    for m in ("uniform", "human_bound", *BASELINES, "fine_tuned"):
+        if m in res.wd:
+            rows.append(f"| {m} | {fmt(res.wd[m])} | {fmt(res.paper.get(m))} |")
+    rows += ["", "| group | human bound | zero-shot QA | fine-tuned | rel. improvement | paper (bound / zero / FT) |",
+             "|---|---|---|---|---|---|"]
+    for g in res.groups:
+        p = g["paper"]
+        pp = " / ".join(fmt(p[k]) for k in ("human_bound", "zero_shot_qa", "fine_tuned")) if p else "—"
+        rows.append(f"| {g['group']} | {fmt(g['human_bound'])} | {fmt(g.get('zero_shot_qa'))} | "
+                    f"{fmt(g.get('fine_tuned'))} | {fmt(g.get('relative_improvement'))} | {pp} |")
+    head = (f"SubPOP on {res.family}: {res.n_questions} questions, {res.n_examples} (question, group) pairs; "
+            f"mean WD (lower is better); {res.seconds:.0f} s")
+    return "\n".join([head, "", *rows, *[f"note: {n}" for n in res.notes]])

@@ -1,0 +1,137 @@
+"""SubPOP data, steering prompts, few-shot selection and bounds (paper 003), on real OpinionQA / SubPOP files.
+
+Formula checks are against values worked out by hand in the comments."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from personagen.finetune import (
+    Example,
+    HashedTfidf,
+    Steering,
+    export_jsonl,
+    human_bound,
+    nearest,
+    open_survey,
+    parse_distribution,
+    question_prompt,
+    read_jsonl,
+    relative_improvement,
+    respondents_for,
+    survey_examples,
+    training_examples,
+    uniform_wd,
+)
+from personagen.surveys import opinionqa_respondents
+
+
+@pytest.fixture(scope="module")
+def w26(shared_data: Path) -> Path:
+    p = shared_data / "opinionqa" / "human_resp" / "American_Trends_Panel_W26"
+    if not p.is_dir():
+        pytest.skip(f"{p} not present")
+    return p
+
+
+def _ex(target, ordinal=(1.0, 2.0), group="g", qid="q") -> Example:
+    return Example("s", qid, "Q?", tuple(f"o{i}" for i in range(len(target))), tuple(ordinal), "CREGION", group,
+                   tuple(target), "test")
+
+
+def test_training_split_is_by_question_and_keeps_human_distributions(w26: Path) -> None:
+    sv = open_survey(w26)
+    train, valid = training_examples([sv], seed=0)
+    tq, vq = {e.qid for e in train}, {e.qid for e in valid}
+    assert tq and vq and not tq & vq  # a question's groups never straddle the split
+    assert abs(len(vq) / (len(tq) + len(vq)) - 0.1) < 0.06
+    e = train[0]
+    assert e.target == tuple(sv.distributions(e.group)[e.qid][o] for o in e.options)
+    assert all(x.group != "overall" for x in train + valid)
+
+
+def test_jsonl_export_round_trips(w26: Path, tmp_path: Path) -> None:
+    exs = survey_examples(open_survey(w26), split="valid")[:5]
+    p = export_jsonl(exs, tmp_path / "x.jsonl")
+    first = json.loads(p.read_text().splitlines()[0])
+    assert first["split"] == "validation" and first["prompt"].endswith("Answer:")
+    assert abs(sum(first["distribution"]) - 1) < 1e-9
+    assert read_jsonl(p) == exs
+
+
+def test_steering_formats_name_the_group_and_end_with_the_answer_cue() -> None:
+    qa = question_prompt(Steering("CREGION", "South", "qa"), "Is it hot?", ["Yes", "No"])
+    assert "C. South" in qa and qa.endswith("Answer:") and "A. Yes\nB. No" in qa
+    bio = question_prompt(Steering("POLPARTY", "Democrat", "bio"), "Is it hot?", ["Yes", "No"])
+    portray = question_prompt(Steering("RACE", "Other (RACE)", "portray"), "Is it hot?", ["Yes", "No"])
+    assert "Democrat" in bio and "Answer next" not in bio
+    assert "as if" in portray and "Other" in portray and "(RACE)" not in portray
+    assert question_prompt(Steering("overall", "overall"), "Q?", ["a", "b"]).startswith("Question: Q?")
+
+
+def test_parse_distribution_reads_the_fig15_json() -> None:
+    assert parse_distribution(" {'A': 0.2, 'B': 0.6}\nQuestion", 2) == pytest.approx([0.25, 0.75])
+    assert parse_distribution('{"A": 1, "B": 0, "C": 3}', 2) == [1.0, 0.0]  # letters past the options ignored
+    assert parse_distribution("I think A", 2) is None
+
+
+def test_nearest_puts_the_most_similar_question_last() -> None:
+    pool = ["Do you own a gun?", "How often do you go hunting?", "Do you approve of the president?"]
+    m = HashedTfidf(pool)
+    idx = nearest(m.embed(["Does anyone in your household own a gun?"])[0], m.embed(pool), k=2)
+    assert idx[-1] == 0 and len(idx) == 2
+
+
+def test_uniform_bound_by_hand() -> None:
+    # target (1, 0) on positions 1, 2; uniform (.5, .5): |F_H(1) - F_U(1)| = |1 - .5| = .5, range 1 -> 0.5
+    # target (.2, .3, .5) on 1, 2, 3: CDFs (.2, .5) vs (1/3, 2/3): (.1333 + .1667) / 2 = 0.15
+    wd = uniform_wd([_ex((1.0, 0.0)), _ex((0.2, 0.3, 0.5), (1.0, 2.0, 3.0))])
+    assert wd == pytest.approx([0.5, 0.15])
+
+
+def test_human_bound_by_hand() -> None:
+    # n = 1 respondent, p = (.5, .5): every resample is (1, 0) or (0, 1), each at WD .5 from p -> exactly 0.5
+    b = human_bound([_ex((0.5, 0.5))], [1], reps=200)["g"]
+    assert b.mean == pytest.approx(0.5) and b.lo == pytest.approx(0.5)
+    # n = 2: resample (1,0) w.p. 1/4 (WD .5), (.5,.5) w.p. 1/2 (WD 0), (0,1) w.p. 1/4 (WD .5) -> E = 0.25
+    assert human_bound([_ex((0.5, 0.5))], [2], reps=20000)["g"].mean == pytest.approx(0.25, abs=0.01)
+    # larger samples sit closer to the human distribution; unknown n leaves the group out
+    assert human_bound([_ex((0.3, 0.7))], [10000], reps=200)["g"].mean < 0.01
+    assert human_bound([_ex((0.3, 0.7))], [None]) == {}
+
+
+def test_human_bound_uses_opinionqa_respondent_counts(w26: Path) -> None:
+    sv = open_survey(w26)
+    qids = [q for q in sv.qids if sv.ordinal(q)][:8]
+    exs = survey_examples(sv, qids=qids, groups=["White", "Asian"])
+    n = respondents_for(exs, opinionqa_respondents(w26), None)
+    assert all(isinstance(x, int) and x > 0 for x in n)
+    b = human_bound(exs, n, reps=300)
+    assert b["Asian"].mean > b["White"].mean  # far fewer Asian respondents -> more sampling noise
+    assert 0.005 < b["White"].mean < 0.05  # the paper's White bound on OpinionQA is 0.012
+
+
+def test_relative_improvement_by_hand() -> None:
+    # (0.17 - 0.10) / (0.17 - 0.03) = 0.07 / 0.14 = 0.5
+    assert relative_improvement(0.17, 0.10, 0.03) == pytest.approx(0.5)
+    assert math.isnan(relative_improvement(0.02, 0.01, 0.03))
+    assert np.isfinite(relative_improvement(0.2, 0.25, 0.03))
+
+
+def test_fewshot_prompt_uses_the_groups_own_distributions(w26: Path) -> None:
+    from personagen.finetune import fewshot_prompts
+
+    sv = open_survey(w26)
+    train = survey_examples(sv, groups=["South", "Democrat"])
+    test = [e for e in train if e.group == "Democrat"][0]
+    prompt = fewshot_prompts([test], [e for e in train if e.qid != test.qid], k=3)[0]
+    shots = [e for e in train if e.group == "Democrat" and e.qid != test.qid]
+    assert prompt.count("Answer distribution:") == 4 and prompt.rstrip().endswith("Answer distribution:")
+    assert "Democrat" in prompt and "South" not in prompt.split("\n")[0]
+    first_json = json.loads(prompt.split("Answer distribution: ")[1].splitlines()[0])
+    assert any(tuple(round(x, 3) for x in s.target) == tuple(first_json.values()) for s in shots)
