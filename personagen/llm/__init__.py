@@ -1,18 +1,22 @@
 """llm stage: the only code that talks to models (client, SQLite cache/log, prices, bundled local server).
 
 The face: the client and its request/result types, the bundled local server, the batched-call helpers the
-text-writing stages share, and the parsers that repair and read what a model wrote.
+text-writing stages share, the parsers that repair and read what a model wrote, and the engines past one
+process: the Batch API client (backend openai-batch) and the Ray Data client (elicit --engine ray).
 """
 
 from personagen.llm.batch import client_stats, model_name, open_client, prompt, request, seed_of, texts
+from personagen.llm.batch_api import BatchClient, BatchOptions
 from personagen.llm.client import BudgetExceeded, ChatRequest, ChatResult, LLMClient
 from personagen.llm.local import LOCAL_ALIAS, LocalServer, local_available, model_identity
 from personagen.llm.parsing import clean_text, parse_json, parse_list, parse_number, strip_fences
 from personagen.llm.prices import PriceTable
+from personagen.llm.ray_engine import RayClient, RayOptions
 
 __all__ = [
     "LLMClient", "ChatRequest", "ChatResult", "BudgetExceeded", "PriceTable",
     "LOCAL_ALIAS", "LocalServer", "local_available", "model_identity",
     "client_stats", "model_name", "open_client", "prompt", "request", "seed_of", "texts",
     "clean_text", "parse_json", "parse_list", "parse_number", "strip_fences",
+    "BatchClient", "BatchOptions", "RayClient", "RayOptions",
 ]
