@@ -21,8 +21,15 @@
    server (another process), then responses.parquet is removed and the run repeated from the cache.
 3. Client overhead per request (CPU time on top of the bare openai client, and wall time) against the
    loopback server.
+4. Engines side by side on the bundled model: the single-process engine, and the Ray engine (local Ray
+   instance, ray.data.llm HTTP processor) with 1 and 2 workers; the same elicitation (persona-grouped work
+   list, logprobs mode) into a fresh library each, all against one llama.cpp server (one slot: the server,
+   not the client, is the bottleneck on a CPU, so this measures the engines' overhead, not a speed-up; Ray
+   pays off with many model replicas: vLLM engines on GPUs or a fleet of endpoints). Ray's start-up is timed
+   apart. Needs the [ray] extra; skipped with a note without it.
 
 Usage: .venv/bin/python benchmarks/elicit.py [--personas 8] [--questions 6] [--threads 2] [--answers 10000] [--skip-local]
+       [--skip-loopback] [--skip-engines] [--engine-personas 4] [--engine-questions 4]
 Prints a human summary and one JSON object last.
 """
 
@@ -208,6 +215,58 @@ def bench_overhead(url: str, n: int = 200, rounds: int = 3) -> dict:
     return best
 
 
+def bench_engines(n_personas: int, n_questions: int, threads: int) -> dict:
+    """answers/s of the single-process engine and of Ray with 1 and 2 workers, side by side (see doc, 4)."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None or importlib.util.find_spec("aiohttp") is None:
+        print("  skipped: the Ray engine needs the [ray] extra (ray[data], aiohttp)", flush=True)
+        return {"skipped": "ray extra not installed"}
+    import ray
+
+    from personagen.elicit import EngineOptions, make_client
+    from personagen.llm import LocalServer
+
+    survey = opinionqa(n_questions)
+    frame = pl.DataFrame({"persona_id": [f"p{i}" for i in range(n_personas)], "source": ["census"] * n_personas,
+                          "text_narrative": personas(n_personas, seed=2)})
+    out: dict = {}
+    with LocalServer(threads=threads) as srv, tempfile.TemporaryDirectory() as d:
+        warm = Library.init(Path(d) / "warm", seed=0)
+        warm.write_personas(frame.head(1))
+        warm.elicit(survey, backend="openai", base_url=srv.base_url, model="smollm2", progress=False,
+                    max_questions=1)  # load the model
+        t0 = time.perf_counter()
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        out["ray_start_s"] = round(time.perf_counter() - t0, 2)
+        print(f"  local Ray instance started in {out['ray_start_s']:.1f}s (not counted below)", flush=True)
+        try:
+            for name, opts in (("single", EngineOptions()), ("ray_1_worker", EngineOptions("ray", ray_workers=1)),
+                               ("ray_2_workers", EngineOptions("ray", ray_workers=2))):
+                lib = Library.init(Path(d) / name, seed=0)
+                lib.write_personas(frame)
+                client = make_client(opts, backend="openai", base_url=srv.base_url, model="smollm2",
+                                     cache_path=lib.llm_db, progress=False)
+                try:
+                    t0 = time.perf_counter()
+                    s = lib.elicit(survey, client=client)
+                    dt = time.perf_counter() - t0
+                finally:
+                    client.close()
+                assert s["errors"] == 0 and s["answers_written"] == n_personas * n_questions
+                out[name] = {"answers": s["answers_written"], "seconds": round(dt, 2),
+                             "answers_per_s": round(s["answers_written"] / dt, 3)}
+                print(f"  {name:14s} {s['answers_written']} answers in {dt:6.1f}s = "
+                      f"{s['answers_written'] / dt:.2f} answers/s", flush=True)
+        finally:
+            ray.shutdown()
+    base = out["single"]["answers_per_s"]
+    out["ratios_vs_single"] = {k: round(out[k]["answers_per_s"] / base, 2) for k in ("ray_1_worker", "ray_2_workers")}
+    print(f"  answers/s relative to single: ray 1 worker {out['ratios_vs_single']['ray_1_worker']}x, "
+          f"ray 2 workers {out['ratios_vs_single']['ray_2_workers']}x", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--personas", type=int, default=8)
@@ -217,6 +276,9 @@ def main() -> None:
     ap.add_argument("--answers", type=int, default=10_000)
     ap.add_argument("--skip-local", action="store_true")
     ap.add_argument("--skip-loopback", action="store_true")
+    ap.add_argument("--skip-engines", action="store_true")
+    ap.add_argument("--engine-personas", type=int, default=4)
+    ap.add_argument("--engine-questions", type=int, default=4)
     a = ap.parse_args()
     result: dict = {}
     import os
@@ -226,6 +288,10 @@ def main() -> None:
         print(f"1. persona-grouped vs shuffled order, local model, {a.personas} personas x {a.questions} questions",
               flush=True)
         result["order"] = bench_order(a.personas, a.questions, a.concurrency, a.threads)
+    if not a.skip_engines:
+        print(f"4. engines: single process vs Ray 1 and 2 workers, local model, {a.engine_personas} personas x "
+              f"{a.engine_questions} questions", flush=True)
+        result["engines"] = bench_engines(a.engine_personas, a.engine_questions, a.threads)
     if a.skip_loopback:
         print(json.dumps(result))
         return

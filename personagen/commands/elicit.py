@@ -14,8 +14,10 @@ from personagen.errors import PersonagenError
 @click.option("--survey", "survey_path", required=True, type=click.Path(dir_okay=False),
               help="Survey parquet (from `personagen surveys import`).")
 @click.option("--split", type=click.Choice(["train", "valid", "test", "all"]), default="all", show_default=True)
-@click.option("--backend", type=click.Choice(["local", "openai", "hf"]), default="local", show_default=True,
-              help="hf: an in-process transformers model (--model PATH, default the bundled SmolLM2 GGUF).")
+@click.option("--backend", type=click.Choice(["local", "openai", "openai-batch", "hf"]), default="local",
+              show_default=True,
+              help="openai-batch: the OpenAI Batch API (half price, results within 24 h; resumable). "
+                   "hf: an in-process transformers model (--model PATH, default the bundled SmolLM2 GGUF).")
 @click.option("--adapter", default=None, type=click.Path(file_okay=False),
               help="LoRA adapter folder (backend hf), e.g. the adapter/ of `personagen finetune`.")
 @click.option("--base-url", default=None, help="OpenAI-compatible base URL (backend openai).")
@@ -38,10 +40,22 @@ from personagen.errors import PersonagenError
               help="Persona text the model sees: narrative, qa, bio or portray (rendered by build --style).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object last.")
-def elicit(lib: str, survey_path: str, split: str, backend: str, adapter: str | None, base_url: str | None, model: str | None, mode: str,
+@click.option("--engine", type=click.Choice(["single", "ray"]), default="single", show_default=True,
+              help="ray: the work list as a Ray Dataset answered by ray.data.llm (needs the [ray] extra).")
+@click.option("--ray-address", default=None, help="Ray cluster to join (default: a local Ray instance).")
+@click.option("--ray-workers", type=int, default=2, show_default=True, help="Ray processor replicas.")
+@click.option("--ray-batch-size", type=int, default=8, show_default=True,
+              help="Requests per Ray block (results are cached a block at a time).")
+@click.option("--ray-processor", type=click.Choice(["http", "vllm"]), default="http", show_default=True,
+              help="http: the --base-url endpoint; vllm: vLLM engines on the cluster for --model (a path or id).")
+@click.option("--vllm-engine", default=None, help="vLLM engine options as a JSON object (--ray-processor vllm).")
+def elicit(lib: str, survey_path: str, split: str, backend: str, adapter: str | None, base_url: str | None,
+           model: str | None, mode: str,
            samples: int, temperature: float, concurrency: int, limit: int | None, max_questions: int | None,
            min_mass: float, fresh: bool, dry_run: bool, max_requests: int | None, max_tokens_budget: int | None,
-           prices: str | None, templates: str | None, style: str, no_progress: bool, as_json: bool) -> None:
+           prices: str | None, templates: str | None, style: str, no_progress: bool, as_json: bool,
+           engine: str, ray_address: str | None, ray_workers: int, ray_batch_size: int, ray_processor: str,
+           vllm_engine: str | None) -> None:
     """Every persona in LIB answers the survey; answers go to LIB/responses.parquet."""
     from personagen.elicit import check_errors, elicit_library
     from personagen.library import Library
@@ -49,12 +63,21 @@ def elicit(lib: str, survey_path: str, split: str, backend: str, adapter: str | 
 
     library = Library.open(lib)
     survey = load(survey_path)
-    summary = elicit_library(library, survey, backend=backend, base_url=base_url, model=model, mode=mode,
-                             samples=samples, temperature=temperature, split=split, limit=limit,
-                             max_questions=max_questions, concurrency=concurrency, fresh=fresh, dry_run=dry_run,
-                             min_mass=min_mass, progress=not no_progress, templates=templates, prices=prices,
-                             max_requests=max_requests, max_tokens_budget=max_tokens_budget, style=style,
-                             adapter=adapter)
+    client = _engine_client(engine, ray_address, ray_workers, ray_batch_size, ray_processor, vllm_engine,
+                            backend=backend, base_url=base_url, model=model, cache_path=library.llm_db,
+                            concurrency=concurrency, fresh=fresh, max_requests=max_requests,
+                            max_tokens_budget=max_tokens_budget, prices=prices, progress=not no_progress)
+    try:
+        summary = elicit_library(library, survey, backend=backend, base_url=base_url, model=model, mode=mode,
+                                 samples=samples, temperature=temperature, split=split, limit=limit,
+                                 max_questions=max_questions, concurrency=concurrency, fresh=fresh,
+                                 dry_run=dry_run, min_mass=min_mass, progress=not no_progress, templates=templates,
+                                 prices=prices, max_requests=max_requests, max_tokens_budget=max_tokens_budget,
+                                 style=style, client=client, adapter=adapter)
+    finally:
+        if client is not None:
+            client.close()
+    summary["engine"] = engine
     if dry_run:
         est = summary["estimate"]
         click.echo(f"dry run: {summary['answers_todo']} answers to elicit ({summary['answers_skipped']} done), "
@@ -69,6 +92,21 @@ def elicit(lib: str, survey_path: str, split: str, backend: str, adapter: str | 
     if as_json:
         click.echo(json.dumps(summary, default=str))
     check_errors(summary)
+
+
+def _engine_client(engine: str, ray_address: str | None, ray_workers: int, ray_batch_size: int,
+                   ray_processor: str, vllm_engine: str | None, **client_kw: object) -> object:
+    """None for the default engine (the stage makes its own client), else the engine's client."""
+    from personagen.elicit import EngineOptions, make_client
+    from personagen.errors import BadInput
+
+    try:
+        engine_kwargs = json.loads(vllm_engine) if vllm_engine else {}
+    except json.JSONDecodeError as e:
+        raise BadInput(f"--vllm-engine: not JSON ({e.msg})") from None
+    opts = EngineOptions(engine=engine, ray_address=ray_address, ray_workers=ray_workers,
+                         ray_batch_size=ray_batch_size, ray_processor=ray_processor, vllm_engine=engine_kwargs)
+    return None if engine == "single" else make_client(opts, **client_kw)
 
 
 __all__ = ["elicit", "PersonagenError"]

@@ -1,9 +1,10 @@
 """elicit stage: ask every persona every survey question through personagen.llm; answers -> responses.parquet.
 
 The face: `elicit_library` (ElicitOptions in, a run summary out), the prompt builder and answer matcher that
-other stages reuse (endow's answer pool), and the row builders.
+other stages reuse (endow's answer pool), the row builders, and the engine registry (single process, Ray).
 """
 
+from personagen.elicit.engines import ENGINES, EngineOptions, make_client
 from personagen.elicit.matching import MAX_OPTIONS, letter_distribution, letters_for, match_answer
 from personagen.elicit.run import (
     MODES,
@@ -20,4 +21,5 @@ from personagen.elicit.run import (
 __all__ = [
     "MAX_OPTIONS", "MODES", "SPLITS", "ElicitOptions", "build_messages", "check_errors", "consolidate_parts",
     "elicit_library", "letter_distribution", "letters_for", "logprob_rows", "match_answer", "sample_rows",
+    "ENGINES", "EngineOptions", "make_client",
 ]

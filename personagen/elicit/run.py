@@ -403,7 +403,7 @@ def _record(lib: Library, survey: Survey, client: LLMClient, o: ElicitOptions, h
     """The manifest history entry of an elicit run (no credentials: the base URL loses any user:password@)."""
     backend = client.backend
     lib.record("elicit", survey_id=survey.survey_id, survey_source=str(survey.source), backend=backend,
-               base_url=_public_url(client.base_url) if backend == "openai" else None, model=client.model_name,
+               base_url=_public_url(client.base_url) if backend != "local" else None, model=client.model_name,
                model_identity=client.identity, mode=o.mode, samples=o.k,
                temperature=o.temperature if o.mode == "sample" else 0.0, split=o.split, limit=o.limit,
                max_questions=o.max_questions, min_mass=o.min_mass, text_column=o.text_column, style=o.style,

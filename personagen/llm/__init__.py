@@ -1,11 +1,13 @@
 """llm stage: the only code that talks to models (client, SQLite cache/log, prices, bundled local server).
 
 The face: the client and its request/result types, the bundled local server, the batched-call helpers the
-text-writing stages share, the parsers that repair and read what a model wrote, and the in-process
-transformers backend (`hf`: first-token option distributions, optionally with a LoRA adapter).
+text-writing stages share, the parsers that repair and read what a model wrote, the in-process
+transformers backend (`hf`: first-token option distributions, optionally with a LoRA adapter), and the engines
+past one process: the Batch API client (backend openai-batch) and the Ray Data client (elicit --engine ray).
 """
 
 from personagen.llm.batch import client_stats, model_name, open_client, prompt, request, seed_of, texts
+from personagen.llm.batch_api import BatchClient, BatchOptions
 from personagen.llm.client import BudgetExceeded, ChatRequest, ChatResult, LLMClient
 from personagen.llm.hf import (
     HFScorer,
@@ -22,6 +24,7 @@ from personagen.llm.hf import (
 from personagen.llm.local import LOCAL_ALIAS, LocalServer, local_available, model_identity
 from personagen.llm.parsing import clean_text, parse_json, parse_list, parse_number, strip_fences
 from personagen.llm.prices import PriceTable
+from personagen.llm.ray_engine import RayClient, RayOptions
 
 __all__ = [
     "LLMClient", "ChatRequest", "ChatResult", "BudgetExceeded", "PriceTable",
@@ -30,4 +33,5 @@ __all__ = [
     "clean_text", "parse_json", "parse_list", "parse_number", "strip_fences",
     "HFScorer", "HFServer", "ModelRef", "hf_identity", "load_causal_lm", "local_model_reason",
     "option_distributions", "option_logits", "resolve_model", "train_available",
+    "BatchClient", "BatchOptions", "RayClient", "RayOptions",
 ]

@@ -5,6 +5,10 @@ Tables (schema version in PRAGMA user_version, brought up to date by `migrate`):
   sampling parameter; never an API key), the compact response JSON, tokens, cost, latency, time.
 - ``log``: one row per request actually sent to a model (success or final failure), for auditing and
   for checking that nothing was sent twice.
+- ``batches`` / ``batch_requests``: provider batch jobs (OpenAI Batch API) this library submitted and has not
+  yet collected, with the requests each holds, so a killed run picks its batches up instead of paying again.
+  A batch's row is written before the batch is created (status "uploaded"), then "submitted" with its id,
+  then "collected" in the same transaction that caches its results.
 """
 
 from __future__ import annotations
@@ -53,6 +57,22 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
     ("cache rows by model (usage per model without a table scan)", (
         "CREATE INDEX IF NOT EXISTS cache_model ON cache(model)",
+    )),
+    ("provider batch jobs and the requests each holds (the Batch API backend)", (
+        """CREATE TABLE IF NOT EXISTS batches (
+            input_file_id TEXT PRIMARY KEY,
+            batch_id TEXT,
+            endpoint TEXT NOT NULL,
+            model TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created REAL NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS batch_requests (
+            input_file_id TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            request TEXT NOT NULL,
+            PRIMARY KEY (input_file_id, hash)
+        )""",
     )),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -154,3 +174,76 @@ class Cache:
             self.conn.execute(
                 "INSERT INTO log (hash, model, run_id, time, latency_s, attempts, error) VALUES (?,?,?,?,?,?,?)",
                 (key, model, run_id, time.time(), latency_s, attempts, error[:500]))
+
+    # ---- provider batch jobs ----------------------------------------------------------------------------
+    def add_batch_file(self, file_id: str, endpoint: str, model: str, requests: dict[str, str]) -> None:
+        """Record an uploaded batch input file and its requests ({hash: request json}) before creating the batch."""
+        assert self.conn is not None and not self.readonly
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.execute("INSERT OR REPLACE INTO batches VALUES (?,?,?,?,?,?)",
+                              (file_id, None, endpoint, model, "uploaded", time.time()))
+            self.conn.executemany("INSERT OR REPLACE INTO batch_requests VALUES (?,?,?)",
+                                  [(file_id, k, r) for k, r in requests.items()])
+
+    def set_batch_id(self, file_id: str, batch_id: str) -> None:
+        """Mark an input file's batch as created with id `batch_id`."""
+        assert self.conn is not None and not self.readonly
+        self.conn.execute("UPDATE batches SET batch_id = ?, status = 'submitted' WHERE input_file_id = ?",
+                          (batch_id, file_id))
+
+    def open_batches(self, endpoint: str, model: str) -> list[tuple[str, str | None]]:
+        """[(input_file_id, batch_id or None)] of this endpoint's and model's batches not yet collected."""
+        if self.conn is None:
+            return []
+        return self.conn.execute("SELECT input_file_id, batch_id FROM batches WHERE endpoint = ? AND model = ? "
+                                 "AND status != 'collected' ORDER BY created", (endpoint, model)).fetchall()
+
+    def batch_requests(self, file_id: str) -> dict[str, str]:
+        """{hash: request json} of the requests in a batch input file."""
+        assert self.conn is not None
+        return dict(self.conn.execute("SELECT hash, request FROM batch_requests WHERE input_file_id = ?",
+                                      (file_id,)).fetchall())
+
+    def _insert_results(self, model: str, done: list[dict[str, Any]], failed: list[dict[str, Any]],
+                        run_id: str) -> None:
+        """Inside a transaction: a cache row and a log row per finished result, a log row per failure.
+
+        `done` items: key, request, response (json), input_tokens, output_tokens, cost_usd; `failed`: key,
+        error."""
+        assert self.conn is not None and not self.readonly
+        t = time.time()
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO cache VALUES (?,?,?,?,?,?,?,?,?)",
+            [(d["key"], model, d["request"], d["response"], d["input_tokens"], d["output_tokens"], d["cost_usd"],
+              0.0, t) for d in done])
+        self.conn.executemany(
+            "INSERT INTO log (hash, model, run_id, time, latency_s, attempts, input_tokens, output_tokens,"
+            " cost_usd, error) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(d["key"], model, run_id, t, 0.0, 1, d["input_tokens"], d["output_tokens"], d["cost_usd"], None)
+             for d in done] + [(f["key"], model, run_id, t, 0.0, 1, None, None, None, f["error"][:500])
+                               for f in failed])
+
+    def collect_batch(self, file_id: str, model: str, done: list[dict[str, Any]], failed: list[dict[str, Any]],
+                      run_id: str) -> None:
+        """In one transaction: cache each finished result, log each failed one, mark the batch collected.
+        Atomic, so a kill never leaves a batch half collected (collecting again would log twice)."""
+        assert self.conn is not None and not self.readonly
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self._insert_results(model, done, failed, run_id)
+            self.conn.execute("UPDATE batches SET status = 'collected' WHERE input_file_id = ?", (file_id,))
+            self.conn.execute("DELETE FROM batch_requests WHERE input_file_id = ?", (file_id,))
+
+    def put_many(self, model: str, done: list[dict[str, Any]], failed: list[dict[str, Any]], run_id: str) -> int:
+        """In one transaction: cache each finished result not cached yet (and log it), log each failure.
+
+        Idempotent for results (a shard ingested twice after a kill is logged once); returns the number of
+        results newly cached."""
+        assert self.conn is not None and not self.readonly
+        have = self.get_many(d["key"] for d in done)  # one writer per library: no race with the insert
+        new = [d for d in done if d["key"] not in have]
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self._insert_results(model, new, failed, run_id)
+        return len(new)

@@ -29,7 +29,9 @@ from personagen.llm.cache import Cache, canonical_json, request_key
 from personagen.llm.local import LOCAL_ALIAS, LocalServer, local_available, model_identity
 from personagen.llm.prices import PriceTable
 
-BACKENDS = ("local", "openai", "hf")
+BACKENDS = ("local", "openai", "openai-batch", "hf")
+# backends served by a subclass, as (module, class): imported on use (the subclass imports this module)
+BACKEND_CLASSES = {"openai-batch": ("personagen.llm.batch_api", "BatchClient")}
 DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
 KEY_ENVS = ("OPENAI_API_KEY", "PERSONAGEN_API_KEY")
 NO_KEY = "sk-no-key-needed"
@@ -77,6 +79,7 @@ class ChatResult:
     cost_usd: float = 0.0
     finish_reason: str | None = None
     latency_s: float = 0.0
+    response: dict[str, Any] | None = None  # the compact parsed response (what the cache stores)
 
 
 def _is_loopback(url: str) -> bool:
@@ -146,6 +149,36 @@ def _parse_response(data: dict) -> dict[str, Any]:
                       "cached": int(ptd.get("cached_tokens") or 0), "reasoning": int(ctd.get("reasoning_tokens") or 0)}}
 
 
+def chat_body(model: str, req: ChatRequest) -> dict[str, Any]:
+    """The chat-completions request body for `req` (what is sent online and what a batch file line holds)."""
+    body: dict[str, Any] = {"model": model, "messages": req.messages, "temperature": req.temperature,
+                            "max_tokens": req.max_tokens}
+    if req.logprobs:
+        body["logprobs"] = True
+        if req.top_logprobs is not None:
+            body["top_logprobs"] = req.top_logprobs
+    if req.seed is not None:
+        body["seed"] = req.seed
+    if req.stop:
+        body["stop"] = req.stop
+    return body
+
+
+def cached_result(response_json: str, input_tokens: int, output_tokens: int) -> ChatResult:
+    """A ChatResult from a cache row (cost 0: it was paid when first asked)."""
+    d = json.loads(response_json)
+    return ChatResult(text=d["text"], top_logprobs=d["top_logprobs"], cached=True, error=None,
+                      input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=0.0,
+                      finish_reason=d.get("finish_reason"), response=d)
+
+
+def request_from_json(request_json: str) -> ChatRequest:
+    """The ChatRequest back from its cache payload (model identity + messages + every parameter)."""
+    p = json.loads(request_json)
+    return ChatRequest(messages=p["messages"], temperature=p["temperature"], max_tokens=p["max_tokens"],
+                       logprobs=p["logprobs"], top_logprobs=p["top_logprobs"], seed=p["seed"], stop=p["stop"])
+
+
 def _heuristic_tokens(messages: list[dict]) -> int:
     """~4 characters per token plus the chat template's per-message overhead."""
     return sum(len(str(m.get("content") or "")) / 4.0 + 4 for m in messages).__ceil__() + 3
@@ -183,7 +216,7 @@ def _local_endpoint(base_url: str | None, model: str | None) -> _Endpoint:
 
 def _openai_endpoint(base_url: str | None, model: str | None) -> _Endpoint:
     if not model:
-        raise BadInput("--model is required for --backend openai")
+        raise BadInput("--model is required for --backend openai and openai-batch")
     base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_OPENAI_URL).rstrip("/")
     if urllib.parse.urlparse(base_url).scheme not in ("http", "https"):
         raise BadInput(f"--base-url {base_url!r}: expected an http(s) URL")
@@ -208,6 +241,7 @@ def _hf_endpoint(base_url: str | None, model: str | None, adapter: str | os.Path
 BACKEND_ENDPOINTS: dict[str, Callable[..., _Endpoint]] = {
     "local": _local_endpoint,
     "openai": _openai_endpoint,
+    "openai-batch": _openai_endpoint,  # same endpoint and identity: batch results fill the online cache
     "hf": _hf_endpoint,
 }
 assert tuple(BACKEND_ENDPOINTS) == BACKENDS
@@ -223,7 +257,7 @@ class LLMClient:
         self.backend = backend
         self.base_url = base_url
         self.model = model  # the name sent to the API
-        self.model_name = model if backend == "openai" else identity.split("@")[0]
+        self.model_name = model if backend != "local" else identity.split("@")[0]
         self.identity = identity
         self.cache_path = Path(cache_path) if cache_path else None
         self.concurrency = max(1, int(concurrency))
@@ -264,7 +298,13 @@ class LLMClient:
             raise BadInput(f"--concurrency {concurrency}: must be at least 1")
         table = PriceTable.load(prices)
         ep = BACKEND_ENDPOINTS[backend](base_url, model, **({"adapter": adapter} if adapter is not None else {}))
-        return cls(backend=backend, base_url=ep.base_url, model=ep.model, cache_path=cache_path,
+        klass = cls
+        if backend in BACKEND_CLASSES:
+            import importlib
+
+            mod, name = BACKEND_CLASSES[backend]
+            klass = getattr(importlib.import_module(mod), name)
+        return klass(backend=backend, base_url=ep.base_url, model=ep.model, cache_path=cache_path,
                    concurrency=concurrency, fresh=fresh, max_requests=max_requests,
                    max_tokens_budget=max_tokens_budget, prices=table, progress=progress, timeout=timeout,
                    max_retries=max_retries, identity=ep.identity, local_server=ep.local_server)
@@ -389,6 +429,74 @@ class LLMClient:
             return [_heuristic_tokens(r.messages) for r in reqs]
         return self._local.count_tokens([r.messages for r in reqs])
 
+    def take_within_budget(self, todo: dict[str, str]) -> tuple[dict[str, str], str | None]:
+        """For engines that schedule a whole work list up front (batch files, Ray datasets): the requests
+        ({key: request json}) the budgets allow, and the budget message when some were held back. Tokens are
+        projected as prompt estimate + max_tokens and never exceeded (their real count comes later)."""
+        kept: dict[str, str] = {}
+        reserved = 0
+        for k, rj in todo.items():
+            if self.max_requests is not None and self._dispatched >= self.max_requests:
+                return kept, f"request budget reached ({self.max_requests} requests)"
+            if self.max_tokens_budget is not None:
+                req = request_from_json(rj)
+                est = _heuristic_tokens(req.messages) + int(req.max_tokens)
+                if self.stats["input_tokens"] + self.stats["output_tokens"] + reserved + est > \
+                        self.max_tokens_budget:
+                    return kept, f"token budget reached ({self.max_tokens_budget} tokens)"
+                reserved += est
+            self._dispatched += 1
+            kept[k] = rj
+        return kept, None
+
+    def plan(self, requests: Sequence[ChatRequest]) -> tuple[list[tuple[int, ChatResult]], dict[str, list[int]],
+                                                             list[str]]:
+        """For engines that schedule a whole work list up front: the cache hits as (index, result), the keys
+        still to ask with the indices each answers ({key: [indices]}: identical requests asked once), and
+        every request's canonical JSON. Counts the hits and duplicates in `stats`."""
+        cache = self._open_cache()
+        if cache is None:
+            raise BadInput(f"--backend {self.backend}: this engine needs the library's cache (llm.sqlite)")
+        jsons = [canonical_json(self.request_payload(r)) for r in requests]
+        keys = [request_key_from_json(j) for j in jsons]
+        hits = {} if self.fresh else cache.get_many(keys)
+        cached = [(i, cached_result(*hits[k])) for i, k in enumerate(keys) if k in hits]
+        where: dict[str, list[int]] = {}
+        for i, k in enumerate(keys):
+            if k not in hits:
+                where.setdefault(k, []).append(i)
+        self.stats["cache_hits"] += len(cached)
+        self.stats["deduplicated"] += sum(len(v) - 1 for v in where.values())
+        return cached, where, jsons
+
+    def record_outcome(self, done: dict[str, dict], failed: dict[str, str], requests: dict[str, str],
+                       where: dict[str, list[int]], commit: Any) -> Iterator[tuple[int, ChatResult]]:
+        """Cost and count results that came back from an up-front engine ({key: parsed response} and
+        {key: error}), store them with `commit(done_rows, failed_rows)` (one cache transaction), then yield
+        (index, result) for this run's requests (`where`); other keys (an earlier run's work) are only stored."""
+        rows, results = [], {}
+        for k, parsed in done.items():
+            u = parsed["usage"]
+            cost = self.prices.cost(self.model, u["input"], u["output"], u["cached"], u["reasoning"])
+            rows.append({"key": k, "request": requests[k], "response": canonical_json(parsed),
+                         "input_tokens": u["input"], "output_tokens": u["output"], "cost_usd": cost})
+            results[k] = ChatResult(text=parsed["text"], top_logprobs=parsed["top_logprobs"], cached=False,
+                                    error=None, input_tokens=u["input"], output_tokens=u["output"], cost_usd=cost,
+                                    finish_reason=parsed["finish_reason"], response=parsed)
+        for k, e in failed.items():
+            results[k] = ChatResult(text=None, top_logprobs=None, cached=False, error=e)
+        commit(rows, [{"key": k, "error": e} for k, e in failed.items()])
+        st = self.stats
+        st["requests_sent"] += len(results)
+        st["errors"] += len(failed)
+        for r in rows:
+            st["input_tokens"] += r["input_tokens"]
+            st["output_tokens"] += r["output_tokens"]
+            st["cost_usd"] += r["cost_usd"]
+        for k, res in results.items():
+            for j, i in enumerate(where.get(k, ())):
+                yield i, res if j == 0 else ChatResult(**{**res.__dict__, "cost_usd": 0.0, "cached": True})
+
     # ---- running --------------------------------------------------------------------------------------
     def run(self, requests: Sequence[ChatRequest], desc: str = "llm") -> list[ChatResult]:
         """Send (or read from cache) every request; results in request order. Failed requests carry `error`."""
@@ -511,11 +619,7 @@ class LLMClient:
         batch: list[tuple[int, ChatResult]] = []
         for i, k in enumerate(keys):
             if k in hits:
-                resp, it, ot = hits[k]
-                d = json.loads(resp)
-                res = ChatResult(text=d["text"], top_logprobs=d["top_logprobs"], cached=True, error=None,
-                                 input_tokens=it, output_tokens=ot, cost_usd=0.0,
-                                 finish_reason=d.get("finish_reason"))
+                res = cached_result(*hits[k])
                 state.results[i] = res
                 batch.append((i, res))
                 if len(batch) >= 256:
@@ -540,16 +644,7 @@ class LLMClient:
         """One request with retries; records success/failure in the cache/log."""
         import openai
 
-        kwargs: dict[str, Any] = {"model": self.model, "messages": req.messages,
-                                  "temperature": req.temperature, "max_tokens": req.max_tokens}
-        if req.logprobs:
-            kwargs["logprobs"] = True
-            if req.top_logprobs is not None:
-                kwargs["top_logprobs"] = req.top_logprobs
-        if req.seed is not None:
-            kwargs["seed"] = req.seed
-        if req.stop:
-            kwargs["stop"] = req.stop
+        kwargs = chat_body(self.model, req)
         t0 = time.perf_counter()
         attempt = 0
         err = ""
@@ -591,7 +686,7 @@ class LLMClient:
         cost = self.prices.cost(self.model, u["input"], u["output"], u["cached"], u["reasoning"])
         res = ChatResult(text=parsed["text"], top_logprobs=parsed["top_logprobs"], cached=False, error=None,
                          input_tokens=u["input"], output_tokens=u["output"], cost_usd=cost,
-                         finish_reason=parsed["finish_reason"], latency_s=latency)
+                         finish_reason=parsed["finish_reason"], latency_s=latency, response=parsed)
         st = self.stats
         st["requests_sent"] += 1
         st["input_tokens"] += u["input"]

@@ -85,13 +85,17 @@ class LocalServer:
     """An in-process llama.cpp server for the bundled model. `start()` -> base URL ending in /v1."""
 
     def __init__(self, *, port: int = 0, host: str = "127.0.0.1", threads: int | None = None,
-                 n_ctx: int = 4096, verbose: bool = False, cache_ram_mib: int | None = None):
+                 n_ctx: int = 4096, verbose: bool = False, cache_ram_mib: int | None = None,
+                 cache_prompt: bool = True):
         self.port = port
         self.host = host
         self.threads = threads or default_threads()
         self.n_ctx = n_ctx
         self.verbose = verbose
         self.cache_ram_mib = cache_ram_mib  # llama.cpp host-memory prompt cache; None: its default, 0: off
+        # False: every request evaluates its whole prompt, so answers do not depend on the order requests
+        # arrive in (reused prefixes are evaluated in other batch shapes, which moves logprobs by ~1e-2)
+        self.cache_prompt = cache_prompt
         self._server = None
         self._lock = threading.Lock()
         self.root_url: str | None = None
@@ -122,6 +126,7 @@ class LocalServer:
             p.n_ctx = self.n_ctx
             p.n_parallel = 1
             p.warmup = False
+            p.cache_prompt = bool(self.cache_prompt)
             if self.cache_ram_mib is not None:
                 p.cache_ram_mib = int(self.cache_ram_mib)
             p.verbosity = 3 if self.verbose else -1

@@ -13,16 +13,18 @@ from personagen.errors import BadInput
 from personagen.resources import datasets_dir
 
 PRICES_ENV = "PERSONAGEN_PRICES"
+BATCH_DEFAULT = 0.5  # OpenAI's Batch API bills half the synchronous price
 
 
 @dataclass(frozen=True)
 class Price:
-    """USD per million tokens."""
+    """USD per million tokens; `batch` multiplies every price for requests sent through a provider batch API."""
 
     input: float
     cached_input: float
     output: float
     reasoning: float
+    batch: float = BATCH_DEFAULT
 
 
 def _read_table(path: Path) -> dict[str, Price]:
@@ -41,7 +43,8 @@ def _read_table(path: Path) -> dict[str, Price]:
             raise BadInput(f"{path}: models.{name} needs 'input' and 'output' (USD per million tokens)")
         try:
             inp, outp = float(p["input"]), float(p["output"])
-            out[str(name)] = Price(inp, float(p.get("cached_input", inp)), outp, float(p.get("reasoning", outp)))
+            out[str(name)] = Price(inp, float(p.get("cached_input", inp)), outp, float(p.get("reasoning", outp)),
+                                   float(p.get("batch", BATCH_DEFAULT)))
         except (TypeError, ValueError):
             raise BadInput(f"{path}: models.{name} prices must be numbers") from None
     return out
@@ -62,12 +65,17 @@ class PriceTable:
             table.update(_read_table(Path(env)))
         if isinstance(extra, dict):
             tmp = {k: Price(float(v["input"]), float(v.get("cached_input", v["input"])), float(v["output"]),
-                            float(v.get("reasoning", v["output"])))
+                            float(v.get("reasoning", v["output"])), float(v.get("batch", BATCH_DEFAULT)))
                    for k, v in extra.get("models", extra).items()}
             table.update(tmp)
         elif extra is not None:
             table.update(_read_table(Path(extra)))
         return cls(table)
+
+    def batch_prices(self) -> PriceTable:
+        """The table at batch-API prices: every price times its model's `batch` multiplier."""
+        return PriceTable({k: Price(p.input * p.batch, p.cached_input * p.batch, p.output * p.batch,
+                                    p.reasoning * p.batch, 1.0) for k, p in self.table.items()})
 
     def lookup(self, model: str) -> Price | None:
         """The price of `model` (exact, else longest prefix), or None when unknown."""
