@@ -402,9 +402,13 @@ def _prepare_survey(lib: Library, survey: Survey, personas: pl.DataFrame, all_pi
         warnings.warn(msg, stacklevel=3)
     if len(des.persona_ids) < 2:
         raise BadInput(f"{src}: calibration needs at least 2 personas with answers, found {len(des.persona_ids)}")
-    targets = {q: np.asarray([dist[q][o] for o in survey.options(q)], dtype=float) for q in qids}
+    # P2P stage 2 (paper 000, §3.1) fits on Q_train ∪ Q_valid and reports on Q_test
+    fit_splits = ("train", "valid") if o.method.startswith("p2p") else ("train",)
+    if len(fit_splits) > 1:
+        notes.append(f"fitted on the {' + '.join(fit_splits)} questions (P2P stage 2), reported on test")
+    targets = {q: np.asarray([dist[q][opt] for opt in survey.options(q)], dtype=float) for q in qids}
     ordinals = {q: survey.ordinal(q) for q in qids}
-    train = des.take(split_q["train"])
+    train = des.take([q for s in fit_splits for q in split_q[s]])
     return Prepared("survey", survey, des, train, stack(targets, train.qids), targets, ordinals, split_q,
                     model=model_used, mode=mode_used, dropped=list(dropped), not_elicited=not_elicited)
 

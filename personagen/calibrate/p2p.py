@@ -62,7 +62,8 @@ class P2PProblem:
         return [self.solve(a) for a in alphas]
 
 
-def alpha_grid(D: Array, r: Array, sw: Array, n_grid: int = 10, span: float = 1e-4) -> Array:
-    """A log grid from max|DᵀWr| down by `span` (L1 weight scaled to the data term's gradient)."""
+def alpha_grid(D: Array, r: Array, sw: Array, n_grid: int = 30, span: float = 1e-4) -> Array:
+    """A log grid of `n_grid` values (paper 000, Appendix C.3: 30 candidate α) from max|DᵀWr| down by `span`
+    (the L1 weight scaled to the data term's gradient)."""
     amax = max(float(np.max(np.abs(D.T @ (sw * r)))), 1e-300)
     return amax * np.logspace(0, np.log10(span), n_grid)

@@ -24,7 +24,9 @@ from personagen.commands._options import BACKEND, BASE_URL, CONC, JSON, MODEL, T
               help="Folder of extra attribute-bank YAML files.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--initial-per-mode", type=int, default=10, show_default=True)
-@click.option("--step-size", type=int, default=None, help="Agents per active step (default max(modes, N/10)).")
+@click.option("--n-updates", type=int, default=10, show_default=True,
+              help="Update steps after the initial stage (P2P Alg. 1; the paper uses 10).")
+@click.option("--step-size", type=int, default=None, help="Fixed agents per update step instead of --n-updates.")
 @click.option("--temperature", type=float, default=1.0, show_default=True, help="Softmax temperature over modes.")
 @click.option("--lowest-k", type=int, default=3, show_default=True, help="Questions patched per step.")
 @click.option("--patch-ratio", type=float, default=0.75, show_default=True, help="Step budget share for patches.")
@@ -36,7 +38,7 @@ from personagen.commands._options import BACKEND, BASE_URL, CONC, JSON, MODEL, T
 @TEMPLATES
 @JSON
 def endow(lib: Path, survey_path: Path, budget: int, backend: str, base_url: str | None, model: str | None,
-          strategy: str, bank: Path | None, seed: int, initial_per_mode: int, step_size: int | None,
+          strategy: str, bank: Path | None, seed: int, initial_per_mode: int, n_updates: int, step_size: int | None,
           temperature: float, lowest_k: int, patch_ratio: float, mix_after: int, per_call: int, split: str,
           max_tokens: int, concurrency: int, templates: str | None, as_json: bool) -> None:
     """Generate a P2P agent pool for a survey (active | vanilla | random-census)."""
@@ -45,7 +47,7 @@ def endow(lib: Path, survey_path: Path, budget: int, backend: str, base_url: str
 
     log = endow_library(open_library(lib), load(survey_path), budget=budget, strategy=strategy, backend=backend,
                         base_url=base_url, model=model, bank=bank, seed=seed, initial_per_mode=initial_per_mode,
-                        step_size=step_size, temperature=temperature, lowest_k=lowest_k, patch_ratio=patch_ratio,
+                        n_updates=n_updates, step_size=step_size, temperature=temperature, lowest_k=lowest_k, patch_ratio=patch_ratio,
                         mix_after=mix_after, per_call=per_call, split=split, templates=templates,
                         concurrency=concurrency, max_tokens=max_tokens)
     summary = {k: log.get(k) for k in ("strategy", "survey_id", "budget", "n_generated", "by_source",

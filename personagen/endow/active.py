@@ -1,10 +1,11 @@
 """`personagen endow`: grow a pool of endowed agents for a survey (P2P stage 1) and its baselines.
 
 Strategies:
-- active (Prompts to Proxies, Wang, Khoo & Wang 2025, §3): initial endowments for every mode (bank modes
-  plus the survey-level learned attributes), then steps driven by the Tracker (entropy, eq. 5 mode scores,
-  softmax over modes, multinomial allocation, patching of the lowest-entropy questions with question-level
-  attributes, mixed modes after t patches) until the budget N_A is reached;
+- active (Prompts to Proxies, paper 000, §3.3 and Alg. 1; the loop is in personagen.endow.aeg): initial
+  endowments for every mode (bank modes plus the survey-level learned attributes), then `n_updates` steps
+  driven by the Tracker (eq. 4 entropy, eq. 5 mode scores, softmax over modes, multinomial allocation,
+  patching of the lowest-entropy questions with question-level attributes, mixed modes with the
+  top-performing mode after t patches) until the budget N_A is reached;
 - vanilla: topic-only endowments (no attributes), P2P's "vanilla" baseline;
 - random-census: a uniform random sample of the library's census personas of the same size (no model).
 
@@ -13,11 +14,15 @@ agent answers the survey's train questions once (sampled, letter answers; invali
 missing). Generated personas are appended to LIB/personas.parquet (source bank | learned | mixed, mode,
 weight_census null, text_narrative from the endowment); the run log (per step: allocation, probabilities,
 entropies, patched questions, failure counts) goes to LIB/endow/<strategy>/run_log.json with a PNG plot,
-and the latest run's log is also LIB/endow/run_log.json.
+and the latest run's log is also LIB/endow/run_log.json. The pool's answers are written in the library's
+response schema to LIB/endow/<strategy>/responses.parquet and LIB/endow/responses.parquet, and every
+Tracker update of an active run to LIB/endow/tracker.jsonl (pool, modes, eq. 4 entropies, eq. 5 scores,
+softmax probabilities), so the scores can be recomputed from the responses.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -31,6 +36,15 @@ import polars as pl
 
 from personagen import llm
 from personagen.elicit import build_messages, match_answer
+from personagen.endow.aeg import (
+    AttributeSource,
+    StepPlan,
+    initial_allocation,
+    plan_record,
+    plan_specs,
+    plan_update,
+    step_sizes,
+)
 from personagen.endow.bank import load_bank
 from personagen.endow.model import (
     Counters,
@@ -42,12 +56,13 @@ from personagen.endow.model import (
 )
 from personagen.endow.tracker import Tracker, answer_entropies
 from personagen.errors import BadInput
-from personagen.library import Library
+from personagen.library import RESPONSE_SCHEMA, Library
 from personagen.llm import ChatRequest
-from personagen.store import atomic_write_json, atomic_write_parquet
+from personagen.store import atomic_write_json, atomic_write_parquet, atomic_write_text
 from personagen.surveys import Survey
 
 STRATEGIES = ("active", "vanilla", "random-census")
+TRACKER_LOG = "tracker.jsonl"  # LIB/endow/tracker.jsonl: one line per Tracker update (Alg. 1 lines 5 and 22)
 
 
 def elicit_pool(client: Any, narratives: list[str], ids: list[str], survey: Any, qids: list[str], *,
@@ -122,6 +137,7 @@ class EndowOptions:
     bank: str | os.PathLike | None = None
     seed: int = 0
     initial_per_mode: int = 10
+    n_updates: int = 10
     step_size: int | None = None
     temperature: float = 1.0
     lowest_k: int = 3
@@ -143,10 +159,12 @@ class EndowOptions:
             raise BadInput(f"patch ratio {self.patch_ratio}: must be in [0, 1]")
         if self.temperature <= 0:
             raise BadInput(f"temperature {self.temperature}: must be > 0")
+        if self.n_updates < 1:
+            raise BadInput(f"--n-updates {self.n_updates}: must be at least 1")
 
     def params(self) -> dict[str, Any]:
         """The tuning parameters as the run log records them."""
-        return {"initial_per_mode": self.initial_per_mode, "step_size": self.step_size,
+        return {"initial_per_mode": self.initial_per_mode, "n_updates": self.n_updates, "step_size": self.step_size,
                 "temperature": self.temperature, "lowest_k": self.lowest_k, "patch_ratio": self.patch_ratio,
                 "mix_after": self.mix_after, "per_call": self.per_call, "split": self.split,
                 "bank": str(self.bank) if self.bank else None, "max_tokens": self.max_tokens}
@@ -171,7 +189,7 @@ def endow_library(lib: Library, survey: Survey, *, client: Any = None, **options
         return _random_census(lib, survey, existing, o, log, out_dir, t0)
     with llm.open_client(o.backend, base_url=o.base_url, model=o.model, cache_path=lib.llm_db, client=client,
                          concurrency=o.concurrency) as c:
-        run = _Run(c, survey, qids, o, log)
+        run = _Run(c, survey, qids, o, log, lib.path / "endow")
         STRATEGY_RUNS[o.strategy](run)
         stats = llm.client_stats(c)
         mname = llm.model_name(c)
@@ -210,8 +228,9 @@ def _random_census(lib: Library, survey: Survey, existing: pl.DataFrame, o: Endo
 class _Run:
     """One generation run: realises endowment specs into agents, has them answer, and keeps the rows."""
 
-    def __init__(self, client: Any, survey: Survey, qids: list[str], o: EndowOptions, log: dict[str, Any]):
-        self.c, self.survey, self.qids, self.o, self.log = client, survey, qids, o, log
+    def __init__(self, client: Any, survey: Survey, qids: list[str], o: EndowOptions, log: dict[str, Any],
+                 log_dir: Path):
+        self.c, self.survey, self.qids, self.o, self.log, self.log_dir = client, survey, qids, o, log, log_dir
         self.rng = np.random.default_rng(o.seed)
         self.prefix = f"endow-{o.strategy}-s{o.seed}"
         self.n_opts = [len(survey.options(q)) for q in qids]
@@ -221,7 +240,7 @@ class _Run:
         self.rows: list[dict] = []
         self.answers_rows: list[dict] = []
 
-    def realise(self, specs: list[dict], step: int) -> tuple[list[Endowment], np.ndarray]:
+    def realise(self, specs: list[dict], step: int) -> tuple[list[Endowment], np.ndarray, list[str]]:
         """Generate the agents of `specs`, let each answer the questions once, and keep their rows."""
         o, survey, qids = self.o, self.survey, self.qids
         groups = generate_endowments(self.c, specs, topic=self.topic, counters=self.counters, templates=o.templates,
@@ -236,10 +255,12 @@ class _Run:
                               "weight_census": None, "text_narrative": text, "endow_strategy": o.strategy,
                               "endow_step": step, "endowment": endowment_json(e)})
             for q, k in zip(qids, a):
-                self.answers_rows.append({"persona_id": pid, "qid": q,
-                                          "option": survey.options(q)[k] if k >= 0 else None, "valid": bool(k >= 0)})
+                self.answers_rows.append({"persona_id": pid, "survey_id": survey.survey_id, "qid": q,
+                                          "option": survey.options(q)[k] if k >= 0 else None,
+                                          "prob": 1.0 if k >= 0 else None, "mode": "sample", "n": 1,
+                                          "valid": bool(k >= 0)})
         self.made.extend(new)
-        return new, ans
+        return new, ans, ids
 
     def entropies(self, h: np.ndarray) -> dict[str, Any]:
         return {"n_pool_after": len(self.made), "mean_entropy_after": float(h.mean()),
@@ -256,7 +277,11 @@ class _Run:
         else:
             merged = new_df
         lib.write_personas(merged)
-        atomic_write_parquet(out_dir / "answers.parquet", pl.DataFrame(self.answers_rows, schema=ANSWER_SCHEMA))
+        # the pool's answers in the library's response schema, so eq. 4-5 can be recomputed from them
+        resp = pl.DataFrame([{**r, "model": llm.model_name(self.c)} for r in self.answers_rows],
+                            schema=RESPONSE_SCHEMA)
+        atomic_write_parquet(out_dir / "responses.parquet", resp)
+        atomic_write_parquet(lib.path / "endow" / "responses.parquet", resp)
         valid = sum(1 for r in self.answers_rows if r["valid"])
         steps = self.log["steps"]
         self.log.update({
@@ -271,7 +296,6 @@ class _Run:
 PERSONA_ROW_SCHEMA = {"persona_id": pl.String, "source": pl.String, "mode": pl.String, "enriched": pl.Boolean,
                       "weight_census": pl.Float64, "text_narrative": pl.String, "endow_strategy": pl.String,
                       "endow_step": pl.Int64, "endowment": pl.String}
-ANSWER_SCHEMA = {"persona_id": pl.String, "qid": pl.String, "option": pl.String, "valid": pl.Boolean}
 
 
 def _run_vanilla(run: _Run) -> None:
@@ -285,7 +309,7 @@ def _run_vanilla(run: _Run) -> None:
         specs = [{"source": "learned", "mode": "vanilla", "attributes": [], "n": k, "vanilla": True}
                  for k in _split(n, o.per_call)]
         before = len(run.made)
-        _, ans = run.realise(specs, step)
+        _, ans, _ = run.realise(specs, step)
         pool = np.vstack([pool, ans])
         h = answer_entropies(pool, run.n_opts)
         run.log["steps"].append({"step": step, "budget": n, "generated_by_mode": {"vanilla": len(run.made) - before},
@@ -296,82 +320,48 @@ def _run_vanilla(run: _Run) -> None:
 
 
 def _run_active(run: _Run) -> None:
-    """P2P §3: an initial round over every mode, then Tracker-driven steps with patches until the budget."""
+    """P2P Alg. 1 (see personagen.endow.aeg): attribute learner → initial stage over every mode → `n_updates`
+    tracker-driven update steps; one tracker snapshot per update goes to LIB/endow/tracker.jsonl."""
     o, survey, c, rng = run.o, run.survey, run.c, run.rng
-    bank = load_bank(o.bank)
     learned = learn_survey_attributes(c, [survey.question(q).text for q in run.qids], counters=run.counters,
                                       templates=o.templates, max_tokens=min(200, o.max_tokens))
-    modes = bank.names() + (["learned"] if len(learned) >= 2 else [])
+    attrs = AttributeSource(load_bank(o.bank), learned)
+    modes = attrs.bank.names() + (["learned"] if learned else [])
     run.log["learned_attributes"] = learned
-    qlearned: dict[str, list[str]] = {}
-
-    def attrs(m: str) -> list[str]:
-        if m == "learned":
-            k = int(rng.integers(min(3, len(learned)), min(10, len(learned)) + 1))
-            return [learned[i] for i in sorted(rng.choice(len(learned), size=k, replace=False))]
-        return bank.sample(m, rng)
-
-    def specs_for(mode_counts: dict[str, int]) -> list[dict]:
-        return [{"source": "learned" if m == "learned" else "bank", "mode": m, "attributes": attrs(m), "n": k}
-                for m, n in mode_counts.items() for k in _split(n, o.per_call)]
-
     tracker = Tracker(list(run.qids), run.n_opts, list(modes), temperature=o.temperature, lowest_k=o.lowest_k,
                       patch_ratio=o.patch_ratio, mix_after=o.mix_after, seed=o.seed)
-    # initial round: initial_per_mode for every mode, capped at half the budget
-    cap = max(1, math.ceil(o.budget / 2))
-    n0 = max(1, min(o.initial_per_mode, cap // len(modes)))
-    init_modes = list(modes)
-    if n0 * len(modes) > cap:
-        init_modes = [modes[i] for i in sorted(rng.choice(len(modes), size=cap, replace=False))]
-    init = {m: n0 for m in init_modes}
-    new, ans = run.realise(specs_for(init), 0)
-    tracker.add(ans, [e.mode for e in new])
-    run.log["steps"].append({"step": 0, "kind": "initial", "budget": sum(init.values()), "allocation": init,
+    jsonl = run.log_dir / TRACKER_LOG
+    lines: list[str] = []
+
+    def update(step: int, new: list[Endowment], ans: np.ndarray, ids: list[str]) -> None:
+        tracker.add(ans, [e.mode for e in new], ids)
+        lines.append(json.dumps(tracker.snapshot(step)))
+        atomic_write_text(jsonl, "\n".join(lines) + "\n")
+
+    def learn(need: list[str]) -> dict[str, list[str]]:
+        got = learn_question_attributes(c, {q: (survey.question(q).text, survey.options(q)) for q in need},
+                                        counters=run.counters, templates=o.templates,
+                                        max_tokens=min(160, o.max_tokens))
+        run.counters.question_learner_empty += sum(1 for q in need if not got.get(q))
+        return got
+
+    init = initial_allocation(modes, o.budget, o.initial_per_mode, rng)
+    plan0 = StepPlan(0, sum(init.values()), init, [], [], {}, {})
+    new, ans, ids = run.realise(plan_specs(plan0, attrs, rng, o.per_call, lambda q: ""), 0)
+    update(0, new, ans, ids)
+    run.log["steps"].append({"step": 0, "kind": "initial", "budget": plan0.budget, "allocation": init,
                              "generated_by_mode": _count_modes(new), **run.entropies(tracker.question_entropy())})
-    step = 1
-    step_n = o.step_size or max(1, max(len(modes), o.budget // 10))
-    while len(run.made) < o.budget:
-        plan = tracker.plan_step(min(step_n, o.budget - len(run.made)))
-        specs = specs_for(plan["allocation"])
-        need = [p["qid"] for p in plan["patches"] if p["qid"] not in qlearned]
-        if need:
-            qlearned.update(learn_question_attributes(
-                c, {q: (survey.question(q).text, survey.options(q)) for q in need},
-                counters=run.counters, templates=o.templates, max_tokens=min(160, o.max_tokens)))
-        specs += _patch_specs(run, bank, plan["patches"], qlearned)
-        before = len(run.made)
-        new, ans = run.realise(specs, step)
-        tracker.add(ans, [e.mode for e in new])
-        plan.update({"step": step, "kind": "active", "generated_by_mode": _count_modes(new),
-                     **run.entropies(tracker.question_entropy()), "patch_counts": dict(tracker.patch_counts)})
-        run.log["steps"].append(plan)
-        step += 1
-        if len(run.made) == before:  # fallback="skip" and nothing parsed: stop rather than loop
+    for step, n in enumerate(step_sizes(o.budget, tracker.n_agents, o.n_updates, o.step_size), start=1):
+        n = min(n, o.budget - tracker.n_agents)
+        if n <= 0:
             break
-
-
-def _patch_specs(run: _Run, bank: Any, patches: list[dict], qlearned: dict[str, list[str]]) -> list[dict]:
-    """Specs for the patched questions: question-level attributes, or mixed with a bank mode (P2P §3.3)."""
-    rng, survey = run.rng, run.survey
-    specs = []
-    for p in patches:
-        q = p["qid"]
-        ql = qlearned.get(q) or []
-        for k in _split(p["n"], run.o.per_call):
-            bm = bank.names()[int(rng.integers(len(bank.names())))]
-            if p["mixed"] or not ql:
-                # mixed mode: question attributes + a bank mode's (bank only if none were learned)
-                part = [ql[i] for i in sorted(rng.choice(len(ql), size=min(5, len(ql)), replace=False))] \
-                    if ql else []
-                extra = bank.sample(bm, rng, k_min=3, k_max=10 - len(part))
-                spec = {"source": "mixed" if ql else "bank", "mode": f"mixed:{q}+{bm}" if ql else bm,
-                        "attributes": (part + extra)[:10]}
-            else:
-                kk = int(rng.integers(min(3, len(ql)), min(10, len(ql)) + 1))
-                spec = {"source": "learned", "mode": f"patch:{q}",
-                        "attributes": [ql[i] for i in sorted(rng.choice(len(ql), size=kk, replace=False))]}
-            specs.append({**spec, "n": k, "qid": q, "question": survey.question(q).text})
-    return specs
+        plan = plan_update(tracker, attrs, step, n, learn)
+        new, ans, ids = run.realise(plan_specs(plan, attrs, rng, o.per_call, lambda q: survey.question(q).text), step)
+        update(step, new, ans, ids)
+        run.log["steps"].append(plan_record(plan, _count_modes(new), tracker, tracker.n_agents))
+        if not new:  # fallback="skip" and nothing parsed: stop rather than loop
+            break
+    run.log["tracker_log"] = str(jsonl)
 
 
 # strategy name -> how it grows the pool (random-census needs no model and is handled before a client opens)

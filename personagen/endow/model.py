@@ -50,6 +50,7 @@ class Counters:
     fixup_successes: int = 0
     fallbacks: int = 0
     list_failures: int = 0
+    question_learner_empty: int = 0  # P2P patching: questions for which the attribute learner returned nothing
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
