@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from enrich_helpers import scripted_client  # noqa: E402
 
 from personagen import Library  # noqa: E402
-from personagen.endow.mixture import (  # noqa: E402
+from personagen.mixture.search import (  # noqa: E402
     fit_simplex_weights,
     load_target,
     mixture_library,
@@ -186,14 +186,14 @@ IPIP_REVERSED = {"E2", "E4", "E6", "E8", "E10", "N2", "N4", "A1", "A3", "A5", "A
 
 def _ipip_frame(rows: list[dict[str, int]]) -> pl.DataFrame:
     """Full 50-item frame: every item 3 unless a row overrides it."""
-    from personagen.endow.ipip import load_keys
+    from personagen.mixture.ipip import load_keys
 
     items = list(load_keys()["items"])
     return pl.DataFrame([{c: r.get(c, 3) for c in items} for r in rows])
 
 
 def test_ipip_keys_load_and_cover_50_items() -> None:
-    from personagen.endow.ipip import DOMAINS, domain_items, keys_path, load_keys
+    from personagen.mixture.ipip import DOMAINS, domain_items, keys_path, load_keys
 
     keys = load_keys()
     items = keys["items"]
@@ -209,7 +209,7 @@ def test_ipip_keys_load_and_cover_50_items() -> None:
 
 
 def test_ipip_scoring_synthetic() -> None:
-    from personagen.endow.ipip import parse_domain, score_all, score_domain
+    from personagen.mixture.ipip import parse_domain, score_all, score_domain
 
     df = _ipip_frame([
         {f"E{i}": (5 if f"E{i}" not in IPIP_REVERSED else 1) for i in range(1, 11)},  # max extravert -> 5
@@ -232,8 +232,8 @@ def test_ipip_scoring_synthetic() -> None:
 
 
 def test_ipip_scores_real(shared_data: Path) -> None:
-    from personagen.endow.ipip import DOMAINS, domain_items, score_all
-    from personagen.endow.mixture import _read_table, load_ipip_target
+    from personagen.mixture.ipip import DOMAINS, domain_items, score_all
+    from personagen.mixture.search import _read_table, load_ipip_target
 
     src = shared_data / "ipip_ffm_big5" / "data.csv"
     if not src.is_file():
@@ -256,12 +256,12 @@ def test_ipip_scores_real(shared_data: Path) -> None:
 def test_ipip_reverse_keyed_items_correlate_negatively(shared_data: Path) -> None:
     """Keying sanity check on the real data: each reverse-keyed item correlates negatively with the sum of its
     domain's forward-keyed items (and each forward item positively with the sum of the other forward ones)."""
-    from personagen.endow.ipip import DOMAINS, domain_items
+    from personagen.mixture.ipip import DOMAINS, domain_items
 
     src = shared_data / "ipip_ffm_big5" / "data.csv"
     if not src.is_file():
         pytest.skip(f"{src} not present")
-    from personagen.endow.mixture import _read_table
+    from personagen.mixture.search import _read_table
 
     df = _read_table(src)
     for d in DOMAINS:
@@ -292,7 +292,7 @@ def test_mixture_cli_rejects_unknown_ipip_domain(tmp_path: Path) -> None:
 
 def test_mixture_library_ipip_scripted(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
-    from personagen.endow.ipip import load_keys
+    from personagen.mixture.ipip import load_keys
 
     items = list(load_keys()["items"])
     df = pl.DataFrame({c: rng.integers(1, 6, 60) for c in items}).with_columns(

@@ -39,7 +39,7 @@ def mixture(target: Path, column: str | None, ipip_domain: str | None, question:
             value_range: tuple[float, float] | None, name: str, seed: int, prompt_tokens: int, concurrency: int,
             templates: str | None, as_json: bool) -> None:
     """Search a weighted mixture of system prompts matching a scalar target (EM or gradient boosting)."""
-    from personagen.endow.mixture import mixture_library
+    from personagen.mixture import mixture_library
 
     rep = mixture_library(target, out, column=column, question=question, method=method, components=components,
                           iters=iters, samples=samples, backend=backend, base_url=base_url, model=model, seed=seed,

@@ -23,7 +23,7 @@ Methods:
   while its mean misses the aim, then refit π over all prompts.
 
 The target is one numeric column of a table, or (ipip_domain / --ipip-domain E|N|A|C|O) each respondent's
-Big Five domain score computed from IPIP 50-item responses (personagen.endow.ipip; range 1-5).
+Big Five domain score computed from IPIP 50-item responses (personagen.mixture.ipip; range 1-5).
 
 The result is a persona library (source = "mixture", text_narrative = the system prompt) plus a
 calibration LIB/calibrations/<name>/ (weights.parquet, report.json in the calibration contract format).
@@ -85,12 +85,12 @@ def load_target(path: str | os.PathLike, column: str | None = None) -> tuple[np.
 
 
 def load_ipip_target(path: str | os.PathLike, domain: str) -> tuple[np.ndarray, str, dict]:
-    """Big Five domain scores (1-5 keyed item means, see personagen.endow.ipip) of an IPIP item-response table.
+    """Big Five domain scores (1-5 keyed item means, see personagen.mixture.ipip) of an IPIP item-response table.
 
     Returns (scores of respondents with all 10 items of the domain answered, label "ipip:D", info dict with
     domain, name, n_rows, n_scored, n_dropped).
     """
-    from personagen.endow import ipip
+    from personagen.mixture import ipip
 
     keys = ipip.load_keys()
     letter = ipip.parse_domain(domain, keys)  # before reading: a bad domain fails fast
