@@ -13,15 +13,18 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from enrich_helpers import scripted_client  # noqa: E402
 
-from personagen import Library  # noqa: E402
-from personagen.mixture.search import (  # noqa: E402
-    fit_simplex_weights,
+from personagen.errors import BadInput  # noqa: E402
+from personagen.library import Library  # noqa: E402
+from personagen.mixture import (  # noqa: E402
+    MixtureOptions,
     load_target,
     mixture_library,
     search,
     wasserstein1,
+    weights_eg,
+    weights_slsqp,
 )
-from personagen.errors import BadInput  # noqa: E402
+from personagen.mixture.search import generic_scenario  # noqa: E402
 
 
 def test_w1_by_hand() -> None:
@@ -34,16 +37,10 @@ def test_w1_by_hand() -> None:
     assert wasserstein1([np.array([1.0, 2.0])], np.array([1.0]), np.array([2.0, 1.0])) == pytest.approx(0.0)
 
 
-def test_simplex_weights_recover_mixture_and_match_lp() -> None:
+def _lp_optimum(comps: list[np.ndarray], target: np.ndarray) -> float:
+    """Exact min W1 over the simplex by LP: min Σ dx t  s.t.  t >= ±(Fᵀπ − F_t), π ∈ simplex."""
     from scipy.optimize import linprog
 
-    rng = np.random.default_rng(0)
-    comps = [rng.normal(m, 1.0, 60) for m in (0.0, 5.0, 10.0)]
-    target = np.concatenate([rng.normal(0, 1, 300), rng.normal(10, 1, 100)])  # true π = (.75, 0, .25)
-    w, loss = fit_simplex_weights(comps, target, iters=2000)
-    assert w.sum() == pytest.approx(1.0) and (w >= 0).all()
-    assert w == pytest.approx([0.75, 0.0, 0.25], abs=0.06)
-    # exact optimum by LP: min Σ dx t  s.t.  t >= ±(Fᵀπ − F_t), π ∈ simplex
     grid = np.unique(np.concatenate([target, *comps]))
     fk = np.stack([np.searchsorted(np.sort(c), grid, side="right") / c.size for c in comps])[:, :-1]
     ft = (np.searchsorted(np.sort(target), grid, side="right") / target.size)[:-1]
@@ -51,17 +48,36 @@ def test_simplex_weights_recover_mixture_and_match_lp() -> None:
     k, g = fk.shape
     cost = np.concatenate([np.zeros(k), dx])
     a_ub = np.block([[fk.T, -np.eye(g)], [-fk.T, -np.eye(g)]])
-    b_ub = np.concatenate([ft, -ft])
     a_eq = np.concatenate([np.ones(k), np.zeros(g)])[None, :]
-    lp = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=[1.0], bounds=[(0, None)] * (k + g), method="highs")
+    lp = linprog(cost, A_ub=a_ub, b_ub=np.concatenate([ft, -ft]), A_eq=a_eq, b_eq=[1.0],
+                 bounds=[(0, None)] * (k + g), method="highs")
     assert lp.status == 0
-    assert loss == pytest.approx(lp.fun, rel=0.02, abs=1e-3)
+    return float(lp.fun)
+
+
+def test_slsqp_weights_recover_mixture_and_match_exact_lp() -> None:
+    rng = np.random.default_rng(0)
+    comps = [rng.normal(m, 1.0, 60) for m in (0.0, 5.0, 10.0)]
+    target = np.concatenate([rng.normal(0, 1, 300), rng.normal(10, 1, 100)])  # true π = (.75, 0, .25)
+    w, loss = weights_slsqp(comps, target)
+    assert w.sum() == pytest.approx(1.0) and (w >= 0).all()
+    assert w == pytest.approx([0.75, 0.0, 0.25], abs=0.02)
+    assert loss == pytest.approx(_lp_optimum(comps, target), rel=1e-3)
     assert wasserstein1(comps, w, target) == pytest.approx(loss)
+    # ten overlapping components, a skewed target: SLSQP (the paper's optimiser) reaches the LP optimum within
+    # 0.1% from any random start; exponentiated gradient (an option) is allowed to stop short
+    comps = [rng.normal(m, 2.0, 10) for m in np.linspace(0, 20, 10)]
+    target = rng.gamma(3, 3, 500)
+    best = _lp_optimum(comps, target)
+    for seed in range(3):
+        assert weights_slsqp(comps, target, seed=seed)[1] == pytest.approx(best, rel=1e-3)
+    assert weights_eg(comps, target)[1] >= best - 1e-9
     # components without samples get zero weight; all-empty -> uniform, loss nan
-    w2, _ = fit_simplex_weights([np.array([]), comps[0]], target)
-    assert w2[0] == 0.0 and w2[1] == pytest.approx(1.0)
-    w3, l3 = fit_simplex_weights([np.array([]), np.array([])], target)
-    assert w3 == pytest.approx([0.5, 0.5]) and np.isnan(l3)
+    for fit in (weights_slsqp, weights_eg):
+        w2, _ = fit([np.array([]), comps[0]], target)
+        assert w2[0] == 0.0 and w2[1] == pytest.approx(1.0)
+        w3, l3 = fit([np.array([]), np.array([])], target)
+        assert w3 == pytest.approx([0.5, 0.5]) and np.isnan(l3)
 
 
 def test_load_target(tmp_path: Path, shared_data: Path | None = None) -> None:
@@ -92,17 +108,19 @@ def test_load_real_targets(shared_data: Path) -> None:
 
 
 def _scripted_numbers(user: str, system: str, body: dict) -> str:
-    """Craft/improve return persona text that embeds the aim; samples answer near it (with garbage)."""
+    """Craft/improve return persona text that embeds the aim; samples answer near it (with garbage);
+    the Big Five test is answered with ten ratings."""
+    import re
+
     seed = body.get("seed") or 0
-    if "System prompt:" in user:
-        import re
-
-        aim = re.search(r"(?:answer about|toward) ([-\d.]+)", user).group(1)
-        return f"You are a person with a favourite number of {aim} who is quite generous."
+    if "crafted system prompt" in user:
+        aim = re.search(r"(?:make the decision|instead of): ([-\d.]+)", user) or \
+            re.search(r"instead of ([-\d.]+)", user)
+        return f"You are a person with a favourite number of {aim.group(1)} who is quite generous."
+    m = re.search(r"favourite number of ([-\d.]+)", system)
+    if "ratings only" in user:
+        return " ".join(["3"] * 10) if seed % 4 else "no"
     if "single number" in user:
-        import re
-
-        m = re.search(r"favourite number of ([-\d.]+)", system)
         if seed % 4 == 0:
             return "I'd rather not say"  # invalid, retried
         return f"{float(m.group(1)) + (seed % 3) - 1:.1f}" if m else "50"
@@ -112,18 +130,21 @@ def _scripted_numbers(user: str, system: str, body: dict) -> str:
 @pytest.mark.parametrize("method", ["em", "gb"])
 def test_search_scripted(method: str, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    target = np.concatenate([rng.normal(20, 3, 200), rng.normal(70, 3, 200)]).clip(0, 100)
+    target = np.concatenate([rng.normal(20, 3, 200), rng.normal(70, 3, 200)]).clip(0, 100).round()
+    sc = generic_scenario("How much do you give?", 0, 100)
+    opts = MixtureOptions(method=method, components=2, max_iters=2, samples=6, improve_rounds=1)
     with scripted_client(tmp_path, _scripted_numbers) as (c, srv):
-        res = search(c, target, question="How much do you give?", method=method,
-                     components=2, iters=2, samples=6, lo=0, hi=100)
+        res, prim = search(c, target, sc, opts)
         assert srv.hits == c.stats["requests_sent"] > 2 * 6 and c.stats["errors"] == 0
-    assert len(res["prompts"]) == 2 and res["weights"].sum() == pytest.approx(1.0)
-    assert res["counts"]["invalid_samples"] > 0  # garbage counted and retried
-    assert all(3 <= s.size <= 6 for s in res["samples"])  # invalid answers retried (bounded)
-    means = sorted(float(s.mean()) for s in res["samples"])
-    if method == "em":
-        assert means[0] < 40 < means[1]  # quantile-aimed prompts bracket the two modes
-    assert res["w1"] < 30
+    k = 2 if method == "em" else 3  # GB: the default prompt z0 plus K = 2 crafted prompts
+    assert len(res.prompts) == k and res.weights.sum() == pytest.approx(1.0)
+    assert prim.counts["invalid_samples"] > 0  # garbage counted and retried
+    assert all(3 <= s.size <= 6 for s in res.samples)  # invalid answers retried (bounded)
+    if method == "gb":
+        assert res.prompts[0] == sc.fixed_prompt and res.aims[0] is None
+    # every crafted prompt aims at a real data point (EM line 1 / M-step; GB line 4)
+    assert all(a in set(target.tolist()) for a in res.aims if a is not None)
+    assert res.w1 < 30
 
 
 def test_mixture_library_scripted(tmp_path: Path) -> None:
@@ -151,7 +172,7 @@ def test_mixture_library_scripted(tmp_path: Path) -> None:
         mixture_library(t, tmp_path / "lib", client=c, components=2, iters=2, samples=3)
         assert srv.hits == 0 and c.stats["cache_hits"] > 0  # the same run again: all from the cache
         assert Library.open(tmp_path / "lib").personas().height == 2
-        with pytest.raises(BadInput, match="--method"):
+        with pytest.raises(BadInput, match="method: 'xx'"):
             mixture_library(t, tmp_path / "lib2", client=c, method="xx")
     assert srv.hits == 0
 
@@ -233,7 +254,8 @@ def test_ipip_scoring_synthetic() -> None:
 
 def test_ipip_scores_real(shared_data: Path) -> None:
     from personagen.mixture.ipip import DOMAINS, domain_items, score_all
-    from personagen.mixture.search import _read_table, load_ipip_target
+    from personagen.mixture.scenarios import read_table as _read_table
+    from personagen.mixture.search import load_ipip_target
 
     src = shared_data / "ipip_ffm_big5" / "data.csv"
     if not src.is_file():
@@ -261,7 +283,7 @@ def test_ipip_reverse_keyed_items_correlate_negatively(shared_data: Path) -> Non
     src = shared_data / "ipip_ffm_big5" / "data.csv"
     if not src.is_file():
         pytest.skip(f"{src} not present")
-    from personagen.mixture.search import _read_table
+    from personagen.mixture.scenarios import read_table as _read_table
 
     df = _read_table(src)
     for d in DOMAINS:
@@ -302,8 +324,8 @@ def test_mixture_library_ipip_scripted(tmp_path: Path) -> None:
     with scripted_client(tmp_path, _scripted_numbers) as (c, srv):
         rep = mixture_library(t, tmp_path / "lib", client=c, components=2, iters=2, samples=3, ipip_domain="a")
     tg = rep["target"]
-    assert tg["column"] == "ipip:A" and (tg["lo"], tg["hi"]) == (1.0, 5.0)
+    assert tg["column"] == "ipip:A" and (tg["lo"], tg["hi"]) == (10.0, 50.0)  # the paper's 10-50 sum scale
     assert tg["n_train"] + tg["n_test"] == 55 and tg["scoring"]["n_dropped"] == 5
-    assert "agreeableness" in tg["question"] and "1" in tg["question"] and "5" in tg["question"]
+    assert "ratings only" in tg["question"] and "I feel little concern for others." in tg["question"]
     df_p = Library.open(tmp_path / "lib").personas()
     assert (df_p["mixture_target"] == "ipip.csv:ipip:A").all()

@@ -24,8 +24,13 @@ from personagen.commands._options import BACKEND, BASE_URL, CONC, JSON, MODEL, T
 @BASE_URL
 @MODEL
 @click.option("--method", type=click.Choice(["em", "gb"]), default="em", show_default=True)
-@click.option("--components", type=int, default=4, show_default=True)
-@click.option("--iters", type=int, default=3, show_default=True)
+@click.option("--components", type=int, default=None,
+              help="K prompts (default the paper's: EM 10, GB 200; use a small K on CPU).")
+@click.option("--iters", type=int, default=20, show_default=True, help="EM iteration cap (paper: 20).")
+@click.option("--weights", type=click.Choice(["slsqp", "eg"]), default="slsqp", show_default=True,
+              help="Weight fit: SLSQP as the paper, or exponentiated gradient.")
+@click.option("--improve-rounds", type=int, default=1, show_default=True,
+              help="CraftSystemPrompt improving rounds when a prompt misses its aim.")
 @click.option("--samples", type=int, default=10, show_default=True)
 @click.option("--range", "value_range", type=(float, float), default=None, help="LO HI of valid answers.")
 @click.option("--name", default="mixture", show_default=True, help="Calibration name.")
@@ -35,14 +40,16 @@ from personagen.commands._options import BACKEND, BASE_URL, CONC, JSON, MODEL, T
 @TEMPLATES
 @JSON
 def mixture(target: Path, column: str | None, ipip_domain: str | None, question: str | None, out: Path,
-            backend: str, base_url: str | None, model: str | None, method: str, components: int, iters: int, samples: int,
+            backend: str, base_url: str | None, model: str | None, method: str, components: int | None, iters: int,
+            weights: str, improve_rounds: int, samples: int,
             value_range: tuple[float, float] | None, name: str, seed: int, prompt_tokens: int, concurrency: int,
             templates: str | None, as_json: bool) -> None:
     """Search a weighted mixture of system prompts matching a scalar target (EM or gradient boosting)."""
     from personagen.mixture import mixture_library
 
     rep = mixture_library(target, out, column=column, question=question, method=method, components=components,
-                          iters=iters, samples=samples, backend=backend, base_url=base_url, model=model, seed=seed,
+                          iters=iters, samples=samples, weights=weights, improve_rounds=improve_rounds,
+                          backend=backend, base_url=base_url, model=model, seed=seed,
                           name=name, templates=templates, concurrency=concurrency, value_range=value_range,
                           prompt_tokens=prompt_tokens, ipip_domain=ipip_domain)
     wd = rep["metrics"]["train"]["wd"]["value"]
