@@ -10,6 +10,112 @@ from pathlib import Path
 
 import click
 
+from personagen.commands._options import BACKEND as _BACKEND
+from personagen.commands._options import BASE_URL as _BASE_URL
+from personagen.commands._options import CONC as _CONC
+from personagen.commands._options import JSON as _JSON
+from personagen.commands._options import MODEL as _MODEL
+
+_DRY = click.option("--dry-run", is_flag=True, help="Print the calls and tokens of this configuration; call nothing.")
+_OUT = click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reproduce-out"),
+                    show_default=True, help="Folder for libraries, the LLM cache and the tables.")
+
+
+def _emit(obj: dict, text: str, as_json: bool) -> None:
+    click.echo(text, err=as_json)
+    if as_json:
+        click.echo(json.dumps(obj, default=str))
+
+
+@click.command("p2p")
+@click.argument("waves", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
+@_BACKEND
+@_BASE_URL
+@_MODEL
+@click.option("--budget", type=int, default=300, show_default=True, help="Agents per pool (N_A).")
+@click.option("--repeats", type=int, default=3, show_default=True)
+@click.option("--n-updates", type=int, default=10, show_default=True, help="Alg. 1 update steps (panel: 5).")
+@click.option("--baselines", default="vanilla,persona,average,kmeans", show_default=True)
+@click.option("--census-lib", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="A built library whose census personas form the PERSONA-style pool.")
+@click.option("--max-questions", type=int, default=None, help="Subsample each wave's questions (CPU runs).")
+@click.option("--max-tokens", type=int, default=320, show_default=True, help="Output cap per endowment call.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_OUT
+@_CONC
+@_DRY
+@_JSON
+def p2p(waves: tuple[Path, ...], backend: str, base_url: str | None, model: str | None, budget: int, repeats: int,
+        n_updates: int, baselines: str, census_lib: Path | None, max_questions: int | None, max_tokens: int,
+        seed: int, out: Path, concurrency: int, dry_run: bool, as_json: bool) -> None:
+    """Prompts to Proxies (paper 000) per ATP wave: Table 1/2-style test MSE, 1-JSD, MCPA and ECR."""
+    from personagen.reproduce import P2PReproOptions, p2p_markdown, p2p_plan, reproduce_p2p
+
+    opts = P2PReproOptions(waves=waves, out=out, budget=budget, repeats=repeats, n_updates=n_updates,
+                           baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()),
+                           census_lib=census_lib, max_questions=max_questions, backend=backend, base_url=base_url,
+                           model=model, seed=seed, max_tokens=max_tokens, concurrency=concurrency)
+    if dry_run:
+        plan = p2p_plan(opts)
+        _emit(plan, "\n".join(f"{w}: {v['total']['calls']:,} calls, {v['total']['input_tokens']:,} input and "
+                              f"≤ {v['total']['output_tokens']:,} output tokens" for w, v in plan["waves"].items()),
+              as_json)
+        return
+    res = reproduce_p2p(opts)
+    _emit({"tables": res.tables, "paths": res.paths, "seconds": res.seconds},
+          "\n".join(p2p_markdown(t) for t in res.tables.values()), as_json)
+
+
+@click.command("promptmix")
+@click.option("--target", type=click.Choice(["big5", "moblab"]), required=True)
+@click.option("--data", type=click.Path(exists=False, path_type=Path), required=True,
+              help="IPIP-FFM data.csv (big5) or the MobLab folder (moblab).")
+@_BACKEND
+@_BASE_URL
+@_MODEL
+@click.option("--dims", default="", help="Subset: O,C,E,A,N or dictator,proposer,responder (default all).")
+@click.option("--methods", default="em,gb", show_default=True)
+@click.option("--components", type=int, default=None, help="K (default the paper's: EM 10/50, GB 200).")
+@click.option("--samples", type=int, default=10, show_default=True, help="Samples per prompt (paper 10).")
+@click.option("--iters", type=int, default=20, show_default=True, help="EM iteration cap (paper 20).")
+@click.option("--draws", type=int, default=1000, show_default=True, help="Evaluation draws (paper 1,000).")
+@click.option("--improve-rounds", type=int, default=1, show_default=True)
+@click.option("--personahub", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSONL of personas for the Persona Hub baseline.")
+@click.option("--max-obs", type=int, default=None, help="Cap on D_obs points the search sees (CPU runs).")
+@click.option("--prompt-tokens", type=int, default=120, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@_OUT
+@_CONC
+@_DRY
+@_JSON
+def promptmix(target: str, data: Path, backend: str, base_url: str | None, model: str | None, dims: str,
+              methods: str, components: int | None, samples: int, iters: int, draws: int, improve_rounds: int,
+              personahub: Path | None, max_obs: int | None, prompt_tokens: int, seed: int, out: Path,
+              concurrency: int, dry_run: bool, as_json: bool) -> None:
+    """System-prompt mixtures (paper 001): Table 1 (Big Five) / Table 3 (MobLab) Wasserstein distances."""
+    from personagen.reproduce import (
+        PromptMixReproOptions,
+        promptmix_markdown,
+        promptmix_plan,
+        reproduce_promptmix,
+    )
+
+    opts = PromptMixReproOptions(target=target, data=data, out=out,
+                                 dims=tuple(d.strip() for d in dims.split(",") if d.strip()),
+                                 methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+                                 components=components, samples=samples, iters=iters, draws=draws,
+                                 improve_rounds=improve_rounds, personahub=personahub, max_obs=max_obs,
+                                 backend=backend, base_url=base_url, model=model, seed=seed,
+                                 concurrency=concurrency, prompt_tokens=prompt_tokens)
+    if dry_run:
+        plan = promptmix_plan(opts)
+        _emit(plan, f"{target}: {plan['total']['calls']:,} calls, {plan['total']['input_tokens']:,} input and "
+                    f"≤ {plan['total']['output_tokens']:,} output tokens", as_json)
+        return
+    res = reproduce_promptmix(opts)
+    _emit({"table": res.table, "paths": res.paths, "seconds": res.seconds}, promptmix_markdown(res.table), as_json)
+
 
 @click.command("subpop")
 @click.option("--train", "train", multiple=True, required=True, type=click.Path(),
@@ -52,6 +158,8 @@ def subpop(train: tuple[str, ...], eval_: str, model: str | None, steps: int, ba
 
 SUBCOMMANDS = [
     subpop,
+    p2p,
+    promptmix,
 ]
 
 

@@ -1,0 +1,97 @@
+"""`--dry-run`: the model calls and tokens a reproduction would make, without making any.
+
+Token counts are estimates: prompt tokens ≈ rendered characters / 4; output tokens are the requests' caps
+(an upper bound). Counts are for the configuration given (the paper's when the defaults are kept) and assume
+no cache hits; retries of invalid answers are not counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+CHARS_PER_TOKEN = 4
+PERSONA_CHARS = 450  # a typical endowment narrative (2-4 sentences + attribute values)
+ENDOW_PROMPT_CHARS = 1100  # system + endowment prompt with 10 attributes
+ANSWER_TOKENS = 6  # elicitation answers (a letter)
+
+
+def _tok(chars: float) -> int:
+    return int(math.ceil(chars / CHARS_PER_TOKEN))
+
+
+def _add(plan: dict[str, dict], part: str, calls: int, in_tok: int, out_tok: int) -> None:
+    p = plan.setdefault(part, {"calls": 0, "input_tokens": 0, "output_tokens": 0})
+    p["calls"] += int(calls)
+    p["input_tokens"] += int(calls * in_tok)
+    p["output_tokens"] += int(calls * out_tok)
+
+
+def _wave_questions(wave: Path) -> tuple[int, float]:
+    """(number of questions, mean characters of question + options) from the wave's info.csv."""
+    with open(Path(wave) / "info.csv", encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    chars = [len(r.get("question", "")) + len(r.get("references", "")) for r in rows]
+    return len(rows), (sum(chars) / len(chars) if chars else 0.0)
+
+
+def p2p_plan(opts: Any) -> dict[str, Any]:
+    """Calls and tokens per wave for `reproduce p2p` (opts: P2PReproOptions)."""
+    from personagen.reproduce.p2p import KMEANS_EXPAND
+
+    waves = {}
+    for wave in opts.waves:
+        q, qchars = _wave_questions(Path(wave))
+        q = min(q, opts.max_questions or q)
+        q_train = int(round(0.7 * q))
+        elicit_in = _tok(PERSONA_CHARS + qchars + 300)
+        n, rep = opts.budget, opts.repeats
+        gen_calls = math.ceil(n / opts.per_call)
+        plan: dict[str, dict] = {}
+        _add(plan, "P2P endowments", rep * (gen_calls + 1 + 3 * opts.n_updates), _tok(ENDOW_PROMPT_CHARS),
+             opts.max_tokens)
+        _add(plan, "P2P answers", rep * n * q, elicit_in, ANSWER_TOKENS)
+        if "vanilla" in opts.baselines:
+            _add(plan, "Vanilla endowments", rep * gen_calls, _tok(ENDOW_PROMPT_CHARS // 2), opts.max_tokens)
+            _add(plan, "Vanilla answers", rep * n * q, elicit_in, ANSWER_TOKENS)
+        if "persona" in opts.baselines:
+            _add(plan, "PERSONA-style answers", rep * n * q, elicit_in, ANSWER_TOKENS)
+        if "kmeans" in opts.baselines:
+            big = math.ceil(n * KMEANS_EXPAND)
+            _add(plan, "k-means endowments", rep * math.ceil((big - n) / opts.per_call), _tok(ENDOW_PROMPT_CHARS // 2),
+                 opts.max_tokens)
+            _add(plan, "k-means answers", rep * ((big - n) * q_train + n * (q - q_train)), elicit_in, ANSWER_TOKENS)
+        total = {k: sum(p[k] for p in plan.values()) for k in ("calls", "input_tokens", "output_tokens")}
+        waves[Path(wave).name] = {"questions": q, "parts": plan, "total": total}
+    grand = {k: sum(w["total"][k] for w in waves.values()) for k in ("calls", "input_tokens", "output_tokens")}
+    return {"waves": waves, "total": grand, "budget": opts.budget, "repeats": opts.repeats,
+            "n_updates": opts.n_updates, "note": __doc__.split("\n\n")[1].replace("\n", " ")}
+
+
+def promptmix_plan(opts: Any) -> dict[str, Any]:
+    """Calls and tokens for `reproduce promptmix` (opts: PromptMixReproOptions); every improve round counted."""
+    from personagen.reproduce.promptmix import scenario_and_data
+
+    dims = {}
+    for d in opts.dim_list:
+        sc, _ = scenario_and_data(opts, d)
+        s_in = _tok(len(sc.question) + 300)
+        c_in = _tok(len(sc.question) + 1400)
+        s_out = 40 if sc.signs else 8
+        plan: dict[str, dict] = {}
+        n, r = opts.samples, opts.improve_rounds
+        for m in opts.methods:
+            k = opts.k(m)
+            crafts = k * (1 + opts.iters) if m == "em" else k
+            _add(plan, f"{m.upper()} craft/improve", crafts * (1 + r), c_in, opts.prompt_tokens)
+            _add(plan, f"{m.upper()} samples", crafts * (1 + r) * n + (n if m == "gb" else 0), s_in, s_out)
+            _add(plan, f"{m.upper()} evaluation draws", opts.draws, s_in, s_out)
+        _add(plan, "Fixed System Prompt", opts.draws, s_in, s_out)
+        if opts.personahub is not None:
+            _add(plan, "Persona Hub", opts.draws, s_in + _tok(200), s_out)
+        dims[d] = {"parts": plan,
+                   "total": {k: sum(p[k] for p in plan.values()) for k in ("calls", "input_tokens", "output_tokens")}}
+    grand = {k: sum(x["total"][k] for x in dims.values()) for k in ("calls", "input_tokens", "output_tokens")}
+    return {"target": opts.target, "dims": dims, "total": grand, "note": __doc__.split("\n\n")[1].replace("\n", " ")}
