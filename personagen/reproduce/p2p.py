@@ -95,14 +95,20 @@ def wave_survey(path: Path, seed: int, max_questions: int | None) -> Any:
 
 # ---- the design of eq. 6 and the metrics ------------------------------------------------------------------
 def dummies(answers: np.ndarray, survey: Any, qids: list[str]) -> np.ndarray:
-    """D[(i, k), j] = d_{j,ik} = 1 if agent j chose option k of question i (eq. 6); answers are option indices."""
+    """D[(i, k), j] = d_{j,ik} = 1 if agent j chose option k of question i (eq. 6); answers are option indices.
+
+    An answer that matched no option (−1) counts 1/K_i on every option: eq. 7 assumes Σ_k d_{j,ik} = 1 for
+    every agent, and a zero column would make the per-question constraints contradictory (infeasible)."""
     cols = []
     for j in range(answers.shape[0]):
         col = []
         for i, q in enumerate(qids):
-            v = np.zeros(len(survey.options(q)))
+            k = len(survey.options(q))
+            v = np.zeros(k)
             if answers[j, i] >= 0:
                 v[answers[j, i]] = 1.0
+            else:
+                v[:] = 1.0 / k
             col.append(v)
         cols.append(np.concatenate(col))
     return np.stack(cols, axis=1)
@@ -157,7 +163,7 @@ def score_pool(answers: np.ndarray, survey: Any, weights_by: dict[str, np.ndarra
         else:
             w = fixed
         m = question_metrics(split_dists(d_te @ w, survey, test), split_dists(survey.target(test), survey, test))
-        out[name] = {**m, "ecr": ecr(split_dists(d_all @ w, survey, qids), split_dists(survey.target(qids), survey,
+        out[name] = {**m, "invalid_share": float((answers < 0).mean()), "ecr": ecr(split_dists(d_all @ w, survey, qids), split_dists(survey.target(qids), survey,
                                                                                            qids)),
                      "entropy": float(pool_h.mean()), "nonzeros": int((np.abs(w) > 1e-9).sum())}
     return out

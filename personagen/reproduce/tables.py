@@ -19,6 +19,7 @@ P2P_ROWS: dict[str, tuple[str, str]] = {  # row label -> (estimator key, metric)
     "Test MCPA (Enet)": ("enet", "mcpa"),
     "ECR (Lasso)": ("lasso", "ecr"),
     "Agents with weight (Lasso)": ("lasso", "nonzeros"),
+    "Invalid answers (share)": ("lasso", "invalid_share"),
 }
 METHOD_ORDER = ("Vanilla", "PERSONA-style census", "Vanilla k-means", "Equal-weight average", "P2P")
 
