@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "endow": ("endow", "endow"),
     "mixture": ("mixture", "mixture"),
     "publish": ("publish", "publish"),
+    "reproduce": ("reproduce", "reproduce"),
     "pull": ("pull", "pull"),
     "sample-panel": ("sample_panel", "sample_panel"),
     "prefs": ("prefs", "prefs"),

@@ -23,8 +23,8 @@ import numpy as np
 import polars as pl
 
 from personagen import llm as llmio
-from personagen.llm import parse_number
 from personagen.errors import BadInput
+from personagen.llm import parse_number
 from personagen.mixture import ipip
 
 BIG5_FIXED_PROMPT = "Imagine you are a human taking a personality test"  # paper 001, Appendix B.2

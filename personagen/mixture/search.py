@@ -202,126 +202,134 @@ def _metric(samples: list[np.ndarray], w: np.ndarray, target: np.ndarray, span: 
     return {"value": v, "ci_low": float(np.quantile(boots, 0.025)), "ci_high": float(np.quantile(boots, 0.975))}
 
 
+def _target(target_path: Any, column: str | None, question: str | None, ipip_domain: str | None,
+            value_range: tuple[float, float] | None, templates: Any) -> tuple[np.ndarray, str, Scenario, dict | None]:
+    """The target values, their label, the scenario asked and (IPIP) the scoring info."""
+    if ipip_domain is not None:
+        if column is not None:
+            raise BadInput("--column and --ipip-domain are exclusive: the IPIP score is computed from the items")
+        values, label, scoring = load_ipip_target(target_path, ipip_domain)
+        return values * 10.0, label, big5_scenario(ipip_domain, templates), scoring  # 10-50 sum scale
+    values, label = load_target(target_path, column)
+    lo, hi = value_range if value_range else (float(values.min()), float(values.max()))
+    q = question or llmio.prompt("mixture/default_question.j2", templates, column=label)
+    return values, label, generic_scenario(q, lo, hi, templates), None
+
+
+def _open_library(out: Any, seed: int) -> tuple[Any, bool]:
+    from personagen.library import Library
+    from personagen.store import staged_dir
+
+    outp = Path(out)
+    if (outp / "manifest.json").is_file():
+        return Library.open(outp), False
+    with staged_dir(outp) as tmp:
+        Library.init(tmp, seed=seed, config={"created_by": "mixture"})
+    return Library.open(outp), True
+
+
+def _write_personas(lib: Any, res: MixtureResult, prefix: str, method: str, label: str) -> list[str]:
+    """The mixture's prompts as personas (source "mixture"); a rerun replaces its own rows."""
+    k = len(res.prompts)
+    ids = [f"{prefix}-{i:02d}" for i in range(k)]
+    new = pl.DataFrame({
+        "persona_id": ids, "source": ["mixture"] * k, "mode": [f"mixture:{method}"] * k, "enriched": [False] * k,
+        "weight_census": pl.Series([None] * k, dtype=pl.Float64), "text_narrative": res.prompts,
+        "mixture_target": [label] * k, "mixture_aim": [None if a is None else float(a) for a in res.aims],
+        "mixture_samples": [json.dumps(s.tolist()) for s in res.samples],
+    }, schema_overrides={"weight_census": pl.Float64})
+    try:
+        old = lib.personas().filter(~pl.col("persona_id").str.starts_with(prefix + "-"))
+        merged = pl.concat([old, new], how="diagonal_relaxed") if old.height else new
+    except BadInput:
+        merged = new
+    lib.write_personas(merged)
+    return ids
+
+
+def _split_metrics(res: MixtureResult, splits: dict[str, np.ndarray], lo: float, hi: float, seed: int
+                   ) -> tuple[dict, dict]:
+    """Normalised W1 of the mixture and of the equal-weight / uniform-distribution baselines per split."""
+    span, brng, smp = hi - lo, np.random.default_rng(seed + 1), res.samples
+    uni_w = np.array([1.0 if s.size else 0.0 for s in smp])
+    uni_w = uni_w / uni_w.sum() if uni_w.sum() else uni_w
+    grid = [np.linspace(lo, hi, 101)]
+    metrics = {sp: {"wd": _metric(smp, res.weights, tv, span, brng)} for sp, tv in splits.items()}
+    baselines = {"uniform_average": {sp: {"wd": _metric(smp, uni_w, tv, span, brng)} for sp, tv in splits.items()},
+                 "uniform_distribution": {sp: {"wd": _metric(grid, np.ones(1), tv, span, brng)}
+                                          for sp, tv in splits.items()}}
+    return metrics, baselines
+
+
+def _report_md(name: str, method: str, target: str, question: str, ids: list[str], res: MixtureResult,
+               metrics: dict) -> str:
+    md = [f"# Prompt mixture `{name}` ({method})", "", f"Target: {target}; question: {question}",
+          "", "| persona | weight | aim | sample mean | prompt |", "|---|---|---|---|---|"]
+    for pid, wk, a, s, p in zip(ids, res.weights, res.aims, res.samples, res.prompts):
+        aim = "z0" if a is None else f"{a:.3g}"
+        md.append(f"| {pid} | {wk:.3f} | {aim} | {(f'{s.mean():.3g}' if s.size else '—')} | "
+                  f"{p[:80].replace('|', '/')} |")
+    md += ["", "Normalised W1 (lower is better): " + ", ".join(
+        f"{sp} {metrics[sp]['wd']['value']:.4f}" for sp in metrics if metrics[sp]['wd']['value'] is not None)]
+    return "\n".join(md) + "\n"
+
+
 def mixture_library(target_path: str | os.PathLike, out: str | os.PathLike, *, column: str | None = None,
                     question: str | None = None, method: str = "em", components: int | None = None,
-                    iters: int = 20, samples: int = 10, weights: str = "slsqp", improve_rounds: int = 1, backend: str = "local", base_url: str | None = None,
-                    model: str | None = None, seed: int = 0, name: str = "mixture", max_target: int = 2000,
-                    test_fraction: float = 0.2, templates: Any = None, client: Any = None,
-                    concurrency: int = 4, value_range: tuple[float, float] | None = None,
-                    prompt_tokens: int = 120, ipip_domain: str | None = None) -> dict:
+                    iters: int = 20, samples: int = 10, weights: str = "slsqp", improve_rounds: int = 1,
+                    backend: str = "local", base_url: str | None = None, model: str | None = None, seed: int = 0,
+                    name: str = "mixture", max_target: int = 2000, test_fraction: float = 0.2,
+                    templates: Any = None, client: Any = None, concurrency: int = 4,
+                    value_range: tuple[float, float] | None = None, prompt_tokens: int = 120,
+                    ipip_domain: str | None = None) -> dict:
     """Search a prompt mixture for the target column and write it as a weighted persona library at `out`.
 
     With ipip_domain (E|N|A|C|O) the target is each respondent's Big Five domain score on the paper's 10-50 sum
     scale and the model takes the domain's 10-item test (scenarios.big5_scenario). `components` None = the
     paper's K (EM 10, GB 200); `iters` caps the EM iterations (paper: 20).
     """
-    from personagen.library import Library
-    from personagen.store import (
-        atomic_write_json,
-        atomic_write_parquet,
-        atomic_write_text,
-        now_iso,
-        staged_dir,
-    )
+    from personagen.store import atomic_write_json, atomic_write_parquet, atomic_write_text, now_iso
 
     opts = MixtureOptions(method=method, components=components, samples=samples, max_iters=iters, weights=weights,
                           improve_rounds=improve_rounds, seed=seed)
-    scoring = None
-    if ipip_domain is not None:
-        if column is not None:
-            raise BadInput("--column and --ipip-domain are exclusive: the IPIP score is computed from the items")
-        values, column, scoring = load_ipip_target(target_path, ipip_domain)
-        values = values * 10.0  # keyed item mean × 10 items = the paper's 10-50 sum scale
-        scenario = big5_scenario(ipip_domain, templates)
-        value_range = (scenario.lo, scenario.hi)
-    else:
-        values, column = load_target(target_path, column)
+    values, column, scenario, scoring = _target(target_path, column, question, ipip_domain, value_range, templates)
     rng = np.random.default_rng(seed)
     if values.size > max_target:
         values = rng.choice(values, size=max_target, replace=False)
     perm = rng.permutation(values.size)
     n_test = int(round(test_fraction * values.size)) if values.size >= 10 else 0
     test, train = values[perm[:n_test]], values[perm[n_test:]]
-    lo, hi = value_range if value_range else (float(values.min()), float(values.max()))
-    question = question or llmio.prompt("mixture/default_question.j2", templates, column=column)
-    if ipip_domain is None:
-        scenario = generic_scenario(question, lo, hi, templates)
-    else:
-        question = scenario.question
-    outp = Path(out)
-    created = False
-    if (outp / "manifest.json").is_file():
-        lib = Library.open(outp)
-    else:
-        with staged_dir(outp) as tmp:
-            Library.init(tmp, seed=seed, config={"created_by": "mixture"})
-        lib = Library.open(outp)
-        created = True
+    lib, created = _open_library(out, seed)
     t0 = time.time()
     with llmio.open_client(backend, base_url=base_url, model=model, cache_path=lib.llm_db, client=client,
                            concurrency=concurrency) as c:
         res, prim = search(c, train, scenario, opts, templates=templates, prompt_tokens=prompt_tokens)
-        stats = llmio.client_stats(c)
-        mname = llmio.model_name(c)
+        stats, mname = llmio.client_stats(c), llmio.model_name(c)
     seconds = round(time.time() - t0, 2)
-    prefix = f"mixture-{method}-s{seed}"
-    k = len(res.prompts)
-    ids = [f"{prefix}-{i:02d}" for i in range(k)]
+    ids = _write_personas(lib, res, f"mixture-{method}-s{seed}", method, f"{Path(target_path).name}:{column}")
     w = np.asarray(res.weights, dtype=float)
-    new = pl.DataFrame({
-        "persona_id": ids, "source": ["mixture"] * k, "mode": [f"mixture:{method}"] * k, "enriched": [False] * k,
-        "weight_census": pl.Series([None] * k, dtype=pl.Float64), "text_narrative": res.prompts,
-        "mixture_target": [f"{Path(target_path).name}:{column}"] * k, "mixture_aim": [None if a is None else float(a) for a in res.aims],
-        "mixture_samples": [json.dumps(s.tolist()) for s in res.samples],
-    }, schema_overrides={"weight_census": pl.Float64})
-    try:
-        old = lib.personas()
-        old = old.filter(~pl.col("persona_id").str.starts_with(prefix + "-"))
-        merged = pl.concat([old, new], how="diagonal_relaxed") if old.height else new
-    except BadInput:
-        merged = new
-    lib.write_personas(merged)
-
-    span = hi - lo
-    brng = np.random.default_rng(seed + 1)
-    smp = res.samples
-    uni_w = np.array([1.0 if s.size else 0.0 for s in smp])
-    uni_w = uni_w / uni_w.sum() if uni_w.sum() else uni_w
-    grid = [np.linspace(lo, hi, 101)]
-    splits = {"train": train, **({"test": test} if test.size else {})}
-    metrics = {sp: {"wd": _metric(smp, w, tv, span, brng)} for sp, tv in splits.items()}
-    baselines = {"uniform_average": {sp: {"wd": _metric(smp, uni_w, tv, span, brng)} for sp, tv in splits.items()},
-                 "uniform_distribution": {sp: {"wd": _metric(grid, np.ones(1), tv, span, brng)}
-                                          for sp, tv in splits.items()}}
+    metrics, baselines = _split_metrics(res, {"train": train, **({"test": test} if test.size else {})},
+                                        scenario.lo, scenario.hi, seed)
     cal = lib.calibration_dir(name)
     cal.mkdir(parents=True, exist_ok=True)
     atomic_write_parquet(cal / "weights.parquet", pl.DataFrame({"persona_id": ids, "weight": w.tolist()},
                                                                schema={"persona_id": pl.String, "weight": pl.Float64}))
-    nz = int((w > 1e-9).sum())
     report = {
-        "name": name, "method": f"mixture-{method}", "survey_id": None, "group": None,
-        "created": now_iso(), "lam": None, "alpha": None,
-        "n_personas": k, "nonzeros": nz, "ess": float(1.0 / (w ** 2).sum()) if w.sum() > 0 else 0.0,
-        "negative_weights": 0, "solver": opts.weights, "solver_seconds": seconds,
-        "metrics": metrics, "baselines": baselines,
+        "name": name, "method": f"mixture-{method}", "survey_id": None, "group": None, "created": now_iso(),
+        "lam": None, "alpha": None, "n_personas": len(ids), "nonzeros": int((w > 1e-9).sum()),
+        "ess": float(1.0 / (w ** 2).sum()) if w.sum() > 0 else 0.0, "negative_weights": 0, "solver": opts.weights,
+        "solver_seconds": seconds, "metrics": metrics, "baselines": baselines,
         "target": {"file": str(target_path), "column": column, "n_train": int(train.size), "n_test": int(test.size),
-                   "lo": lo, "hi": hi, "question": question, "scoring": scoring},
+                   "lo": scenario.lo, "hi": scenario.hi, "question": scenario.question, "scoring": scoring},
         "mixture": {"components": opts.k, "iters": iters, "samples": samples, "history": res.history,
-                    "converged": res.converged, "weights_fit": opts.weights,
-                    "counts": prim.counts, "w1_train": res.w1},
+                    "converged": res.converged, "weights_fit": opts.weights, "counts": prim.counts, "w1_train": res.w1},
         "model": mname, "llm": stats,
     }
     atomic_write_json(cal / "report.json", report)
-    md = [f"# Prompt mixture `{name}` ({method})", "", f"Target: {target_path} column `{column}`; question: {question}",
-          "", "| persona | weight | aim | sample mean | prompt |", "|---|---|---|---|---|"]
-    for pid, wk, a, s, p in zip(ids, w, res.aims, smp, res.prompts):
-        md.append(f"| {pid} | {wk:.3f} | {'z0' if a is None else f'{a:.3g}'} | {(f'{s.mean():.3g}' if s.size else '—')} | "
-                  f"{p[:80].replace('|', '/')} |")
-    md += ["", "Normalised W1 (lower is better): " + ", ".join(
-        f"{sp} {metrics[sp]['wd']['value']:.4f}" for sp in metrics if metrics[sp]['wd']['value'] is not None)]
-    atomic_write_text(cal / "report.md", "\n".join(md) + "\n")
-    _plot(smp, w, train, lo, hi, cal / "mixture.png")
-    lib.record("mixture", target=str(target_path), column=column, method=method, components=components,
+    atomic_write_text(cal / "report.md", _report_md(name, method, f"{target_path} column `{column}`",
+                                                    scenario.question, ids, res, metrics))
+    _plot(res.samples, w, train, scenario.lo, scenario.hi, cal / "mixture.png")
+    lib.record("mixture", target=str(target_path), column=column, method=method, components=opts.k,
                iters=iters, samples=samples, model=mname, calibration=name, created_library=created)
     return report
 
