@@ -125,6 +125,10 @@ def test_calibrate_api_methods(calibrated) -> None:  # noqa: ANN001
         assert cal.report["metrics"]["test"]["mse"]["value"] is not None
         if method != "p2p-lasso":
             assert w.min() >= -1e-12
+        else:  # P2P stage 2 (paper 000, §3.1): fitted on the train + valid questions, scored on test
+            sp_ = cal.prepared.splits
+            assert set(cal.prepared.train.qids) == set(sp_["train"]) | set(sp_["valid"]) and sp_["valid"]
+            assert any("train + valid" in n for n in cal.report["notes"])
     cal = lib.calibrate(s, block_weighting=True, pull="kl", max_agents=10, write=False, n_boot=50)
     assert cal.report["nonzeros"] <= 10
     sub = lib.calibrate(s, group="Northeast", write=False, n_boot=50)
