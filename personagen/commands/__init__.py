@@ -29,7 +29,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prefs": ("prefs", "prefs"),
     "prefs-eval": ("prefs_eval", "prefs_eval"),
     "finetune": ("finetune", "finetune"),
-    "reproduce": ("reproduce", "reproduce"),
 }
 
 
