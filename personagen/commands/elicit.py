@@ -78,6 +78,12 @@ def elicit(lib: str, survey_path: str, split: str, backend: str, adapter: str | 
         if client is not None:
             client.close()
     summary["engine"] = engine
+    _print_summary(summary, dry_run, as_json)
+    check_errors(summary)
+
+
+def _print_summary(summary: dict, dry_run: bool, as_json: bool) -> None:
+    """One human line (stderr under --json), then the JSON object last."""
     if dry_run:
         est = summary["estimate"]
         click.echo(f"dry run: {summary['answers_todo']} answers to elicit ({summary['answers_skipped']} done), "
@@ -91,7 +97,6 @@ def elicit(lib: str, survey_path: str, split: str, backend: str, adapter: str | 
                    f"${summary['cost_usd']:.4f}, {summary['seconds']:.1f}s", err=as_json)
     if as_json:
         click.echo(json.dumps(summary, default=str))
-    check_errors(summary)
 
 
 def _engine_client(engine: str, ray_address: str | None, ray_workers: int, ray_batch_size: int,
