@@ -1,8 +1,7 @@
-"""LLM client transport: retries, Retry-After, budgets, cache, dedupe, errors, overhead (real loopback HTTP)."""
+"""LLM client transport: retries, Retry-After, budgets, cache, dedupe, errors (real loopback HTTP; per-request overhead is measured by benchmarks/elicit.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -155,54 +154,3 @@ def test_prices_prefix_and_user_table(tmp_path, monkeypatch):
     with pytest.raises(BadInput, match="models"):
         PriceTable.load()
 
-
-def test_client_overhead_under_1ms(tmp_path):
-    """CPU time per request spent by LLMClient (hashing, cache + log commit, accounting, thread hand-off) on
-    top of the bare openai client, sequential requests to a loopback server in another process; best of 3.
-    CPU time, not wall time, so a busy shared machine does not decide the figure (wall is printed)."""
-    import subprocess
-    import sys
-
-    import openai
-
-    here = str(Path(__file__).resolve().parent)  # the test server lives next to the tests
-    code = (f"import sys, time\nsys.path.insert(0, {here!r})\nfrom loopback import LoopbackServer\n"
-            "s = LoopbackServer().start()\nprint(s.base_url, flush=True)\ntime.sleep(300)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        url = proc.stdout.readline().strip()
-        n = 80
-        reqs = [_req(i) for i in range(n)]
-
-        async def bare() -> tuple[float, float]:
-            cl = openai.AsyncOpenAI(api_key="x", base_url=url, max_retries=0)
-            for r in reqs[:5]:
-                await cl.chat.completions.with_raw_response.create(
-                    model="loopback", messages=r.messages, max_tokens=1, logprobs=True, top_logprobs=20,
-                    temperature=0.0)
-            c0, w0 = time.process_time(), time.perf_counter()
-            for r in reqs:
-                raw = await cl.chat.completions.with_raw_response.create(
-                    model="loopback", messages=r.messages, max_tokens=1, logprobs=True, top_logprobs=20,
-                    temperature=0.0)
-                raw.http_response.content  # noqa: B018
-            out = (time.process_time() - c0) / n, (time.perf_counter() - w0) / n
-            await cl.close()
-            return out
-
-        overheads, walls = [], []
-        c = LLMClient.create(backend="openai", base_url=url, model="loopback", cache_path=tmp_path / "llm.sqlite",
-                             progress=False, concurrency=1, fresh=True)
-        with c:
-            c.run(reqs[:5])  # warm up
-            for _ in range(3):
-                b_cpu, b_wall = asyncio.run(bare())
-                c0, w0 = time.process_time(), time.perf_counter()
-                c.run(reqs)
-                overheads.append((time.process_time() - c0) / n - b_cpu)
-                walls.append(((time.perf_counter() - w0) / n, b_wall))
-        print("cpu overhead per request (s):", overheads, "wall (ours, bare):", walls)
-        assert min(overheads) < 1e-3, overheads
-    finally:
-        proc.kill()
-        proc.wait()

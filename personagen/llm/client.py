@@ -257,7 +257,7 @@ class LLMClient:
         self.backend = backend
         self.base_url = base_url
         self.model = model  # the name sent to the API
-        self.model_name = model if backend != "local" else identity.split("@")[0]
+        self.model_name = model if backend in ("openai", "openai-batch") else identity.split("@")[0]  # local/hf: content identity
         self.identity = identity
         self.cache_path = Path(cache_path) if cache_path else None
         self.concurrency = max(1, int(concurrency))
