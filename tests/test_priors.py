@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import polars as pl
 import pytest
@@ -91,15 +89,6 @@ def test_traits_from_banks() -> None:
         sizes.add(len(parts))
     assert sizes == {2, 3}
     assert out.equals(add_priors(pl.DataFrame({"persona_id": [str(i) for i in range(5000)]}), 11))
-
-
-def test_add_priors_is_fast() -> None:
-    rng = np.random.default_rng(0)
-    n = 100_000
-    df = pl.DataFrame({"age": rng.integers(18, 90, n), "sex": rng.choice(["Male", "Female"], n)})
-    add_priors(df, 0)
-    best = min((lambda t0: (add_priors(df, 1), time.perf_counter() - t0)[1])(time.perf_counter()) for _ in range(3))
-    assert best < 0.5  # ~40 ms on an idle 2-core machine; loose for busy CI
 
 
 def test_estimation_reproduces_yaml(shared_data, spec: dict) -> None:
