@@ -19,6 +19,17 @@ from typing import Any
 import polars as pl
 
 from personagen.errors import BadInput
+from personagen.locking import pid_tag, remove_stale
+
+
+def _umask() -> int:
+    """The process umask (read once; os.umask can only be read by setting it)."""
+    m = os.umask(0o022)
+    os.umask(m)
+    return m
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file: temp files get it before os.replace
 
 
 def now_iso() -> str:
@@ -29,10 +40,11 @@ def now_iso() -> str:
 @contextlib.contextmanager
 def _temp_beside(path: Path) -> Iterator[str]:
     """A temp file name in `path`'s folder; moved onto `path` when the block ends, removed if it raises."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{pid_tag()}", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, _FILE_MODE)  # mkstemp's 0600 would ignore the user's umask
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -84,7 +96,9 @@ def staged_dir(final: str | os.PathLike, *, overwrite: bool = False) -> Iterator
         raise BadInput(f"{final}: output directory {parent} is not writable")
     if final.exists() and not overwrite and any(final.iterdir() if final.is_dir() else [final]):
         raise BadInput(f"{final}: already exists and is not empty (choose another path or remove it)")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=parent))
+    remove_stale(parent.glob(f".{final.name}.pid*.partial"))  # left by a killed run
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}{pid_tag()}", suffix=".partial", dir=parent))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         if final.exists():
@@ -96,4 +110,23 @@ def staged_dir(final: str | os.PathLike, *, overwrite: bool = False) -> Iterator
             os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def undo_on_bad_input(*paths: str | os.PathLike) -> Iterator[None]:
+    """Remove again those of `paths` that this block creates, if it ends in bad input (exit 2 writes nothing).
+
+    Used around stages that create a folder before a check only the model server can answer (an unknown
+    model or a rejected key)."""
+    fresh = [Path(p) for p in paths if not Path(p).exists()]
+    try:
+        yield
+    except BadInput:
+        for p in fresh:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
         raise

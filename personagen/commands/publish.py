@@ -29,7 +29,7 @@ def publish(lib: Path, repo: str | None, calibration: str | None, private: bool,
         raise BadInput("--private/--revision apply to a push; drop them with --out DIR")
     if out is not None:
         res = export_panel(lib, out, calibration=calibration, repo=repo, templates=templates).to_dict()
-        click.echo(f"wrote {res['path']} ({res['n_personas']} personas, {res['n_responses']} responses, "
+        click.echo(f"wrote {res['path']} ({res['n_personas']} personas, {res['n_responses']} response option rows, "
                    f"calibration {res['calibration']})", err=as_json)
     else:
         if repo is None:
