@@ -46,6 +46,8 @@ HELP: dict[str, str] = {
     "publish": "Export or push a library and calibration as a Hub dataset.",
     "pull": "Download a published panel into a library.",
     "sample-panel": "Draw a weighted sample of personas from a library.",
+    "prefs": "PERSONA preference pairs: base answers and persona-specific rewrites.",
+    "prefs-eval": "Validate preference pairs (evaluator check, role-player agreement).",
 }
 
 
