@@ -48,6 +48,8 @@ HELP: dict[str, str] = {
     "sample-panel": "Draw a weighted sample of personas from a library.",
     "prefs": "PERSONA preference pairs: base answers and persona-specific rewrites.",
     "prefs-eval": "Validate preference pairs (evaluator check, role-player agreement).",
+    "finetune": "SubPOP LoRA fine-tuning on survey distributions (extra [train]).",
+    "reproduce": "Run a paper's protocol and print its table beside the published numbers.",
 }
 
 
