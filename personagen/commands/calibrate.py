@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from personagen.calibrate import BASES, METHODS, PULLS
-from personagen.commands.types import Count, Name
+from personagen.commands.types import SEED, Count, Name
 
 
 @click.command("calibrate")
@@ -30,9 +30,9 @@ from personagen.commands.types import Count, Name
 @click.option("--model", default=None, help="Use responses of this model (needed when several are present).")
 @click.option("--mode", default=None, help="Use responses of this mode (sample|logprobs).")
 @click.option("--drop-incomplete", is_flag=True, help="Exclude personas lacking answers instead of refusing.")
-@click.option("--split-seed", type=int, default=None, help="Re-split the survey's questions with this seed.")
+@click.option("--split-seed", type=SEED, default=None, help="Re-split the survey's questions with this seed.")
 @click.option("--folds", type=Count(2, 1000), default=None, help="CV folds (grouped by question).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--name", type=Name(), default=None, help="Calibration name (folder under LIB/calibrations).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing calibration of the same name.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")

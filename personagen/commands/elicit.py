@@ -44,8 +44,8 @@ from personagen.errors import PersonagenError
 @click.option("--engine", type=click.Choice(["single", "ray"]), default="single", show_default=True,
               help="ray: the work list as a Ray Dataset answered by ray.data.llm (needs the [ray] extra).")
 @click.option("--ray-address", default=None, help="Ray cluster to join (default: a local Ray instance).")
-@click.option("--ray-workers", type=int, default=2, show_default=True, help="Ray processor replicas.")
-@click.option("--ray-batch-size", type=int, default=8, show_default=True,
+@click.option("--ray-workers", type=Count(1, 1024), default=2, show_default=True, help="Ray processor replicas.")
+@click.option("--ray-batch-size", type=Count(1, 100_000), default=8, show_default=True,
               help="Requests per Ray block (results are cached a block at a time).")
 @click.option("--ray-processor", type=click.Choice(["http", "vllm"]), default="http", show_default=True,
               help="http: the --base-url endpoint; vllm: vLLM engines on the cluster for --model (a path or id).")

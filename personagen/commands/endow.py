@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from personagen.commands._options import BACKEND, BASE_URL, CONC, JSON, MODEL, TEMPLATES, open_library
-from personagen.commands.types import Count, Real
+from personagen.commands.types import SEED, Count, Real
 from personagen.store import undo_on_bad_input
 
 
@@ -24,7 +24,7 @@ from personagen.store import undo_on_bad_input
               show_default=True)
 @click.option("--bank", type=click.Path(exists=False, path_type=Path), default=None,
               help="Folder of extra attribute-bank YAML files.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--initial-per-mode", type=Count(1, 100_000), default=10, show_default=True)
 @click.option("--n-updates", type=Count(1, 10_000), default=10, show_default=True,
               help="Update steps after the initial stage (P2P Alg. 1; the paper uses 10).")

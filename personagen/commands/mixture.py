@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from personagen.commands._options import BACKEND, BASE_URL, CONC, JSON, MODEL, TEMPLATES
-from personagen.commands.types import Count, Name, check_range
+from personagen.commands.types import SEED, Count, Name, check_range
 from personagen.store import undo_on_bad_input
 
 
@@ -36,7 +36,7 @@ from personagen.store import undo_on_bad_input
 @click.option("--samples", type=Count(1, 1000), default=10, show_default=True)
 @click.option("--range", "value_range", type=(float, float), default=None, help="LO HI of valid answers.")
 @click.option("--name", type=Name(), default="mixture", show_default=True, help="Calibration name.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--prompt-tokens", type=Count(1, 100_000), default=120, show_default=True, help="Output cap of craft/improve.")
 @CONC
 @TEMPLATES

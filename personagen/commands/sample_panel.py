@@ -7,14 +7,14 @@ from pathlib import Path
 
 import click
 
-from personagen.commands.types import Count
+from personagen.commands.types import SEED, Count
 from personagen.errors import BadInput
 
 
 @click.command("sample-panel")
 @click.argument("lib", type=click.Path(file_okay=False, path_type=Path))
 @click.option("-n", "n", type=Count(1, 10_000_000), required=True, help="Number of draws.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--calibration", default=None, help="Calibration NAME (default: the only one / pulled weights).")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the sample to FILE.parquet.")

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from personagen.commands.types import Count
+from personagen.commands.types import SEED, Count
 from personagen.errors import BadInput
 from personagen.surveys import FORMATS, OVERALL, Survey, import_survey, load
 
@@ -26,7 +26,7 @@ def surveys() -> None:
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="SURVEY.parquet to write")
 @click.option("--refused", type=click.Choice(["drop", "keep"]), default="drop", show_default=True,
               help="drop the Refused option and renormalise, or keep it as an option")
-@click.option("--seed", type=int, default=0, show_default=True, help="seed of the 70/15/15 question split")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="seed of the 70/15/15 question split")
 @click.option("--survey-id", default=None, help="survey id (default: derived from the file name)")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary last")
 def import_cmd(fmt: str, path: Path, out: Path, refused: str, seed: int, survey_id: str | None,

@@ -75,6 +75,9 @@ class Name(click.ParamType):
         return safe_name(value, opt)
 
 
+SEED = Count(0, 2**32 - 1)  # a random seed: numpy refuses negative ones, torch wants < 2**64
+
+
 class PlotFile(click.ParamType):
     """An output image path ending in .png, .pdf or .svg."""
 
@@ -96,4 +99,4 @@ def check_range(value_range: tuple[float, float] | None, opt: str = "--range") -
         raise BadInput(f"{opt} {lo:g} {hi:g}: expected finite LO < HI")
 
 
-__all__ = ["Count", "Real", "Name", "PlotFile", "check_range"]
+__all__ = ["Count", "Real", "Name", "PlotFile", "SEED", "check_range"]

@@ -38,6 +38,9 @@ def _download(repo: str, revision: str | None) -> tuple[Path, dict[str, Any]]:
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
     token: str | bool = os.environ.get("HF_TOKEN", "").strip() or False
+    from huggingface_hub.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # no "Retrying in 1s" lines: a failure is reported once, below
     if not sys.stderr.isatty():  # no progress-bar lines in logs and pipes
         from huggingface_hub.utils import disable_progress_bars
 
@@ -52,8 +55,11 @@ def _download(repo: str, revision: str | None) -> tuple[Path, dict[str, Any]]:
         raise BadInput(f"{repo}: dataset repo not found on the Hub (or not visible with this token)") from None
     except HfHubHTTPError as e:
         raise PersonagenError(f"{repo}: download failed: {str(e).splitlines()[0]}") from None
-    except OSError as e:
-        raise PersonagenError(f"{repo}: download failed ({type(e).__name__}: {e})") from None
+    except (BadInput, PersonagenError):
+        raise
+    except Exception as e:  # noqa: BLE001 - connection errors come from the HTTP library in several types
+        raise PersonagenError(f"{repo}: cannot download from the Hub ({type(e).__name__}: {e}); check the "
+                              "network or HF_ENDPOINT, or pull an exported folder instead") from None
     return path, {"kind": "hub", "repo": repo, "revision": revision or "main", "commit": path.name}
 
 
