@@ -64,6 +64,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (w / "tpl" / "elicit").mkdir(parents=True)
     (w / "tpl" / "elicit" / "system.j2").write_text("You are {{ persona }} from {{ hometown }}.")
     (w / "t.csv").write_text("y\n1\n2\n3\n4\n")
+    (w / "p.csv").write_text("prompt\nShould the city raise taxes for parks?\nIs remote work good for families?\n")
     return w
 
 
@@ -106,7 +107,44 @@ CASES: dict[str, list[str]] = {
     "calibrate --name ../x": ["calibrate", "LIB", "--survey", "S.parquet", "--name", "../x"],
     "publish --calibration ../x": ["publish", "LIB", "--out", "P", "--calibration", "../x"],
     "calibrate --folds 1": ["calibrate", "LIB", "--survey", "S.parquet", "--folds", "1"],
+    "build --seed -1": ["build", "-o", "OUT", "--census", "trunc.csv.gz", "--seed", "-1"],
+    "surveys import missing": ["surveys", "import", "generic", "nope.csv", "-o", "X.parquet"],
+    "surveys import --survey-id ../x": ["surveys", "import", "generic", "t.csv", "-o", "X.parquet", "--survey-id", "../x"],
+    "serve-local --port 70000": ["serve-local", "--port", "70000"],
+    "bench solver --agents 1e9": ["bench", "solver", "--agents", "1000000000"],
+    "bench simulate --agents 1e12": ["bench", "simulate", "--agents", "1000000000000"],
+    "bench census truncated": ["bench", "census", "--census", "trunc.csv.gz"],
+    "pull ../x": ["pull", "../x", "-o", "PL"],
+    "pull manifest []": ["pull", "LIB_list", "-o", "PL"],
+    "prefs --prompts missing": ["prefs", "LIB", "--prompts", "nope.jsonl", *OPENAI],
+    "prefs --per-persona 1e12": ["prefs", "LIB", "--prompts", "p.csv", "--per-persona", "1000000000000",
+                                 "--dry-run", *OPENAI],
+    "prefs --heldout-fraction nan": ["prefs", "LIB", "--prompts", "p.csv", "--heldout-fraction", "nan", *OPENAI],
+    "prefs nothing survives the filter": ["prefs", "LIB", "--prompts", "t.csv", "--prompt-column", "y",
+                                          "--dry-run", *OPENAI],
+    "prefs-eval --limit 0": ["prefs-eval", "LIB", "--limit", "0", *OPENAI],
+    "prefs-eval --second-temperature nan": ["prefs-eval", "LIB", "--second-temperature", "nan", *OPENAI],
+    "prefs-eval without pairs": ["prefs-eval", "LIB", *OPENAI],
+    "finetune --threads 0": ["finetune", "--train", "S.parquet", "--out", "FT", "--threads", "0"],
+    "finetune --lr nan": ["finetune", "--train", "S.parquet", "--out", "FT", "--lr", "nan"],
+    "finetune --train text option_index": ["finetune", "--train", "S_str.parquet", "--out", "FT"],
+    "reproduce subpop --reps 1e12": ["reproduce", "subpop", "--train", "S.parquet", "--eval", "S.parquet",
+                                     "--reps", "1000000000000", "--out", "RS"],
+    "reproduce subpop unusable --eval": ["reproduce", "subpop", "--train", "S.parquet", "--eval", "S.parquet",
+                                         "--out", "RS"],
+    "reproduce p2p --budget 1e12": ["reproduce", "p2p", "LIB", "--budget", "1000000000000", "--dry-run",
+                                    "--out", "RP", *OPENAI],
+    "reproduce p2p not a wave": ["reproduce", "p2p", "LIB", "--dry-run", "--out", "RP", *OPENAI],
+    "reproduce promptmix --draws -1": ["reproduce", "promptmix", "--target", "big5", "--data", "t.csv",
+                                       "--draws", "-1", "--out", "RM", *OPENAI],
 }
+
+
+def test_the_table_covers_every_command() -> None:
+    """Each command listed by `personagen --help` has at least one bad-input case here."""
+    from personagen.commands import COMMANDS
+
+    assert set(COMMANDS) <= {args[0] for args in CASES.values()}
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -122,7 +160,8 @@ def test_bad_input_one_line_exit_2_nothing_written(work: Path, case: str) -> Non
 @pytest.mark.parametrize("cmd", [["elicit", "LIB", "--survey", "S.parquet"],
                                  ["endow", "LIB", "--survey", "S.parquet", "--budget", "4"],
                                  ["mixture", "--target", "t.csv", "--out", "M"],
-                                 ["enrich", "LIB"]])
+                                 ["enrich", "LIB"],
+                                 ["prefs", "LIB", "--prompts", "p.csv"]])
 def test_unknown_model_touches_nothing(work: Path, cmd: list[str]) -> None:
     """A model the server does not serve: no llm.sqlite, no history entry, no endow/ or new library left."""
     before = _snapshot(work)

@@ -117,6 +117,36 @@ def test_name_options_refused_before_anything_is_written(tmp_path: Path, cmd: li
     assert not (tmp_path.parent / "x").exists()
 
 
+@pytest.mark.parametrize("evil", ["checkpoints/../../escaped", "/tmp/personagen-abs-ck"])
+def test_finetune_checkpoint_pointer_cannot_leave_out(tmp_path: Path, shared_data: Path, evil: str) -> None:
+    """A resumed `finetune --out OUT` reads OUT/checkpoint.json: its path is a name from a file."""
+    from personagen.finetune import FinetuneOptions
+
+    wave = shared_data / "opinionqa" / "human_resp" / "American_Trends_Panel_W26"
+    if not wave.is_dir():
+        pytest.skip(f"{wave} not present")
+    out = tmp_path / "FT"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps(FinetuneOptions(train=(str(wave),), out=str(out)).run_config()))
+    (out / "checkpoint.json").write_text(json.dumps({"step": 3, "path": evil}))
+    r = cli("finetune", "--train", str(wave), "--out", str(out))
+    assert r.returncode == 2 and "checkpoint.json" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_wave_and_export_names_stay_inside_their_folder(tmp_path: Path) -> None:
+    from personagen.finetune import export_hub_config
+    from personagen.reproduce.p2p import wave_name
+
+    assert wave_name(Path("/data/American_Trends_Panel_W26")) == "W26"
+    for wave in (tmp_path / "a" / "..", Path("/"), tmp_path / "my wave"):
+        name = wave_name(wave)
+        assert safe_name(name, "wave") == name and (tmp_path / name).parent == tmp_path
+    with pytest.raises(BadInput, match="not a valid name"):
+        export_hub_config([], tmp_path / "out", name="../../escaped")
+    assert not (tmp_path / "out").exists() and not (tmp_path.parent / "escaped").exists()
+
+
 # ---- secrets echoed back by a server -------------------------------------------------------------------
 def test_redact_forms() -> None:
     os.environ["PERSONAGEN_API_KEY"] = "zz-custom-secret-value"
