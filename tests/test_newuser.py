@@ -16,7 +16,8 @@ from personagen.library import Library
 from personagen.surveys import Survey
 
 REPO = Path(__file__).resolve().parents[1]
-HEAVY = ("cvxpy", "scipy", "matplotlib", "openai")
+HEAVY = ("cvxpy", "scipy", "matplotlib", "openai", "polars", "numpy", "torch", "ray", "huggingface_hub",
+         "transformers", "pyarrow", "jinja2")
 
 
 def _env(**extra: str) -> dict[str, str]:
