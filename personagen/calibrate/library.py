@@ -398,14 +398,16 @@ def _prepare_survey(lib: Library, survey: Survey, personas: pl.DataFrame, all_pi
             raise BadInput(f"{survey.source}: the {s} split has no answered questions for group {group!r} "
                            f"({len(qids)} usable questions; re-split with --split-seed or elicit --split all)")
     if len(split_q["train"]) < 2:
-        raise BadInput(f"{survey.source}: the train split has 1 question; CV needs at least 2")
+        raise BadInput(f"{survey.source}: the train split has 1 question; CV needs at least 2 (elicit more "
+                       "questions, re-split with --split-seed, or lower elicit --min-mass to recover invalid ones)")
     des, dropped = survey_design(resp, survey, qids, all_pids, drop_incomplete=o.drop_incomplete, source=src)
     if dropped:
         msg = f"{len(dropped)} personas lack answers and were excluded (--drop-incomplete)"
         notes.append(msg)
         warnings.warn(msg, stacklevel=3)
     if len(des.persona_ids) < 2:
-        raise BadInput(f"{src}: calibration needs at least 2 personas with answers, found {len(des.persona_ids)}")
+        raise BadInput(f"{src}: calibration needs at least 2 personas with answers, found {len(des.persona_ids)} "
+                       "(elicit more personas, or lower elicit --min-mass to re-score invalid answers)")
     # P2P stage 2 (paper 000, §3.1) fits on Q_train ∪ Q_valid and reports on Q_test
     fit_splits = ("train", "valid") if o.method.startswith("p2p") else ("train",)
     if len(fit_splits) > 1:
