@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from personagen.errors import BadInput
+from personagen.errors import BadInput, PersonagenError
 from personagen.locking import pid_tag, remove_stale
 
 
@@ -37,18 +39,42 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # runtime: the disk (or a quota) is full
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)  # the user's choice of location: bad input
+
+
+def write_failure(path: str | os.PathLike, e: BaseException) -> PersonagenError | None:
+    """A one-line error for a write that failed because the disk is full or read-only (also when polars
+    reports it as 'os error N'), naming the file and what to do; None for any other failure."""
+    code = e.errno if isinstance(e, OSError) else None
+    if code is None and isinstance(e, pl.exceptions.PolarsError):
+        m = re.search(r"os error (\d+)", str(e))
+        code = int(m.group(1)) if m else None
+    if code in _FULL:
+        return PersonagenError(f"{path}: cannot write ({os.strerror(code)}); free some space and rerun")
+    if code in _READ_ONLY:
+        return BadInput(f"{path}: cannot write ({os.strerror(code)}); choose a writable location")
+    return None
+
+
 @contextlib.contextmanager
 def _temp_beside(path: Path) -> Iterator[str]:
     """A temp file name in `path`'s folder; moved onto `path` when the block ends, removed if it raises."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{pid_tag()}", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{pid_tag()}", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise (write_failure(path, e) or e) from None
     os.close(fd)
     try:
         yield tmp
         os.chmod(tmp, _FILE_MODE)  # mkstemp's 0600 would ignore the user's umask
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        err = write_failure(path, e)
+        if err is not None:
+            raise err from None
         raise
 
 
@@ -108,8 +134,13 @@ def staged_dir(final: str | os.PathLike, *, overwrite: bool = False) -> Iterator
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        err = write_failure(final, e)
+        if err is None and isinstance(e, PersonagenError) and str(tmp) in str(e):
+            err = type(e)(str(e).replace(str(tmp), str(final)))  # name the folder the user asked for
+        if err is not None:
+            raise err from None
         raise
 
 

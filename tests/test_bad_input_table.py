@@ -187,3 +187,36 @@ def test_stale_partial_and_temp_of_dead_process_are_cleaned(work: Path, tmp_path
     assert r.returncode == 2  # refused (no such calibration) before staging
     r = _cli(tmp_path, "build", "-o", "P", "--census", str(work / "trunc.csv.gz"), "-n", "5")
     assert not stale.exists() and live.exists()
+
+
+def _small_disk() -> None:
+    """In the child: files may grow to 60 kB only, and a write past that fails with EFBIG (as on a full disk)
+    instead of killing the process."""
+    import resource
+    import signal
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def test_full_disk_one_line_and_nothing_left(work: Path, tmp_path: Path, vt_pums: Path) -> None:
+    e = {**os.environ, "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-m", "personagen.cli", "build", "-o", "BIG", "--census", str(vt_pums),
+                        "-n", "300"], capture_output=True, text=True, cwd=tmp_path, env=e, timeout=300,
+                       preexec_fn=_small_disk)
+    assert r.returncode == 1 and "free some space" in r.stderr and "BIG/" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+    lib = Library.init(tmp_path / "lib", seed=0)  # a cache that cannot grow: no call is paid, nothing recorded
+    lib.write_personas(pl.DataFrame({"persona_id": [f"p{i}" for i in range(30)], "source": ["census"] * 30,
+                                     "text_narrative": [f"I am person {i}. " * 20 for i in range(30)]}))
+    before = _snapshot(tmp_path)
+    with EchoServer() as srv:
+        r = subprocess.run([sys.executable, "-m", "personagen.cli", "elicit", str(lib.path), "--survey",
+                            str(work / "S.parquet"), "--backend", "openai", "--base-url", srv.base_url, "--model",
+                            "m", "--no-progress"], capture_output=True, text=True, env=e, timeout=300,
+                           preexec_fn=_small_disk)
+        assert srv.total == 0
+    assert r.returncode == 1 and "free some space" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    after = {k: v for k, v in _snapshot(tmp_path).items() if k != "lib/.lock"}  # the library's lock file
+    assert after == before

@@ -287,12 +287,12 @@ def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = N
     t0 = time.perf_counter()
     stats0 = dict(client.stats)  # a reused client's earlier counts are not this run's
     stopped: BudgetExceeded | None = None
-    refused = False  # a BadInput from the server check (model, key): nothing ran, nothing is recorded
+    refused = False  # a failure before any answer (unknown model, rejected key, full disk): nothing recorded
     try:
         with client if own_client else contextlib.nullcontext(client):
             stopped = _collect(lib, client, survey.survey_id, work, o, summary)
-    except BadInput:
-        refused = summary["answers_written"] == 0
+    except BaseException:
+        refused = summary["answers_written"] == 0 and client.stats["requests_sent"] == stats0.get("requests_sent", 0)
         raise
     finally:
         consolidate_parts(lib)

@@ -18,6 +18,7 @@ Error and response text is redacted (personagen.llm.redact) before it is stored.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -27,7 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from personagen.errors import BadInput
+from personagen.errors import BadInput, PersonagenError
 from personagen.llm.redact import redact
 from personagen.locking import pid_alive
 
@@ -110,7 +111,8 @@ def migrate(conn: sqlite3.Connection, path: str | os.PathLike) -> int:
             conn.execute(f"PRAGMA user_version = {version + 1}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # keep the first error (a full disk), not the rollback's
+                conn.execute("ROLLBACK")
             raise
 
 
@@ -124,6 +126,20 @@ def request_key(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
 
 
+_SQLITE_FULL, _SQLITE_IOERR, _SQLITE_READONLY, _SQLITE_CANTOPEN = 13, 10, 8, 14
+
+
+def _open_error(path: Path, e: sqlite3.DatabaseError) -> PersonagenError:
+    """One line for a cache that cannot be opened: a full disk (exit 1), a read-only place or a damaged
+    file (exit 2), each saying what to do."""
+    code = (getattr(e, "sqlite_errorcode", 0) or 0) & 0xFF
+    if code in (_SQLITE_FULL, _SQLITE_IOERR):
+        return PersonagenError(f"{path}: cannot write the model-call cache ({e}); free some space and rerun")
+    if code in (_SQLITE_READONLY, _SQLITE_CANTOPEN):
+        return BadInput(f"{path}: cannot write the model-call cache ({e}); choose a writable location")
+    return BadInput(f"{path}: not a usable SQLite cache ({e}); move it away to start a new one")
+
+
 class Cache:
     """A small wrapper over one SQLite connection. Use from one thread at a time."""
 
@@ -133,6 +149,7 @@ class Cache:
         self.conn: sqlite3.Connection | None = None
         if self.path.exists() and not self.path.is_file():
             raise BadInput(f"{self.path}: the model-call cache is not a file")
+        fresh = not self.path.exists()
         try:
             if readonly:
                 if self.path.is_file():  # a URI from as_uri(): '#' or '?' in the path stay part of the path
@@ -146,7 +163,11 @@ class Cache:
                 migrate(self.conn, self.path)
         except sqlite3.DatabaseError as e:
             self.close()
-            raise BadInput(f"{self.path}: not a usable SQLite cache ({e}); move it away to start a new one") from None
+            if fresh and not readonly:  # a cache this call began and could not finish is not left behind
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(f"{self.path}{suffix}")
+            raise _open_error(self.path, e) from None
 
     def close(self) -> None:
         if self.conn is not None:
