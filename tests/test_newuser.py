@@ -134,3 +134,14 @@ def test_library_path_with_hash_and_question_mark(tmp_path: Path) -> None:
         r = subprocess.run(base, capture_output=True, text=True, env=_env(), timeout=60)
         assert r.returncode == 0 and srv.total == 4
     assert not (tmp_path / "we").exists() and sorted(p.name for p in weird.iterdir()) == ["lib", "s.parquet"]
+
+
+def test_publish_counts_answers_as_elicit_does(tmp_path: Path) -> None:
+    from test_publish import N
+    from test_publish import make_library as make_published_library
+
+    lib = make_published_library(tmp_path / "lib")  # N personas x 2 questions, 2 option rows each
+    r = subprocess.run([sys.executable, "-m", "personagen.cli", "publish", str(lib.path), "--out",
+                        str(tmp_path / "panel")], capture_output=True, text=True, env=_env(), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f"{N} personas, {2 * N} answers (persona x question) as {4 * N} option rows" in r.stdout, r.stdout
