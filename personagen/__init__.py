@@ -1,10 +1,37 @@
-"""personagen: census-grounded synthetic persona panels for LLM survey simulation."""
+"""personagen: census-grounded synthetic persona panels for LLM survey simulation.
+
+The face names (`Library`, `build`, `load_panel`, `surveys`) are imported on first use, so that
+`import personagen.cli` (hence `personagen --help`) does not pay for polars, numpy or the stages.
+"""
 
 from __future__ import annotations
 
-from personagen import surveys
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from personagen._version import __version__
-from personagen.api import Library, build, load_panel
 from personagen.errors import BadInput, PersonagenError
+
+if TYPE_CHECKING:
+    from personagen import surveys
+    from personagen.api import Library, build, load_panel
+
+# public name -> (module, attribute or None for the module itself)
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "Library": ("personagen.api", "Library"),
+    "build": ("personagen.api", "build"),
+    "load_panel": ("personagen.api", "load_panel"),
+    "surveys": ("personagen.surveys", None),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'personagen' has no attribute {name!r}")
+    mod, attr = _LAZY[name]
+    value = importlib.import_module(mod) if attr is None else getattr(importlib.import_module(mod), attr)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["__version__", "Library", "BadInput", "PersonagenError", "build", "load_panel", "surveys"]

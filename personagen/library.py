@@ -6,6 +6,7 @@ stage; the verbs (`lib.elicit`, `lib.calibrate`) are added above the stages in p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -14,7 +15,9 @@ from typing import Any
 import polars as pl
 
 from personagen.errors import BadInput
-from personagen.store import atomic_write_json, atomic_write_parquet, now_iso
+from personagen.locking import library_lock
+from personagen.names import safe_name
+from personagen.store import atomic_write_json, atomic_write_parquet, now_iso, read_parquet
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -36,6 +39,21 @@ RESPONSE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+def _read_manifest(mf: Path) -> dict[str, Any]:
+    """The manifest JSON object; BadInput naming the file if it is not one."""
+    try:
+        manifest = json.loads(mf.read_text())
+    except json.JSONDecodeError as e:
+        raise BadInput(f"{mf}: invalid JSON ({e.msg} at line {e.lineno})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadInput(f"{mf}: cannot read ({type(e).__name__}: {e})") from None
+    if not isinstance(manifest, dict):
+        raise BadInput(f"{mf}: expected a JSON object, found {type(manifest).__name__}")
+    if not isinstance(manifest.get("history", []), list):
+        raise BadInput(f"{mf}: field 'history' must be a list")
+    return manifest
+
+
 class Library:
     """A persona library directory (see DESIGN.md §2)."""
 
@@ -53,10 +71,7 @@ class Library:
             raise BadInput(f"{p}: library directory does not exist")
         if not mf.is_file():
             raise BadInput(f"{p}: not a personagen library (no {MANIFEST})")
-        try:
-            manifest = json.loads(mf.read_text())
-        except json.JSONDecodeError as e:
-            raise BadInput(f"{mf}: invalid JSON ({e.msg} at line {e.lineno})") from None
+        manifest = _read_manifest(mf)
         if manifest.get("schema_version") != SCHEMA_VERSION:
             raise BadInput(f"{mf}: schema_version {manifest.get('schema_version')!r} is not supported")
         return cls(p, manifest)
@@ -83,13 +98,22 @@ class Library:
 
     # ---- manifest -----------------------------------------------------------------------------
     def save_manifest(self) -> None:
+        """Write the manifest (atomically). Concurrent writers go through `record`, which holds the lock."""
         self.manifest["updated"] = now_iso()
         atomic_write_json(self.path / MANIFEST, self.manifest)
 
     def record(self, stage: str, **info: Any) -> None:
-        """Append a stage entry (what ran, with which options) to the manifest history and save it."""
-        self.manifest.setdefault("history", []).append({"stage": stage, "time": now_iso(), **info})
-        self.save_manifest()
+        """Append a stage entry (what ran, with which options) to the manifest history and save it.
+
+        Read-modify-write under the library lock: the history on disk (other processes' entries included)
+        is re-read, so concurrent runs never drop each other's entries."""
+        with library_lock(self.path):
+            mf = self.path / MANIFEST
+            if mf.is_file():
+                with contextlib.suppress(BadInput):
+                    self.manifest["history"] = list(_read_manifest(mf).get("history") or [])
+            self.manifest.setdefault("history", []).append({"stage": stage, "time": now_iso(), **info})
+            self.save_manifest()
 
     # ---- personas -----------------------------------------------------------------------------
     @property
@@ -99,7 +123,7 @@ class Library:
     def personas(self) -> pl.DataFrame:
         if not self.personas_path.is_file():
             raise BadInput(f"{self.personas_path}: library has no personas")
-        return pl.read_parquet(self.personas_path)
+        return read_parquet(self.personas_path, "personas table")
 
     def write_personas(self, df: pl.DataFrame) -> None:
         if "persona_id" not in df.columns:
@@ -116,15 +140,16 @@ class Library:
     def responses(self) -> pl.DataFrame:
         if not self.responses_path.is_file():
             return pl.DataFrame(schema=RESPONSE_SCHEMA)
-        return pl.read_parquet(self.responses_path)
+        return read_parquet(self.responses_path, "responses table")
 
     def append_responses(self, df: pl.DataFrame) -> None:
         """Append response rows (DESIGN §2 schema) atomically: old + new are rewritten to a temp file."""
         df = df.select([pl.col(c).cast(t) for c, t in RESPONSE_SCHEMA.items()] +
                        [c for c in df.columns if c not in RESPONSE_SCHEMA])
-        old = self.responses()
-        out = pl.concat([old, df], how="diagonal_relaxed") if old.height else df
-        atomic_write_parquet(self.responses_path, out)
+        with library_lock(self.path):  # read-modify-write: no concurrent append is lost
+            old = self.responses()
+            out = pl.concat([old, df], how="diagonal_relaxed") if old.height else df
+            atomic_write_parquet(self.responses_path, out)
 
     # ---- other artifacts ----------------------------------------------------------------------
     @property
@@ -132,7 +157,7 @@ class Library:
         return self.path / LLM_DB
 
     def calibration_dir(self, name: str) -> Path:
-        return self.path / CALIBRATIONS / name
+        return self.path / CALIBRATIONS / safe_name(name, "calibration name")
 
     def calibrations(self) -> list[str]:
         d = self.path / CALIBRATIONS

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -18,7 +20,18 @@ from typing import Any
 
 import polars as pl
 
-from personagen.errors import BadInput
+from personagen.errors import BadInput, PersonagenError
+from personagen.locking import pid_tag, remove_stale
+
+
+def _umask() -> int:
+    """The process umask (read once; os.umask can only be read by setting it)."""
+    m = os.umask(0o022)
+    os.umask(m)
+    return m
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file: temp files get it before os.replace
 
 
 def now_iso() -> str:
@@ -26,17 +39,42 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # runtime: the disk (or a quota) is full
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)  # the user's choice of location: bad input
+
+
+def write_failure(path: str | os.PathLike, e: BaseException) -> PersonagenError | None:
+    """A one-line error for a write that failed because the disk is full or read-only (also when polars
+    reports it as 'os error N'), naming the file and what to do; None for any other failure."""
+    code = e.errno if isinstance(e, OSError) else None
+    if code is None and isinstance(e, pl.exceptions.PolarsError):
+        m = re.search(r"os error (\d+)", str(e))
+        code = int(m.group(1)) if m else None
+    if code in _FULL:
+        return PersonagenError(f"{path}: cannot write ({os.strerror(code)}); free some space and rerun")
+    if code in _READ_ONLY:
+        return BadInput(f"{path}: cannot write ({os.strerror(code)}); choose a writable location")
+    return None
+
+
 @contextlib.contextmanager
 def _temp_beside(path: Path) -> Iterator[str]:
     """A temp file name in `path`'s folder; moved onto `path` when the block ends, removed if it raises."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{pid_tag()}", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise (write_failure(path, e) or e) from None
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, _FILE_MODE)  # mkstemp's 0600 would ignore the user's umask
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        err = write_failure(path, e)
+        if err is not None:
+            raise err from None
         raise
 
 
@@ -84,7 +122,9 @@ def staged_dir(final: str | os.PathLike, *, overwrite: bool = False) -> Iterator
         raise BadInput(f"{final}: output directory {parent} is not writable")
     if final.exists() and not overwrite and any(final.iterdir() if final.is_dir() else [final]):
         raise BadInput(f"{final}: already exists and is not empty (choose another path or remove it)")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=parent))
+    remove_stale(parent.glob(f".{final.name}.pid*.partial"))  # left by a killed run
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}{pid_tag()}", suffix=".partial", dir=parent))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         if final.exists():
@@ -94,6 +134,30 @@ def staged_dir(final: str | os.PathLike, *, overwrite: bool = False) -> Iterator
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        err = write_failure(final, e)
+        if err is None and isinstance(e, PersonagenError) and str(tmp) in str(e):
+            err = type(e)(str(e).replace(str(tmp), str(final)))  # name the folder the user asked for
+        if err is not None:
+            raise err from None
+        raise
+
+
+@contextlib.contextmanager
+def undo_on_bad_input(*paths: str | os.PathLike) -> Iterator[None]:
+    """Remove again those of `paths` that this block creates, if it ends in bad input (exit 2 writes nothing).
+
+    Used around stages that create a folder before a check only the model server can answer (an unknown
+    model or a rejected key)."""
+    fresh = [Path(p) for p in paths if not Path(p).exists()]
+    try:
+        yield
+    except BadInput:
+        for p in fresh:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
         raise

@@ -13,6 +13,16 @@ from personagen.errors import BadInput
 from personagen.resources import templates_dir
 
 
+class _CheckedTemplate(jinja2.Template):
+    """A template whose render reports an undefined variable (StrictUndefined) as BadInput naming the file."""
+
+    def render(self, *args: object, **kwargs: object) -> str:
+        try:
+            return super().render(*args, **kwargs)
+        except jinja2.UndefinedError as e:
+            raise BadInput(f"{self.filename or self.name}: template uses an undefined variable ({e.message})") from None
+
+
 @functools.lru_cache(maxsize=16)
 def environment(user_dir: str | None = None) -> jinja2.Environment:
     """A cached Jinja environment; a user's --templates DIR overrides same-named shipped templates."""
@@ -30,6 +40,7 @@ def environment(user_dir: str | None = None) -> jinja2.Environment:
         keep_trailing_newline=False,
         autoescape=False,
     )
+    env.template_class = _CheckedTemplate
     return env
 
 

@@ -47,9 +47,11 @@ def test_old_schema_cache_opens_and_keeps_its_answers(tmp_path: Path) -> None:
               attempts=1, run_id="r")
     finally:
         c.close()
-    assert _version(db) == SCHEMA_VERSION == len(MIGRATIONS) == 2
+    assert _version(db) == SCHEMA_VERSION == len(MIGRATIONS) == 4
     con = sqlite3.connect(db)
     indexes = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"claims", "flags"} <= tables  # migration 4: in-flight claims, server capability flags
     n_cache, n_log = con.execute("SELECT (SELECT COUNT(*) FROM cache), (SELECT COUNT(*) FROM log)").fetchone()
     con.close()
     assert {"log_hash", "cache_model"} <= indexes

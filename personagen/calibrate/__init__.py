@@ -8,6 +8,7 @@ to census margins and writes LIB/calibrations/NAME.
 from personagen.calibrate.constraints import MarginConstraints
 from personagen.calibrate.design import Design, block_row_weights
 from personagen.calibrate.fit import ESTIMATORS, FitOptions, FitResult, fit_weights
+from personagen.calibrate.honesty import honesty_notes
 from personagen.calibrate.library import (
     CENSUS_SURVEY_ID,
     CalibrateOptions,
@@ -20,5 +21,5 @@ from personagen.calibrate.names import BASES, METHODS, PULLS
 __all__ = [
     "BASES", "CENSUS_SURVEY_ID", "ESTIMATORS", "METHODS", "PULLS",
     "CalibrateOptions", "Calibration", "Design", "FitOptions", "FitResult", "MarginConstraints", "Prepared",
-    "block_row_weights", "calibrate_library", "fit_weights",
+    "block_row_weights", "calibrate_library", "fit_weights", "honesty_notes",
 ]

@@ -82,7 +82,8 @@ def select_responses(responses: pl.DataFrame, *, survey_id: str, model: str | No
         raise BadInput(f"{source}: no responses for survey {survey_id!r} (library has {', '.join(ids[:5]) or 'none'})")
     sub = sub.filter(pl.col("valid").fill_null(False))
     if sub.height == 0:
-        raise BadInput(f"{source}: no valid responses for survey {survey_id!r}")
+        raise BadInput(f"{source}: no valid responses for survey {survey_id!r}; re-run elicit with a lower "
+                       f"--min-mass such as 0.2 (no new model calls)")
     if model is not None:
         sub = sub.filter(pl.col("model") == model)
     if mode is not None:
@@ -140,11 +141,13 @@ def survey_design(responses: pl.DataFrame, survey, qids: Sequence[str], persona_
             n_missing = len(pids) * len(qids) - int(sum(have.get(p, 0) for p in pids))
             raise BadInput(f"{source}: {len(incomplete)} of {len(pids)} personas lack answers to some of the "
                            f"{len(qids)} questions ({n_missing} persona-question pairs missing, e.g. persona "
-                           f"{incomplete[0]!r}); elicit them or pass --drop-incomplete")
+                           f"{incomplete[0]!r}); elicit them, re-run elicit with a lower --min-mass such as 0.2 (re-scores "
+                           f"stored logprobs, no new model calls), or pass --drop-incomplete")
         drop = set(incomplete)
         pids = [p for p in pids if p not in drop]
         if not pids:
-            raise BadInput(f"{source}: no persona answered all {len(qids)} questions")
+            raise BadInput(f"{source}: no persona has valid answers to all {len(qids)} questions; re-run elicit "
+                           f"with a lower --min-mass such as 0.2 (no new model calls) or elicit the missing answers")
     col = {p: i for i, p in enumerate(pids)}
     D = np.zeros((known.height, len(pids)))
     jj = j.filter(pl.col("persona_id").is_in(pids))

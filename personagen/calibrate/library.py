@@ -35,12 +35,15 @@ from personagen.calibrate.design import (
     survey_design,
 )
 from personagen.calibrate.fit import FitResult, fit_weights
+from personagen.calibrate.honesty import honesty_notes
 from personagen.calibrate.names import BASES, METHODS, PULLS
 from personagen.calibrate.report import write_calibration
 from personagen.census import load_population
 from personagen.errors import BadInput
 from personagen.library import Library
+from personagen.locking import library_lock
 from personagen.metrics import evaluate, kish_ess, tvd
+from personagen.names import safe_name
 from personagen.store import now_iso, staged_dir
 from personagen.surveys import SPLITS, Survey
 from personagen.surveys import load as load_survey
@@ -299,9 +302,7 @@ def _check_survey(survey: Survey | str | Path | None, o: CalibrateOptions) -> Su
 def _calibration_name(lib: Library, survey: Survey | None, o: CalibrateOptions) -> str:
     sid = CENSUS_SURVEY_ID if survey is None else survey.survey_id
     default = f"{o.method}-{sid}-{o.group if survey else 'overall'}"
-    nm = _slug(o.name or default)
-    if o.name is not None and nm != o.name:
-        raise BadInput(f"--name {o.name!r}: use letters, digits, '.', '_' or '-' only")
+    nm = _slug(default) if o.name is None else safe_name(o.name, "--name")
     existing = lib.calibration_dir(nm)
     if o.write and not o.overwrite and existing.exists() and any(existing.iterdir()):
         raise BadInput(f"{existing}: calibration {nm!r} already exists; pass --name NAME or --overwrite")
@@ -347,13 +348,14 @@ def _fit_train(prep: Prepared, w0: np.ndarray, constraints: MarginConstraints | 
 def _write(lib: Library, cal: Calibration, nm: str, o: CalibrateOptions) -> Calibration:
     """Write LIB/calibrations/NAME through a staged directory and record the run in the manifest."""
     final = lib.calibration_dir(nm)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with staged_dir(final, overwrite=o.overwrite) as tmp:
-        write_calibration(tmp, cal)
-    cal.path = final
     report = cal.report
-    lib.record("calibrate", name=nm, method=o.method, survey_id=report["survey_id"], group=report["group"],
-               lam=report["lam"], alpha=report["alpha"], nonzeros=report["nonzeros"], ess=report["ess"])
+    with library_lock(lib.path):  # one writer at a time: the calibration folder and its history entry
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with staged_dir(final, overwrite=o.overwrite) as tmp:
+            write_calibration(tmp, cal)
+        cal.path = final
+        lib.record("calibrate", name=nm, method=o.method, survey_id=report["survey_id"], group=report["group"],
+                   lam=report["lam"], alpha=report["alpha"], nonzeros=report["nonzeros"], ess=report["ess"])
     return cal
 
 
@@ -377,7 +379,9 @@ def _prepare_survey(lib: Library, survey: Survey, personas: pl.DataFrame, all_pi
         raise BadInput(f"{src}: no overlap between the responses' questions and survey {survey.survey_id!r}")
     not_elicited = [q for q in survey.qids if q not in answered]
     if not_elicited:
-        notes.append(f"{len(not_elicited)} survey questions have no responses and are left out")
+        notes.append(f"{len(not_elicited)} of {len(survey.qids)} survey questions have no valid answers (not "
+                     "elicited, or every answer invalid: a lower elicit --min-mass may recover them) and are "
+                     "left out")
     no_target = [q for q in qids if q not in dist]
     if no_target:
         notes.append(f"{len(no_target)} questions have no target for group {group!r} and are left out")
@@ -394,14 +398,16 @@ def _prepare_survey(lib: Library, survey: Survey, personas: pl.DataFrame, all_pi
             raise BadInput(f"{survey.source}: the {s} split has no answered questions for group {group!r} "
                            f"({len(qids)} usable questions; re-split with --split-seed or elicit --split all)")
     if len(split_q["train"]) < 2:
-        raise BadInput(f"{survey.source}: the train split has 1 question; CV needs at least 2")
+        raise BadInput(f"{survey.source}: the train split has 1 question; CV needs at least 2 (elicit more "
+                       "questions, re-split with --split-seed, or lower elicit --min-mass to recover invalid ones)")
     des, dropped = survey_design(resp, survey, qids, all_pids, drop_incomplete=o.drop_incomplete, source=src)
     if dropped:
         msg = f"{len(dropped)} personas lack answers and were excluded (--drop-incomplete)"
         notes.append(msg)
         warnings.warn(msg, stacklevel=3)
     if len(des.persona_ids) < 2:
-        raise BadInput(f"{src}: calibration needs at least 2 personas with answers, found {len(des.persona_ids)}")
+        raise BadInput(f"{src}: calibration needs at least 2 personas with answers, found {len(des.persona_ids)} "
+                       "(elicit more personas, or lower elicit --min-mass to re-score invalid answers)")
     # P2P stage 2 (paper 000, §3.1) fits on Q_train ∪ Q_valid and reports on Q_test
     fit_splits = ("train", "valid") if o.method.startswith("p2p") else ("train",)
     if len(fit_splits) > 1:
@@ -485,6 +491,7 @@ def _build_report(survey: Survey | None, prep: Prepared, fitted: _Fitted, w0: np
         ua = baselines["uniform_average"]["test"]["mse"]["value"]
         rep["overfit"] = {"train_mse": tr, "test_mse": te, "test_over_train": (te / tr) if tr else None,
                           "test_vs_uniform_average": (te / ua) if ua else None}
+    rep["notes"].extend(honesty_notes(rep))
     if prep.kind == "census":
         rep["margins_tvd"] = {"before": _tvd_per_question(pred_uni, prep.targets),
                               "after": _tvd_per_question(pred_all, prep.targets)}

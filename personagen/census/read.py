@@ -15,6 +15,7 @@ import re
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,15 @@ def header(path: Path) -> list[str]:
 
 
 @contextlib.contextmanager
+def _damaged_is_bad_input(path: Path) -> Iterator[None]:
+    """A truncated or corrupt compressed file is bad input naming it (gzip/zip raise EOFError, OSError)."""
+    try:
+        yield
+    except (EOFError, gzip.BadGzipFile, zipfile.BadZipFile, zlib.error) as e:
+        raise BadInput(f"{path}: damaged or truncated file ({type(e).__name__}: {e})") from None
+
+
+@contextlib.contextmanager
 def _lazy_frames(path: Path, columns: list[str]) -> Iterator[list[pl.LazyFrame]]:
     """Yield lazy frames (all columns as strings) over the file; temp files live until the block ends."""
     kind = kind_of(path)
@@ -105,7 +115,7 @@ def _lazy_frames(path: Path, columns: list[str]) -> Iterator[list[pl.LazyFrame]]
     if kind == "csv":
         yield [pl.scan_csv(path, infer_schema=False).select(columns)]
         return
-    with tempfile.TemporaryDirectory(prefix="personagen-pums-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="personagen-pums-") as tmp, _damaged_is_bad_input(path):
         frames = []
         if kind == "csv.gz":
             if path.stat().st_size <= GZ_IN_MEMORY_LIMIT:

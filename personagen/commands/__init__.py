@@ -31,6 +31,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("finetune", "finetune"),
 }
 
+# one-line help shown by `personagen --help` without importing any command
+HELP: dict[str, str] = {
+    "build": "Build a persona library from census microdata.",
+    "describe": "Compare a library's marginals with its weighted census source.",
+    "surveys": "Import survey targets and inspect them.",
+    "elicit": "Every persona answers a survey through a model.",
+    "serve-local": "Serve the bundled local model over the OpenAI API.",
+    "calibrate": "Fit persona weights to a survey or census margins.",
+    "bench": "Reproducible benchmarks (census, simulate, solver).",
+    "enrich": "Add model-written traits to personas (with a consistency judge).",
+    "endow": "Generate personas by active endowment (P2P).",
+    "mixture": "Search a weighted mixture of system prompts for a scalar target.",
+    "publish": "Export or push a library and calibration as a Hub dataset.",
+    "pull": "Download a published panel into a library.",
+    "sample-panel": "Draw a weighted sample of personas from a library.",
+    "prefs": "PERSONA preference pairs: base answers and persona-specific rewrites.",
+    "prefs-eval": "Validate preference pairs (evaluator check, role-player agreement).",
+    "finetune": "SubPOP LoRA fine-tuning on survey distributions (extra [train]).",
+    "reproduce": "Run a paper's protocol and print its table beside the published numbers.",
+}
+
 
 def load(name: str) -> click.Command | None:
     """The click command called `name` (its module imported now), or None for an unknown name."""

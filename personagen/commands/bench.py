@@ -6,6 +6,8 @@ import json
 
 import click
 
+from personagen.commands.types import SEED, Count
+
 
 @click.group()
 def bench() -> None:
@@ -13,11 +15,11 @@ def bench() -> None:
 
 
 @bench.command("solver")
-@click.option("--agents", type=click.IntRange(min=2), default=1000, show_default=True)
-@click.option("--questions", type=click.IntRange(min=2), default=500, show_default=True,
+@click.option("--agents", type=Count(2, 1_000_000), default=1000, show_default=True)
+@click.option("--questions", type=Count(2, 100_000), default=500, show_default=True,
               help="questions (each with --options rows), not rows")
-@click.option("--options", type=click.IntRange(min=2), default=4, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--options", type=Count(2, 100), default=4, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--no-cvxpy", is_flag=True, help="skip the cvxpy/Clarabel reference")
 @click.option("--no-cv", is_flag=True, help="skip the full-CV timing")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
@@ -42,9 +44,9 @@ def bench_solver_cmd(agents: int, questions: int, options: int, seed: int, no_cv
 
 
 @bench.command("simulate")
-@click.option("--agents", type=click.IntRange(min=10), default=200, show_default=True)
-@click.option("--k-true", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--agents", type=Count(10, 1_000_000), default=200, show_default=True)
+@click.option("--k-true", type=Count(1, 1_000_000), default=10, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def bench_simulate_cmd(agents: int, k_true: int, seed: int, as_json: bool) -> None:
     """P2P Appendix-B-style simulation: agent-recovery precision and test MSE over two sweeps."""
@@ -64,9 +66,9 @@ def bench_simulate_cmd(agents: int, k_true: int, seed: int, as_json: bool) -> No
 
 @bench.command("census")
 @click.option("--census", "census", required=True, type=click.Path(), help="PUMS person file (csv, csv.gz, zip, parquet).")
-@click.option("--pool-size", type=click.IntRange(min=10), default=1000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="first pool seed")
-@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--pool-size", type=Count(10, 10_000_000), default=1000, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True, help="first pool seed")
+@click.option("--repeats", type=Count(1, 1000), default=1, show_default=True,
               help="pools to average over (seeds SEED .. SEED+REPEATS-1)")
 @click.option("--calib-vars", default=None, help="comma-separated calibration variables (default: 6 demographics)")
 @click.option("--test-vars", default=None, help="comma-separated held-out variables (default: 8)")

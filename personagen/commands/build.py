@@ -6,15 +6,17 @@ import json
 
 import click
 
+from personagen.commands.types import SEED, Count
+
 
 @click.command()
 @click.option("-o", "--out", "out", required=True, type=click.Path(), help="Library directory to create.")
 @click.option("--census", type=click.Path(), default=None, help="PUMS person file: csv, csv.gz, Census zip, parquet.")
 @click.option("--state", default=None, help="State postal code (e.g. VT): filter --census, or fetch its Census file.")
 @click.option("--year", type=int, default=None, help="PUMS year for --state downloads (default 2018).")
-@click.option("-n", "n", type=int, default=1000, show_default=True, help="Number of personas.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed (bit-identical reruns).")
-@click.option("--min-age", type=int, default=18, show_default=True, help="Youngest age kept.")
+@click.option("-n", "n", type=Count(1, 10_000_000), default=1000, show_default=True, help="Number of personas.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed (bit-identical reruns).")
+@click.option("--min-age", type=Count(0, 120), default=18, show_default=True, help="Youngest age kept.")
 @click.option("--style", "styles", multiple=True, help="Render style (repeatable): narrative, qa, bio, portray, all.")
 @click.option("--with-replacement/--without-replacement", "with_replacement", default=None,
               help="PWGTP draws with replacement (repeats possible), or force distinct people. Default: distinct "

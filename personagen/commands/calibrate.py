@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from personagen.calibrate import BASES, METHODS, PULLS
+from personagen.commands.types import SEED, Count, Name
 
 
 @click.command("calibrate")
@@ -25,14 +26,14 @@ from personagen.calibrate import BASES, METHODS, PULLS
               help="Penalty pulling weights toward the base weights (simplex).")
 @click.option("--base", type=click.Choice(BASES), default="uniform", show_default=True,
               help="Base weights w0: uniform or the personas' census PWGTP shares.")
-@click.option("--max-agents", type=int, default=None, help="Refit on the K largest weights (compact panel).")
+@click.option("--max-agents", type=Count(1), default=None, help="Refit on the K largest weights (compact panel).")
 @click.option("--model", default=None, help="Use responses of this model (needed when several are present).")
 @click.option("--mode", default=None, help="Use responses of this mode (sample|logprobs).")
 @click.option("--drop-incomplete", is_flag=True, help="Exclude personas lacking answers instead of refusing.")
-@click.option("--split-seed", type=int, default=None, help="Re-split the survey's questions with this seed.")
-@click.option("--folds", type=int, default=None, help="CV folds (grouped by question).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--name", default=None, help="Calibration name (folder under LIB/calibrations).")
+@click.option("--split-seed", type=SEED, default=None, help="Re-split the survey's questions with this seed.")
+@click.option("--folds", type=Count(2, 1000), default=None, help="CV folds (grouped by question).")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--name", type=Name(), default=None, help="Calibration name (folder under LIB/calibrations).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing calibration of the same name.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def calibrate(lib: Path, survey: Path | None, census_margins: str | None, group: str, method: str,
@@ -62,7 +63,7 @@ def calibrate(lib: Path, survey: Path | None, census_margins: str | None, group:
         click.echo(json.dumps({"path": str(cal.path), **rep}, default=str))
         return
     click.echo(f"calibration {rep['name']} -> {cal.path}")
-    click.echo(f"  method {rep['method']}  λ={rep['lam']}  α={rep['alpha']}  nonzeros {rep['nonzeros']}/"
+    click.echo(f"  method {rep['method']}  λ={_num(rep['lam'])}  α={_num(rep['alpha'])}  nonzeros {rep['nonzeros']}/"
                f"{rep['n_personas']}  ESS {rep['ess']:.1f}  negative {rep['negative_weights']}")
     for s, m in rep["metrics"].items():
         ua = rep["baselines"]["uniform_average"][s]["mse"]["value"]
@@ -70,3 +71,8 @@ def calibrate(lib: Path, survey: Path | None, census_margins: str | None, group:
                    f"1-JSD {m['one_minus_jsd']['value']:.4f}")
     for n in rep.get("notes") or []:
         click.echo(f"  note: {n}")
+
+
+def _num(x: float | None) -> str:
+    """A penalty for display: 4 significant digits, '-' when not used."""
+    return "-" if x is None else f"{x:.4g}"

@@ -6,11 +6,13 @@ import json
 
 import click
 
+from personagen.commands.types import PlotFile
+
 
 @click.command()
 @click.argument("lib", type=click.Path())
 @click.option("--census", type=click.Path(), default=None, help="PUMS file to compare with (default: the manifest's).")
-@click.option("--plot", type=click.Path(), default=None, help="Write a PNG comparison plot.")
+@click.option("--plot", type=PlotFile(), default=None, help="Write a PNG comparison plot.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON result last.")
 def describe(lib: str, census: str | None, plot: str | None, as_json: bool) -> None:
     """Pool marginals vs the PWGTP-weighted census, with total variation distance per attribute."""

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from personagen.commands.types import Count, Real
 from personagen.errors import PersonagenError
 
 
@@ -23,17 +24,17 @@ from personagen.errors import PersonagenError
 @click.option("--base-url", default=None, help="OpenAI-compatible base URL (backend openai).")
 @click.option("--model", default=None, help="Model name (required for backend openai).")
 @click.option("--mode", type=click.Choice(["logprobs", "sample"]), default="logprobs", show_default=True)
-@click.option("--samples", type=int, default=1, show_default=True, help="Answers per persona and question (sample).")
-@click.option("--temperature", type=float, default=1.0, show_default=True, help="Sampling temperature (sample).")
-@click.option("--concurrency", type=int, default=4, show_default=True)
-@click.option("--limit", type=int, default=None, help="Only the first N personas.")
-@click.option("--max-questions", type=int, default=None, help="Only the first Q questions of the split.")
-@click.option("--min-mass", type=float, default=0.5, show_default=True,
+@click.option("--samples", type=Count(1, 1000), default=1, show_default=True, help="Answers per persona and question (sample).")
+@click.option("--temperature", type=Real(0.0, 10.0), default=1.0, show_default=True, help="Sampling temperature (sample).")
+@click.option("--concurrency", type=Count(1, 1024), default=4, show_default=True)
+@click.option("--limit", type=Count(1), default=None, help="Only the first N personas.")
+@click.option("--max-questions", type=Count(1), default=None, help="Only the first Q questions of the split.")
+@click.option("--min-mass", type=Real(0.0, 1.0), default=0.5, show_default=True,
               help="Logprobs: least probability mass on option letters for a valid answer.")
 @click.option("--fresh", is_flag=True, help="Ignore cached model answers (still records new ones).")
 @click.option("--dry-run", is_flag=True, help="Print calls, tokens and cost estimated; send and write nothing.")
-@click.option("--max-requests", type=int, default=None, help="Stop after this many model requests.")
-@click.option("--max-tokens", "max_tokens_budget", type=int, default=None, help="Stop after this many tokens.")
+@click.option("--max-requests", type=Count(1), default=None, help="Stop after this many model requests.")
+@click.option("--max-tokens", "max_tokens_budget", type=Count(1), default=None, help="Stop after this many tokens.")
 @click.option("--prices", type=click.Path(dir_okay=False), default=None, help="Extra price table (YAML).")
 @click.option("--templates", type=click.Path(file_okay=False), default=None, help="Folder overriding templates.")
 @click.option("--style", default="narrative", show_default=True,
@@ -43,8 +44,8 @@ from personagen.errors import PersonagenError
 @click.option("--engine", type=click.Choice(["single", "ray"]), default="single", show_default=True,
               help="ray: the work list as a Ray Dataset answered by ray.data.llm (needs the [ray] extra).")
 @click.option("--ray-address", default=None, help="Ray cluster to join (default: a local Ray instance).")
-@click.option("--ray-workers", type=int, default=2, show_default=True, help="Ray processor replicas.")
-@click.option("--ray-batch-size", type=int, default=8, show_default=True,
+@click.option("--ray-workers", type=Count(1, 1024), default=2, show_default=True, help="Ray processor replicas.")
+@click.option("--ray-batch-size", type=Count(1, 100_000), default=8, show_default=True,
               help="Requests per Ray block (results are cached a block at a time).")
 @click.option("--ray-processor", type=click.Choice(["http", "vllm"]), default="http", show_default=True,
               help="http: the --base-url endpoint; vllm: vLLM engines on the cluster for --model (a path or id).")
@@ -78,23 +79,38 @@ def elicit(lib: str, survey_path: str, split: str, backend: str, adapter: str | 
         if client is not None:
             client.close()
     summary["engine"] = engine
-    _print_summary(summary, dry_run, as_json)
+    _print_summary(summary, dry_run, as_json, min_mass)
     check_errors(summary)
 
 
-def _print_summary(summary: dict, dry_run: bool, as_json: bool) -> None:
-    """One human line (stderr under --json), then the JSON object last."""
+def _print_summary(summary: dict, dry_run: bool, as_json: bool, min_mass: float) -> None:
+    """One human line (stderr under --json) and its warnings (unknown cost, no key, invalid share), then the
+    JSON object last."""
+    from personagen.elicit import invalid_warning
+
     if dry_run:
         est = summary["estimate"]
         click.echo(f"dry run: {summary['answers_todo']} answers to elicit ({summary['answers_skipped']} done), "
                    f"{est['requests']} calls ({est['cached']} cached), ~{est['input_tokens']} input + "
-                   f"{est['output_tokens']} output tokens, ~${est['cost_usd']:.4f}"
-                   + ("" if est.get("priced") else " (model not in price table)"), err=as_json)
+                   f"{est['output_tokens']} output tokens, "
+                   + (f"~${est['cost_usd']:.4f}" if est.get("priced") else
+                      f"cost unknown ({summary['model']!r} is not in the price table; give its prices with "
+                      "--prices FILE.yaml)"), err=as_json)
+        if not est.get("key_set", True):
+            click.echo("warning: no API key set (export OPENAI_API_KEY or PERSONAGEN_API_KEY before the real run)",
+                       err=True)
     else:
-        click.echo(f"elicit: {summary['answers_written']} answers written ({summary['invalid']} invalid, "
+        click.echo(f"elicit: {summary['answers_written']} answers (persona x question) written as "
+                   f"{summary['rows_written']} option rows ({summary['invalid']} invalid, "
                    f"{summary['answers_skipped']} already done), {summary['requests_sent']} calls sent, "
                    f"{summary['cache_hits']} cached, {summary['input_tokens']}+{summary['output_tokens']} tokens, "
                    f"${summary['cost_usd']:.4f}, {summary['seconds']:.1f}s", err=as_json)
+        if summary.get("rescored"):
+            click.echo(f"elicit: --min-mass {min_mass:g} re-applied to stored answers: {summary['rescored']} "
+                       "changed validity (no model calls)", err=True)
+        warn = invalid_warning(summary, min_mass)
+        if warn:
+            click.echo(f"warning: {warn}", err=True)
     if as_json:
         click.echo(json.dumps(summary, default=str))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from personagen.commands._options import BACKEND, BASE_URL, CONC, JSON, MODEL, TEMPLATES, open_library
+from personagen.commands.types import Count, Real
 
 
 @click.command("enrich")
@@ -18,12 +19,12 @@ from personagen.commands._options import BACKEND, BASE_URL, CONC, JSON, MODEL, T
 @click.option("--categories", multiple=True,
               help="Trait categories (repeat or comma-separate): quirks, mannerisms, personal_time, lifestyle, "
                    "ideology, political_views, religion. Default: all.")
-@click.option("--max-retries", type=int, default=3, show_default=True, help="Resamples per rejected trait.")
-@click.option("--limit", type=int, default=None, help="Enrich at most N personas.")
+@click.option("--max-retries", type=Count(0, 100), default=3, show_default=True, help="Resamples per rejected trait.")
+@click.option("--limit", type=Count(1), default=None, help="Enrich at most N personas.")
 @click.option("--fresh", is_flag=True, help="Re-enrich personas already enriched.")
-@click.option("--dedup-threshold", type=float, default=0.8, show_default=True,
+@click.option("--dedup-threshold", type=Real(0.0, 1.0, lo_open=True), default=0.8, show_default=True,
               help="Jaccard threshold of the near-duplicate report.")
-@click.option("--max-tokens", type=int, default=96, show_default=True, help="Output cap per trait.")
+@click.option("--max-tokens", type=Count(1, 100_000), default=96, show_default=True, help="Output cap per trait.")
 @CONC
 @TEMPLATES
 @JSON

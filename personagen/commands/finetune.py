@@ -6,6 +6,8 @@ import json
 
 import click
 
+from personagen.commands.types import SEED, Count, Real
+
 
 @click.command("finetune")
 @click.option("--train", "train", multiple=True, required=True, type=click.Path(),
@@ -14,21 +16,21 @@ import click
               help="Held-out survey(s): written as the test split of --export-jsonl (evaluate with reproduce).")
 @click.option("--model", default=None, help="HF model folder or .gguf file (default: the bundled SmolLM2).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (resumable).")
-@click.option("--steps", type=int, default=100, show_default=True)
+@click.option("--steps", type=Count(1, 10_000_000), default=100, show_default=True)
 @click.option("--loss", type=click.Choice(["kl", "wd"]), default="kl", show_default=True,
               help="kl: forward KL (eq. 1); wd: Wasserstein loss (appendix B).")
-@click.option("--lr", type=float, default=2e-4, show_default=True)
-@click.option("--batch-size", type=int, default=256, show_default=True, help="Examples per optimizer step.")
-@click.option("--micro-batch", type=int, default=8, show_default=True, help="Examples per forward pass.")
-@click.option("--rank", type=int, default=8, show_default=True)
-@click.option("--alpha", type=int, default=32, show_default=True)
-@click.option("--dropout", type=float, default=0.05, show_default=True)
-@click.option("--save-every", type=int, default=10, show_default=True)
-@click.option("--eval-every", type=int, default=10, show_default=True)
-@click.option("--valid-fraction", type=float, default=0.1, show_default=True,
+@click.option("--lr", type=Real(0.0, 10.0, lo_open=True), default=2e-4, show_default=True)
+@click.option("--batch-size", type=Count(1, 1_000_000), default=256, show_default=True, help="Examples per optimizer step.")
+@click.option("--micro-batch", type=Count(1, 100_000), default=8, show_default=True, help="Examples per forward pass.")
+@click.option("--rank", type=Count(1, 4096), default=8, show_default=True)
+@click.option("--alpha", type=Count(1, 100_000), default=32, show_default=True)
+@click.option("--dropout", type=Real(0.0, 1.0), default=0.05, show_default=True)
+@click.option("--save-every", type=Count(1, 10_000_000), default=10, show_default=True)
+@click.option("--eval-every", type=Count(1, 10_000_000), default=10, show_default=True)
+@click.option("--valid-fraction", type=Real(0.0, 1.0), default=0.1, show_default=True,
               help="Share of the training questions held out for the valid loss (paper: 10%).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--threads", type=Count(1, 1024), default=None, help="torch CPU threads.")
 @click.option("--export-jsonl", is_flag=True, help="Also write the training triples to OUT/data/*.jsonl.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object last.")
 def finetune(train: tuple[str, ...], eval_: tuple[str, ...], model: str | None, out: str, steps: int, loss: str,

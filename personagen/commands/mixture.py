@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from personagen.commands._options import BACKEND, BASE_URL, CONC, JSON, MODEL, TEMPLATES
+from personagen.commands.types import SEED, Count, Name, check_range
+from personagen.store import undo_on_bad_input
 
 
 @click.command("mixture")
@@ -24,18 +26,18 @@ from personagen.commands._options import BACKEND, BASE_URL, CONC, JSON, MODEL, T
 @BASE_URL
 @MODEL
 @click.option("--method", type=click.Choice(["em", "gb"]), default="em", show_default=True)
-@click.option("--components", type=int, default=None,
+@click.option("--components", type=Count(1, 100_000), default=None,
               help="K prompts (default the paper's: EM 10, GB 200; use a small K on CPU).")
-@click.option("--iters", type=int, default=20, show_default=True, help="EM iteration cap (paper: 20).")
+@click.option("--iters", type=Count(1, 10_000), default=20, show_default=True, help="EM iteration cap (paper: 20).")
 @click.option("--weights", type=click.Choice(["slsqp", "eg"]), default="slsqp", show_default=True,
               help="Weight fit: SLSQP as the paper, or exponentiated gradient.")
-@click.option("--improve-rounds", type=int, default=1, show_default=True,
+@click.option("--improve-rounds", type=Count(0, 1000), default=1, show_default=True,
               help="CraftSystemPrompt improving rounds when a prompt misses its aim.")
-@click.option("--samples", type=int, default=10, show_default=True)
+@click.option("--samples", type=Count(1, 1000), default=10, show_default=True)
 @click.option("--range", "value_range", type=(float, float), default=None, help="LO HI of valid answers.")
-@click.option("--name", default="mixture", show_default=True, help="Calibration name.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--prompt-tokens", type=int, default=120, show_default=True, help="Output cap of craft/improve.")
+@click.option("--name", type=Name(), default="mixture", show_default=True, help="Calibration name.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--prompt-tokens", type=Count(1, 100_000), default=120, show_default=True, help="Output cap of craft/improve.")
 @CONC
 @TEMPLATES
 @JSON
@@ -47,11 +49,13 @@ def mixture(target: Path, column: str | None, ipip_domain: str | None, question:
     """Search a weighted mixture of system prompts matching a scalar target (EM or gradient boosting)."""
     from personagen.mixture import mixture_library
 
-    rep = mixture_library(target, out, column=column, question=question, method=method, components=components,
-                          iters=iters, samples=samples, weights=weights, improve_rounds=improve_rounds,
-                          backend=backend, base_url=base_url, model=model, seed=seed,
-                          name=name, templates=templates, concurrency=concurrency, value_range=value_range,
-                          prompt_tokens=prompt_tokens, ipip_domain=ipip_domain)
+    check_range(value_range)
+    with undo_on_bad_input(out):  # a library created for this run is removed again on bad input
+        rep = mixture_library(target, out, column=column, question=question, method=method,
+                              components=components, iters=iters, samples=samples, weights=weights,
+                              improve_rounds=improve_rounds, backend=backend, base_url=base_url, model=model,
+                              seed=seed, name=name, templates=templates, concurrency=concurrency,
+                              value_range=value_range, prompt_tokens=prompt_tokens, ipip_domain=ipip_domain)
     wd = rep["metrics"]["train"]["wd"]["value"]
     click.echo(f"mixture {method}: {rep['n_personas']} prompts, ESS {rep['ess']:.2f}, train normalised W1 "
                f"{wd if wd is None else round(wd, 4)}; wrote {out}", err=as_json)

@@ -8,16 +8,17 @@ from pathlib import Path
 import click
 
 from personagen.commands._options import BACKEND, BASE_URL, CONC, JSON, MODEL, TEMPLATES, open_library
+from personagen.commands.types import SEED, Count, Real
 
 
 def _echo_dry_run(est: dict, as_json: bool) -> None:
     for name in ("this_run", "paper"):
         e = est[name]
         t = e["total"]
+        cost = (f"${t['cost_usd']:,.2f} at {e['price_model']} prices" if e["priced"] else
+                f"cost unknown ({e['price_model']!r} is not in the price table; --price-model names one that is)")
         click.echo(f"{name}: {e['n_pairs']:,} pairs, {e['n_prompts']:,} prompts classified -> {t['calls']:,} calls, "
-                   f"{t['input_tokens']:,} input + {t['output_tokens']:,} output tokens, "
-                   f"${t['cost_usd']:,.2f} at {e['price_model']} prices"
-                   + ("" if e["priced"] else " (model not in the price table: $0)"), err=as_json)
+                   f"{t['input_tokens']:,} input + {t['output_tokens']:,} output tokens, {cost}", err=as_json)
 
 
 @click.command("prefs")
@@ -30,24 +31,24 @@ def _echo_dry_run(est: dict, as_json: bool) -> None:
 @BACKEND
 @BASE_URL
 @MODEL
-@click.option("--personas", type=int, default=None, help="Personas drawn from LIB (default: all).")
-@click.option("--per-persona", type=int, default=150, show_default=True, help="Prompts per persona from train prompts.")
-@click.option("--train-per-persona", type=int, default=None,
+@click.option("--personas", type=Count(1, 10_000_000), default=None, help="Personas drawn from LIB (default: all).")
+@click.option("--per-persona", type=Count(0, 100_000), default=150, show_default=True, help="Prompts per persona from train prompts.")
+@click.option("--train-per-persona", type=Count(0, 100_000), default=None,
               help="Of those, train pairs; the rest are test_seen (default: 2/3, the paper's 100 of 150).")
-@click.option("--heldout-per-persona", type=int, default=50, show_default=True,
+@click.option("--heldout-per-persona", type=Count(0, 100_000), default=50, show_default=True,
               help="Prompts per persona from held-out prompts (test_unseen).")
-@click.option("--heldout-fraction", type=float, default=868 / 3868, show_default=True,
+@click.option("--heldout-fraction", type=Real(0.0, 1.0), default=868 / 3868, show_default=True,
               help="Share of curated prompts held out (paper: 868 of 3,868).")
 @click.option("--no-classify", is_flag=True, help="Skip the controversy classifier (keep every rule-filtered question).")
-@click.option("--prompt-limit", type=int, default=None, help="Classify at most N rule-filtered prompts.")
+@click.option("--prompt-limit", type=Count(1, 10_000_000), default=None, help="Classify at most N rule-filtered prompts.")
 @click.option("--consistency-judge", is_flag=True, help="Drop personas an LLM judge finds inconsistent (§3.1).")
 @click.option("--profile", default="attributes", show_default=True,
               help="Persona profile: attributes (paper) or a rendered text style (narrative, bio, qa, portray).")
-@click.option("--answer-tokens", type=int, default=256, show_default=True)
-@click.option("--critique-tokens", type=int, default=256, show_default=True)
+@click.option("--answer-tokens", type=Count(8, 100_000), default=256, show_default=True)
+@click.option("--critique-tokens", type=Count(8, 100_000), default=256, show_default=True)
 @click.option("--base-per-prompt", is_flag=True, help="One base answer per prompt (cheaper; paper: one per pair).")
-@click.option("--max-retries", type=int, default=1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-retries", type=Count(0, 100), default=1, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--fresh", is_flag=True, help="Regenerate pairs already in preferences.parquet (cache still applies).")
 @click.option("--dry-run", is_flag=True, help="Print calls, tokens and cost (this run and the paper's); send nothing.")
 @click.option("--price-model", default="gpt-4", show_default=True, help="Model whose prices cost a --dry-run.")

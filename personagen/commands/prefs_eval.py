@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from personagen.commands._options import BACKEND, BASE_URL, CONC, JSON, MODEL, TEMPLATES, open_library
+from personagen.commands.types import SEED, Count, Real
 
 
 @click.command("prefs-eval")
@@ -15,19 +16,19 @@ from personagen.commands._options import BACKEND, BASE_URL, CONC, JSON, MODEL, T
 @BACKEND
 @BASE_URL
 @MODEL
-@click.option("--limit", type=int, default=200, show_default=True, help="Pairs judged by the evaluator.")
+@click.option("--limit", type=Count(1, 10_000_000), default=200, show_default=True, help="Pairs judged by the evaluator.")
 @click.option("--second-backend", type=click.Choice(["local", "openai"]), default=None,
               help="A second role-playing model (default: the same model with another template and temperature).")
 @click.option("--second-base-url", default=None)
 @click.option("--second-model", default=None)
-@click.option("--second-temperature", type=float, default=1.0, show_default=True)
+@click.option("--second-temperature", type=Real(0.0, 2.0), default=1.0, show_default=True)
 @click.option("--loo-attributes", default="", help="Comma-separated attribute labels for the leave-one-out analysis.")
-@click.option("--loo-personas", type=int, default=40, show_default=True)
-@click.option("--loo-base", type=int, default=3, show_default=True, help="Attributes of a LOO persona without a_i.")
-@click.option("--loo-questions", type=int, default=20, show_default=True)
-@click.option("--answer-tokens", type=int, default=256, show_default=True, help="LOO answer/critique cap.")
-@click.option("--max-retries", type=int, default=1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--loo-personas", type=Count(1, 100_000), default=40, show_default=True)
+@click.option("--loo-base", type=Count(1, 1000), default=3, show_default=True, help="Attributes of a LOO persona without a_i.")
+@click.option("--loo-questions", type=Count(1, 100_000), default=20, show_default=True)
+@click.option("--answer-tokens", type=Count(8, 100_000), default=256, show_default=True, help="LOO answer/critique cap.")
+@click.option("--max-retries", type=Count(0, 100), default=1, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @CONC
 @TEMPLATES
 @JSON

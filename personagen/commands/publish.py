@@ -29,8 +29,8 @@ def publish(lib: Path, repo: str | None, calibration: str | None, private: bool,
         raise BadInput("--private/--revision apply to a push; drop them with --out DIR")
     if out is not None:
         res = export_panel(lib, out, calibration=calibration, repo=repo, templates=templates).to_dict()
-        click.echo(f"wrote {res['path']} ({res['n_personas']} personas, {res['n_responses']} responses, "
-                   f"calibration {res['calibration']})", err=as_json)
+        click.echo(f"wrote {res['path']} ({res['n_personas']} personas, {res['n_answers']} answers (persona x "
+                   f"question) as {res['n_responses']} option rows, calibration {res['calibration']})", err=as_json)
     else:
         if repo is None:
             raise BadInput("--repo ORG/NAME is required to push (or give --out DIR)")

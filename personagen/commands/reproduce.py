@@ -15,6 +15,7 @@ from personagen.commands._options import BASE_URL as _BASE_URL
 from personagen.commands._options import CONC as _CONC
 from personagen.commands._options import JSON as _JSON
 from personagen.commands._options import MODEL as _MODEL
+from personagen.commands.types import SEED, Count, Real
 
 _DRY = click.option("--dry-run", is_flag=True, help="Print the calls and tokens of this configuration; call nothing.")
 _OUT = click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reproduce-out"),
@@ -32,15 +33,15 @@ def _emit(obj: dict, text: str, as_json: bool) -> None:
 @_BACKEND
 @_BASE_URL
 @_MODEL
-@click.option("--budget", type=int, default=300, show_default=True, help="Agents per pool (N_A).")
-@click.option("--repeats", type=int, default=3, show_default=True)
-@click.option("--n-updates", type=int, default=10, show_default=True, help="Alg. 1 update steps (panel: 5).")
+@click.option("--budget", type=Count(2, 1_000_000), default=300, show_default=True, help="Agents per pool (N_A).")
+@click.option("--repeats", type=Count(1, 1000), default=3, show_default=True)
+@click.option("--n-updates", type=Count(1, 10_000), default=10, show_default=True, help="Alg. 1 update steps (panel: 5).")
 @click.option("--baselines", default="vanilla,persona,average,kmeans", show_default=True)
 @click.option("--census-lib", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="A built library whose census personas form the PERSONA-style pool.")
-@click.option("--max-questions", type=int, default=None, help="Subsample each wave's questions (CPU runs).")
-@click.option("--max-tokens", type=int, default=320, show_default=True, help="Output cap per endowment call.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-questions", type=Count(7, 100_000), default=None, help="Subsample each wave's questions (CPU runs).")
+@click.option("--max-tokens", type=Count(1, 100_000), default=320, show_default=True, help="Output cap per endowment call.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @_OUT
 @_CONC
 @_DRY
@@ -75,16 +76,16 @@ def p2p(waves: tuple[Path, ...], backend: str, base_url: str | None, model: str 
 @_MODEL
 @click.option("--dims", default="", help="Subset: O,C,E,A,N or dictator,proposer,responder (default all).")
 @click.option("--methods", default="em,gb", show_default=True)
-@click.option("--components", type=int, default=None, help="K (default the paper's: EM 10/50, GB 200).")
-@click.option("--samples", type=int, default=10, show_default=True, help="Samples per prompt (paper 10).")
-@click.option("--iters", type=int, default=20, show_default=True, help="EM iteration cap (paper 20).")
-@click.option("--draws", type=int, default=1000, show_default=True, help="Evaluation draws (paper 1,000).")
-@click.option("--improve-rounds", type=int, default=1, show_default=True)
+@click.option("--components", type=Count(1, 100_000), default=None, help="K (default the paper's: EM 10/50, GB 200).")
+@click.option("--samples", type=Count(1, 1000), default=10, show_default=True, help="Samples per prompt (paper 10).")
+@click.option("--iters", type=Count(1, 10_000), default=20, show_default=True, help="EM iteration cap (paper 20).")
+@click.option("--draws", type=Count(1, 10_000_000), default=1000, show_default=True, help="Evaluation draws (paper 1,000).")
+@click.option("--improve-rounds", type=Count(0, 1000), default=1, show_default=True)
 @click.option("--personahub", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="JSONL of personas for the Persona Hub baseline.")
-@click.option("--max-obs", type=int, default=None, help="Cap on D_obs points the search sees (CPU runs).")
-@click.option("--prompt-tokens", type=int, default=120, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-obs", type=Count(1, 100_000_000), default=None, help="Cap on D_obs points the search sees (CPU runs).")
+@click.option("--prompt-tokens", type=Count(1, 100_000), default=120, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @_OUT
 @_CONC
 @_DRY
@@ -122,18 +123,18 @@ def promptmix(target: str, data: Path, backend: str, base_url: str | None, model
               help="Training survey (parquet, OpinionQA wave folder or SubPOP .jsonl); repeatable.")
 @click.option("--eval", "eval_", required=True, type=click.Path(), help="Held-out evaluation survey.")
 @click.option("--model", default=None, help="HF model folder or .gguf (default: the bundled SmolLM2).")
-@click.option("--steps", type=int, default=20, show_default=True, help="Fine-tuning steps.")
-@click.option("--batch-size", type=int, default=8, show_default=True, help="Paper: 256 (GPU).")
-@click.option("--lr", type=float, default=2e-4, show_default=True)
+@click.option("--steps", type=Count(1, 10_000_000), default=20, show_default=True, help="Fine-tuning steps.")
+@click.option("--batch-size", type=Count(1, 1_000_000), default=8, show_default=True, help="Paper: 256 (GPU).")
+@click.option("--lr", type=Real(0.0, 10.0, lo_open=True), default=2e-4, show_default=True)
 @click.option("--loss", type=click.Choice(["kl", "wd"]), default="kl", show_default=True)
-@click.option("--max-questions", type=int, default=10, show_default=True, help="Eval questions (seeded draw).")
+@click.option("--max-questions", type=Count(1, 100_000), default=10, show_default=True, help="Eval questions (seeded draw).")
 @click.option("--groups", default=None, help="Comma-separated group labels to evaluate (default all).")
-@click.option("--assume-respondents", "assumed_n", type=int, default=None,
+@click.option("--assume-respondents", "assumed_n", type=Count(1, 100_000_000), default=None,
               help="Respondents per group for the human bound when the eval survey has no counts.")
-@click.option("--reps", type=int, default=1000, show_default=True, help="Bootstrap replicates (paper 1,000).")
+@click.option("--reps", type=Count(10, 100_000), default=1000, show_default=True, help="Bootstrap replicates (paper 1,000).")
 @click.option("--baselines", default="zero_shot_qa,zero_shot_bio,zero_shot_portray,few_shot", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--threads", type=Count(1, 1024), default=None, help="torch CPU threads.")
 @click.option("--out", type=click.Path(file_okay=False), default="reproduce-subpop", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object last.")
 def subpop(train: tuple[str, ...], eval_: str, model: str | None, steps: int, batch_size: int, lr: float, loss: str,

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import click
 
+from personagen.commands.types import SEED, Count
 from personagen.errors import BadInput
 
 
 @click.command("sample-panel")
 @click.argument("lib", type=click.Path(file_okay=False, path_type=Path))
-@click.option("-n", "n", type=int, required=True, help="Number of draws.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-n", "n", type=Count(1, 10_000_000), required=True, help="Number of draws.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--calibration", default=None, help="Calibration NAME (default: the only one / pulled weights).")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the sample to FILE.parquet.")
@@ -37,4 +38,5 @@ def sample_panel(lib: Path, n: int, seed: int, calibration: str | None, out: Pat
                                "rows": df.select(keep).to_dicts()}, default=str))
     else:
         click.echo(f"sampled {n} draws ({uniq} distinct personas) from {lib}"
-                   + (f" -> {out}" if out else ""))
+                   + (f" -> {out}" if out else "; nothing written (give -o FILE.parquet to save the draws, "
+                                                "or --json to print them)"))

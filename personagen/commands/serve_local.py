@@ -8,10 +8,12 @@ import time
 
 import click
 
+from personagen.commands.types import Count
+
 
 @click.command("serve-local")
-@click.option("--port", type=int, default=8080, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
-@click.option("--threads", type=int, default=None, help="CPU threads (default 2, 1 under CI).")
+@click.option("--port", type=Count(0, 65535), default=8080, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
+@click.option("--threads", type=Count(1, 1024), default=None, help="CPU threads (default 2, 1 under CI).")
 @click.option("--verbose", is_flag=True, help="Show the llama.cpp server log.")
 def serve_local(port: int, threads: int | None, verbose: bool) -> None:
     """Serve the bundled SmolLM2 model over the OpenAI API until Ctrl-C (model name: smollm2)."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import click
 
+from personagen.commands.types import SEED, Count
 from personagen.errors import BadInput
 from personagen.surveys import FORMATS, OVERALL, Survey, import_survey, load
 
@@ -24,7 +26,7 @@ def surveys() -> None:
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="SURVEY.parquet to write")
 @click.option("--refused", type=click.Choice(["drop", "keep"]), default="drop", show_default=True,
               help="drop the Refused option and renormalise, or keep it as an option")
-@click.option("--seed", type=int, default=0, show_default=True, help="seed of the 70/15/15 question split")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="seed of the 70/15/15 question split")
 @click.option("--survey-id", default=None, help="survey id (default: derived from the file name)")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary last")
 def import_cmd(fmt: str, path: Path, out: Path, refused: str, seed: int, survey_id: str | None,
@@ -34,19 +36,24 @@ def import_cmd(fmt: str, path: Path, out: Path, refused: str, seed: int, survey_
         raise BadInput(f"{out}: output must be a .parquet file")
     if out.exists() and out.is_dir():
         raise BadInput(f"{out}: is a directory")
-    survey = import_survey(fmt, path, refused=refused, seed=seed, survey_id=survey_id)
+    with warnings.catch_warnings(record=True) as caught:  # skipped questions: one warning line each
+        warnings.simplefilter("always")
+        survey = import_survey(fmt, path, refused=refused, seed=seed, survey_id=survey_id)
+    for w in caught:
+        click.echo(f"warning: {w.message}", err=True)
     survey.save(out)
-    s = summary(survey)
+    s = {**summary(survey), "skipped_questions": list(getattr(survey, "skipped_questions", []))}
     if as_json:
         click.echo(json.dumps({"path": str(out), **s}))
     else:
         click.echo(f"wrote {out}: {s['survey_id']}, {s['n_questions']} questions "
-                   f"({', '.join(f'{k} {v}' for k, v in s['splits'].items())}), {s['n_groups']} groups")
+                   f"({', '.join(f'{k} {v}' for k, v in s['splits'].items())}), {s['n_groups']} groups"
+                   + (f"; {len(s['skipped_questions'])} question(s) skipped" if s["skipped_questions"] else ""))
 
 
 @surveys.command("show")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("-n", "--questions", "n_show", type=int, default=3, show_default=True, help="questions to print")
+@click.option("-n", "--questions", "n_show", type=Count(1), default=3, show_default=True, help="questions to print")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary")
 def show(path: Path, n_show: int, as_json: bool) -> None:
     """Print a survey's id, split counts, groups per attribute and a few questions."""

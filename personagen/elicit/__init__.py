@@ -6,6 +6,7 @@ other stages reuse (endow's answer pool), the row builders, and the engine regis
 
 from personagen.elicit.engines import ENGINES, EngineOptions, make_client
 from personagen.elicit.matching import MAX_OPTIONS, letter_distribution, letters_for, match_answer
+from personagen.elicit.rescore import invalid_warning, rescore_logprobs
 from personagen.elicit.run import (
     MODES,
     SPLITS,
@@ -22,4 +23,6 @@ __all__ = [
     "MAX_OPTIONS", "MODES", "SPLITS", "ElicitOptions", "build_messages", "check_errors", "consolidate_parts",
     "elicit_library", "letter_distribution", "letters_for", "logprob_rows", "match_answer", "sample_rows",
     "ENGINES", "EngineOptions", "make_client",
+    "elicit_library", "invalid_warning", "letter_distribution", "letters_for", "logprob_rows", "match_answer",
+    "rescore_logprobs", "sample_rows",
 ]

@@ -20,9 +20,11 @@ from typing import Any
 import polars as pl
 
 from personagen.elicit.matching import MAX_OPTIONS, letter_distribution, letters_for, match_answer
+from personagen.elicit.rescore import rescore_logprobs, with_validity
 from personagen.errors import BadInput, PersonagenError
 from personagen.library import RESPONSE_SCHEMA, Library
-from personagen.llm import BudgetExceeded, ChatRequest, ChatResult, LLMClient
+from personagen.llm import BudgetExceeded, ChatRequest, ChatResult, LLMClient, singles
+from personagen.locking import library_lock, remove_stale
 from personagen.personas import STYLES
 from personagen.store import atomic_write_parquet
 from personagen.surveys import SPLITS as SURVEY_SPLITS
@@ -53,12 +55,18 @@ def _parts_dir(lib: Library) -> Path:
 
 
 def consolidate_parts(lib: Library) -> int:
-    """Merge leftover part files into responses.parquet (skipping keys already there); returns rows added."""
+    """Merge leftover part files into responses.parquet (skipping keys already there); returns rows added.
+
+    Runs under the library lock, so concurrent runs consolidate one at a time and never add a key twice."""
     d = _parts_dir(lib)
     if not d.is_dir():
         return 0
-    for tmp in d.glob(".part-*.tmp"):  # a write interrupted by a kill
-        tmp.unlink(missing_ok=True)
+    with library_lock(lib.path):
+        return _consolidate_locked(lib, d)
+
+
+def _consolidate_locked(lib: Library, d: Path) -> int:
+    remove_stale(d.glob(".part-*.tmp"))  # writes interrupted by a kill (never a live run's temp file)
     parts = sorted(d.glob("part-*.parquet"))
     if not parts:
         return 0
@@ -96,8 +104,11 @@ def _done_keys(lib: Library, survey_id: str, model: str, mode: str, style: str
     """(persona_id, qid) already answered for this survey/model/mode/style (responses + unconsolidated parts)."""
     frames = [_keys(lib.responses())]
     d = _parts_dir(lib)
-    if d.is_dir():
-        frames += [_keys(pl.read_parquet(p)) for p in sorted(d.glob("part-*.parquet"))]
+    for p in sorted(d.glob("part-*.parquet")) if d.is_dir() else []:
+        try:
+            frames.append(_keys(pl.read_parquet(p)))
+        except FileNotFoundError:  # consolidated meanwhile by another run: its keys are redone from the cache
+            continue
     f = pl.concat(frames).filter((pl.col("survey_id") == survey_id) & (pl.col("model") == model) &
                                  (pl.col("mode") == mode) & (pl.col("style") == style))
     return set(f.select("persona_id", "qid").iter_rows())
@@ -122,12 +133,16 @@ def _row(pid: str, sid: str, qid: str, option: str | None, prob: float | None, m
 
 def logprob_rows(pid: str, sid: str, qid: str, options: list[str], res: ChatResult, model: str,
                  min_mass: float) -> list[dict]:
-    """One row per option (renormalised letter probabilities) or one invalid row when mass < min_mass."""
+    """One row per option (renormalised letter probabilities, covered letter mass in `mass`), valid when
+    mass >= min_mass -- kept either way so the threshold can be re-applied later without a model call
+    (personagen.elicit.rescore); one invalid row without options when no letter got any mass."""
     tops = res.top_logprobs[0] if res.top_logprobs else None
     probs, mass = letter_distribution(tops, len(options))
-    if tops is None or mass <= 0.0 or mass < min_mass:
+    if tops is None or mass <= 0.0:
         return [_row(pid, sid, qid, None, None, "logprobs", model, 1, False, mass, res.text)]
-    return [_row(pid, sid, qid, o, p, "logprobs", model, 1, True, mass, None) for o, p in zip(options, probs)]
+    ok = mass >= min_mass
+    return [_row(pid, sid, qid, o, p, "logprobs", model, 1, ok, mass, None if ok else res.text)
+            for o, p in zip(options, probs)]
 
 
 def sample_rows(pid: str, sid: str, qid: str, options: list[str], texts: list[str | None],
@@ -211,13 +226,14 @@ class ElicitOptions:
 
     @property
     def k(self) -> int:
-        """Requests per (persona, question): `samples` in sample mode, 1 for logprobs."""
+        """Answers per (persona, question): `samples` in sample mode (one request with the API's `n`), 1 for
+        logprobs."""
         return self.samples if self.mode == "sample" else 1
 
 
 @dataclass(frozen=True)
 class _Work:
-    """The persona-major work list: (persona, question) items, their requests (k per item), option lists."""
+    """The persona-major work list: (persona, question) items, their requests (1 or K per item), option lists."""
 
     items: list[tuple[str, str]]
     requests: list[ChatRequest]
@@ -248,38 +264,47 @@ def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = N
                                   concurrency=o.concurrency, fresh=o.fresh, max_requests=o.max_requests,
                                   max_tokens_budget=o.max_tokens_budget, prices=o.prices, progress=o.progress,
                                   adapter=o.adapter)
+    rescored = 0
     if not o.dry_run:
         consolidate_parts(lib)
+        if o.mode == "logprobs":  # the threshold is a scoring choice: re-apply it to stored answers
+            rescored = rescore_logprobs(lib, survey.survey_id, client.model_name, o.min_mass).changed
     done = _done_keys(lib, survey.survey_id, client.model_name, o.mode, o.style)
-    work = _work_list(personas, survey, qids, done, o)
+    work = _work_list(personas, survey, qids, done, o, use_n=client.handles_n())
     summary: dict[str, Any] = {
         "survey_id": survey.survey_id, "model": client.model_name, "backend": client.backend, "mode": o.mode,
         "style": o.style, "samples": o.k, "personas": personas.height, "questions": len(qids),
         "answers_skipped": work.skipped,
         "answers_todo": len(work.items), "requests": len(work.requests), "requests_sent": 0, "cache_hits": 0,
         "answers_written": 0, "rows_written": 0, "invalid": 0, "errors": 0, "input_tokens": 0,
-        "output_tokens": 0, "cost_usd": 0.0, "dry_run": o.dry_run, "estimate": None, "seconds": 0.0}
+        "output_tokens": 0, "cost_usd": 0.0, "dry_run": o.dry_run, "estimate": None, "seconds": 0.0,
+        "rescored": rescored}
     if o.dry_run:
         summary["estimate"] = client.estimate(work.requests)
         return summary
     if not work.requests:
-        return summary
+        return with_validity(lib, summary)
     t0 = time.perf_counter()
     stats0 = dict(client.stats)  # a reused client's earlier counts are not this run's
     stopped: BudgetExceeded | None = None
+    refused = False  # a failure before any answer (unknown model, rejected key, full disk): nothing recorded
     try:
         with client if own_client else contextlib.nullcontext(client):
             stopped = _collect(lib, client, survey.survey_id, work, o, summary)
+    except BaseException:
+        refused = summary["answers_written"] == 0 and client.stats["requests_sent"] == stats0.get("requests_sent", 0)
+        raise
     finally:
         consolidate_parts(lib)
         st = client.stats
         for key in ("requests_sent", "cache_hits", "input_tokens", "output_tokens", "cost_usd"):
             summary[key] = st[key] - stats0.get(key, 0)
         summary["seconds"] = round(time.perf_counter() - t0, 3)
-        _record(lib, survey, client, o, hashes, summary)
+        if not refused:
+            _record(lib, survey, client, o, hashes, summary)
     if stopped is not None:
         raise stopped
-    return summary
+    return with_validity(lib, summary)
 
 
 def _select_personas(lib: Library, o: ElicitOptions) -> pl.DataFrame:
@@ -320,8 +345,10 @@ def _select_questions(survey: Survey, o: ElicitOptions) -> list[str]:
 
 
 def _work_list(personas: pl.DataFrame, survey: Survey, qids: list[str], done: set[tuple[str, str]],
-               o: ElicitOptions) -> _Work:
-    """Requests for every (persona, question) not answered yet, persona-major (the cache keeps prefixes warm)."""
+               o: ElicitOptions, use_n: bool = True) -> _Work:
+    """Requests for every (persona, question) not answered yet, persona-major (the cache keeps prefixes warm).
+
+    Sample mode: one request with the API's `n` per answer when `use_n`, else K seeded single requests."""
     sys_t, user_t = get_template(SYSTEM_T, o.templates), get_template(USER_T, o.templates)
     options, user_text = {}, {}
     for q in qids:
@@ -344,9 +371,10 @@ def _work_list(personas: pl.DataFrame, survey: Survey, qids: list[str], done: se
             if o.mode == "logprobs":
                 requests.append(ChatRequest(messages=msgs, temperature=0.0, max_tokens=1, logprobs=True,
                                             top_logprobs=TOP_LOGPROBS))
-            else:
-                requests.extend(ChatRequest(messages=msgs, temperature=o.temperature, max_tokens=SAMPLE_MAX_TOKENS,
-                                            seed=o.seed + j, stop=["\n"]) for j in range(o.k))
+            else:  # one request for the K answers (the API's `n`; K seeded calls where it is unsupported)
+                one = ChatRequest(messages=msgs, temperature=o.temperature, max_tokens=SAMPLE_MAX_TOKENS,
+                                  seed=o.seed, stop=["\n"], n=o.k)
+                requests.extend([one] if use_n else singles(one))
     return _Work(items, requests, options, skipped)
 
 
@@ -355,9 +383,10 @@ def _collect(lib: Library, client: LLMClient, sid: str, work: _Work, o: ElicitOp
     """Run the requests; turn each finished item into response rows, flushed to part files every few seconds.
 
     Counts go into `summary`; a budget stop is returned (the caller raises it once the run is recorded)."""
-    k, model_name = o.k, client.model_name
-    buffer: list[dict] = []
+    model_name = client.model_name
+    per = len(work.requests) // max(len(work.items), 1)  # requests per answer: 1 (the API's `n`) or K singles
     pending: dict[int, list[ChatResult | None]] = {}
+    buffer: list[dict] = []
     last_flush = time.perf_counter()
 
     def flush() -> None:
@@ -370,12 +399,12 @@ def _collect(lib: Library, client: LLMClient, sid: str, work: _Work, o: ElicitOp
 
     try:
         for i, res in client.run_iter(work.requests, desc=f"elicit {o.mode}"):
-            got = pending.setdefault(i // k, [None] * k)
-            got[i % k] = res
+            got = pending.setdefault(i // per, [None] * per)
+            got[i % per] = res
             if any(r is None for r in got):
                 continue
-            del pending[i // k]
-            pid, q = work.items[i // k]
+            del pending[i // per]
+            pid, q = work.items[i // per]
             errs = [r.error for r in got if r.error]
             if errs:
                 summary["errors"] += 1
@@ -385,7 +414,7 @@ def _collect(lib: Library, client: LLMClient, sid: str, work: _Work, o: ElicitOp
                 rows = logprob_rows(pid, sid, q, work.options[q], got[0], model_name, o.min_mass)
                 summary["invalid"] += int(not rows[0]["valid"])
             else:
-                rows, bad = sample_rows(pid, sid, q, work.options[q], [r.text for r in got], model_name)
+                rows, bad = sample_rows(pid, sid, q, work.options[q], _texts(got, o.k), model_name)
                 summary["invalid"] += bad
             buffer.extend({**r, "style": o.style} for r in rows)
             summary["answers_written"] += 1
@@ -396,6 +425,13 @@ def _collect(lib: Library, client: LLMClient, sid: str, work: _Work, o: ElicitOp
     finally:
         flush()
     return None
+
+
+def _texts(got: list[ChatResult], k: int) -> list[str | None]:
+    """The K sampled answers of one item: one result's `n` completions, or K single results."""
+    if len(got) == 1 and k > 1 and got[0].texts is not None:
+        return list(got[0].texts)
+    return [r.text for r in got]
 
 
 def _record(lib: Library, survey: Survey, client: LLMClient, o: ElicitOptions, hashes: dict[str, str],

@@ -138,7 +138,9 @@ def export_hub_config(train: Sequence[Survey], out_dir: str | os.PathLike, *, ev
     (`{"config_name": name, "data_files": [{"split": ..., "path": ...}]}`) for publish to list in the card's
     YAML header. Pew-derived surveys (OpinionQA, SubPOP-Train) may not be redistributed: publish must not
     push them; GSS-derived ones (SubPOP-Eval) may be."""
-    base = Path(out_dir) / name
+    from personagen.names import child
+
+    base = child(out_dir, name, "config name")
     base.mkdir(parents=True, exist_ok=True)
     tr, va = training_examples(train, seed=seed)
     te = [e for s in evaluate for e in survey_examples(s, split="test")]

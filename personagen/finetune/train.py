@@ -157,6 +157,21 @@ def _new_state(opts: FinetuneOptions) -> _State:
     return _State(model, tok, optim)
 
 
+def _checkpoint_folder(out: Path, ptr: Path) -> Path:
+    """The folder `checkpoint.json` points at, which must be OUT/checkpoints/<one safe name> (a name read from
+    a file never leads outside OUT)."""
+    from personagen.names import child
+
+    try:
+        rel = str(json.loads(ptr.read_text())["path"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise BadInput(f"{ptr}: not a checkpoint pointer ({type(e).__name__}: {e}); use a new --out") from None
+    head, _, name = rel.partition("/")
+    if head != "checkpoints":
+        raise BadInput(f"{ptr}: path {rel!r} is not under checkpoints/; use a new --out")
+    return child(out / "checkpoints", name, f"{ptr}: field 'path'")
+
+
 def _resume_state(opts: FinetuneOptions, out: Path) -> _State | None:
     ptr = out / "checkpoint.json"
     if not ptr.is_file():
@@ -169,7 +184,7 @@ def _resume_state(opts: FinetuneOptions, out: Path) -> _State | None:
     import torch
     from peft import PeftModel
 
-    ck = out / json.loads(ptr.read_text())["path"]
+    ck = _checkpoint_folder(out, ptr)
     base, tok = load_causal_lm(resolve_model(opts.model), trainable=True, threads=opts.threads)
     model = PeftModel.from_pretrained(base, str(ck), is_trainable=True)
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=opts.lr,

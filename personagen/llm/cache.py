@@ -9,10 +9,16 @@ Tables (schema version in PRAGMA user_version, brought up to date by `migrate`):
   yet collected, with the requests each holds, so a killed run picks its batches up instead of paying again.
   A batch's row is written before the batch is created (status "uploaded"), then "submitted" with its id,
   then "collected" in the same transaction that caches its results.
+- ``flags``: what a server was found to support (e.g. whether it honours the API's `n`).
+- ``claims``: requests in flight (hash, owner pid, time). A process about to send a request claims it; a
+  second process needing the same request waits for the owner's answer instead of paying again. A claim
+  whose owner pid is gone (or older than CLAIM_STALE_S) is taken over.
+Error and response text is redacted (personagen.llm.redact) before it is stored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,7 +28,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from personagen.errors import BadInput
+from personagen.errors import BadInput, PersonagenError
+from personagen.llm.redact import redact
+from personagen.locking import pid_alive
 
 # Ordered migrations (as simonw/llm keeps its logs database): each entry moves the schema one version up, and
 # PRAGMA user_version records how many have run, so a cache written by an older personagen opens and is brought
@@ -74,7 +82,12 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             PRIMARY KEY (input_file_id, hash)
         )""",
     )),
+    ("in-flight claims across processes; server capability flags", (
+        "CREATE TABLE IF NOT EXISTS claims (hash TEXT PRIMARY KEY, pid INTEGER NOT NULL, time REAL NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS flags (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    )),
 )
+CLAIM_STALE_S = 900.0  # a claim older than this is taken over even if its owner still runs
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -98,7 +111,8 @@ def migrate(conn: sqlite3.Connection, path: str | os.PathLike) -> int:
             conn.execute(f"PRAGMA user_version = {version + 1}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # keep the first error (a full disk), not the rollback's
+                conn.execute("ROLLBACK")
             raise
 
 
@@ -112,6 +126,20 @@ def request_key(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
 
 
+_SQLITE_FULL, _SQLITE_IOERR, _SQLITE_READONLY, _SQLITE_CANTOPEN = 13, 10, 8, 14
+
+
+def _open_error(path: Path, e: sqlite3.DatabaseError) -> PersonagenError:
+    """One line for a cache that cannot be opened: a full disk (exit 1), a read-only place or a damaged
+    file (exit 2), each saying what to do."""
+    code = (getattr(e, "sqlite_errorcode", 0) or 0) & 0xFF
+    if code in (_SQLITE_FULL, _SQLITE_IOERR):
+        return PersonagenError(f"{path}: cannot write the model-call cache ({e}); free some space and rerun")
+    if code in (_SQLITE_READONLY, _SQLITE_CANTOPEN):
+        return BadInput(f"{path}: cannot write the model-call cache ({e}); choose a writable location")
+    return BadInput(f"{path}: not a usable SQLite cache ({e}); move it away to start a new one")
+
+
 class Cache:
     """A small wrapper over one SQLite connection. Use from one thread at a time."""
 
@@ -119,14 +147,27 @@ class Cache:
         self.path = Path(path)
         self.readonly = readonly
         self.conn: sqlite3.Connection | None = None
-        if readonly:
-            if self.path.is_file():
-                self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-        else:
-            self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            migrate(self.conn, self.path)
+        if self.path.exists() and not self.path.is_file():
+            raise BadInput(f"{self.path}: the model-call cache is not a file")
+        fresh = not self.path.exists()
+        try:
+            if readonly:
+                if self.path.is_file():  # a URI from as_uri(): '#' or '?' in the path stay part of the path
+                    self.conn = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True,
+                                                check_same_thread=False)
+                    self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            else:
+                self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+                migrate(self.conn, self.path)
+        except sqlite3.DatabaseError as e:
+            self.close()
+            if fresh and not readonly:  # a cache this call began and could not finish is not left behind
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(f"{self.path}{suffix}")
+            raise _open_error(self.path, e) from None
 
     def close(self) -> None:
         if self.conn is not None:
@@ -160,7 +201,7 @@ class Cache:
             self.conn.execute("BEGIN")
             self.conn.execute(
                 "INSERT OR REPLACE INTO cache VALUES (?,?,?,?,?,?,?,?,?)",
-                (key, model, request_json, response_json, input_tokens, output_tokens, cost_usd, latency_s, t))
+                (key, model, request_json, redact(response_json), input_tokens, output_tokens, cost_usd, latency_s, t))
             self.conn.execute(
                 "INSERT INTO log (hash, model, run_id, time, latency_s, attempts, input_tokens, output_tokens,"
                 " cost_usd, error) VALUES (?,?,?,?,?,?,?,?,?,NULL)",
@@ -173,7 +214,7 @@ class Cache:
             self.conn.execute("BEGIN")
             self.conn.execute(
                 "INSERT INTO log (hash, model, run_id, time, latency_s, attempts, error) VALUES (?,?,?,?,?,?,?)",
-                (key, model, run_id, time.time(), latency_s, attempts, error[:500]))
+                (key, model, run_id, time.time(), latency_s, attempts, redact(error)[:500]))
 
     # ---- provider batch jobs ----------------------------------------------------------------------------
     def add_batch_file(self, file_id: str, endpoint: str, model: str, requests: dict[str, str]) -> None:
@@ -221,7 +262,7 @@ class Cache:
             "INSERT INTO log (hash, model, run_id, time, latency_s, attempts, input_tokens, output_tokens,"
             " cost_usd, error) VALUES (?,?,?,?,?,?,?,?,?,?)",
             [(d["key"], model, run_id, t, 0.0, 1, d["input_tokens"], d["output_tokens"], d["cost_usd"], None)
-             for d in done] + [(f["key"], model, run_id, t, 0.0, 1, None, None, None, f["error"][:500])
+             for d in done] + [(f["key"], model, run_id, t, 0.0, 1, None, None, None, redact(f["error"])[:500])
                                for f in failed])
 
     def collect_batch(self, file_id: str, model: str, done: list[dict[str, Any]], failed: list[dict[str, Any]],
@@ -247,3 +288,39 @@ class Cache:
             self.conn.execute("BEGIN")
             self._insert_results(model, new, failed, run_id)
         return len(new)
+
+    # ---- what a server can do (learnt once, remembered across runs) ------------------------------------
+    def get_flag(self, name: str) -> str | None:
+        if self.conn is None:
+            return None
+        try:
+            row = self.conn.execute("SELECT value FROM flags WHERE name=?", (name,)).fetchone()
+        except sqlite3.OperationalError:  # read-only open of an older db without the table
+            return None
+        return row[0] if row else None
+
+    def set_flag(self, name: str, value: str) -> None:
+        assert self.conn is not None and not self.readonly
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.execute("INSERT OR REPLACE INTO flags VALUES (?,?)", (name, value))
+
+    # ---- in-flight claims (one payer per request across processes) ---------------------------------------
+    def claim(self, key: str) -> bool:
+        """Claim `key` for this process; False while another live process holds a fresh claim on it."""
+        assert self.conn is not None and not self.readonly
+        me = os.getpid()
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            row = self.conn.execute("SELECT pid, time FROM claims WHERE hash=?", (key,)).fetchone()
+            if row is not None and row[0] != me and pid_alive(row[0]) and time.time() - row[1] < CLAIM_STALE_S:
+                return False
+            self.conn.execute("INSERT OR REPLACE INTO claims VALUES (?,?,?)", (key, me, time.time()))
+        return True
+
+    def release(self, key: str) -> None:
+        """Drop this process's claim on `key` (after its answer or failure is recorded)."""
+        assert self.conn is not None and not self.readonly
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.execute("DELETE FROM claims WHERE hash=? AND pid=?", (key, os.getpid()))

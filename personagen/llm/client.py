@@ -3,7 +3,9 @@
 A synchronous facade over the async `openai` client running on a private event-loop thread: bounded
 concurrency, retries with exponential backoff + jitter (honouring Retry-After), a SQLite cache/log
 (LIB/llm.sqlite), in-run deduplication of identical requests, per-run budgets, token/cost accounting and
-a tqdm progress bar. Backends: ``openai`` (any OpenAI-compatible URL) and ``local`` (bundled SmolLM2).
+a progress display (personagen.llm.progress). Several processes share one cache: a request in flight is
+claimed in it, so a second process waits for the first's answer instead of paying again. Error text is
+redacted (personagen.llm.redact) before it is stored or shown. Backends: ``openai`` (any OpenAI-compatible URL) and ``local`` (bundled SmolLM2).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import json
 import os
 import queue
 import random
-import sys
 import threading
 import time
 import urllib.parse
@@ -27,7 +28,10 @@ from typing import Any
 from personagen.errors import BadInput, PersonagenError
 from personagen.llm.cache import Cache, canonical_json, request_key
 from personagen.llm.local import LOCAL_ALIAS, LocalServer, local_available, model_identity
+from personagen.llm.multi import n_supported, send_n
 from personagen.llm.prices import PriceTable
+from personagen.llm.progress import progress_bar
+from personagen.llm.redact import redact, register_secret
 
 BACKENDS = ("local", "openai", "openai-batch", "hf")
 # backends served by a subclass, as (module, class): imported on use (the subclass imports this module)
@@ -59,11 +63,15 @@ class ChatRequest:
     top_logprobs: int | None = None
     seed: int | None = None
     stop: list[str] | None = None
+    n: int = 1  # completions per request (the API's `n`; see personagen.llm.multi for servers without it)
 
     def params(self) -> dict[str, Any]:
-        return {"temperature": float(self.temperature), "max_tokens": int(self.max_tokens),
-                "logprobs": bool(self.logprobs), "top_logprobs": self.top_logprobs,
-                "seed": self.seed, "stop": list(self.stop) if self.stop else None}
+        p = {"temperature": float(self.temperature), "max_tokens": int(self.max_tokens),
+             "logprobs": bool(self.logprobs), "top_logprobs": self.top_logprobs,
+             "seed": self.seed, "stop": list(self.stop) if self.stop else None}
+        if self.n > 1:  # only then: single-completion cache keys stay what they always were
+            p["n"] = int(self.n)
+        return p
 
 
 @dataclass
@@ -80,6 +88,7 @@ class ChatResult:
     finish_reason: str | None = None
     latency_s: float = 0.0
     response: dict[str, Any] | None = None  # the compact parsed response (what the cache stores)
+    texts: list[str | None] | None = None  # every completion's text when the request asked for n > 1
 
 
 def _is_loopback(url: str) -> bool:
@@ -144,7 +153,8 @@ def _parse_response(data: dict) -> dict[str, Any]:
     usage = data.get("usage") or {}
     ptd = usage.get("prompt_tokens_details") or {}
     ctd = usage.get("completion_tokens_details") or {}
-    return {"text": text, "top_logprobs": tops, "finish_reason": ch.get("finish_reason"),
+    texts = [(c.get("message") or {}).get("content") for c in choices] if len(choices) > 1 else None
+    return {"text": text, "texts": texts, "top_logprobs": tops, "finish_reason": ch.get("finish_reason"),
             "usage": {"input": int(usage.get("prompt_tokens") or 0), "output": int(usage.get("completion_tokens") or 0),
                       "cached": int(ptd.get("cached_tokens") or 0), "reasoning": int(ctd.get("reasoning_tokens") or 0)}}
 
@@ -161,14 +171,16 @@ def chat_body(model: str, req: ChatRequest) -> dict[str, Any]:
         body["seed"] = req.seed
     if req.stop:
         body["stop"] = req.stop
+    if req.n > 1:
+        body["n"] = req.n
     return body
 
 
 def cached_result(response_json: str, input_tokens: int, output_tokens: int) -> ChatResult:
     """A ChatResult from a cache row (cost 0: it was paid when first asked)."""
     d = json.loads(response_json)
-    return ChatResult(text=d["text"], top_logprobs=d["top_logprobs"], cached=True, error=None,
-                      input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=0.0,
+    return ChatResult(text=d["text"], texts=d.get("texts"), top_logprobs=d["top_logprobs"], cached=True,
+                      error=None, input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=0.0,
                       finish_reason=d.get("finish_reason"), response=d)
 
 
@@ -176,7 +188,8 @@ def request_from_json(request_json: str) -> ChatRequest:
     """The ChatRequest back from its cache payload (model identity + messages + every parameter)."""
     p = json.loads(request_json)
     return ChatRequest(messages=p["messages"], temperature=p["temperature"], max_tokens=p["max_tokens"],
-                       logprobs=p["logprobs"], top_logprobs=p["top_logprobs"], seed=p["seed"], stop=p["stop"])
+                       logprobs=p["logprobs"], top_logprobs=p["top_logprobs"], seed=p["seed"], stop=p["stop"],
+                       n=int(p.get("n") or 1))
 
 
 def _heuristic_tokens(messages: list[dict]) -> int:
@@ -218,7 +231,12 @@ def _openai_endpoint(base_url: str | None, model: str | None) -> _Endpoint:
     if not model:
         raise BadInput("--model is required for --backend openai and openai-batch")
     base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_OPENAI_URL).rstrip("/")
-    if urllib.parse.urlparse(base_url).scheme not in ("http", "https"):
+    try:
+        parts = urllib.parse.urlparse(base_url)
+        parts.port  # noqa: B018 - validates the port
+    except ValueError as e:
+        raise BadInput(f"--base-url {_public(base_url)!r}: not a valid URL ({e})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadInput(f"--base-url {base_url!r}: expected an http(s) URL")
     return _Endpoint(base_url, model, model)
 
@@ -296,6 +314,9 @@ class LLMClient:
             raise BadInput(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
         if concurrency < 1:
             raise BadInput(f"--concurrency {concurrency}: must be at least 1")
+        for opt, v in (("--max-requests", max_requests), ("--max-tokens", max_tokens_budget)):
+            if v is not None and not (isinstance(v, int) and v >= 1):
+                raise BadInput(f"{opt} {v}: must be a whole number of at least 1")
         table = PriceTable.load(prices)
         ep = BACKEND_ENDPOINTS[backend](base_url, model, **({"adapter": adapter} if adapter is not None else {}))
         klass = cls
@@ -325,6 +346,7 @@ class LLMClient:
             self.base_url = self._local.start()
         assert self.base_url is not None
         key = NO_KEY if self.backend == "local" else _api_key(self.base_url)
+        register_secret(key)
         import openai
 
         self._loop = asyncio.new_event_loop()
@@ -386,8 +408,8 @@ class LLMClient:
             page = await self._aclient.models.list()
             ids = [m.id for m in page.data]
         except openai.APIConnectionError as e:
-            raise PersonagenError(f"cannot reach the model server at {self.base_url} ({type(e).__name__}: "
-                                  f"{e.__cause__ or e})") from None
+            raise PersonagenError(redact(f"cannot reach the model server at {self.base_url} ({type(e).__name__}: "
+                                         f"{e.__cause__ or e})")) from None
         except openai.AuthenticationError:
             raise BadInput(f"the API key was rejected by {self.base_url} (check OPENAI_API_KEY)") from None
         except openai.APIStatusError:
@@ -415,12 +437,19 @@ class LLMClient:
             if k not in cached and k not in todo:
                 todo[k] = r
         reqs = list(todo.values())
-        in_tok = self._count_input_tokens(reqs)
-        out_tok = [1 if (r.logprobs and r.max_tokens <= 1) else int(r.max_tokens) for r in reqs]
+        per_sample = n_supported(self, self._cache) is False  # then the prompt is paid once per sample
+        in_tok = [t * (r.n if per_sample else 1) for t, r in zip(self._count_input_tokens(reqs), reqs)]
+        out_tok = [(1 if (r.logprobs and r.max_tokens <= 1) else int(r.max_tokens)) * r.n for r in reqs]
         cost = sum(self.prices.cost(self.model, i, o) for i, o in zip(in_tok, out_tok))
-        return {"requests": len(reqs), "cached": sum(1 for k in keys if k in cached),
+        return {"requests": sum(r.n if per_sample else 1 for r in reqs), "cached": sum(1 for k in keys if k in cached),
                 "input_tokens": int(sum(in_tok)), "output_tokens": int(sum(out_tok)), "cost_usd": cost,
-                "priced": self.prices.lookup(self.model) is not None}
+                "priced": self.prices.lookup(self.model) is not None, "key_set": self._key_set()}
+
+    def _key_set(self) -> bool:
+        """Whether a request would carry a usable API key (local and loopback servers need none)."""
+        if self.backend == "local" or _is_loopback(self.base_url or ""):
+            return True
+        return any(os.environ.get(env) for env in KEY_ENVS)
 
     def _count_input_tokens(self, reqs: list[ChatRequest]) -> list[int]:
         if not reqs:
@@ -552,22 +581,19 @@ class LLMClient:
 
     async def _run_async(self, requests: list[ChatRequest], q: queue.SimpleQueue, state: _RunState,
                          desc: str) -> None:
-        from tqdm import tqdm
-
-        cache = self._open_cache()
         payloads = [self.request_payload(r) for r in requests]
         jsons = [canonical_json(p) for p in payloads]
         keys = [request_key_from_json(j) for j in jsons]
-        bar = tqdm(total=len(requests), desc=desc, unit="req", file=sys.stderr, dynamic_ncols=True,
-                   disable=not (self.progress and sys.stderr.isatty()), smoothing=0.1)
+        bar = progress_bar(len(requests), desc, self.progress)
         try:
-            groups = self._serve_cached(keys, cache, q, state)
+            groups = self._serve_cached(keys, q, state)
             self.stats["cache_hits"] += len(requests) - sum(len(v) for v in groups.values())
             self.stats["deduplicated"] += sum(len(v) - 1 for v in groups.values())
             bar.update(len(requests) - sum(len(v) for v in groups.values()))
             if not groups:
                 return
             await self._preflight()
+            cache = self._open_cache()  # created only once the server has accepted the model and key
             sem = asyncio.Semaphore(self.concurrency)
             tasks: set[asyncio.Task] = set()
 
@@ -575,7 +601,7 @@ class LLMClient:
 
             async def one(k: str, idxs: list[int], est: int) -> None:
                 try:
-                    res = await self._send(requests[idxs[0]], k, jsons[idxs[0]], cache)
+                    res = await self._claimed_send(requests[idxs[0]], k, jsons[idxs[0]], cache)
                     for j, i in enumerate(idxs):
                         r = res if j == 0 else ChatResult(**{**res.__dict__, "cost_usd": 0.0, "cached": True})
                         state.results[i] = r
@@ -611,10 +637,9 @@ class LLMClient:
         finally:
             bar.close()
 
-    def _serve_cached(self, keys: list[str], cache: Cache | None, q: queue.SimpleQueue, state: _RunState
-                      ) -> dict[str, list[int]]:
+    def _serve_cached(self, keys: list[str], q: queue.SimpleQueue, state: _RunState) -> dict[str, list[int]]:
         """Hand cached answers to the consumer (in batches); return the misses grouped by request key (dedupe)."""
-        hits = {} if (self.fresh or cache is None) else cache.get_many(keys)
+        hits = {} if self.fresh else self._read_hits(keys)
         groups: dict[str, list[int]] = {}
         batch: list[tuple[int, ChatResult]] = []
         for i, k in enumerate(keys):
@@ -639,6 +664,58 @@ class LLMClient:
                 self.stats["input_tokens"] + self.stats["output_tokens"] + reserved >= self.max_tokens_budget:
             return f"token budget reached ({self.max_tokens_budget} tokens)"
         return None
+
+    def handles_n(self) -> bool:
+        """Whether requests with n > 1 are safe to give this client: it splits them into seeded single calls
+        where the server lacks `n` (clients that override run_iter, e.g. Ray, send requests as they are)."""
+        return type(self).run_iter is LLMClient.run_iter
+
+    @staticmethod
+    def _cached_result(hit: tuple[str, int, int]) -> ChatResult:
+        """A ChatResult from a cache row (for personagen.llm.multi, which cannot import this module)."""
+        return _hit_result(hit)
+
+    def _read_hits(self, keys: list[str]) -> dict[str, tuple[str, int, int]]:
+        """Cached answers for `keys`, read without creating or writing the cache file."""
+        if self._cache is not None:
+            return self._cache.get_many(keys)
+        if self.cache_path is None or not self.cache_path.exists():
+            return {}
+        ro = Cache(self.cache_path, readonly=True)
+        try:
+            return ro.get_many(keys)
+        finally:
+            ro.close()
+
+    async def _claimed_send(self, req: ChatRequest, key: str, req_json: str, cache: Cache | None) -> ChatResult:
+        """Send `req` unless another process is already paying for it: then its cached answer is used."""
+        hit = await self._claim_or_wait(key, cache)
+        if hit is not None:  # another process paid for it while we waited
+            self.stats["cache_hits"] += 1
+            return _hit_result(hit)
+        try:
+            return await send_n(self, req, key, req_json, cache)
+        finally:
+            if cache is not None and not self.fresh:
+                cache.release(key)
+
+    async def _claim_or_wait(self, key: str, cache: Cache | None) -> tuple[str, int, int] | None:
+        """Claim `key` in the shared cache, or wait while another process holds it. Returns the cached
+        answer if one appeared (nothing to send), None once this process holds the claim and must send."""
+        if cache is None or self.fresh:
+            return None
+        delay = 0.02
+        while True:
+            if cache.claim(key):
+                hit = cache.get_many([key]).get(key)
+                if hit is not None:
+                    cache.release(key)
+                return hit
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+            hit = cache.get_many([key]).get(key)
+            if hit is not None:
+                return hit
 
     async def _send(self, req: ChatRequest, key: str, req_json: str, cache: Cache | None) -> ChatResult:
         """One request with retries; records success/failure in the cache/log."""
@@ -684,7 +761,8 @@ class LLMClient:
         latency = time.perf_counter() - t0
         u = parsed["usage"]
         cost = self.prices.cost(self.model, u["input"], u["output"], u["cached"], u["reasoning"])
-        res = ChatResult(text=parsed["text"], top_logprobs=parsed["top_logprobs"], cached=False, error=None,
+        res = ChatResult(text=parsed["text"], texts=parsed.get("texts"), top_logprobs=parsed["top_logprobs"],
+                         cached=False, error=None,
                          input_tokens=u["input"], output_tokens=u["output"], cost_usd=cost,
                          finish_reason=parsed["finish_reason"], latency_s=latency, response=parsed)
         st = self.stats
@@ -699,12 +777,25 @@ class LLMClient:
         return res
 
     def _fail(self, key: str, err: str, t0: float, attempts: int, cache: Cache | None) -> ChatResult:
+        err = redact(err)
         latency = time.perf_counter() - t0
         self.stats["errors"] += 1
         self.stats["requests_sent"] += 1
         if cache is not None:
             cache.log_error(key, self.identity, err, latency_s=latency, attempts=attempts, run_id=self.run_id)
         return ChatResult(text=None, top_logprobs=None, cached=False, error=err, latency_s=latency)
+
+
+def _hit_result(hit: tuple[str, int, int]) -> ChatResult:
+    """A ChatResult from a cache row given as the (response json, input tokens, output tokens) tuple."""
+    return cached_result(*hit)
+
+
+def _public(url: str) -> str:
+    """A URL for messages: user:password@ dropped (never print credentials)."""
+    head, sep, rest = url.partition("//")
+    netloc, slash, path = rest.partition("/")
+    return redact(head + sep + netloc.rpartition("@")[2] + slash + path)
 
 
 class _Fatal(Exception):
@@ -719,8 +810,8 @@ def _err_msg(e: Any) -> str:
         inner = body.get("error")
         m = inner.get("message") if isinstance(inner, dict) else body.get("message")
         if m:
-            return str(m)[:200]
-    return str(getattr(e, "message", e))[:200]
+            return redact(str(m))[:200]
+    return redact(str(getattr(e, "message", e)))[:200]
 
 
 def request_key_from_json(j: str) -> str:

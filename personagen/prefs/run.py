@@ -111,14 +111,17 @@ def _generate(lib: Any, plan: pl.DataFrame, client: Any, opts: PrefsOptions) -> 
 
 def make_preferences(lib: Any, opts: PrefsOptions, client: Any = None) -> PrefsResult:
     """Curate prompts, (optionally) judge personas, plan and generate DPF pairs; write and record the stage."""
+    from personagen.prefs.prompts import read_prompts
+
     t0 = time.time()
-    (Path(lib.path) / PREFS_DIR).mkdir(exist_ok=True)
+    read_prompts(opts.curate)  # a missing or malformed --prompts fails before the library is touched
     with calls.open_client(opts.backend, base_url=opts.base_url, model=opts.model, cache_path=lib.llm_db,
                            concurrency=opts.concurrency, client=client) as c:
         cur = curate(opts.curate, c, opts.templates)
-        atomic_write_parquet(Path(lib.path) / PREFS_DIR / "prompts.parquet", cur.prompts)
         if cur.prompts.height == 0:
             raise BadInput(f"--prompts {opts.curate.source}: no prompt survived curation ({cur.counts})")
+        (Path(lib.path) / PREFS_DIR).mkdir(exist_ok=True)
+        atomic_write_parquet(Path(lib.path) / PREFS_DIR / "prompts.parquet", cur.prompts)
         personas, consistency = _select_personas(lib, opts, c)
         profiles = persona_profiles(personas, opts.profile, opts.templates)
         plan = plan_pairs(list(profiles), cur.prompts, opts.pairs).with_columns(
@@ -182,6 +185,8 @@ def dry_run_library(lib: Any, opts: PrefsOptions, price_model: str) -> dict[str,
 
     raw, _info = read_prompts(opts.curate)
     df, counts = rule_filter(raw, opts.curate.min_words)
+    if df.height == 0:
+        raise BadInput(f"--prompts {opts.curate.source}: no prompt survives the rule filter ({counts})")
     df = split_by_topic(df, opts.curate.heldout_fraction, opts.curate.seed)
     personas = lib.personas()
     ids = sample_personas(personas["persona_id"].to_list(), opts.pairs.personas, opts.pairs.seed)

@@ -65,11 +65,18 @@ class ExportResult:
     n_metrics: int
     left_out: list[dict[str, str]] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    n_answers: int = 0  # persona x question answers (n_responses counts their option rows), as elicit counts
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "calibration": self.calibration, "n_personas": self.n_personas,
-                "n_responses": self.n_responses, "n_metrics": self.n_metrics, "left_out": self.left_out,
-                "files": self.files}
+                "n_answers": self.n_answers, "n_responses": self.n_responses, "n_metrics": self.n_metrics,
+                "left_out": self.left_out, "files": self.files}
+
+
+def count_answers(responses: pl.DataFrame) -> int:
+    """Answers (one per persona, survey, question, model and mode) in a responses frame of option rows."""
+    keys = [c for c in ("persona_id", "survey_id", "qid", "model", "mode") if c in responses.columns]
+    return responses.select(keys).unique().height if keys and responses.height else 0
 
 
 def validate_repo_id(repo: str) -> str:
@@ -360,4 +367,4 @@ def export_panel(lib: Library | str | os.PathLike, out: str | os.PathLike, *, ca
     with staged_dir(out, overwrite=overwrite) as tmp:
         files = write_panel_folder(panel, tmp, repo=repo, templates=templates)
     return ExportResult(Path(out), panel["calibration"], panel["personas"].height, panel["responses"].height,
-                        panel["metrics"].height, panel["left_out"], files)
+                        panel["metrics"].height, panel["left_out"], files, count_answers(panel["responses"]))

@@ -46,7 +46,10 @@ def publish_panel(lib: Library | str | os.PathLike, repo: str, *, calibration: s
     from huggingface_hub.errors import HfHubHTTPError
 
     api = HfApi(token=token)
-    with tempfile.TemporaryDirectory(prefix="personagen-publish-") as tmp:
+    from personagen.locking import pid_tag, remove_stale
+
+    remove_stale(Path(tempfile.gettempdir()).glob("personagen-publish.pid*"))  # left by a killed push
+    with tempfile.TemporaryDirectory(prefix=f"personagen-publish{pid_tag()}") as tmp:
         folder = Path(tmp)
         files = write_panel_folder(panel, folder, repo=repo, templates=templates)
         _check_no_secret(folder, token)

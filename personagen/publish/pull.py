@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,14 @@ from personagen.publish.export import (
     read_calibration,
     validate_repo_id,
 )
-from personagen.store import atomic_write_json, atomic_write_parquet, staged_dir
+from personagen.publish.untrusted import (
+    ALLOW_PATTERNS,
+    check_meta,
+    check_personas,
+    check_responses,
+    check_sizes,
+)
+from personagen.store import atomic_write_json, atomic_write_parquet, read_parquet, staged_dir
 
 
 def _download(repo: str, revision: str | None) -> tuple[Path, dict[str, Any]]:
@@ -30,17 +38,41 @@ def _download(repo: str, revision: str | None) -> tuple[Path, dict[str, Any]]:
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
     token: str | bool = os.environ.get("HF_TOKEN", "").strip() or False
+    from huggingface_hub.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # no "Retrying in 1s" lines: a failure is reported once, below
+    if not sys.stderr.isatty():  # no progress-bar lines in logs and pipes
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     try:
-        path = Path(snapshot_download(repo_id=repo, repo_type="dataset", revision=revision, token=token))
+        _check_remote_sizes(repo, revision, token)
+        path = Path(snapshot_download(repo_id=repo, repo_type="dataset", revision=revision, token=token,
+                                      allow_patterns=ALLOW_PATTERNS))
     except RevisionNotFoundError:
         raise BadInput(f"{repo}: revision {revision!r} not found on the Hub") from None
     except RepositoryNotFoundError:
         raise BadInput(f"{repo}: dataset repo not found on the Hub (or not visible with this token)") from None
     except HfHubHTTPError as e:
         raise PersonagenError(f"{repo}: download failed: {str(e).splitlines()[0]}") from None
-    except OSError as e:
-        raise PersonagenError(f"{repo}: download failed ({type(e).__name__}: {e})") from None
+    except (BadInput, PersonagenError):
+        raise
+    except Exception as e:  # noqa: BLE001 - connection errors come from the HTTP library in several types
+        raise PersonagenError(f"{repo}: cannot download from the Hub ({type(e).__name__}: {e}); check the "
+                              "network or HF_ENDPOINT, or pull an exported folder instead") from None
     return path, {"kind": "hub", "repo": repo, "revision": revision or "main", "commit": path.name}
+
+
+def _check_remote_sizes(repo: str, revision: str | None, token: str | bool) -> None:
+    """Refuse oversized files from the Hub's file listing (sizes) before downloading anything."""
+    from fnmatch import fnmatch
+
+    from huggingface_hub import HfApi
+
+    entries = HfApi(token=token).list_repo_tree(repo, repo_type="dataset", revision=revision, recursive=True)
+    files = [(e.path, getattr(e, "size", None)) for e in entries
+             if any(fnmatch(e.path, pat) for pat in ALLOW_PATTERNS)]
+    check_sizes(files, repo)
 
 
 def resolve_panel(repo_or_path: str | os.PathLike, revision: str | None = None) -> tuple[Path, dict[str, Any]]:
@@ -59,7 +91,11 @@ def _read_config(folder: Path, cfg: str) -> pl.DataFrame | None:
     files = sorted((folder / "data" / cfg).glob("*.parquet"))
     if not files:
         return None
-    return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+    frames = [read_parquet(f, f"{cfg} file") for f in files]
+    try:
+        return pl.concat(frames, how="diagonal_relaxed")
+    except pl.exceptions.PolarsError as e:
+        raise BadInput(f"{folder}/data/{cfg}: parquet files do not share a schema ({e})") from None
 
 
 def _panel_meta(folder: Path) -> dict[str, Any]:
@@ -67,9 +103,9 @@ def _panel_meta(folder: Path) -> dict[str, Any]:
     if not mf.is_file():
         return {}
     try:
-        meta = json.loads(mf.read_text())
-    except json.JSONDecodeError as e:
-        raise BadInput(f"{mf}: invalid JSON ({e.msg} at line {e.lineno})") from None
+        meta = check_meta(json.loads(mf.read_text()), str(mf))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BadInput(f"{mf}: invalid JSON ({e})") from None
     if meta.get("format") not in (None, FORMAT):
         raise BadInput(f"{mf}: format {meta.get('format')!r} is not {FORMAT!r}")
     return meta
@@ -79,9 +115,7 @@ def _folder_personas(folder: Path) -> pl.DataFrame:
     personas = _read_config(folder, "personas")
     if personas is None:
         raise BadInput(f"{folder}: no data/personas/*.parquet (not a personagen panel)")
-    for c in ("persona_id", "weight"):
-        if c not in personas.columns:
-            raise BadInput(f"{folder}/data/personas: lacks column {c!r}")
+    check_personas(personas, f"{folder}/data/personas")
     check_weights(personas.select("persona_id", pl.col("weight").cast(pl.Float64)), f"{folder}/data/personas")
     return personas
 
@@ -121,6 +155,8 @@ def pull_panel(repo_or_path: str | os.PathLike, out: str | os.PathLike | None = 
     folder, source = resolve_panel(repo_or_path, revision)
     personas = _folder_personas(folder)
     responses = _read_config(folder, "responses")
+    if responses is not None:
+        check_responses(responses, f"{folder}/data/responses")
     meta = _panel_meta(folder)
     prov = meta.get("provenance") or {}
     report = meta.get("report") or {}

@@ -78,8 +78,11 @@ class P2PReproOptions:
 
 
 def wave_name(path: Path) -> str:
-    m = re.search(r"W(\d+)$", Path(path).name)
-    return f"W{m.group(1)}" if m else Path(path).name
+    """The wave's folder under --out: W<number> from an ATP folder name, else the folder's name made one safe
+    path component (a wave given as '..' or 'a/..' never leads outside --out)."""
+    name = Path(path).resolve().name
+    m = re.search(r"W(\d+)$", name)
+    return f"W{m.group(1)}" if m else (re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip("._-")[:128] or "wave")
 
 
 def wave_survey(path: Path, seed: int, max_questions: int | None) -> Any:

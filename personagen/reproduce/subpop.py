@@ -95,8 +95,8 @@ class SubpopOptions:
             raise BadInput(f"--max-questions {self.max_questions}: must be at least 1")
         if self.assumed_n is not None and self.assumed_n < 1:
             raise BadInput(f"--assume-respondents {self.assumed_n}: must be at least 1")
-        if self.reps < 10:
-            raise BadInput(f"--reps {self.reps}: at least 10 bootstrap replicates")
+        if not 10 <= self.reps <= 100_000:
+            raise BadInput(f"--reps {self.reps}: between 10 and 100,000 bootstrap replicates")
         self.finetune_options()  # validates train/steps/batch/loss once, here
 
     def finetune_options(self) -> FinetuneOptions:
@@ -161,9 +161,9 @@ def reproduce_subpop(opts: SubpopOptions, *, progress: Any = None) -> SubpopResu
     """Run the protocol end to end (resumable fine-tune; every model answer cached in OUT/llm.sqlite)."""
     t0 = time.perf_counter()
     out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
     tests, sv = eval_examples(opts)
     train, _ = training_examples([open_survey(p) for p in opts.train], seed=opts.seed)
+    out.mkdir(parents=True, exist_ok=True)  # only once the surveys are known to be usable
     wd: dict[str, np.ndarray] = {"uniform": uniform_wd(tests)}
     bound, notes = _bound(opts, tests)
     cache = out / "llm.sqlite"

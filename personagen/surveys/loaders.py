@@ -66,6 +66,7 @@ import json
 import math
 import os
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,67 @@ def _oqa_group_labels(questions: list[dict]) -> None:
         q["attributes"] = {g: a for (a, g) in named}
 
 
+class _Unmatched(ValueError):
+    """An option in a count file that matches no info.csv reference, even after normalising."""
+
+
+def _norm_option(s: str) -> str:
+    """Case- and whitespace-insensitive form of an option label (count files and info.csv disagree on both)."""
+    return " ".join(str(s).split()).casefold()
+
+
+def _match_counts(raw: dict, refs: list[str], where: str) -> list[float]:
+    """Counts in `refs` order; options matched exactly, else after normalising case and whitespace."""
+    lookup = {_norm_option(o): o for o in refs}
+    out = dict.fromkeys(refs, 0.0)
+    for o, v in raw.items():
+        ref = o if o in out else lookup.get(_norm_option(o))
+        if ref is None:
+            raise _Unmatched(f"{where}: option {o!r} is not in info.csv references")
+        out[ref] += _finite_nonneg(v, f"{where}/{o}")
+    return [out[o] for o in refs]
+
+
+def _oqa_question(r: dict[str, str], counts: dict[str, dict], dist: Any, info: Path,
+                  refused: str) -> dict | None:
+    """One OpinionQA question (options, ordinal, per-group targets) from its info.csv row, or None when the
+    count files do not cover it."""
+    key = (r.get("key") or "").strip()
+    if not key or key not in counts["CREGION"]:
+        return None  # info.csv lists more questions than the count files cover
+    try:
+        refs = [str(o) for o in ast.literal_eval(r["references"])]
+    except (ValueError, SyntaxError):
+        raise BadInput(f"{info}: references of {key!r} is not a Python list") from None
+    try:
+        ords = ast.literal_eval(r["option_ordinal"]) if r["option_ordinal"].strip() else None
+    except (ValueError, SyntaxError):
+        ords = None
+    group_counts: dict[tuple[str, str], list[float]] = {}
+    overall = [0.0] * len(refs)
+    for g in counts["CREGION"][key]:
+        if g in ("MC_options", "question_text"):
+            continue
+        overall = [a + b for a, b in zip(overall, dist("CREGION", key, g, refs))]
+    group_counts[(OVERALL, OVERALL)] = overall
+    for attr, data in counts.items():
+        if key not in data:
+            continue
+        for g in data[key]:
+            if g in ("MC_options", "question_text") or g.strip().lower() in _OQA_SKIP_GROUPS:
+                continue
+            group_counts[(attr, g)] = dist(attr, key, g, refs)
+    opts, targets = _oqa_targets(group_counts, refs, refused)
+    if (OVERALL, OVERALL) not in targets:
+        return None
+    substantive = [o for o in refs if not _is_refused(o)]
+    ordinal = _valid_ordinal(ords, len(substantive)) if len(opts) == len(substantive) else None
+    return {
+        "qid": key, "question": r["question"].strip(), "options": opts, "ordinal": ordinal,
+        "_targets": {ag: dict(zip(opts, s)) for ag, s in targets.items()},
+    }
+
+
 def import_opinionqa(path: str | os.PathLike, *, refused: str = "drop", seed: int = 0,
                      survey_id: str | None = None) -> Survey:
     """Load an OpinionQA human_resp wave folder (counts → shares; overall = sum of CREGION groups)."""
@@ -239,51 +301,25 @@ def import_opinionqa(path: str | os.PathLike, *, refused: str = "drop", seed: in
         where = f"{p / (attr + '_data.json')}: {key}/{group}"
         if not isinstance(raw, dict):
             raise BadInput(f"{where}: expected {{option: count}}")
-        unknown = [o for o in raw if o not in refs]
-        if unknown:
-            raise BadInput(f"{where}: option {unknown[0]!r} is not in info.csv references")
-        return [_finite_nonneg(raw.get(o, 0.0), f"{where}/{o}") for o in refs]
+        return _match_counts(raw, refs, where)
 
     questions: list[dict] = []
+    skipped: list[str] = []
     for r in rows:
-        key = (r.get("key") or "").strip()
-        if not key or key not in counts["CREGION"]:
-            continue  # info.csv lists more questions than the count files cover
         try:
-            refs = [str(o) for o in ast.literal_eval(r["references"])]
-        except (ValueError, SyntaxError):
-            raise BadInput(f"{info}: references of {key!r} is not a Python list") from None
-        try:
-            ords = ast.literal_eval(r["option_ordinal"]) if r["option_ordinal"].strip() else None
-        except (ValueError, SyntaxError):
-            ords = None
-        group_counts: dict[tuple[str, str], list[float]] = {}
-        overall = [0.0] * len(refs)
-        for g in counts["CREGION"][key]:
-            if g in ("MC_options", "question_text"):
-                continue
-            overall = [a + b for a, b in zip(overall, dist("CREGION", key, g, refs))]
-        group_counts[(OVERALL, OVERALL)] = overall
-        for attr, data in counts.items():
-            if key not in data:
-                continue
-            for g in data[key]:
-                if g in ("MC_options", "question_text") or g.strip().lower() in _OQA_SKIP_GROUPS:
-                    continue
-                group_counts[(attr, g)] = dist(attr, key, g, refs)
-        opts, targets = _oqa_targets(group_counts, refs, refused)
-        if (OVERALL, OVERALL) not in targets:
+            q = _oqa_question(r, counts, dist, info, refused)
+        except _Unmatched as e:  # one messy question does not sink the wave
+            warnings.warn(f"{p.name}: question {r.get('key')!r} skipped: {e}", stacklevel=2)
+            skipped.append(str(r.get("key")))
             continue
-        substantive = [o for o in refs if not _is_refused(o)]
-        ordinal = _valid_ordinal(ords, len(substantive)) if len(opts) == len(substantive) else None
-        questions.append({
-            "qid": key, "question": r["question"].strip(), "options": opts, "ordinal": ordinal,
-            "_targets": {ag: dict(zip(opts, s)) for ag, s in targets.items()},
-        })
+        if q is not None:
+            questions.append(q)
     _oqa_group_labels(questions)
     m = re.search(r"(W\d+)$", p.name)
     sid = survey_id or (f"opinionqa_{m.group(1)}" if m else f"opinionqa_{p.name}")
-    return _build(sid, questions, seed=seed, source=str(p))
+    survey = _build(sid, questions, seed=seed, source=str(p))
+    survey.skipped_questions = skipped  # reported by `personagen surveys import`
+    return survey
 
 
 def opinionqa_respondents(path: str | os.PathLike) -> dict[tuple[str, str, str], int]:

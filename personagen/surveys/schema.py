@@ -262,4 +262,23 @@ def load(path: str | os.PathLike) -> Survey:
     p = Path(path)
     if not p.is_file():
         raise BadInput(f"{p}: survey file does not exist")
-    return Survey(read_parquet(p, "survey"), source=str(p))
+    frame = read_parquet(p, "survey")
+    check_file_frame(frame, p)
+    return Survey(frame, source=str(p))
+
+
+_REQUIRED = ("survey_id", "qid", "option", "option_index", "group", "split")
+
+
+def check_file_frame(frame: pl.DataFrame, where: object) -> None:
+    """A survey file is untrusted: each column of the declared dtype (text stays text, numbers numbers; no
+    silent casts) and no nulls in the identifying columns."""
+    for c, t in SURVEY_SCHEMA.items():
+        if c not in frame.columns:
+            continue
+        got = frame.schema[c]
+        if (t == pl.String) != (got == pl.String) or (t != pl.String and not (got.is_numeric() or got == pl.Null)):
+            raise BadInput(f"{where}: column {c!r} has dtype {got}, expected {t}")
+    for c in _REQUIRED:
+        if c in frame.columns and frame[c].null_count():
+            raise BadInput(f"{where}: column {c!r} has {frame[c].null_count()} null value(s)")

@@ -1,0 +1,98 @@
+"""A small OpenAI-format chat server on a loopback port for the hostile-use tests (real sockets, real HTTP).
+
+It counts every chat request by the identity of what was asked (messages + sampling params), so tests can
+check that concurrent processes pay for each request once. `echo_headers=True` answers every chat request
+with HTTP 400 whose error message echoes the request headers (as some proxies do), to test that the API key
+never reaches disk or screen. `support_n=False` rejects `n > 1` like the bundled llama.cpp server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+def _choice(i: int, text: str, low_mass: bool = False) -> dict[str, Any]:
+    pairs = (("Sure", -0.3), ("A", -2.0), ("B", -2.5)) if low_mass else ((text, -0.1), ("B", -2.5), ("C", -3.0))
+    top = [{"token": t, "logprob": v, "bytes": list(t.encode())} for t, v in pairs]
+    return {"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": text},
+            "logprobs": {"content": [{"token": text, "logprob": -0.1, "bytes": list(text.encode()),
+                                      "top_logprobs": top}]}}
+
+
+class EchoServer:
+    """`with EchoServer() as s:` -> `s.base_url`; `s.calls` counts chat requests by request identity."""
+
+    def __init__(self, model: str = "m", delay_s: float = 0.0, echo_headers: bool = False,
+                 support_n: bool = True, low_mass_if: str | None = None):
+        """`low_mass_if`: requests whose messages contain this text get only e^-2 + e^-2.5 = 0.217 of their
+        top-logprob mass on option letters (the rest on "Sure")."""
+        self.low_mass_if = low_mass_if
+        self.model, self.delay_s, self.echo_headers, self.support_n = model, delay_s, echo_headers, support_n
+        self.calls: Counter[str] = Counter()
+        self.n_values: list[int] = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._send(200, {"object": "list", "data": [{"id": outer.model, "object": "model"}]})
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                self._send(*outer.answer(body, dict(self.headers)))
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def answer(self, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
+        n = int(body.get("n") or 1)
+        ident = json.dumps({k: body.get(k) for k in ("messages", "seed", "temperature", "max_tokens", "n")},
+                           sort_keys=True)
+        with self.lock:
+            self.calls[hashlib.sha256(ident.encode()).hexdigest()] += 1
+            self.n_values.append(n)
+        if self.echo_headers:
+            return 400, {"error": {"message": f"invalid request; received headers {json.dumps(headers)}",
+                                   "type": "invalid_request_error"}}
+        if n > 1 and not self.support_n:
+            return 400, {"error": {"message": "only one completion choice is allowed", "type": "invalid_request"}}
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        low = bool(self.low_mass_if) and self.low_mass_if in json.dumps(body.get("messages"))
+        choices = [_choice(i, "AB"[(i + (body.get("seed") or 0)) % 2] if n > 1 else "A", low) for i in range(n)]
+        return 200, {"id": "x", "object": "chat.completion", "created": int(time.time()), "model": self.model,
+                     "choices": choices, "usage": {"prompt_tokens": 20, "completion_tokens": n,
+                                                   "total_tokens": 20 + n}}
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def __enter__(self) -> EchoServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
