@@ -63,7 +63,7 @@ def test_infeasible_margins_are_reported():
     assert not res.converged
     assert res.info["margins_feasible"] is False
     assert res.info["min_margin_error"] == pytest.approx(0.3, abs=1e-7)
-    assert res.info["max_margin_error"] >= 0.3 - 1e-7
+    assert 0.3 - 1e-7 <= res.info["max_margin_error"] <= 0.31  # the weights kept come close to the best reachable
 
 
 def test_one_hot_ipf_and_newton_agree_and_ipf_stays_fast():

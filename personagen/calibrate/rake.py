@@ -14,7 +14,8 @@ margins, so it is found either by
   gradient t − Aw is the margin error and Hessian −A diag(w) Aᵀ; steps are damped by backtracking on φ and
   stop at a tolerance on the margin error. When no w ≥ 0 reproduces the margins the dual is unbounded and
   Newton stalls; a linear programme then gives the smallest reachable max margin error, which is reported
-  (with a warning) instead of a silent sweep cap.
+  (with a warning) instead of a silent sweep cap, and the weights kept are IPF's compromise when its margin
+  error is the smaller.
 
 Cells with (Dw)_i = 0 for every positive-base agent cannot be matched: IPF leaves them out of the ratio,
 Newton drops those rows and rescales the question's other targets to its total (the same fixed point).
@@ -195,6 +196,11 @@ def rake(
     iters = max_iter if max_iter is not None else (500 if algorithm == "ipf" else 100)
     with blas_threads(1):  # small products and factorisations: thread hand-off costs more than it saves
         res = ALGORITHMS[algorithm](D, r, rows, w0, iters, tol)
+        if not res.converged and algorithm == "newton":
+            # no exact solution: Newton's iterates run off (the dual is unbounded); IPF's sweeps settle on a
+            # compromise, so the weights with the smaller remaining margin error are kept
+            alt = _ipf(D, r, rows, w0, 500, tol)
+            res = alt if alt.max_error < res.max_error else res
     if not res.converged:
         res.min_error = min_margin_error(D, r, rows, w0)
         res.feasible = res.min_error <= tol
