@@ -27,7 +27,9 @@ machine-precision KKT points in a handful of Cholesky solves, and warm-starts we
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +38,13 @@ import scipy.linalg as sla
 from personagen.calibrate._blas import blas_threads
 
 Array = np.ndarray
+BIG_ROWS = 1000  # row-space products and factorisations at least this large run with every BLAS thread
+
+
+def _big_threads(m: int) -> contextlib.AbstractContextManager:
+    """Every BLAS thread for an O(m³) or O(m²·c) kernel step when m ≥ BIG_ROWS (the solve loop runs with one:
+    thread hand-off dominates small factorisations, not a 4000 × 4000 Cholesky or a rank-512 update)."""
+    return blas_threads(os.cpu_count() or 1) if m >= BIG_ROWS else contextlib.nullcontext()
 
 
 def gram(D: Array, sw: Array | None = None) -> Array:
@@ -90,10 +99,11 @@ class RowKernel:
 
     def _update(self, cols: Array, sign: float) -> None:
         """K ← K + sign·D_c D_cᵀ over the columns `cols` (upper triangle, symmetric rank-k updates)."""
-        for s in range(0, len(cols), self.chunk):
-            Dc = self.D[:, cols[s : s + self.chunk]]  # rows × c, C order: Dcᵀ is Fortran-contiguous
-            self.K = sla.blas.dsyrk(sign, Dc.T, beta=1.0, c=self.K, trans=1, lower=0, overwrite_c=1)
-            self.rowsum += sign * Dc.sum(axis=1)
+        with _big_threads(self.m):
+            for s in range(0, len(cols), self.chunk):
+                Dc = self.D[:, cols[s : s + self.chunk]]  # rows × c, C order: Dcᵀ is Fortran-contiguous
+                self.K = sla.blas.dsyrk(sign, Dc.T, beta=1.0, c=self.K, trans=1, lower=0, overwrite_c=1)
+                self.rowsum += sign * Dc.sum(axis=1)
         self.cols_moved += len(cols)
 
     def _full_kernel(self) -> Array:
@@ -364,7 +374,8 @@ class Quad:
         K = self._row_kernel(idx)
         A = np.array(K, order="F")
         A[np.diag_indices_from(A)] += mu
-        cf = sla.cho_factor(A, lower=False, overwrite_a=True, check_finite=False)
+        with _big_threads(len(A)):
+            cf = sla.cho_factor(A, lower=False, overwrite_a=True, check_finite=False)
         x1 = self.kernel.rowsum[self._T] * self._sT if simplex else None
         k = len(idx)
 
@@ -441,8 +452,9 @@ class Quad:
         """½ wᵀGw − bᵀw + c (the data term ½‖W^½(r − Dw)‖²)."""
         return 0.5 * float(w @ self.matvec(w)) - float(self.b @ w) + self.c
 
-    def power_norm(self, *, centered: bool = False, iters: int = 50, seed: int = 0) -> float:
-        """Largest eigenvalue of G (or of PGP, P = I − 11ᵀ/N) by power iteration."""
+    def power_norm(self, *, centered: bool = False, iters: int = 50, seed: int = 0, rtol: float = 1e-6) -> float:
+        """Largest eigenvalue of G (or of PGP, P = I − 11ᵀ/N) by power iteration, stopped when the Rayleigh
+        quotient changes by at most `rtol` (relative) between iterations."""
         v = np.random.default_rng(seed).standard_normal(self.n)
         if centered:
             v -= v.mean()
@@ -457,7 +469,7 @@ class Quad:
                 return 0.0
             lam_new = float(v @ u)
             v = u / nu
-            if abs(lam_new - lam) <= 1e-6 * abs(lam_new):
+            if abs(lam_new - lam) <= rtol * abs(lam_new):
                 lam = lam_new
                 break
             lam = lam_new
