@@ -40,18 +40,20 @@ print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxr
 
 
 def measured_build(census: Path, n: int, out: Path) -> dict:
-    """`personagen build` in a fresh interpreter: wall seconds and that process's own peak RSS (MB)."""
+    """`personagen build` in a fresh interpreter: wall seconds, that process's own CPU seconds and peak RSS (MB)."""
     code = ("import resource, sys; from personagen.cli import main\n"
             "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-            "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+            "u = resource.getrusage(resource.RUSAGE_SELF)\n"
+            "print('RSS', u.ru_maxrss / 1024, u.ru_utime + u.ru_stime)")
     cmd = [sys.executable, "-c", code, "build", "-o", str(out), "--census", str(census), "-n", str(n), "--seed", "0"]
     t0 = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True)
     sec = time.perf_counter() - t0
     if r.returncode != 0:
         sys.exit(f"build failed ({r.returncode}): {r.stderr.strip()[-500:]}")
-    rss = float(r.stdout.strip().splitlines()[-1].split()[1])
-    return {"n": n, "seconds": sec, "us_per_persona": 1e6 * sec / n, "peak_rss_mb": rss}
+    _, rss, cpu = r.stdout.strip().splitlines()[-1].split()
+    return {"n": n, "seconds": sec, "us_per_persona": 1e6 * sec / n, "cpu_seconds": float(cpu),
+            "cpu_us_per_persona": 1e6 * float(cpu) / n, "peak_rss_mb": float(rss)}
 
 
 def national_source(data: Path, tmp: Path, records: int) -> Path:
@@ -91,12 +93,15 @@ def scale(census: Path, sizes: list[int], national_records: int, national_n: int
             b, base = measured_build(census, n, t / f"lib{n}"), baseline(census, n, t / f"base{n}.parquet")
             shutil.rmtree(t / f"lib{n}")
             res["builds"].append({"build": b, "baseline": base})
-            print(f"  n={n:>9,}: build {b['seconds']:7.1f} s ({b['us_per_persona']:.1f} µs/persona), "
+            print(f"  n={n:>9,}: build {b['seconds']:7.1f} s ({b['us_per_persona']:.1f} µs/persona; cpu "
+                  f"{b['cpu_seconds']:.1f} s, {b['cpu_us_per_persona']:.1f} µs/persona), "
                   f"peak {b['peak_rss_mb'] / 1024:.2f} GB | polars baseline {base['seconds']:.1f} s, "
                   f"{base['peak_rss_mb'] / 1024:.2f} GB", flush=True)
         first, last = res["builds"][0]["build"], res["builds"][-1]["build"]
         res["time_per_persona_ratio"] = last["us_per_persona"] / first["us_per_persona"]
-        print(f"  time per persona at n={last['n']:,} / at n={first['n']:,}: {res['time_per_persona_ratio']:.2f}")
+        res["cpu_per_persona_ratio"] = last["cpu_us_per_persona"] / first["cpu_us_per_persona"]
+        print(f"  time per persona at n={last['n']:,} / at n={first['n']:,}: {res['time_per_persona_ratio']:.2f} wall, "
+              f"{res['cpu_per_persona_ratio']:.2f} cpu")
         if national_records:
             src = national_source(census.parent, t, national_records)
             b, base = measured_build(src, national_n, t / "libnat"), baseline(src, national_n, t / "nat.parquet")
