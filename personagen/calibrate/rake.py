@@ -130,12 +130,7 @@ def _newton(D: Array, r: Array, rows: list[Array], w0: Array, max_iter: int, tol
         if float(np.abs(g).max()) <= tol:
             ok = True
             break
-        H = (A * w) @ A.T
-        H[np.diag_indices_from(H)] += 1e-13 * max(float(np.trace(H)) / len(H), 1e-300)
-        try:
-            step = sla.cho_solve(sla.cho_factor(H, check_finite=False), g, check_finite=False)
-        except np.linalg.LinAlgError:
-            step = np.linalg.lstsq(H, g, rcond=1e-12)[0]
+        step = _newton_step((A * w) @ A.T, g)
         d_eta = A.T @ step
         slope, s = float(g @ step), 1.0
         while s > 1e-12:
@@ -150,6 +145,29 @@ def _newton(D: Array, r: Array, rows: list[Array], w0: Array, max_iter: int, tol
     w = np.zeros(len(w0))
     w[pos] = np.exp(eta) / np.exp(eta).sum()
     return RakeResult(w, it, ok, _margin_error(D, t_all, keep, w), int(np.sum(~keep)), "newton")
+
+
+def _newton_step(H: Array, g: Array) -> Array:
+    """A solution of H·step = g for the dual Hessian H = A diag(w) Aᵀ, by Cholesky with a growing diagonal shift.
+
+    H is singular whenever the margins are linearly dependent (each question's options sum to the total; more
+    margins than agents): its null space is that of Aᵀ, which the primal step Aᵀ·step does not see, and g = t − Aw
+    lies in its range when the margins are reachable. A shift δ ≪ H's smallest nonzero eigenvalue keeps the step
+    (a Levenberg–Marquardt step, still an ascent direction) while letting the factorisation through; it grows
+    1e-13 → 1e-10 → 1e-7 of the mean diagonal only when the factorisation fails (a singular value decomposition,
+    ~30× a Cholesky at 2,000 margins, is the last resort)."""
+    scale = max(float(np.trace(H)) / len(H), 1e-300)
+    done = 0.0
+    for rel in (1e-13, 1e-10, 1e-7):
+        H[np.diag_indices_from(H)] += (rel - done) * scale
+        done = rel
+        try:
+            step = sla.cho_solve(sla.cho_factor(H, check_finite=False), g, check_finite=False)
+        except np.linalg.LinAlgError:
+            continue
+        if np.all(np.isfinite(step)):
+            return step
+    return np.linalg.lstsq(H, g, rcond=1e-12)[0]
 
 
 def min_margin_error(D: Array, r: Array, rows: list[Array], w0: Array) -> float:
