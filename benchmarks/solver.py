@@ -1,20 +1,124 @@
 """Print the solver figures: fast path vs cvxpy/Clarabel side by side in one run (see personagen.bench.solver).
 
-Usage: .venv/bin/python benchmarks/solver.py [--big]   (--big adds the 5000 agents × 2000 questions fit)
+Usage: .venv/bin/python benchmarks/solver.py [--big] [--scale] [--before DIR] [--cap S]
+  --big    adds the 5000 agents × 2000 questions fit
+  --scale  adds 20k agents × 5000 rows and 100k × 1000 rows (rows = questions × 4 options): the default fit
+           (λ by CV) and λ = 0, each in its own subprocess (time and peak RSS from ru_maxrss), Clarabel at λ = 0,
+           every case stopped at --cap seconds (default 300). --before DIR runs the same cases with the package
+           found in DIR (e.g. an exported older commit) for a side-by-side table.
+  --before DIR also times single fits (λ = 0 and the mid-grid λ) at 1000 × 500 and 5000 × 2000 with this tree
+           and with DIR, alternating fresh processes (--rounds N, default 2), best wall time of each.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 from personagen.bench.solver import bench_onehot_cv, bench_solver
 
+SCALE_CASES = ((20_000, 5_000), (100_000, 1_000))
+SINGLE_CASES = ((1_000, 500, 5), (5_000, 2_000, 2))  # agents, questions, repeats per process
+# Uses only what older trees also have (make_problem, lam_grid, Quad.from_design, fit_weights).
+SINGLE_CODE = """
+import json, sys, time
+import numpy as np
+from personagen.bench.solver import make_problem
+from personagen.calibrate import fit_weights
+from personagen.calibrate import simplex as sx
+from personagen.calibrate.solvers import Quad
+agents, questions, repeat = map(int, sys.argv[1:4])
+D, r, groups, _ = make_problem(agents, questions)
+out = []
+for lam in (0.0, float(sx.lam_grid(Quad.from_design(D, r))[10])):
+    best, cpu = np.inf, np.inf
+    for _ in range(repeat):
+        t0, c0 = time.perf_counter(), time.process_time()
+        res = fit_weights(D, r, lam=lam)
+        best, cpu = min(best, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
+    out.append({"lam": lam, "seconds": best, "cpu_seconds": cpu, "objective": res.objective})
+print(json.dumps(out))
+"""
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_case(agents: int, rows: int, how: str, cap: float, root: Path) -> dict:
+    """One scale case in a fresh interpreter with `root` first on the path; None figures when it ran past cap."""
+    code = ("import json, sys; from personagen.bench.solver import scale_case; "
+            f"print(json.dumps(scale_case({agents}, {rows}, {how!r})))")
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    try:
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=cap, env=env)
+    except subprocess.TimeoutExpired:
+        return {"agents": agents, "rows": rows, "how": how, "seconds": None, "stopped_at": cap}
+    if r.returncode != 0:
+        return {"agents": agents, "rows": rows, "how": how, "seconds": None,
+                "error": (r.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def single_fits(before: Path, rounds: int) -> list[dict]:
+    """Single fits with this tree and with `before`, alternating fresh processes; best of all rounds each."""
+    out = []
+    for agents, questions, repeat in SINGLE_CASES:
+        best: dict = {}
+        for _ in range(rounds):
+            for tag, root in (("after", REPO), ("before", before)):
+                env = {**os.environ, "PYTHONPATH": str(root)}
+                r = subprocess.run([sys.executable, "-c", SINGLE_CODE, str(agents), str(questions), str(repeat)],
+                                   capture_output=True, text=True, env=env, check=True)
+                for f in json.loads(r.stdout.strip().splitlines()[-1]):
+                    key = (tag, f["lam"])
+                    if key not in best or f["seconds"] < best[key]["seconds"]:
+                        best[key] = f
+        for lam in sorted({k[1] for k in best}):
+            a, b = best[("after", lam)], best[("before", lam)]
+            row = {"agents": agents, "questions": questions, "lam": lam, "after": a, "before": b,
+                   "ratio": a["seconds"] / b["seconds"]}
+            print(f"  single fit {agents} × {questions} λ={lam:.3g}: after {a['seconds'] * 1e3:.1f} ms "
+                  f"(cpu {a['cpu_seconds'] * 1e3:.1f}), before {b['seconds'] * 1e3:.1f} ms "
+                  f"(cpu {b['cpu_seconds'] * 1e3:.1f}), after/before {row['ratio']:.2f}, "
+                  f"objective gap {(a['objective'] - b['objective']) / abs(b['objective']):.1e}", flush=True)
+            out.append(row)
+    return out
+
+
+def _fmt(c: dict | None) -> str:
+    if c is None:
+        return "-"
+    if c.get("seconds") is None:
+        return f"> {c['stopped_at']:.0f} s (stopped)" if "stopped_at" in c else f"failed: {c.get('error')}"
+    return f"{c['seconds']:.1f} s (cpu {c.get('cpu_seconds', float('nan')):.1f} s), {c['peak_rss_mb'] / 1024:.2f} GB"
+
+
+def scale(cap: float, before: Path | None) -> list[dict]:
+    """Run and print the scale table: after (this tree) and optionally before, plus Clarabel."""
+    out = []
+    print(f"scale (each case its own process, stopped at {cap:.0f} s; peak RSS includes the 0.8 GB design)")
+    for agents, rows in SCALE_CASES:
+        row: dict = {"agents": agents, "rows": rows}
+        for how in ("cv", "lam0"):
+            row[f"{how}_after"] = run_case(agents, rows, how, cap, REPO)
+            if before is not None:
+                row[f"{how}_before"] = run_case(agents, rows, how, cap, before)
+        row["clarabel"] = run_case(agents, rows, "clarabel", min(cap, 120.0), REPO)
+        print(f"  {agents} agents × {rows} rows: default (CV) {_fmt(row['cv_after'])}"
+              f" [before {_fmt(row.get('cv_before'))}]; λ=0 {_fmt(row['lam0_after'])}"
+              f" [before {_fmt(row.get('lam0_before'))}]; Clarabel λ=0 {_fmt(row['clarabel'])}", flush=True)
+        out.append(row)
+    return out
+
 
 def main() -> None:
-    """1000 × 500 with Clarabel and full CV; census-shaped CV; optionally 5000 × 2000 fast path only."""
-    out = [bench_solver(1000, 500)]
-    if "--big" in sys.argv:
+    """1000 × 500 with Clarabel and full CV; census-shaped CV; optionally 5000 × 2000 and the scale cases."""
+    args = sys.argv[1:]
+    cap = float(args[args.index("--cap") + 1]) if "--cap" in args else 300.0
+    before = Path(args[args.index("--before") + 1]) if "--before" in args else None
+    out: list = [bench_solver(1000, 500)]
+    if "--big" in args:
         out.append(bench_solver(5000, 2000, cvxpy=False, cv=False, repeat=1))
     for o in out:
         print(f"{o['agents']} agents × {o['questions']} questions ({o['rows']} rows)")
@@ -28,7 +132,13 @@ def main() -> None:
     oh = bench_onehot_cv(60, 1000)
     print(f"census-shaped CV {oh['rows']} rows × {oh['agents']} agents: {oh['seconds']:.3f} s "
           f"({oh['folds']} folds x {oh['grid_size']} lam, one-hot agents)")
-    print(json.dumps(out + [{"census_shaped_cv": oh}]))
+    extra: list = [{"census_shaped_cv": oh}]
+    if before is not None:
+        rounds = int(args[args.index("--rounds") + 1]) if "--rounds" in args else 2
+        extra.append({"single_fits": single_fits(before, rounds)})
+    if "--scale" in args:
+        extra.append({"scale": scale(cap, before)})
+    print(json.dumps(out + extra))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,13 @@ import polars as pl
 from personagen.errors import BadInput
 from personagen.locking import library_lock
 from personagen.names import safe_name
-from personagen.store import atomic_write_json, atomic_write_parquet, now_iso, read_parquet
+from personagen.store import (
+    atomic_write_json,
+    atomic_write_parquet,
+    atomic_write_parquet_batches,
+    now_iso,
+    read_parquet,
+)
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -131,6 +138,11 @@ class Library:
         if df["persona_id"].n_unique() != df.height:
             raise ValueError("persona_id values must be unique")
         atomic_write_parquet(self.personas_path, df)
+
+    def write_personas_batches(self, frames: Iterable[pl.DataFrame]) -> int:
+        """Write personas.parquet from consecutive batches (one row group each); persona_id uniqueness is the
+        caller's to guarantee (it spans batches). Returns the number of rows."""
+        return atomic_write_parquet_batches(self.personas_path, frames)
 
     # ---- responses ----------------------------------------------------------------------------
     @property

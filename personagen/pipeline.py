@@ -4,10 +4,11 @@ Big Five priors + traits -> rendered text -> a new library directory (written st
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,10 @@ import polars as pl
 
 from personagen import priors
 from personagen.census import (
+    SampledPopulation,
     decode,
-    distinct_draws_ok,
-    read_raw,
+    read_sample,
     resolve_source,
-    sample_indices,
     sha256_file,
     states,
     unknown_codes,
@@ -129,38 +129,34 @@ def build_library(out: str | os.PathLike, census: str | os.PathLike | None = Non
     style_list = normalize_styles(styles)
     _check_out(out)
     t_start = time.perf_counter()
-    st = _Stages(["census", "sample", "decode", "priors", "render", "write"], progress)
+    st = _Stages(["census", "sample", "priors", "decode+render+write"], progress)
     try:
         with staged_dir(out) as tmp:
             st.start("census")
             path, url = resolve_source(census, state=state, year=year, cache_dir=cache_dir, progress=progress)
-            raw = read_raw(path, min_age=min_age, state=state, year=year)
-            if raw.df.height == 0:
-                raise BadInput(f"{path}: no census records left after --min-age {min_age}"
-                               f"{f' and --state {state}' if state else ''} and the consistency rules")
-            auto = replace is None  # distinct people when the file has enough records for a self-weighting draw
-            replace = (not distinct_draws_ok(raw.df["PWGTP"].to_numpy(), n)) if auto else replace
-            people, unique_records = _sample_people(raw, n, seed, replace, st)
-            st.start("priors")
-            people = priors.add_priors(people, seed)  # looked up at call time (tests replace it)
-            st.start("render")
-            people = order_columns(render_personas(people, styles=tuple(style_list), templates=templates))
-            st.start("write")
-            census_info = _census_info(raw, path, url)
-            config = {"n": n, "min_age": min_age, "state": raw.filters.get("state"), "replace": replace,
-                      "sampling": "pwgtp-pps-with-replacement" if replace else "pareto-pips-without-replacement",
-                      "sampling_chosen": "default" if auto else "requested",
+            st.start("sample")
+            # two passes: the sampling columns of every record, then every column of the drawn records only
+            pop = read_sample(path, n, seed, replace=replace, min_age=min_age, state=state, year=year)
+            if pop.df["SERIALNO"].null_count():
+                raise BadInput(f"{path}: SERIALNO missing on drawn records (persona ids need it)")
+            st.start("priors")  # numbering, weight total and priors over all draws; the rest a batch at a time
+            batches = persona_batches(pop, seed, style_list, templates)
+            first = next(batches)
+            config = {"n": n, "min_age": min_age, "state": pop.filters.get("state"), "replace": pop.replace,
+                      "sampling": "pwgtp-pps-with-replacement" if pop.replace else "pareto-pips-without-replacement",
+                      "sampling_chosen": "default" if replace is None else "requested",
                       "styles": style_list, "templates": str(templates) if templates else None}
-            lib = Library.init(tmp, seed=seed, census=census_info, config=config)
-            lib.write_personas(people)
+            lib = Library.init(tmp, seed=seed, census=_census_info(pop, path, url), config=config)
+            st.start("decode+render+write")  # a batch at a time, one row group each: memory flat in n
+            n_written = lib.write_personas_batches(itertools.chain([first], batches))
             st.close()
             info: dict[str, Any] = {
-                "n": people.height,
-                "unique_records": unique_records,
-                "records_read": raw.records_read,
-                "records_eligible": raw.df.height,
-                "rules_removed": raw.rule_counts,
-                "unknown_codes": unknown_codes(raw.df, raw.year),
+                "n": n_written,
+                "unique_records": pop.df.height,
+                "records_read": pop.records_read,
+                "records_eligible": pop.records_eligible,
+                "rules_removed": pop.rule_counts,
+                "unknown_codes": unknown_codes(pop.df, pop.year),  # among the drawn records
                 "styles": style_list,
                 "stage_seconds": st.times,
                 "seconds": round(time.perf_counter() - t_start, 3),
@@ -171,37 +167,69 @@ def build_library(out: str | os.PathLike, census: str | os.PathLike | None = Non
     return Library.open(out)
 
 
-def _sample_people(raw: Any, n: int, seed: int, replace: bool, st: _Stages) -> tuple[pl.DataFrame, int]:
-    """PWGTP-proportional draw of `n` records, decoded, with the lead persona columns (id, source, weights);
-    also the number of distinct records drawn."""
-    st.start("sample")
-    idx = sample_indices(raw.df["PWGTP"].to_numpy(), n, seed, replace=replace)
-    st.start("decode")
-    # decode whichever is smaller: the eligible records (then gather the draws) or the draws
-    people = decode(raw.df, raw.year)[idx] if raw.df.height < n else decode(raw.df[idx], raw.year)
-    pw = people["pwgtp"].cast(pl.Float64)
-    people = people.with_columns(
-        (pl.col("serialno") + "-" + pl.col("sporder").cast(pl.String).str.zfill(2).fill_null("00") + "-"
-         + (pl.int_range(pl.len()).over(["serialno", "sporder"])).cast(pl.String)).alias("persona_id"),
-        pl.lit("census").alias("source"),
-        pl.lit(None, dtype=pl.String).alias("mode"),
-        pl.lit(False).alias("enriched"),
-        (pw / pw.sum()).alias("weight_census"),
-    )
-    lead = people.select(*LEAD_COLUMNS, *[c for c in people.columns if c not in LEAD_COLUMNS and c != "sporder"])
-    return lead, int(np.unique(idx).size)
+RENDER_BATCH = 65_536  # personas made, rendered and written per parquet row group
 
 
-def _census_info(raw: Any, path: str, url: str | None) -> dict[str, Any]:
+def _occurrences(pop: SampledPopulation) -> np.ndarray:
+    """Per draw, how many earlier draws share its (SERIALNO, SPORDER): the persona_id suffix (what
+    `int_range().over(serialno, sporder)` numbers on the whole frame), computed on integer keys."""
+    sp = pl.col("SPORDER").cast(pl.String) if "SPORDER" in pop.df.columns else pl.lit("")
+    key = pop.df.select(pl.concat_str([pl.col("SERIALNO").fill_null(""), sp.fill_null("")], separator="|"))
+    k = key.to_series().rank("dense").to_numpy()[pop.draws]
+    order = np.argsort(k, kind="stable")
+    ks = k[order]
+    pos = np.arange(len(ks))
+    start = np.maximum.accumulate(np.where(np.r_[True, ks[1:] != ks[:-1]], pos, 0))
+    occ = np.empty(len(k), dtype=np.int64)
+    occ[order] = pos - start
+    return occ
+
+
+def _prior_columns(pop: SampledPopulation, seed: int) -> pl.DataFrame:
+    """Big Five + traits for every draw (drawn for all rows at once, as `add_priors` does, so a batch cannot draw
+    its own), from age and sex only; text columns held as Categorical (a few bytes a row) until their batch."""
+    cells = decode(pop.df.select([c for c in ("SERIALNO", "PWGTP", "ST", "AGEP", "SEX") if c in pop.df.columns]),
+                   pop.year).select("age", "sex")[pop.draws]
+    pri = priors.add_priors(cells, seed).drop("age", "sex")  # looked up at call time (tests replace it)
+    return pri.with_columns(pl.col(pl.String).cast(pl.Categorical))
+
+
+def persona_batches(pop: SampledPopulation, seed: int, styles: Sequence[str], templates: str | os.PathLike | None,
+                    batch: int | None = None) -> Iterator[pl.DataFrame]:
+    """The library's personas `batch` draws at a time: decode, lead columns, priors, render, column order.
+
+    The same rows as decoding, numbering and drawing priors for the whole sample at once: persona_id numbering,
+    the weight total and the priors are computed over all draws first (a few bytes a draw), everything else per
+    batch, so memory is nearly flat in n."""
+    batch = batch or RENDER_BATCH
+    occ = _occurrences(pop)
+    total = pl.Series(pop.df["PWGTP"].to_numpy()[pop.draws]).cast(pl.Float64).sum()
+    pri = _prior_columns(pop, seed)
+    for off in range(0, len(pop.draws), batch):
+        people = decode(pop.df[pop.draws[off:off + batch]], pop.year)
+        people = people.with_columns(
+            (pl.col("serialno") + "-" + pl.col("sporder").cast(pl.String).str.zfill(2).fill_null("00") + "-"
+             + pl.lit(pl.Series(occ[off:off + batch])).cast(pl.String)).alias("persona_id"),
+            pl.lit("census").alias("source"),
+            pl.lit(None, dtype=pl.String).alias("mode"),
+            pl.lit(False).alias("enriched"),
+            (pl.col("pwgtp").cast(pl.Float64) / total).alias("weight_census"),
+        )
+        people = people.select(*LEAD_COLUMNS, *[c for c in people.columns if c not in LEAD_COLUMNS and c != "sporder"])
+        part = pri.slice(off, batch).with_columns(pl.col(pl.Categorical).cast(pl.String))
+        people = people.with_columns(part.get_columns())
+        yield order_columns(render_personas(people, styles=tuple(styles), templates=templates))
+
+
+def _census_info(pop: SampledPopulation, path: str, url: str | None) -> dict[str, Any]:
     """The manifest's census entry: the source file (path, sha256, url), its year and the states in it."""
     fips_to_state = {e["fips"]: ab for ab, e in states().items()}
-    codes = sorted(raw.df["ST"].unique().drop_nulls().to_list())
-    data_states = [fips_to_state.get(f"{c:02d}", f"{c:02d}") for c in codes]
+    data_states = [fips_to_state.get(f"{c:02d}", f"{c:02d}") for c in pop.state_codes]
     return {
         "path": str(Path(path).resolve()),
         "sha256": sha256_file(path),
-        "year": raw.year,
-        "state": data_states[0] if len(data_states) == 1 else raw.filters.get("state"),
+        "year": pop.year,
+        "state": data_states[0] if len(data_states) == 1 else pop.filters.get("state"),
         "states": data_states,
         "url": url,
     }

@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,36 @@ def atomic_write_parquet(path: str | os.PathLike, df: pl.DataFrame) -> None:
     """Write a polars frame to parquet atomically (zstd, statistics off for bit-identical reruns)."""
     with _temp_beside(Path(path)) as tmp:
         df.write_parquet(tmp, compression="zstd", compression_level=1, statistics=False)
+
+
+def atomic_write_parquet_batches(path: str | os.PathLike, frames: Iterable[pl.DataFrame]) -> int:
+    """Write frames as consecutive row groups of one parquet file, atomically; returns the rows written.
+
+    Why: a frame too large to hold (millions of rendered personas) is produced and written a batch at a time,
+    so memory stays flat in the number of rows. Same codec as `atomic_write_parquet` (zstd 1, no statistics:
+    bit-identical reruns); every batch is cast to the first one's schema (all-null columns as String)."""
+    import pyarrow.parquet as pq
+
+    rows = 0
+    with _temp_beside(Path(path)) as tmp:
+        writer = None
+        try:
+            schema: dict | None = None
+            for df in frames:
+                if schema is None:
+                    schema = {c: (pl.String if t == pl.Null else t) for c, t in df.schema.items()}
+                table = df.select([pl.col(c).cast(t) for c, t in schema.items()]).to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", compression_level=1,
+                                              write_statistics=False)
+                writer.write_table(table, row_group_size=max(table.num_rows, 1))
+                rows += table.num_rows
+            if writer is None:
+                raise ValueError("no frames to write")
+        finally:
+            if writer is not None:
+                writer.close()
+    return rows
 
 
 def read_parquet(path: str | os.PathLike, what: str = "file") -> pl.DataFrame:

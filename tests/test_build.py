@@ -153,3 +153,19 @@ def test_failure_inside_build_removes_staged_dir(vt_pums: Path, tmp_path: Path,
     with pytest.raises(RuntimeError):
         build_library(tmp_path / "LIB", census=vt_pums, n=10)
     assert os.listdir(tmp_path) == []
+
+
+def test_batched_build_equals_one_batch(two_builds: tuple[Path, Path, dict], vt_pums: Path, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Personas are decoded, rendered and written in batches (one parquet row group each); the batch size changes
+    nothing in the rows."""
+    import pyarrow.parquet as pq
+
+    from personagen import pipeline
+
+    a, _, _ = two_builds
+    assert pq.ParquetFile(a / "personas.parquet").metadata.num_row_groups == 1  # 5000 < one batch
+    monkeypatch.setattr(pipeline, "RENDER_BATCH", 1234)
+    pipeline.build_library(tmp_path / "small", vt_pums, n=5000, seed=1)
+    assert pq.ParquetFile(tmp_path / "small" / "personas.parquet").metadata.num_row_groups == 5
+    assert pl.read_parquet(tmp_path / "small" / "personas.parquet").equals(pl.read_parquet(a / "personas.parquet"))

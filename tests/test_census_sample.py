@@ -53,3 +53,30 @@ def test_distinct_draws_only_while_self_weighting() -> None:
     assert distinct_draws_ok(w, 2, tol=0.1) and not distinct_draws_ok(w, 2, tol=0.09)
     assert not distinct_draws_ok(w, 6)  # more than the records
     assert distinct_draws_ok(np.ones(100), 100)  # equal weights: every record once, exactly self-weighting
+
+
+@pytest.mark.parametrize("replace", [True, False])
+def test_two_pass_sample_equals_sampling_the_whole_population(vt_pums, tmp_path, replace: bool) -> None:
+    """read_sample (sampling columns first, then only the drawn rows) gives the draws of sampling read_raw's
+    frame, with every column, also through a multi-member Census zip (the national csv_pus.zip layout)."""
+    import zipfile
+
+    import polars as pl
+
+    from personagen.census import read_raw, read_sample
+
+    raw = read_raw(vt_pums)
+    idx = sample_indices(raw.df["PWGTP"].to_numpy(), 3000, 5, replace=replace)
+    want = raw.df[idx]
+    got = read_sample(vt_pums, 3000, 5, replace=replace)
+    assert got.records_eligible == raw.df.height and got.records_read == raw.records_read
+    assert got.rule_counts == raw.rule_counts and got.df.height == np.unique(idx).size
+    assert got.df[got.draws].equals(want)
+    # split the file in two members of a zip: row positions run on across members
+    text = pl.read_csv(vt_pums, infer_schema=False)
+    half = text.height // 2
+    z = tmp_path / "csv_pus.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("psam_pusa.csv", text[:half].write_csv())
+        zf.writestr("psam_pusb.csv", text[half:].write_csv())
+    assert read_sample(z, 3000, 5, replace=replace).df[got.draws].equals(want)

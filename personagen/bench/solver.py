@@ -38,6 +38,44 @@ def make_problem(
     return np.ascontiguousarray(D), r, groups, w_true
 
 
+def make_large_problem(agents: int, rows: int, *, options: int = 4, k_true: int = 10, noise: float = 0.01,
+                       seed: int = 0) -> tuple[Array, Array, Array]:
+    """(D, r, groups) shaped like `make_problem` (rows = questions × options, Dirichlet(0.5) answers, sparse
+    true mix + noise) but generated a question at a time into the final array, so making a 0.8 GB design
+    needs no second copy (the scale benchmark measures the fit's peak memory, not the generator's)."""
+    rng = np.random.default_rng(seed)
+    questions = rows // options
+    D = np.empty((questions * options, agents))
+    for q in range(questions):
+        D[q * options:(q + 1) * options] = rng.dirichlet(np.full(options, 0.5), size=agents).T
+    idx = rng.choice(agents, min(k_true, agents), replace=False)
+    r = D[:, idx] @ rng.dirichlet(np.ones(len(idx))) + noise * rng.standard_normal(D.shape[0])
+    r = np.maximum(r, 1e-6).reshape(questions, options)
+    r = (r / r.sum(axis=1, keepdims=True)).ravel()
+    return D, r, np.repeat([f"q{i}" for i in range(questions)], options)
+
+
+def scale_case(agents: int, rows: int, how: str, seed: int = 0) -> dict:
+    """One scale-benchmark case in this process: how = "cv" (default fit, λ by CV), "lam0" (λ = 0) or
+    "clarabel" (λ = 0 by cvxpy/Clarabel). Seconds of the fit and this process's peak RSS (MB)."""
+    import resource
+
+    from personagen.calibrate import fit_weights
+
+    D, r, groups = make_large_problem(agents, rows, seed=seed)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0, c0 = time.perf_counter(), time.process_time()
+    if how == "clarabel":
+        _, obj, _ = cvxpy_simplex(D, r, 0.0, np.full(agents, 1.0 / agents))
+        extra: dict = {"objective": obj}
+    else:
+        res = fit_weights(D, r, groups=groups) if how == "cv" else fit_weights(D, r, lam=0.0)
+        extra = {"objective": res.objective, "lam": res.lam, "nonzeros": res.nonzeros}
+    return {"agents": agents, "rows": rows, "how": how, "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - c0, "rss_before_fit_mb": rss0, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            **extra}
+
+
 def make_onehot_problem(
     rows: int = 60, agents: int = 1000, *, seed: int = 0, noise: float = 0.02, renormalise: bool = True,
 ) -> tuple[Array, Array, Array]:

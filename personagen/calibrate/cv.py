@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from personagen.calibrate.solvers import Quad, gram, prefer_dense
+from personagen.calibrate.solvers import Quad, RowKernel, gram, prefer_dense
 from personagen.surveys import kfold_groups
 
 Array = np.ndarray
@@ -47,15 +47,23 @@ def fold_masks(groups: Sequence, k: int = 5, seed: int = 0) -> list[Array]:
     return [np.isin(g, np.asarray(f)) for f in kfold_groups(qids, k, seed=seed) if f]
 
 
-def fold_quads(D: Array, r: Array, sw: Array, masks: Sequence[Array], *, dense: bool | None = None) -> Iterator[Quad]:
-    """Training quadratics per fold: dense Grams by subtraction G_all − G_fold when N is moderate and D is not
-    wide; otherwise from the fold's rows of D (gradients in O(rows·N), row-space support solves)."""
+def fold_quads(
+    D: Array, r: Array, sw: Array, masks: Sequence[Array], *, dense: bool | None = None,
+    kernel: RowKernel | None = None,
+) -> Iterator[Quad]:
+    """Training quadratics per fold, made one at a time (a fold's caches are freed before the next is made).
+
+    Dense Grams by subtraction G_all − G_fold when N is moderate and D is not wide; otherwise matrix-free on the
+    caller's D with the held-out rows weighted 0 (no copy of D), sharing one row-space kernel across folds
+    (`kernel`, made here when not given) so each fold's wide supports reuse the previous fold's kernel.
+    """
     N = D.shape[1]
     if dense is None:
         dense = prefer_dense(D.shape[0], N)
     if not dense:
+        shared = RowKernel(D) if kernel is None else kernel
         for m in masks:
-            yield Quad(D=D[~m], r=r[~m], sw=sw[~m])
+            yield Quad(D=D, r=r, sw=np.where(m, 0.0, sw), kernel=shared)
         return
     G = gram(D, sw)
     b = D.T @ (sw * r)
@@ -89,9 +97,10 @@ def cross_validate(
     errs = np.zeros((len(masks), len(grid)))
     for f, m in enumerate(masks):
         ws = fit_path(f, ~m)
-        Dm, rm, swm = D[m], r[m], sw[m]
-        for k, w in enumerate(ws):
-            errs[f, k] = heldout_mse(Dm, rm, swm, predict(w) if predict else w)
+        rm, swm = r[m], sw[m]
+        W = np.column_stack([predict(w) if predict else w for w in ws])
+        E = rm[:, None] - (D @ W)[m]  # one pass over D for the whole path, no copy of the held-out rows
+        errs[f] = (swm[:, None] * E * E).sum(axis=0) / max(float(np.sum(swm)), 1e-300)
     mean = errs.mean(axis=0)
     se = errs.std(axis=0, ddof=1) / np.sqrt(len(masks)) if len(masks) > 1 else np.zeros(len(grid))
     best = int(np.argmin(mean))

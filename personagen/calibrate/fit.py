@@ -20,7 +20,7 @@ from personagen.calibrate import simplex as _simplex
 from personagen.calibrate import sparse as _sparse
 from personagen.calibrate.constraints import ConstrainedSimplex, MarginConstraints
 from personagen.calibrate.names import METHODS, PULLS
-from personagen.calibrate.solvers import Quad
+from personagen.calibrate.solvers import Quad, RowKernel
 from personagen.errors import BadInput
 from personagen.metrics import kish_ess
 
@@ -185,13 +185,18 @@ def _fit_simplex(p: _Problem, opts: FitOptions) -> FitResult:
         obj = _simplex.objective(quad, w, lam, w0, pull)
         return FitResult(w, obj, lam, None, 0, "cvxpy-clarabel", 0.0, cv=curve,
                          info={"margin_violation": constraints.violation(w)})
-    quad = Quad.from_design(D, r, sw, dense=pull == "kl")
+    kernel = RowKernel(D)  # row-space kernel shared by the folds and the final fit (built only if needed)
+    quad = Quad.from_design(D, r, sw, dense=pull == "kl", kernel=kernel)
     if lam is None and masks is not None:
         grid = _grid(opts, lambda: _simplex.lam_grid(quad))
-        quads = list(_cv.fold_quads(D, r, sw, masks))
+        folds = _cv.fold_quads(D, r, sw, masks, kernel=kernel)  # made one at a time
+        top = int(np.argmax(grid))
+        prev: list[Array] = []
 
         def fp(f: int, train: Array) -> list[Array]:
-            return [x.w for x in _simplex.path(quads[f], grid, w0, pull=pull)]
+            res = _simplex.path(next(folds), grid, w0, pull=pull, w_start=prev[-1] if prev else None)
+            prev.append(res[top].w)
+            return [x.w for x in res]
 
         curve = _cv.cross_validate(D, r, sw, masks, grid, fp).to_dict()
         lam = curve["best"]
@@ -210,10 +215,10 @@ def _fit_sparse(p: _Problem, opts: FitOptions) -> FitResult:
     curve = None
     if alpha is None and masks is not None:
         grid = _grid(opts, lambda: _sparse.alpha_grid(quad))
-        quads = list(_cv.fold_quads(D, r, sw, masks))
+        folds = _cv.fold_quads(D, r, sw, masks)
 
         def fp(f: int, train: Array) -> list[Array]:
-            return [x.w for x in _sparse.path(quads[f], grid)]
+            return [x.w for x in _sparse.path(next(folds), grid)]
 
         curve = _cv.cross_validate(D, r, sw, masks, grid, fp, param="alpha",
                                    predict=lambda w: _sparse.normalise(w, w0)).to_dict()
@@ -275,8 +280,9 @@ def _fit_p2p(p: _Problem, opts: FitOptions) -> FitResult:
 def _fit_rake(p: _Problem, opts: FitOptions) -> FitResult:
     rk = _rake.rake(p.D, p.r, p.g, p.w0)
     obj = 0.5 * float(np.sum(p.sw * (p.r - p.D @ rk.w) ** 2))
-    return FitResult(rk.w, obj, None, None, rk.n_iter, "ipf", 0.0, converged=rk.converged,
-                     info={"max_margin_error": rk.max_error, "unmatched_cells": rk.unmatched_cells})
+    return FitResult(rk.w, obj, None, None, rk.n_iter, rk.algorithm, 0.0, converged=rk.converged,
+                     info={"max_margin_error": rk.max_error, "unmatched_cells": rk.unmatched_cells,
+                           "min_margin_error": rk.min_error, "margins_feasible": rk.feasible})
 
 
 # method name -> estimator (the names are owned by personagen.calibrate.names.METHODS)

@@ -27,7 +27,9 @@ machine-precision KKT points in a handful of Cholesky solves, and warm-starts we
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +38,13 @@ import scipy.linalg as sla
 from personagen.calibrate._blas import blas_threads
 
 Array = np.ndarray
+BIG_ROWS = 1000  # row-space products and factorisations at least this large run with every BLAS thread
+
+
+def _big_threads(m: int) -> contextlib.AbstractContextManager:
+    """Every BLAS thread for an O(m³) or O(m²·c) kernel step when m ≥ BIG_ROWS (the solve loop runs with one:
+    thread hand-off dominates small factorisations, not a 4000 × 4000 Cholesky or a rank-512 update)."""
+    return blas_threads(os.cpu_count() or 1) if m >= BIG_ROWS else contextlib.nullcontext()
 
 
 def gram(D: Array, sw: Array | None = None) -> Array:
@@ -57,8 +66,96 @@ def prefer_dense(rows: int, n: int) -> bool:
     return n <= 3000 and 2 * rows >= n
 
 
+class RowKernel:
+    """The unweighted row-space kernel K_P = D_P D_Pᵀ (rows × rows) of one agent support P, kept up to date.
+
+    Why: for supports wider than the rows the support solves run in row space (see `Quad.eq_solve`) and need
+    K_P. Forming it from scratch costs rows²·|P| per support; consecutive supports (active-set steps, the next
+    λ of a path, the same λ in the next CV fold) differ in few agents, so K is moved from the previous support by
+    adding and subtracting only the changed columns (rows²·|Δ|), or rebuilt from the full kernel D Dᵀ minus the
+    absent columns when that is cheaper. Row weights and CV folds enter only as a diagonal scaling and a row
+    subset of K (`Quad._row_kernel`), so one RowKernel serves every fold and the final fit. Memory: two
+    rows × rows arrays (the current K and the full one), columns gathered in chunks of `chunk`.
+    """
+
+    def __init__(self, D: Array, *, chunk: int = 512) -> None:
+        self.D = D
+        self.m, self.n = D.shape
+        self.chunk = chunk
+        self.mask = np.zeros(self.n, dtype=bool)
+        self.K = np.zeros((self.m, self.m), order="F")  # upper triangle maintained
+        self.rowsum = np.zeros(self.m)  # D_P 1
+        self._full: Array | None = None
+        self._full_rowsum: Array | None = None
+        self.cols_moved = 0  # columns added or removed since the last rebuild (round-off guard)
+        self._rowsq: Array | None = None
+
+    @property
+    def rowsq(self) -> Array:
+        """Σ_j D_ij² per row (one pass over D, kept: every fold's diag(G) mean is a weighted sum of it)."""
+        if self._rowsq is None:
+            self._rowsq = np.einsum("ij,ij->i", self.D, self.D)
+        return self._rowsq
+
+    def _update(self, cols: Array, sign: float) -> None:
+        """K ← K + sign·D_c D_cᵀ over the columns `cols` (upper triangle, symmetric rank-k updates)."""
+        with _big_threads(self.m):
+            for s in range(0, len(cols), self.chunk):
+                Dc = self.D[:, cols[s : s + self.chunk]]  # rows × c, C order: Dcᵀ is Fortran-contiguous
+                self.K = sla.blas.dsyrk(sign, Dc.T, beta=1.0, c=self.K, trans=1, lower=0, overwrite_c=1)
+                self.rowsum += sign * Dc.sum(axis=1)
+        self.cols_moved += len(cols)
+
+    def _full_kernel(self) -> Array:
+        if self._full is None:
+            self.K[:] = 0.0
+            self.rowsum[:] = 0.0
+            self.mask[:] = False
+            self._update(np.arange(self.n), 1.0)
+            self._full = self.K.copy(order="F")
+            self._full_rowsum = self.rowsum.copy()
+            self.mask[:] = True
+            self.cols_moved = 0
+        return self._full
+
+    def get(self, P: Array) -> Array:
+        """K_P (upper triangle valid) for the support mask P; `rowsum` is then D_P 1."""
+        add = np.flatnonzero(P & ~self.mask)
+        rem = np.flatnonzero(self.mask & ~P)
+        n_in = int(P.sum())
+        costs = {"delta": len(add) + len(rem), "scratch": n_in,
+                 "full": self.n - n_in + (self.n if self._full is None else 0)}
+        if self.cols_moved > 4 * self.n:  # many subtractions: rebuild to bound accumulated round-off
+            costs["delta"] = math.inf
+        how = min(costs, key=costs.__getitem__)
+        if how == "full":
+            self.K = self._full_kernel().copy(order="F")
+            self.rowsum = self._full_rowsum.copy()
+            self.mask[:] = True
+            self.cols_moved = 0
+            self._update(np.flatnonzero(~P), -1.0)
+        elif how == "scratch":
+            self.K[:] = 0.0
+            self.rowsum[:] = 0.0
+            self.cols_moved = 0
+            self._update(np.flatnonzero(P), 1.0)
+        else:
+            if len(rem):
+                self._update(rem, -1.0)
+            if len(add):
+                self._update(add, 1.0)
+        self.mask[:] = P
+        return self.K
+
+
 class Quad:
-    """The quadratic ½ wᵀGw − bᵀw + c of ½‖W^½(r − Dw)‖², held as a dense Gram or via D."""
+    """The quadratic ½ wᵀGw − bᵀw + c of ½‖W^½(r − Dw)‖², held as a dense Gram or via D.
+
+    Matrix-free (D given), nothing of size rows × agents is copied: rows with weight 0 (a CV fold's held-out
+    questions) simply drop out of every product, so the folds share the caller's D. Gram blocks of the support
+    come from a column cache bounded by `cache_mb` (grown geometrically, compacted to the current support when
+    full); supports wider than the rows are solved in row space through a shared `RowKernel`.
+    """
 
     def __init__(
         self,
@@ -69,33 +166,44 @@ class Quad:
         D: Array | None = None,
         r: Array | None = None,
         sw: Array | None = None,
+        kernel: RowKernel | None = None,
+        cache_mb: float = 256.0,
     ) -> None:
+        self.n_grad = 0
+        self.n_lowrank = 0
+        self._eig: tuple[bytes, Array, Array] | None = None  # last support's kernel eigendecomposition (μ = 0)
         if G is not None:
             self.G = np.asarray(G, dtype=float)
             self.b = np.asarray(b, dtype=float)
             self.c = float(c)
             self.n = self.G.shape[0]
             self.D = None
-        else:
-            assert D is not None and r is not None
-            self.D = np.asarray(D, dtype=float)
-            self.r = np.asarray(r, dtype=float)
-            self.sw = np.ones(self.D.shape[0]) if sw is None else np.asarray(sw, dtype=float)
-            self.b = self.D.T @ (self.sw * self.r)
-            self.c = 0.5 * float(self.r @ (self.sw * self.r))
-            self.n = self.D.shape[1]
-            self.G = None
-            self._pos = np.full(self.n, -1, dtype=np.int64)
-            self._idx = np.zeros(0, dtype=np.int64)
-            self._X = np.zeros((self.D.shape[0], 0))
-            self._C = np.zeros((0, 0))
-        self.n_grad = 0
-        self._XT: Array | None = None  # (W^½D)ᵀ, N × m, built on first low-rank solve
-        self._eig: dict[bytes, tuple[Array, Array, Array]] = {}  # support → (X_Pᵀ, eigvals, eigvecs)
-        self.n_lowrank = 0
+            return
+        assert D is not None and r is not None
+        self.D = np.asarray(D, dtype=float)
+        self.r = np.asarray(r, dtype=float)
+        self.sw = np.ones(self.D.shape[0]) if sw is None else np.asarray(sw, dtype=float)
+        self.b = self.D.T @ (self.sw * self.r)
+        self.c = 0.5 * float(self.r @ (self.sw * self.r))
+        self.n = self.D.shape[1]
+        self.G = None
+        self._T = np.flatnonzero(self.sw > 0)  # the rows that count
+        self._sT = np.sqrt(self.sw[self._T])
+        self._all_rows = len(self._T) == self.D.shape[0]
+        self.kernel = kernel
+        m = len(self._T)
+        words = cache_mb * 2**20 / 8
+        self._cap_max = int(min(self.n, max(16.0, (-m + math.sqrt(m * m + 4 * words)) / 2)))
+        self._cap = 0
+        self._used = 0
+        self._C = np.zeros((0, 0))
+        self._X = np.zeros((m, 0))
+        self._slot = np.full(self.n, -1, dtype=np.int64)
+        self._agent = np.zeros(0, dtype=np.int64)
 
     @classmethod
-    def from_design(cls, D: Array, r: Array, sw: Array | None = None, *, dense: bool | None = None) -> Quad:
+    def from_design(cls, D: Array, r: Array, sw: Array | None = None, *, dense: bool | None = None,
+                    kernel: RowKernel | None = None) -> Quad:
         """Build from D; dense Gram when cheap and useful (`prefer_dense`), else matrix-free."""
         D = np.asarray(D, dtype=float)
         r = np.asarray(r, dtype=float)
@@ -103,7 +211,7 @@ class Quad:
         if dense is None:
             dense = prefer_dense(*D.shape)
         if not dense:
-            return cls(D=D, r=r, sw=sw_)
+            return cls(D=D, r=r, sw=sw_, kernel=kernel)
         return cls(G=gram(D, sw_), b=D.T @ (sw_ * r), c=0.5 * float(r @ (sw_ * r)))
 
     def densify(self) -> Quad:
@@ -117,7 +225,9 @@ class Quad:
         """Mean of diag(G) = ‖W^½D‖_F²/N: the scale of the data term per agent."""
         if self.G is not None:
             return float(np.mean(np.diag(self.G)))
-        return float(np.einsum("ij,ij,i->", self.D, self.D, self.sw)) / self.n
+        if self.kernel is None:
+            self.kernel = RowKernel(self.D)
+        return float(self.kernel.rowsq @ self.sw) / self.n
 
     def matvec(self, w: Array) -> Array:
         """G w."""
@@ -134,41 +244,78 @@ class Quad:
             Dw = self.D @ w
         return self.D.T @ (self.sw * Dw)
 
+    def _cols(self, idx: Array) -> Array:
+        """Columns idx of X = W^½D on the rows that count (a gathered copy of rows × len(idx))."""
+        X = self.D[:, idx] if self._all_rows else self.D[np.ix_(self._T, idx)]
+        X *= self._sT[:, None]
+        return X
+
+    def _make_room(self, P: Array, k: int) -> None:
+        """Free k slots in the column cache: grow geometrically up to the cap, else keep only P's columns."""
+        if self._used + k <= self._cap:
+            return
+        if self._used + k > self._cap_max:  # compact: keep the cached columns of P, in slot order
+            keep = np.sort(self._slot[P][self._slot[P] >= 0])
+            kk = len(keep)
+            self._C[:kk, :kk] = self._C[np.ix_(keep, keep)]
+            self._X[:, :kk] = self._X[:, keep]
+            self._slot[self._agent[: self._used]] = -1
+            self._agent[:kk] = self._agent[keep]
+            self._slot[self._agent[:kk]] = np.arange(kk)
+            self._used = kk
+            if kk + k <= self._cap:
+                return
+        cap = min(self._cap_max, max(self._used + k, 2 * self._cap, 64))
+        u = self._used
+        C = np.empty((cap, cap))
+        C[:u, :u] = self._C[:u, :u]
+        X = np.empty((self._X.shape[0], cap))
+        X[:, :u] = self._X[:, :u]
+        agent = np.full(cap, -1, dtype=np.int64)
+        agent[:u] = self._agent[:u]
+        self._C, self._X, self._agent, self._cap = C, X, agent, cap
+
     def block(self, P: Array) -> Array:
-        """G[P, P] (cached by column for the matrix-free form)."""
+        """G[P, P] (matrix-free: from the bounded column cache; uncached when P exceeds the cache)."""
         if self.G is not None:
             return self.G[np.ix_(P, P)]
-        missing = P[self._pos[P] < 0]
+        if len(P) > self._cap_max:
+            X = self._cols(P)
+            return X.T @ X
+        missing = P[self._slot[P] < 0]
         if len(missing):
-            Xm = self.D[:, missing]
-            SXm = Xm * self.sw[:, None]
-            cross = self._X.T @ SXm
-            new = Xm.T @ SXm
-            k = len(self._idx)
-            C = np.empty((k + len(missing), k + len(missing)))
-            C[:k, :k] = self._C
-            C[:k, k:] = cross
-            C[k:, :k] = cross.T
-            C[k:, k:] = new
-            self._C = C
-            self._X = np.hstack([self._X, Xm])
-            self._pos[missing] = np.arange(k, k + len(missing))
-            self._idx = np.concatenate([self._idx, missing])
-        q = self._pos[P]
+            self._make_room(P, len(missing))
+            u, k = self._used, len(missing)
+            Xm = self._cols(missing)
+            cross = self._X[:, :u].T @ Xm
+            self._C[:u, u : u + k] = cross
+            self._C[u : u + k, :u] = cross.T
+            self._C[u : u + k, u : u + k] = Xm.T @ Xm
+            self._X[:, u : u + k] = Xm
+            self._slot[missing] = np.arange(u, u + k)
+            self._agent[u : u + k] = missing
+            self._used += k
+        q = self._slot[P]
         return self._C[np.ix_(q, q)]
 
     @property
     def rows(self) -> int:
-        """Number of rows of D (0 when held as a Gram only)."""
-        return 0 if self.D is None else self.D.shape[0]
+        """Number of rows of D that count (weight > 0; 0 when held as a Gram only)."""
+        return 0 if self.D is None else len(self._T)
 
     def use_lowrank(self, k: int, mu: float, simplex: bool = True) -> bool:
-        """Solve a k-agent support in row space? Needs D, rows well below k, and μ > 0 or the sum constraint.
+        """Solve a k-agent support in row space? Needs D and μ > 0 or the sum constraint.
 
-        Costs: dense Cholesky ~k³/3 (+ k² to gather the Gram block); row space ~m²k for the kernel,
-        ~4m³ for its eigendecomposition (reused across λ while the support stays), O(mk) per λ after.
+        Costs with m rows: agent space ~k³/3 for the Cholesky plus k²m for new Gram columns; row space ~m³/3
+        plus m²·(changed columns) to move the kernel, and a few passes over D. With μ > 0 both give the same
+        (unique) solution, so row space is taken once k > m (or k exceeds the column cache); at μ = 0 row space
+        returns the minimum-norm minimiser, taken only when k ≥ 2m as before.
         """
-        return self.D is not None and 2 * self.rows <= k and (mu > 0 or simplex)
+        if self.D is None or not (mu > 0 or simplex):
+            return False
+        if mu > 0:
+            return k > self.rows or k > self._cap_max
+        return 2 * self.rows <= k
 
     def eq_solve(self, idx: Array, fP: Array, mu: float, simplex: bool) -> tuple[Array, float]:
         """min ½zᵀ(G_PP + μI)z − f_Pᵀz [s.t. Σz = 1] on the support idx; returns z and ν (see `_eq_solve`)."""
@@ -181,53 +328,95 @@ class Quad:
             H = H + mu * np.eye(len(idx))
         return _eq_solve(H, fP, simplex)
 
-    def _kernel_eig(self, idx: Array) -> tuple[Array, Array, Array]:
-        """(X_Pᵀ, s, U) with X_PX_Pᵀ = U diag(s) Uᵀ, cached for the last few supports."""
-        key = idx.tobytes()
-        hit = self._eig.get(key)
-        if hit is not None:
-            return hit
-        if self._XT is None:
-            assert self.D is not None
-            self._XT = np.ascontiguousarray((self.D * np.sqrt(self.sw)[:, None]).T)
-        XTP = self._XT if len(idx) == self.n else self._XT[idx]
-        K = XTP.T @ XTP
-        s, U = np.linalg.eigh(K)
-        hit = (XTP, np.maximum(s, 0.0), U)
-        if len(self._eig) >= 4:
-            self._eig.pop(next(iter(self._eig)))
-        self._eig[key] = hit
-        return hit
+    # -- row space ------------------------------------------------------------------------------
+    def _row_kernel(self, idx: Array) -> Array:
+        """X_P X_Pᵀ on the rows that count (upper triangle valid), X = W^½D, from the shared `RowKernel`."""
+        if self.kernel is None:
+            self.kernel = RowKernel(self.D)
+        P = np.zeros(self.n, dtype=bool)
+        P[idx] = True
+        K = self.kernel.get(P)
+        A = np.array(K, order="F") if self._all_rows else K[np.ix_(self._T, self._T)]
+        A *= self._sT[:, None]
+        A *= self._sT[None, :]
+        return A
+
+    def _xp(self, V: Array, idx: Array) -> Array:
+        """X_P V (V: len(idx) × c) by one pass over D per column (gemv: BLAS runs thin GEMMs slowly)."""
+        full = np.zeros(self.n)
+        out = np.empty((len(self._T), V.shape[1]))
+        for j in range(V.shape[1]):
+            full[idx] = V[:, j]
+            out[:, j] = (self.D @ full)[self._T]
+        out *= self._sT[:, None]
+        return out
+
+    def _xpt(self, U: Array, idx: Array) -> Array:
+        """X_Pᵀ U (U: rows-that-count × c) by one pass over D per column."""
+        pad = np.zeros(self.D.shape[0])
+        out = np.empty((len(idx), U.shape[1]))
+        for j in range(U.shape[1]):
+            pad[self._T] = U[:, j] * self._sT
+            out[:, j] = (self.D.T @ pad)[idx]
+        return out
 
     def _lowrank_eq_solve(self, idx: Array, fP: Array, mu: float, simplex: bool) -> tuple[Array, float]:
-        """Woodbury: (μI + X_PᵀX_P)⁻¹V = (V − X_Pᵀ U diag(1/(μ+s)) Uᵀ X_P V)/μ, exact for any μ > 0.
+        """Woodbury: (μI + X_PᵀX_P)⁻¹V = (V − X_Pᵀ(μI + X_PX_Pᵀ)⁻¹X_P V)/μ, exact for any μ > 0, through a
+        Cholesky factor of the rows × rows matrix μI + K (K = X_PX_Pᵀ).
 
-        Unlike a Cholesky solve this is not backward stable when μ ≪ ‖X‖² (the 1/μ cancels large terms),
-        so the KKT solution gets one step of iterative refinement on the full system (residual in O(mk)).
+        With V = [f, 1] only X_P f needs a pass over D (X_P 1 is kept by the kernel) and ν follows from
+        1ᵀXᵀa = (X_P 1)ᵀa in row space, so a solve is two passes over D; the row-space solves get one step of
+        refinement against K (O(m²)). The full KKT residual is that of the row-space solve mapped by X_Pᵀ/μ,
+        except for round-off in z = (f + ν − X_Pᵀa)/μ, which cancels large terms when μ ≪ ‖K‖: then (μ below
+        1e-3 of K's mean eigenvalue) the residual is checked on the full system (two passes) and refined.
         """
         self.n_lowrank += 1
-        XTP, s, U = self._kernel_eig(idx)
+        K = self._row_kernel(idx)
+        A = np.array(K, order="F")
+        A[np.diag_indices_from(A)] += mu
+        with _big_threads(len(A)):
+            cf = sla.cho_factor(A, lower=False, overwrite_a=True, check_finite=False)
+        x1 = self.kernel.rowsum[self._T] * self._sT if simplex else None
+        k = len(idx)
 
-        def inv(V: Array) -> Array:
-            T = U.T @ (XTP.T @ V)
-            T /= (mu + s)[:, None]
-            return (V - XTP @ (U @ T)) / mu
+        def rsolve(b: Array) -> Array:
+            a = sla.cho_solve(cf, b, check_finite=False)
+            return a + sla.cho_solve(cf, b - mu * a - sla.blas.dsymv(1.0, K, a, lower=0), check_finite=False)
 
-        V = np.column_stack([fP, np.ones(len(fP))]) if simplex else fP[:, None]
-        sol = inv(V)
-        z, nu = _combine(sol, simplex)
-        csum = float(sol[:, 1].sum()) if simplex else 1.0
-        for _ in range(2):
-            res = fP + nu - mu * z - XTP @ (XTP.T @ z)
-            dz = inv(res[:, None])[:, 0]
+        def solve(g: Array, target: float) -> tuple[Array, float]:
+            """z = (μI + X_PᵀX_P)⁻¹(g + ν1) with Σz = target (ν = 0 without the sum constraint)."""
+            ag = rsolve(self._xp(g[:, None], idx)[:, 0])
+            nu, a = 0.0, ag
             if simplex:
-                dnu = (1.0 - float(z.sum()) - float(dz.sum())) / csum
-                dz += dnu * sol[:, 1]
-                nu += dnu
-            z = z + dz
-            if float(np.abs(dz).max()) <= 1e-15 * float(np.abs(z).max()):
+                a1 = rsolve(x1)
+                s_g = (float(g.sum()) - float(x1 @ ag)) / mu  # Σ (μI + XᵀX)⁻¹g
+                s_1 = (k - float(x1 @ a1)) / mu  # Σ (μI + XᵀX)⁻¹1
+                nu = (target - s_g) / s_1
+                a = ag + nu * a1
+            return (g + nu - self._xpt(a[:, None], idx)[:, 0]) / mu, nu
+
+        z, nu = solve(fP, 1.0)
+        if mu >= 1e-3 * float(np.trace(K)) / max(len(K), 1):
+            return z, nu
+        scale = float(np.abs(fP).max()) + abs(nu) + mu * float(np.abs(z).max())
+        for _ in range(3):
+            res = fP + nu - mu * z - self._xpt(self._xp(z[:, None], idx), idx)[:, 0]
+            if float(np.abs(res).max()) <= 1e-14 * scale:
                 break
+            dz, dnu = solve(res, 1.0 - float(z.sum()))
+            z = z + dz
+            nu += dnu
         return z, nu
+
+    def _kernel_eig(self, idx: Array) -> tuple[Array, Array]:
+        """(s, U) with X_PX_Pᵀ = U diag(s) Uᵀ, kept for the last support."""
+        key = idx.tobytes()
+        if self._eig is not None and self._eig[0] == key:
+            return self._eig[1], self._eig[2]
+        s, U = np.linalg.eigh(self._row_kernel(idx), UPLO="U")
+        s = np.maximum(s, 0.0)
+        self._eig = (key, s, U)
+        return s, U
 
     def _minnorm_eq_solve(self, idx: Array, fP: Array) -> tuple[Array, float]:
         """μ = 0 on a support wider than the rows: G_PP = X_PᵀX_P is singular and the minimiser of
@@ -240,16 +429,16 @@ class Quad:
         """
         self.n_lowrank += 1
         k = len(idx)
-        XTP, s, U = self._kernel_eig(idx)
+        s, U = self._kernel_eig(idx)
         keep = s > 1e-10 * float(s.max()) if s.size and s.max() > 0 else np.zeros(len(s), dtype=bool)
         one = np.ones(k)
         if not keep.any():
             return one / k, -float(fP.mean())
         Ur, sr = U[:, keep], s[keep]
         V = np.column_stack([fP, one])
-        T = Ur.T @ (XTP.T @ V)  # S^½ Vᵀ[f, 1]
-        sol = XTP @ (Ur @ (T / (sr * sr)[:, None]))  # VS⁻¹Vᵀ[f, 1]
-        e = one - XTP @ (Ur @ (T[:, 1] / sr))  # (I − VVᵀ)1
+        T = Ur.T @ self._xp(V, idx)  # S^½ Vᵀ[f, 1]
+        sol = self._xpt(Ur @ (T / (sr * sr)[:, None]), idx)  # VS⁻¹Vᵀ[f, 1]
+        e = one - self._xpt(Ur @ (T[:, 1:2] / sr[:, None]), idx)[:, 0]  # (I − VVᵀ)1
         ee = float(e @ e)
         a, c = sol[:, 0], sol[:, 1]
         if ee > 1e-10 * k:
@@ -263,8 +452,9 @@ class Quad:
         """½ wᵀGw − bᵀw + c (the data term ½‖W^½(r − Dw)‖²)."""
         return 0.5 * float(w @ self.matvec(w)) - float(self.b @ w) + self.c
 
-    def power_norm(self, *, centered: bool = False, iters: int = 50, seed: int = 0) -> float:
-        """Largest eigenvalue of G (or of PGP, P = I − 11ᵀ/N) by power iteration."""
+    def power_norm(self, *, centered: bool = False, iters: int = 50, seed: int = 0, rtol: float = 1e-6) -> float:
+        """Largest eigenvalue of G (or of PGP, P = I − 11ᵀ/N) by power iteration, stopped when the Rayleigh
+        quotient changes by at most `rtol` (relative) between iterations."""
         v = np.random.default_rng(seed).standard_normal(self.n)
         if centered:
             v -= v.mean()
@@ -279,7 +469,7 @@ class Quad:
                 return 0.0
             lam_new = float(v @ u)
             v = u / nu
-            if abs(lam_new - lam) <= 1e-6 * abs(lam_new):
+            if abs(lam_new - lam) <= rtol * abs(lam_new):
                 lam = lam_new
                 break
             lam = lam_new

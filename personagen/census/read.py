@@ -184,14 +184,12 @@ def read_raw(source: str | os.PathLike, *, min_age: int | None = 18, state: str 
         raise BadInput(f"{path}: no {', '.join(missing)} column{'s' if len(missing) > 1 else ''}"
                        " (not an ACS PUMS person file?)")
     use = [c for c in spec["required"] + spec["optional"] if c in cols]
-    ints = [c for c in use if c != "SERIALNO"]
     fips = int(resolve_state(state)[1]) if state is not None else None
     filters: dict[str, Any] = {"min_age": min_age, "state": resolve_state(state)[0] if state is not None else None}
     try:
         with _lazy_frames(path, use) as frames:
             lf = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
-            lf = lf.with_columns(pl.col("SERIALNO").cast(pl.String).str.strip_chars(),
-                                 *[pl.col(c).cast(pl.Int64, strict=False) for c in ints])
+            lf = _typed(lf, use)
             counted = lf.select(pl.len().alias("n"), pl.col("SERIALNO").drop_nulls().first().alias("s"))
             if min_age is not None:
                 lf = lf.filter(pl.col("AGEP") >= min_age)
@@ -203,23 +201,125 @@ def read_raw(source: str | os.PathLike, *, min_age: int | None = 18, state: str 
     except pl.exceptions.PolarsError as e:
         raise BadInput(f"{path}: cannot parse as a PUMS person file ({type(e).__name__}: {str(e).splitlines()[0]})"
                        ) from None
-    first = meta["s"][0]
+    data_year = _data_year(meta["s"][0], year, path)
+    counts: dict[str, int] = {}
+    if apply_rules:
+        df, counts = _drop_rule_hits(df, use)
+    return RawPopulation(df=df, source=path, year=data_year, records_read=int(meta["n"][0]),
+                         rule_counts=counts, filters=filters)
+
+
+@dataclass
+class SampledPopulation:
+    """The distinct PUMS records a PWGTP sample drew (raw integer codes, file order) and the draw order.
+
+    draws[i] is the row of `df` behind persona i; records_eligible and state_codes describe the whole filtered,
+    rule-checked population, of which only the sampled records were materialised with all their columns;
+    replace is the sampling used (with replacement or distinct people)."""
+
+    df: pl.DataFrame
+    draws: Any  # numpy int array, one entry per draw
+    replace: bool
+    source: Path
+    year: int
+    records_read: int
+    records_eligible: int
+    state_codes: list[int]
+    rule_counts: dict[str, int] = field(default_factory=dict)
+    filters: dict[str, Any] = field(default_factory=dict)
+
+
+_SAMPLING_VARS = {"SERIALNO", "PWGTP", "AGEP", "ST"}
+
+
+def _typed(lf: pl.LazyFrame, cols: list[str]) -> pl.LazyFrame:
+    """SERIALNO as a stripped string, every other PUMS code as Int64 (unparseable → null)."""
+    return lf.with_columns(*[pl.col(c).cast(pl.String).str.strip_chars() if c == "SERIALNO"
+                             else pl.col(c).cast(pl.Int64, strict=False) for c in cols])
+
+
+def read_sample(source: str | os.PathLike, n: int, seed: int, *, replace: bool | None = None,
+                min_age: int | None = 18, state: str | int | None = None, year: int | None = None) -> SampledPopulation:
+    """Filter, rule-check and PWGTP-sample a PUMS file without materialising every record's columns.
+
+    replace None: distinct people when the eligible records allow a self-weighting draw (`distinct_draws_ok`),
+    else draws with replacement (the build default); True/False force one.
+
+    Pass 1 reads only the sampling, filter and rule variables (a few columns, streamed for big files such as
+    the national csv_pus.zip) and draws the sample (`sample_indices`: the same draws as sampling `read_raw`'s
+    frame); pass 2 re-scans the file for the drawn rows only, with every needed column. Memory: a few columns of
+    the population plus the sampled records, instead of all columns of all records."""
+    import numpy as np
+
+    from personagen.census.codebook import resolve_state
+    from personagen.census.sample import distinct_draws_ok, sample_indices
+
+    path = Path(source)
+    if not path.exists():
+        raise BadInput(f"{path}: census file does not exist")
+    if path.is_dir():
+        raise BadInput(f"{path}: is a directory, not a PUMS file")
+    spec = attributes()
+    cols = header(path)
+    missing = [c for c in spec["required"] if c not in cols]
+    if missing:
+        raise BadInput(f"{path}: no {', '.join(missing)} column{'s' if len(missing) > 1 else ''}"
+                       " (not an ACS PUMS person file?)")
+    use = [c for c in spec["required"] + spec["optional"] if c in cols]
+    rule_vars = {c["var"] for r in rules() for c in r["drop_if"]}
+    first = [c for c in use if c in _SAMPLING_VARS | rule_vars]
+    fips = int(resolve_state(state)[1]) if state is not None else None
+    filters: dict[str, Any] = {"min_age": min_age, "state": resolve_state(state)[0] if state is not None else None}
+    engine = "streaming" if path.stat().st_size > GZ_IN_MEMORY_LIMIT else "auto"
+    try:
+        with _lazy_frames(path, use) as frames:
+            base = (pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]).with_row_index("_row")
+            lf = _typed(base.select("_row", *first), first)
+            counted = lf.select(pl.len().alias("n"), pl.col("SERIALNO").drop_nulls().first().alias("s"))
+            if min_age is not None:
+                lf = lf.filter(pl.col("AGEP") >= min_age)
+            if fips is not None:
+                lf = lf.filter(pl.col("ST") == fips)
+            df, meta = pl.collect_all([lf, counted], engine=engine)
+            data_year = _data_year(meta["s"][0], year, path)
+            df, counts = _drop_rule_hits(df, first)
+            if df.height == 0:
+                raise BadInput(f"{path}: no census records left after --min-age {min_age}"
+                               f"{f' and --state {state}' if state else ''} and the consistency rules")
+            weights = df["PWGTP"].to_numpy()
+            replace = (not distinct_draws_ok(weights, n)) if replace is None else replace
+            idx = sample_indices(weights, n, seed, replace=replace)
+            rows, draws = np.unique(df["_row"].to_numpy()[idx], return_inverse=True)
+            picked = _typed(base.filter(pl.col("_row").is_in(pl.Series(rows).implode())).select("_row", *use), use)
+            sampled = picked.collect(engine=engine).sort("_row").drop("_row")
+    except pl.exceptions.PolarsError as e:
+        raise BadInput(f"{path}: cannot parse as a PUMS person file ({type(e).__name__}: {str(e).splitlines()[0]})"
+                       ) from None
+    return SampledPopulation(df=sampled, draws=draws, replace=replace, source=path, year=data_year, records_read=int(meta["n"][0]),
+                             records_eligible=df.height, state_codes=sorted(df["ST"].unique().drop_nulls().to_list()),
+                             rule_counts=counts, filters=filters)
+
+
+def _data_year(first: str | None, year: int | None, path: Path) -> int:
+    """The PUMS year from the first SERIALNO (checked against a requested year and the codebooks)."""
     data_year = int(first[:4]) if first and first[:4].isdigit() else None
     if year is not None and data_year is not None and int(year) != data_year:
         raise BadInput(f"{path}: holds PUMS year {data_year}, not the requested --year {year}")
-    data_year = check_year(data_year if data_year is not None else year, source=path)
-    counts: dict[str, int] = {}
-    if apply_rules:
-        flags = rule_flags(set(use))
-        if flags:
-            first_hit = pl.lit(None, dtype=pl.String)
-            for rid, expr in reversed(flags):
-                first_hit = pl.when(expr).then(pl.lit(rid)).otherwise(first_hit)
-            hits = df.select(first_hit.alias("_rule"))["_rule"]
-            vc = hits.drop_nulls().value_counts()
-            found = dict(zip(vc["_rule"].to_list(), vc["count"].to_list()))
-            counts = {rid: int(found.get(rid, 0)) for rid, _ in flags}
-            if hits.null_count() != len(hits):
-                df = df.filter(hits.is_null())
-    return RawPopulation(df=df, source=path, year=data_year, records_read=int(meta["n"][0]),
-                         rule_counts=counts, filters=filters)
+    return check_year(data_year if data_year is not None else year, source=path)
+
+
+def _drop_rule_hits(df: pl.DataFrame, present: list[str]) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Drop records a consistency rule flags (first matching rule counted), returning the counts per rule."""
+    flags = rule_flags(set(present))
+    if not flags:
+        return df, {}
+    first_hit = pl.lit(None, dtype=pl.String)
+    for rid, expr in reversed(flags):
+        first_hit = pl.when(expr).then(pl.lit(rid)).otherwise(first_hit)
+    hits = df.select(first_hit.alias("_rule"))["_rule"]
+    vc = hits.drop_nulls().value_counts()
+    found = dict(zip(vc["_rule"].to_list(), vc["count"].to_list()))
+    counts = {rid: int(found.get(rid, 0)) for rid, _ in flags}
+    if hits.null_count() != len(hits):
+        df = df.filter(hits.is_null())
+    return df, counts

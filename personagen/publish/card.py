@@ -26,7 +26,8 @@ _METHOD_TEXT = {
                  "equality constraints; α by cross-validation.",
     "p2p-enet": "Prompts-to-Proxies eq. (7): elastic-net penalised least squares with per-question sum-to-one "
                 "equality constraints; α and l1_ratio by cross-validation.",
-    "rake": "Iterative proportional fitting (raking) of persona weights to the target margins.",
+    "rake": ("Raking of persona weights to the target margins (minimum KL divergence from the base weights: "
+             "iterative proportional fitting on one-hot answers, Newton on the dual for probabilistic ones)."),
 }
 
 
