@@ -166,12 +166,9 @@ def rule_flags(present: set[str]) -> list[tuple[str, pl.Expr]]:
     return out
 
 
-def read_raw(source: str | os.PathLike, *, min_age: int | None = 18, state: str | int | None = None,
-             year: int | None = None, apply_rules: bool = True) -> RawPopulation:
-    """Read, filter (age, state) and rule-check PUMS persons; codes as Int64, SERIALNO as str.
-
-    BadInput when the file is missing, is not a PUMS person file (no PWGTP/AGEP/...), or its year has no codebook.
-    """
+def _person_file_columns(source: str | os.PathLike) -> tuple[Path, list[str]]:
+    """The file's path and the codebook columns it has; BadInput when it is missing, a folder, or not a PUMS
+    person file (no PWGTP/AGEP/...)."""
     path = Path(source)
     if not path.exists():
         raise BadInput(f"{path}: census file does not exist")
@@ -184,6 +181,16 @@ def read_raw(source: str | os.PathLike, *, min_age: int | None = 18, state: str 
         raise BadInput(f"{path}: no {', '.join(missing)} column{'s' if len(missing) > 1 else ''}"
                        " (not an ACS PUMS person file?)")
     use = [c for c in spec["required"] + spec["optional"] if c in cols]
+    return path, use
+
+
+def read_raw(source: str | os.PathLike, *, min_age: int | None = 18, state: str | int | None = None,
+             year: int | None = None, apply_rules: bool = True) -> RawPopulation:
+    """Read, filter (age, state) and rule-check PUMS persons; codes as Int64, SERIALNO as str.
+
+    BadInput when the file is missing, is not a PUMS person file (no PWGTP/AGEP/...), or its year has no codebook.
+    """
+    path, use = _person_file_columns(source)
     fips = int(resolve_state(state)[1]) if state is not None else None
     filters: dict[str, Any] = {"min_age": min_age, "state": resolve_state(state)[0] if state is not None else None}
     try:
@@ -254,18 +261,7 @@ def read_sample(source: str | os.PathLike, n: int, seed: int, *, replace: bool |
     from personagen.census.codebook import resolve_state
     from personagen.census.sample import distinct_draws_ok, sample_indices
 
-    path = Path(source)
-    if not path.exists():
-        raise BadInput(f"{path}: census file does not exist")
-    if path.is_dir():
-        raise BadInput(f"{path}: is a directory, not a PUMS file")
-    spec = attributes()
-    cols = header(path)
-    missing = [c for c in spec["required"] if c not in cols]
-    if missing:
-        raise BadInput(f"{path}: no {', '.join(missing)} column{'s' if len(missing) > 1 else ''}"
-                       " (not an ACS PUMS person file?)")
-    use = [c for c in spec["required"] + spec["optional"] if c in cols]
+    path, use = _person_file_columns(source)
     rule_vars = {c["var"] for r in rules() for c in r["drop_if"]}
     first = [c for c in use if c in _SAMPLING_VARS | rule_vars]
     fips = int(resolve_state(state)[1]) if state is not None else None
