@@ -35,6 +35,27 @@ def completion_body(model: str, text: str = "A", prompt_tokens: int = 10,
     }
 
 
+class JSONHandler(BaseHTTPRequestHandler):
+    """Quiet HTTP/1.1 keep-alive handler whose `_send` writes one JSON reply (the test servers' shared base)."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    wbufsize = 1 << 16  # headers + body leave in one segment (no delayed-ACK stalls)
+
+    def log_message(self, *a: Any) -> None:  # quiet
+        pass
+
+    def _send(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+
 class LoopbackServer:
     """`with LoopbackServer() as s: s.base_url` -> http://127.0.0.1:PORT/v1. `s.script` queues failures:
     (status, headers dict, body dict); `s.hits` counts chat requests, `s.times` their arrival times.
@@ -57,24 +78,7 @@ class LoopbackServer:
         self._lock = threading.Lock()
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-            wbufsize = 1 << 16  # headers + body leave in one segment (no delayed-ACK stalls)
-
-            def log_message(self, *a: Any) -> None:  # quiet
-                pass
-
-            def _send(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JSONHandler):
             def do_GET(self) -> None:  # noqa: N802
                 if self.path.rstrip("/").endswith("/models"):
                     self._send(200, {"object": "list", "data": [{"id": outer.model, "object": "model"}]})
