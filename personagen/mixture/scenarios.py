@@ -27,8 +27,6 @@ from personagen.errors import BadInput
 from personagen.llm import parse_number
 from personagen.mixture import ipip
 
-BIG5_FIXED_PROMPT = "Imagine you are a human taking a personality test"  # paper 001, Appendix B.2
-MOBLAB_FIXED_PROMPT = "You are a helpful assistant."  # paper 001, Appendix B.2
 MOBLAB_GAMES = {"dictator": ("dictator.csv", "move", "first"), "proposer": ("ultimatum_strategy.csv", "propose", None),
                 "responder": ("ultimatum_strategy.csv", "accept", None)}
 _INT = re.compile(r"(?<![\d.])([1-5])(?!\d|\.\d)")
@@ -77,7 +75,7 @@ def big5_scenario(domain: str, templates: str | os.PathLike | None = None) -> Sc
     letter = ipip.parse_domain(domain, keys)
     items = [(k, v) for k, v in keys["items"].items() if v["domain"] == letter]
     q = llmio.prompt("mixture/big5_test.j2", templates, items=[v["text"] for _, v in items])
-    return Scenario(f"big5:{letter}", q, 10.0, 50.0, BIG5_FIXED_PROMPT, tuple(int(v["sign"]) for _, v in items))
+    return Scenario(f"big5:{letter}", q, 10.0, 50.0, llmio.prompt("mixture/big5_fixed_prompt.j2", templates), tuple(int(v["sign"]) for _, v in items))
 
 
 def big5_observed(path: str | os.PathLike, domain: str) -> np.ndarray:
@@ -91,7 +89,7 @@ def moblab_scenario(game: str, templates: str | os.PathLike | None = None) -> Sc
     if game not in MOBLAB_GAMES:
         raise BadInput(f"--game {game!r}: expected one of {', '.join(MOBLAB_GAMES)}")
     return Scenario(f"moblab:{game}", llmio.prompt(f"mixture/moblab_{game}.j2", templates), 0.0, 100.0,
-                    MOBLAB_FIXED_PROMPT)
+                    llmio.prompt("mixture/moblab_fixed_prompt.j2", templates))
 
 
 def moblab_observed(folder: str | os.PathLike, game: str) -> np.ndarray:
