@@ -51,12 +51,14 @@ def run_case(agents: int, rows: int, how: str, cap: float, root: Path) -> dict:
             f"print(json.dumps(scale_case({agents}, {rows}, {how!r})))")
     env = {**os.environ, "PYTHONPATH": str(root)}
     try:
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=cap, env=env)
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=cap, env=env,
+                           cwd=root)  # cwd first on sys.path: run inside the tree measured
     except subprocess.TimeoutExpired:
         return {"agents": agents, "rows": rows, "how": how, "seconds": None, "stopped_at": cap}
     if r.returncode != 0:
+        why = "killed (out of memory?)" if r.returncode in (-9, 137) else f"exit {r.returncode}"
         return {"agents": agents, "rows": rows, "how": how, "seconds": None,
-                "error": (r.stderr.strip().splitlines() or ["?"])[-1]}
+                "error": (r.stderr.strip().splitlines() or [why])[-1]}
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -69,7 +71,7 @@ def single_fits(before: Path, rounds: int) -> list[dict]:
             for tag, root in (("after", REPO), ("before", before)):
                 env = {**os.environ, "PYTHONPATH": str(root)}
                 r = subprocess.run([sys.executable, "-c", SINGLE_CODE, str(agents), str(questions), str(repeat)],
-                                   capture_output=True, text=True, env=env, check=True)
+                                   capture_output=True, text=True, env=env, check=True, cwd=root)
                 for f in json.loads(r.stdout.strip().splitlines()[-1]):
                     key = (tag, f["lam"])
                     if key not in best or f["seconds"] < best[key]["seconds"]:

@@ -107,6 +107,7 @@ CASES: dict[str, list[str]] = {
     "calibrate --name ../x": ["calibrate", "LIB", "--survey", "S.parquet", "--name", "../x"],
     "publish --calibration ../x": ["publish", "LIB", "--out", "P", "--calibration", "../x"],
     "calibrate --folds 1": ["calibrate", "LIB", "--survey", "S.parquet", "--folds", "1"],
+    "calibrate --lam-search bogus": ["calibrate", "LIB", "--survey", "S.parquet", "--lam-search", "bogus"],
     "build --seed -1": ["build", "-o", "OUT", "--census", "trunc.csv.gz", "--seed", "-1"],
     "surveys import missing": ["surveys", "import", "generic", "nope.csv", "-o", "X.parquet"],
     "surveys import --survey-id ../x": ["surveys", "import", "generic", "t.csv", "-o", "X.parquet", "--survey-id", "../x"],

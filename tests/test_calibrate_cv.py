@@ -6,7 +6,7 @@ import numpy as np
 
 from personagen.bench.solver import make_problem
 from personagen.calibrate import fit_weights
-from personagen.calibrate.cv import fold_masks
+from personagen.calibrate.cv import fold_masks, refine_order
 
 
 def test_fold_masks_whole_questions():
@@ -21,11 +21,58 @@ def test_fold_masks_whole_questions():
 
 def test_cv_curve_and_choice():
     D, r, g, _ = make_problem(150, 80, seed=8, noise=0.0)
-    res = fit_weights(D, r, groups=g)
+    res = fit_weights(D, r, groups=g, lam_search="full")
     cv = res.cv
     assert cv["grid"][0] == 0.0 and len(cv["grid"]) == 20 and cv["folds"] == 5
     assert len(cv["mean"]) == len(cv["se"]) == 20
     assert res.lam == cv["best"] == cv["grid"][int(np.argmin(cv["mean"]))]
+    # the default coarse-to-fine search fits a subset of the same grid, with the same fold errors, same choice
+    ref = fit_weights(D, r, groups=g).cv
+    assert ref["search"] == "refine" and ref["grid_full"] == 20 and 8 <= len(ref["grid"]) <= 12
+    full = dict(zip(cv["grid"], cv["mean"]))
+    for lam, m in zip(ref["grid"], ref["mean"]):
+        assert abs(full[lam] - m) <= 1e-9 * full[lam]
+    assert ref["best"] == res.lam
     # noise-free sparse truth, many questions: the pure fit wins
     assert res.lam == 0.0
     assert fit_weights(D, r).lam == 0.0  # no groups → λ = 0
+
+
+def test_refine_order_finds_every_unimodal_minimum():
+    """The coarse-to-fine claim by hand: grid = [0, λ1 > ... > λ19]; coarse = every 3rd value from the largest plus
+    the smallest (0); for a curve with one minimum anywhere, the coarse best's neighbours bracket it."""
+    grid = [0.0, *np.logspace(0, -6, 19)]
+    coarse, finer = refine_order(grid)
+    assert coarse == [1, 4, 7, 10, 13, 16, 19, 0]
+    assert finer(1) == [2, 3] and finer(0) == [] and finer(19) == [17, 18] and finer(10) == [8, 9, 11, 12]
+    desc = [1 + i for i in range(19)] + [0]  # grid positions from the largest λ down
+    for star in range(20):
+        curve = {k: abs(i - star) for i, k in enumerate(desc)}  # unimodal in λ, minimum at desc[star]
+        best = min(coarse, key=lambda k: (curve[k], k))
+        assert desc[star] in {*coarse, *finer(best)}
+
+
+def test_matrix_free_cv_equals_fold_by_fold_dense_fits():
+    """The λ-major sweep on a wide design (matrix-free folds sharing one row-space kernel, projected gradient at
+    the strongest pulls, predicted supports, Woodbury corrections) gives every fold's held-out error of the plain
+    reference: each fold's dense Gram G_all − G_fold solved cold by the active set at each λ."""
+    from personagen.calibrate import simplex as sx
+    from personagen.calibrate.cv import fold_quads, heldout_mse
+    from personagen.calibrate.solvers import Quad, active_set
+
+    D, r, g, _ = make_problem(800, 40, seed=5)  # 160 rows × 800 agents
+    n = D.shape[1]
+    assert Quad.from_design(D, r).G is None
+    res = fit_weights(D, r, groups=g, lam_search="full")
+    grid = np.asarray(res.cv["grid"])
+    assert len(grid) == 20 and res.info["n"] == n
+    masks = fold_masks(g, 5, 0)
+    sw = np.ones(len(r))
+    w0 = np.full(n, 1 / n)
+    ref = np.zeros((len(masks), len(grid)))
+    for f, (m, q) in enumerate(zip(masks, fold_quads(D, r, sw, masks, dense=True))):
+        for k, lam in enumerate(grid):
+            w = active_set(q, q.b + lam * n * w0, lam * n).w if lam > 0 else sx.solve(q, 0.0, w0).w
+            ref[f, k] = heldout_mse(D[m], r[m], sw[m], w)
+    assert np.allclose(res.cv["mean"], ref.mean(axis=0), rtol=1e-8, atol=0)
+    assert res.lam == grid[int(np.argmin(ref.mean(axis=0)))]

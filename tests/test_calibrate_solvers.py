@@ -181,6 +181,75 @@ def test_lowrank_cv_path_matches_dense_folds():
         res = fit_weights(D, r, groups=g)
     finally:
         solvers._eq_solve = orig
-    assert res.cv["folds"] == 5 and len(res.cv["grid"]) == 20
+    assert res.cv["folds"] == 5 and res.cv["grid_full"] == 20 and 8 <= len(res.cv["grid"]) <= 12
     assert max(sizes, default=0) < 2 * D.shape[0]
     assert abs(res.weights.sum() - 1) < 1e-12 and res.weights.min() >= 0
+
+
+def test_projected_gradient_for_strong_pulls(prob):
+    """Large μ (the top of the CV grid): projected gradient with step 2/(L + 2μ) contracts by q = L/(L + 2μ) a step
+    (L = ‖PGP‖₂), reaches the active set's minimiser (objective to 1e-12, Clarabel's to 1e-6) in about
+    log(tol)/log(q) steps, and `simplex.solve` takes it only from μ ≥ 4.5·L."""
+    from personagen.calibrate import simplex as sx
+    from personagen.calibrate.solvers import pg_simplex
+
+    D, r, _, _ = make_problem(600, 50, seed=4)  # 200 rows × 600 agents: matrix-free
+    n = D.shape[1]
+    w0 = np.full(n, 1 / n)
+    quad = Quad.from_design(D, r)
+    assert quad.G is None
+    top = quad.power_norm(centered=True, iters=30, rtol=1e-3)
+    P = np.eye(n) - 1.0 / n
+    exact = np.linalg.eigvalsh(P @ gram(D) @ P).max()
+    assert top <= exact * (1 + 1e-12) and top >= 0.95 * exact  # the estimate the 5% margin covers
+    for ratio in (4.5, 10.0):
+        mu = ratio * top
+        f = quad.b + mu * w0
+        pg = pg_simplex(quad, f, mu, top, w0)
+        a = active_set(Quad.from_design(D, r), f, mu)
+        assert pg is not None and pg.solver == "projected-gradient"
+        q = 1.05 * top / (1.05 * top + 2 * mu)
+        assert pg.n_iter <= np.log(1e-13) / np.log(q) + 3
+        va, vp = _obj(quad, a.w, mu, w0), _obj(quad, pg.w, mu, w0)
+        assert abs(vp - va) <= 1e-12 * abs(va)
+        assert np.abs(pg.w - a.w).max() <= 1e-10 * a.w.max()
+        assert (vp - _cvx_simplex(D, r, mu, w0)) / abs(va) <= 1e-6
+        assert sx.solve(quad, mu / n, w0, top=top).solver == "projected-gradient"
+    assert sx.solve(quad, 4.0 * top / n, w0, top=top).solver.startswith("active-set")
+
+
+def test_row_space_corrections_by_woodbury(wide):
+    """An active-set correction (a few agents in or out, same μ) reuses the last row-space factorisation through
+    Woodbury's identity; the support solve equals the direct dense one (G_PP + μI, Σz = 1) to 1e-10."""
+    from personagen.calibrate import solvers
+
+    D, r, _ = wide
+    n = D.shape[1]
+    w0 = np.full(n, 1 / n)
+    G = gram(D)
+    mu = 1e-3 * float(np.trace(G)) / n
+    rng = np.random.default_rng(0)
+    base = np.sort(rng.choice(n, 500, replace=False))
+    outside = np.setdiff1d(np.arange(n), base)
+    calls = []
+    orig = solvers._RowOperator.corrected
+
+    def spy(self, quad, add, rem, pull):
+        calls.append((len(add), len(rem)))
+        return orig(self, quad, add, rem, pull)
+
+    solvers._RowOperator.corrected = spy
+    try:
+        quad = Quad.from_design(D, r)
+        f = quad.b + mu * w0
+        for idx in (base, np.sort(np.concatenate([base[5:], outside[:4]])), np.sort(base[:-3])):
+            z, nu, gw = quad.eq_solve(idx, f[idx], mu, True, pull=w0)
+            zd, nud = solvers._eq_solve(G[np.ix_(idx, idx)] + mu * np.eye(len(idx)), f[idx], True)
+            assert np.abs(z - zd).max() <= 1e-10 * np.abs(zd).max()
+            assert abs(nu - nud) <= 1e-10 * max(abs(nud), 1.0)
+            w = np.zeros(n)
+            w[idx] = z
+            assert np.abs(gw - G @ w).max() <= 1e-10 * np.abs(G @ w).max()  # G·w from the one pass
+    finally:
+        solvers._RowOperator.corrected = orig
+    assert calls == [(4, 5), (0, 3)]

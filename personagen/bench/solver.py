@@ -111,7 +111,7 @@ def bench_onehot_cv(rows: int = 60, agents: int = 1000, *, seed: int = 0, repeat
         best = min(best, res.seconds)
     assert res is not None and res.cv is not None
     return {"rows": rows, "agents": agents, "seconds": best, "folds": res.cv["folds"],
-            "grid_size": len(res.cv["grid"]), "lam": res.lam, "nonzeros": res.nonzeros}
+            "grid_size": len(res.cv["grid"]), "grid_full": res.cv.get("grid_full", len(res.cv["grid"])), "lam": res.lam, "nonzeros": res.nonzeros}
 
 
 def cvxpy_simplex(D: Array, r: Array, lam: float, w0: Array, sw: Array | None = None) -> tuple[Array, float, float]:
@@ -173,6 +173,6 @@ def bench_solver(
     if cv:
         t0 = time.perf_counter()
         res = fit_weights(D, r, groups=groups)
-        out["cv"] = {"seconds": time.perf_counter() - t0, "folds": res.cv["folds"], "grid_size": len(res.cv["grid"]),
+        out["cv"] = {"seconds": time.perf_counter() - t0, "folds": res.cv["folds"], "grid_size": len(res.cv["grid"]), "grid_full": res.cv.get("grid_full", len(res.cv["grid"])),
                      "lam": res.lam, "nonzeros": res.nonzeros}
     return out

@@ -16,10 +16,10 @@ from personagen.calibrate.library import (
     Prepared,
     calibrate_library,
 )
-from personagen.calibrate.names import BASES, METHODS, PULLS
+from personagen.calibrate.names import BASES, METHODS, PULLS, SEARCHES
 
 __all__ = [
-    "BASES", "CENSUS_SURVEY_ID", "ESTIMATORS", "METHODS", "PULLS",
+    "BASES", "CENSUS_SURVEY_ID", "ESTIMATORS", "METHODS", "PULLS", "SEARCHES",
     "CalibrateOptions", "Calibration", "Design", "FitOptions", "FitResult", "MarginConstraints", "Prepared",
     "block_row_weights", "calibrate_library", "fit_weights", "honesty_notes",
 ]

@@ -36,7 +36,7 @@ from personagen.calibrate.design import (
 )
 from personagen.calibrate.fit import FitResult, fit_weights
 from personagen.calibrate.honesty import honesty_notes
-from personagen.calibrate.names import BASES, METHODS, PULLS
+from personagen.calibrate.names import BASES, METHODS, PULLS, SEARCHES
 from personagen.calibrate.report import write_calibration
 from personagen.census import load_population
 from personagen.errors import BadInput
@@ -72,6 +72,7 @@ class CalibrateOptions:
     mode: str | None = None
     drop_incomplete: bool = False
     folds: int | None = None
+    lam_search: str = "refine"
     n_boot: int = 1000
     census_tol: float = 0.01
     overwrite: bool = False
@@ -86,6 +87,8 @@ class CalibrateOptions:
             raise BadInput(f"--base {self.base!r}: expected one of {', '.join(BASES)}")
         if self.max_agents is not None and self.max_agents < 1:
             raise BadInput(f"--max-agents {self.max_agents}: must be at least 1")
+        if self.lam_search not in SEARCHES:
+            raise BadInput(f"--lam-search {self.lam_search!r}: expected one of {', '.join(SEARCHES)}")
         cm = self.census_margins
         if isinstance(cm, str):
             cm = [v.strip() for v in cm.split(",") if v.strip()]
@@ -326,6 +329,8 @@ def _fit_train(prep: Prepared, w0: np.ndarray, constraints: MarginConstraints | 
     row_w = block_row_weights(train.groups) if o.block_weighting else None
     fit_kw: dict[str, Any] = dict(method=o.method, row_weights=row_w, base=None if o.base == "uniform" else w0,
                                   pull=o.pull, seed=o.seed, constraints=constraints)
+    if o.method == "simplex" and constraints is None:
+        fit_kw["lam_search"] = o.lam_search
     if o.folds is not None:
         fit_kw["folds"] = o.folds
     native_top_k = o.method == "sparse" and o.max_agents is not None

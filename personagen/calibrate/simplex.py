@@ -9,11 +9,20 @@ over-fits the calibration questions; λ > 0 shrinks toward w0 (uniform or census
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
-from personagen.calibrate.solvers import QPResult, Quad, active_set, fista_simplex, kl_newton
+from personagen.calibrate.solvers import (
+    QPResult,
+    Quad,
+    active_set,
+    fista_simplex,
+    kl_newton,
+    pg_simplex,
+    project_simplex,
+)
 
 Array = np.ndarray
 
@@ -38,8 +47,13 @@ def solve(
     pull: str = "l2",
     w_start: Array | None = None,
     solver: str = "active-set",
+    top: float | None = None,
 ) -> QPResult:
-    """One simplex fit at a fixed λ (warm-startable)."""
+    """One simplex fit at a fixed λ (warm-startable).
+
+    `top` (≥ ‖PGP‖₂, known in CV from the λ grid) lets a matrix-free fit with a strong pull (μ = λN ≥ 4.5·top,
+    the top of the grid) take projected-gradient steps (`pg_simplex`, ~10 passes pairs over D) instead of the
+    active set, whose support there holds most agents and costs a rows × rows factorisation per step."""
     n = quad.n
     if lam > 0 and pull == "kl":
         return kl_newton(quad.densify(), lam, w0, w_start=w_start)
@@ -47,31 +61,74 @@ def solve(
     f = quad.b + mu * w0
     if solver == "fista":
         return fista_simplex(quad, f, mu, w_start=w_start)
-    return active_set(quad, f, mu, simplex=True, w_start=w_start)
+    if top is not None and top > 0 and mu >= PG_MIN_PULL * top and quad.G is None:
+        res = pg_simplex(quad, f, mu, top, w0 if w_start is None else w_start)
+        if res is not None:
+            return res
+    return active_set(quad, f, mu, simplex=True, w_start=w_start, pull=w0)
+
+
+PG_MIN_PULL = 4.5  # μ/‖PGP‖₂ from which projected gradient contracts by ≤ 0.1 a step
+
+
+class FoldPath:
+    """Fits of one quadratic along a λ grid in any order, each λ > 0 warm-started from the fit at the nearest
+    larger λ already made (else from `w_start`, else w0), and, while that fit's support is wider than the rows,
+    from the support `predict`ed for the new λ. λ = 0 is solved cold, exactly as `fit_weights(lam=0)` solves it:
+    when the support is wider than the rows the pure fit is not unique, and a warm start from the (dense) λ > 0
+    solutions would land on a different minimiser (near w0) than the sparse one the final fit returns, so CV
+    would score a fit it does not deliver."""
+
+    def __init__(self, quad: Quad, w0: Array, *, pull: str = "l2", top: float | None = None) -> None:
+        self.quad, self.w0, self.pull, self.top = quad, w0, pull, top
+        self.fits: dict[float, tuple[Array, Array | None]] = {}  # λ -> (w, G·w)
+
+    def fit(self, lam: float, w_start: Array | None = None) -> QPResult:
+        """The fit at λ (kept for the warm starts of smaller λ)."""
+        lam = float(lam)
+        start = None
+        if lam > 0:
+            larger = sorted(x for x in self.fits if x > lam)
+            start = self.fits[larger[0]][0] if larger else (self.w0 if w_start is None else w_start)
+            pg = bool(self.top) and self.quad.G is None and lam * self.quad.n >= PG_MIN_PULL * self.top
+            if self.pull == "l2" and not pg and int(np.sum(start > 0)) > self.quad.rows > 0:
+                seen = [(np.log(x * self.quad.n), self.fits[x][1]) for x in larger[1::-1]
+                        if self.fits[x][1] is not None]
+                if not seen:  # one step of the KKT map from the start (contracting when μ is large)
+                    seen = [(math.nan, self.quad.matvec(start))]
+                start = predict(self.quad, self.w0, lam * self.quad.n, seen)
+        res = solve(self.quad, lam, self.w0, pull=self.pull, w_start=start, top=self.top)
+        self.fits[lam] = (res.w, res.gw if lam > 0 else None)
+        res.gw = None
+        return res
 
 
 def path(
     quad: Quad, lams: Sequence[float], w0: Array, *, pull: str = "l2", w_start: Array | None = None,
 ) -> list[QPResult]:
-    """Fits along a λ grid, solved from the largest λ down with warm starts; returned in grid order.
+    """Fits along a λ grid, solved from the largest λ down with warm starts (`FoldPath`); returned in grid order.
 
     The largest λ starts from `w_start` when given (CV: the previous fold's fit at that λ, whose support is
-    nearly this fold's), else from w0.
-
-    λ = 0 is solved cold, exactly as `fit_weights(lam=0)` solves it: when the support is wider than the
-    rows the pure fit is not unique, and a warm start from the (dense) λ > 0 solutions would land on a
-    different minimiser (near w0) than the sparse one the final fit returns, so CV would score a fit
-    it does not deliver.
-    """
-    order = np.argsort(-np.asarray(lams, dtype=float), kind="stable")
+    nearly this fold's), else from w0."""
+    fp = FoldPath(quad, w0, pull=pull)
     out: list[QPResult | None] = [None] * len(lams)
-    w = w0.copy() if w_start is None else np.asarray(w_start, dtype=float).copy()
-    for k in order:
-        lam = float(lams[k])
-        res = solve(quad, lam, w0, pull=pull, w_start=w if lam > 0 else None)
-        out[k] = res
-        w = res.w
+    for k in np.argsort(-np.asarray(lams, dtype=float), kind="stable"):
+        out[k] = fp.fit(float(lams[k]), w_start)
     return out  # type: ignore[return-value]
+
+
+def predict(quad: Quad, w0: Array, mu: float, seen: Sequence[tuple[float, Array]]) -> Array:
+    """A warm start for μ = λN from fits already made: the fit's KKT conditions give w = Π_Δ(w0 + (b − G·w)/μ)
+    exactly (Π_Δ the projection onto the simplex), so with G·w extrapolated linearly in log μ from the last two
+    fits (`seen`: (log μ, G·w), nearest last) the projection predicts the new support, and the active set starts
+    close to its answer instead of from the previous support (wide supports: each step is a rows × rows
+    Cholesky)."""
+    y = seen[-1][1]
+    if len(seen) > 1 and np.isfinite(seen[-2][0]):
+        (l0, y0), (l1, y1) = seen[-2], seen[-1]
+        if l1 != l0:
+            y = y1 + (y1 - y0) * ((np.log(mu) - l1) / (l1 - l0))
+    return project_simplex(w0 + (quad.b - y) / mu)
 
 
 def lam_grid(quad: Quad, n_grid: int = 19, span: float = 1e-6) -> Array:

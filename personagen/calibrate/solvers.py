@@ -17,11 +17,13 @@ machine-precision KKT points in a handful of Cholesky solves, and warm-starts we
 * Support solves (`Quad.eq_solve`): with the l2 pull the support Hessian is μI + X_PᵀX_P (X = W^½D, m rows).
   When the support has many more agents than there are rows (census-shaped problems: ~60 rows × 1,000
   one-hot agents, all active once λ > 0) it is solved in row space by Woodbury,
-  (μI + X_PᵀX_P)⁻¹v = (v − X_Pᵀ(μI_m + X_PX_Pᵀ)⁻¹X_P v)/μ, through an eigendecomposition of the m×m kernel
-  X_PX_Pᵀ that is cached per support, so every further λ with the same support costs O(m² + mk).
+  (μI + X_PᵀX_P)⁻¹v = (v − X_Pᵀ(μI_m + X_PX_Pᵀ)⁻¹X_P v)/μ, through a Cholesky factor of μI + K_P (K_P the
+  m×m kernel of the support, kept by a shared `RowKernel`); one pass over D then gives the support's weights and
+  every agent's gradient, and an active-set correction at the same μ reuses the factor (`_RowOperator`).
 * `active_set`: primal–dual active set (semismooth Newton) iterations with a cycle guard, finished by a
   Lawson–Hanson-style primal active set (monotone, finite) when needed.
 * `fista_simplex`: accelerated projected gradient with exact simplex projection and adaptive restart.
+* `pg_simplex`: projected gradient for strong pulls (μ ≥ 4.5·‖PGP‖₂), a certified contraction per step.
 * `kl_newton`: damped Newton on the simplex for the KL pull λ·KL(w‖w0) (solution is interior).
 """
 
@@ -45,6 +47,15 @@ def _big_threads(m: int) -> contextlib.AbstractContextManager:
     """Every BLAS thread for an O(m³) or O(m²·c) kernel step when m ≥ BIG_ROWS (the solve loop runs with one:
     thread hand-off dominates small factorisations, not a 4000 × 4000 Cholesky or a rank-512 update)."""
     return blas_threads(os.cpu_count() or 1) if m >= BIG_ROWS else contextlib.nullcontext()
+
+
+BIG_PASS = 4_000_000  # a pass over a design of at least this many entries (32 MB) uses every BLAS thread
+
+
+def _pass_threads(D: Array) -> contextlib.AbstractContextManager:
+    """Every BLAS thread for a matrix–vector pass over a large D (memory-bound: two threads stream it ~25% faster
+    on the 2-core machine); small passes stay on the solve loop's one thread."""
+    return blas_threads(os.cpu_count() or 1) if D.size >= BIG_PASS else contextlib.nullcontext()
 
 
 def gram(D: Array, sw: Array | None = None) -> Array:
@@ -85,10 +96,14 @@ class RowKernel:
         self.mask = np.zeros(self.n, dtype=bool)
         self.K = np.zeros((self.m, self.m), order="F")  # upper triangle maintained
         self.rowsum = np.zeros(self.m)  # D_P 1
+        self._vecs: list[Array] = []  # tracked agent vectors u (see `track`)
+        self.sums: list[Array] = []  # D_P u_P for each tracked u
         self._full: Array | None = None
         self._full_rowsum: Array | None = None
+        self._full_sums: list[Array] = []
         self.cols_moved = 0  # columns added or removed since the last rebuild (round-off guard)
         self._rowsq: Array | None = None
+        self.factor: _RowOperator | None = None  # the last row-space factorisation (see `Quad._row_operator`)
 
     @property
     def rowsq(self) -> Array:
@@ -97,23 +112,48 @@ class RowKernel:
             self._rowsq = np.einsum("ij,ij->i", self.D, self.D)
         return self._rowsq
 
+    def track(self, u: Array) -> int:
+        """Keep D_P u_P up to date for the agent vector u (like `rowsum` for u = 1); returns its index in `sums`.
+
+        Why: the pulled fit's right-hand side is f = b + μ·w0, and X_P f_P = K_P s + μ·X_P w0_P, so with
+        D_P w0_P kept here a row-space solve needs no pass over D to form it (one pass is needed to register u)."""
+        u = np.asarray(u, dtype=float)
+        for i, v in enumerate(self._vecs):
+            if v.shape == u.shape and np.array_equal(v, u):
+                return i
+        self._vecs.append(u.copy())
+        self.sums.append(self.D @ np.where(self.mask, u, 0.0))
+        if self._full is not None:
+            self._full_sums.append(self.D @ u)
+        return len(self._vecs) - 1
+
     def _update(self, cols: Array, sign: float) -> None:
         """K ← K + sign·D_c D_cᵀ over the columns `cols` (upper triangle, symmetric rank-k updates)."""
         with _big_threads(self.m):
             for s in range(0, len(cols), self.chunk):
-                Dc = self.D[:, cols[s : s + self.chunk]]  # rows × c, C order: Dcᵀ is Fortran-contiguous
+                c = cols[s : s + self.chunk]
+                Dc = self.D[:, c]  # rows × c, C order: Dcᵀ is Fortran-contiguous
                 self.K = sla.blas.dsyrk(sign, Dc.T, beta=1.0, c=self.K, trans=1, lower=0, overwrite_c=1)
                 self.rowsum += sign * Dc.sum(axis=1)
+                for u, acc in zip(self._vecs, self.sums, strict=True):
+                    acc += sign * (Dc @ u[c])
         self.cols_moved += len(cols)
+
+    def _zero(self) -> None:
+        self.K[:] = 0.0
+        self.rowsum[:] = 0.0
+        for acc in self.sums:
+            acc[:] = 0.0
+        self.cols_moved = 0
 
     def _full_kernel(self) -> Array:
         if self._full is None:
-            self.K[:] = 0.0
-            self.rowsum[:] = 0.0
+            self._zero()
             self.mask[:] = False
             self._update(np.arange(self.n), 1.0)
             self._full = self.K.copy(order="F")
             self._full_rowsum = self.rowsum.copy()
+            self._full_sums = [acc.copy() for acc in self.sums]
             self.mask[:] = True
             self.cols_moved = 0
         return self._full
@@ -131,13 +171,12 @@ class RowKernel:
         if how == "full":
             self.K = self._full_kernel().copy(order="F")
             self.rowsum = self._full_rowsum.copy()
+            self.sums = [acc.copy() for acc in self._full_sums]
             self.mask[:] = True
             self.cols_moved = 0
             self._update(np.flatnonzero(~P), -1.0)
         elif how == "scratch":
-            self.K[:] = 0.0
-            self.rowsum[:] = 0.0
-            self.cols_moved = 0
+            self._zero()
             self._update(np.flatnonzero(P), 1.0)
         else:
             if len(rem):
@@ -146,6 +185,51 @@ class RowKernel:
                 self._update(add, 1.0)
         self.mask[:] = P
         return self.K
+
+
+class _RowOperator:
+    """μI + K_F for one quadratic, support mask F and μ: a Cholesky factor, the weighted kernel K_F (Fortran
+    order, upper triangle), X_F 1, X_F·pull and tr K_F on the rows that count. `corrected` gives the operator of
+    a nearby support by Woodbury's identity (`wood` then holds U, the signs, M⁻¹U and the capacitance's LU)."""
+
+    def __init__(self, owner: Quad, mu: float, mask: Array, K: Array, cf: tuple, x1: Array,
+                 xpull: Array | None, trace: float, wood: tuple | None = None) -> None:
+        self.owner, self.mu, self.mask, self.K, self.cf = owner, mu, mask, K, cf
+        self.x1, self.xpull, self.trace, self.wood = x1, xpull, trace, wood
+
+    def corrected(self, quad: Quad, add: Array, rem: Array, pull: Array | None) -> _RowOperator:
+        """The operator of the support F + add − rem (same quadratic, same μ) without refactoring."""
+        cols = np.concatenate([add, rem])
+        sign = np.concatenate([np.ones(len(add)), -np.ones(len(rem))])
+        U = np.asfortranarray(quad._cols(cols))
+        with _big_threads(U.shape[0]):
+            Z = sla.cho_solve(self.cf, U, check_finite=False)
+            S = U.T @ Z
+        S[np.diag_indices_from(S)] += sign  # C⁻¹ + UᵀM⁻¹U with C = diag(±1)
+        lu = sla.lu_factor(S, check_finite=False)
+        x1 = self.x1 + U @ sign
+        xpull = None if pull is None or self.xpull is None else self.xpull + U @ (sign * pull[cols])
+        trace = self.trace + float(sign @ np.einsum("ij,ij->j", U, U))
+        mask = self.mask.copy()
+        mask[add] = True
+        mask[rem] = False
+        return _RowOperator(self.owner, self.mu, mask, self.K, self.cf, x1, xpull, trace, (U, sign, Z, lu))
+
+    def solve(self, b: Array) -> Array:
+        """(μI + K)⁻¹b, up to the round-off the caller refines away."""
+        y = sla.cho_solve(self.cf, b, check_finite=False)
+        if self.wood is None:
+            return y
+        U, _, Z, lu = self.wood
+        return y - Z @ sla.lu_solve(lu, U.T @ y, check_finite=False)
+
+    def kmul(self, a: Array) -> Array:
+        """K a (exact: the factored kernel plus the changed columns)."""
+        out = sla.blas.dsymv(1.0, self.K, a, lower=0)
+        if self.wood is not None:
+            U, sign, _, _ = self.wood
+            out += U @ (sign * (U.T @ a))
+        return out
 
 
 class Quad:
@@ -171,6 +255,7 @@ class Quad:
     ) -> None:
         self.n_grad = 0
         self.n_lowrank = 0
+        self.top_centered: float | None = None
         self._eig: tuple[bytes, Array, Array] | None = None  # last support's kernel eigendecomposition (μ = 0)
         if G is not None:
             self.G = np.asarray(G, dtype=float)
@@ -189,6 +274,8 @@ class Quad:
         self.G = None
         self._T = np.flatnonzero(self.sw > 0)  # the rows that count
         self._sT = np.sqrt(self.sw[self._T])
+        self._s = self._sT * self.r[self._T]  # s = W^½r on the rows that count
+        self._unit_rows = bool(np.all(self._sT == 1.0))
         self._all_rows = len(self._T) == self.D.shape[0]
         self.kernel = kernel
         m = len(self._T)
@@ -238,11 +325,12 @@ class Quad:
                 return self.G[:, nz] @ w[nz]
             return self.G @ w
         nz = np.flatnonzero(w)
-        if len(nz) < self.n // 4:
-            Dw = self.D[:, nz] @ w[nz]
-        else:
-            Dw = self.D @ w
-        return self.D.T @ (self.sw * Dw)
+        with _pass_threads(self.D):
+            if len(nz) < self.n // 4:
+                Dw = self.D[:, nz] @ w[nz]
+            else:
+                Dw = self.D @ w
+            return self.D.T @ (self.sw * Dw)
 
     def _cols(self, idx: Array) -> Array:
         """Columns idx of X = W^½D on the rows that count (a gathered copy of rows × len(idx))."""
@@ -281,16 +369,19 @@ class Quad:
             return self.G[np.ix_(P, P)]
         if len(P) > self._cap_max:
             X = self._cols(P)
-            return X.T @ X
+            with _big_threads(len(P)):
+                return X.T @ X
         missing = P[self._slot[P] < 0]
         if len(missing):
             self._make_room(P, len(missing))
             u, k = self._used, len(missing)
             Xm = self._cols(missing)
-            cross = self._X[:, :u].T @ Xm
+            big = len(Xm) * k * (u + k) >= 2e8  # a large Gram block: every BLAS thread (see `_big_threads`)
+            with blas_threads(os.cpu_count() or 1) if big else contextlib.nullcontext():
+                cross = self._X[:, :u].T @ Xm
+                self._C[u : u + k, u : u + k] = Xm.T @ Xm
             self._C[:u, u : u + k] = cross
             self._C[u : u + k, :u] = cross.T
-            self._C[u : u + k, u : u + k] = Xm.T @ Xm
             self._X[:, u : u + k] = Xm
             self._slot[missing] = np.arange(u, u + k)
             self._agent[u : u + k] = missing
@@ -317,16 +408,48 @@ class Quad:
             return k > self.rows or k > self._cap_max
         return 2 * self.rows <= k
 
-    def eq_solve(self, idx: Array, fP: Array, mu: float, simplex: bool) -> tuple[Array, float]:
-        """min ½zᵀ(G_PP + μI)z − f_Pᵀz [s.t. Σz = 1] on the support idx; returns z and ν (see `_eq_solve`)."""
+    def eq_solve(self, idx: Array, fP: Array, mu: float, simplex: bool,
+                 pull: Array | None = None) -> tuple[Array, float, Array | None]:
+        """min ½zᵀ(G_PP + μI)z − f_Pᵀz [s.t. Σz = 1] on the support idx; returns z, ν (see `_eq_solve`) and
+        G·w for w = z on idx, 0 elsewhere, when it comes cheaper than `matvec` (one pass over D), else None.
+
+        `pull`: f = b + μ·pull (the l2-pulled simplex fit), which lets a row-space solve form X_P f_P without a
+        pass over D."""
         if self.use_lowrank(len(idx), mu, simplex):
             if mu > 0:
-                return self._lowrank_eq_solve(idx, fP, mu, simplex)
-            return self._minnorm_eq_solve(idx, fP)
-        H = self.block(idx)
+                return self._lowrank_eq_solve(idx, fP, mu, simplex, pull)
+            z, nu = self._minnorm_eq_solve(idx, fP)
+            return z, nu, None
+        H = self.block(idx)  # a fresh copy: μ goes on its diagonal in place
         if mu:
-            H = H + mu * np.eye(len(idx))
-        return _eq_solve(H, fP, simplex)
+            H[np.diag_indices_from(H)] += mu
+        z, nu = _eq_solve(H, fP, simplex)
+        return z, nu, None
+
+    def grad_support(self, w: Array, idx: Array) -> Array:
+        """G·w for w supported on idx: Xᵀ(X_P w_P) with X_P w_P from the column cache when the support is cached
+        (no gather from D, one pass), else `matvec`."""
+        if self.G is not None or len(idx) > self._cap_max or not len(idx):
+            return self.matvec(w)
+        q = self._slot[idx]
+        if np.any(q < 0):
+            return self.matvec(w)
+        z = w[idx]
+        if self._used <= 2 * len(idx):
+            zs = np.zeros(self._used)
+            zs[q] = z
+            a = self._X[:, : self._used] @ zs
+        else:
+            a = self._X[:, q] @ z
+        return self._xt_all(a)
+
+    def _xt_all(self, a: Array) -> Array:
+        """Xᵀa for every agent (a on the rows that count): one pass over D."""
+        self.n_grad += 1
+        pad = np.zeros(self.D.shape[0])
+        pad[self._T] = a * self._sT
+        with _pass_threads(self.D):
+            return self.D.T @ pad
 
     # -- row space ------------------------------------------------------------------------------
     def _row_kernel(self, idx: Array) -> Array:
@@ -336,18 +459,57 @@ class Quad:
         P = np.zeros(self.n, dtype=bool)
         P[idx] = True
         K = self.kernel.get(P)
-        A = np.array(K, order="F") if self._all_rows else K[np.ix_(self._T, self._T)]
-        A *= self._sT[:, None]
-        A *= self._sT[None, :]
+        if self._all_rows:
+            A = np.array(K, order="F")
+        else:  # the rows that count, Fortran order (K symmetric: index its transpose, a C view, and transpose back)
+            A = K.T[np.ix_(self._T, self._T)].T
+        if not self._unit_rows:
+            A *= self._sT[:, None]
+            A *= self._sT[None, :]
         return A
+
+    def _row_operator(self, idx: Array, mu: float, pull: Array | None) -> _RowOperator:
+        """μI + K_P (K_P = X_PX_Pᵀ on the rows that count) as a solve and a product, for the support idx.
+
+        The last factorisation is kept (one, shared by every quadratic on the kernel). When this quadratic asks
+        again at the same μ for a support that differs from the factored one in few agents (an active-set
+        correction: a few hundred agents enter or leave), the solve is the factored one corrected by Woodbury's
+        identity over the changed columns U (μI + K_P = μI + K_F + U·diag(±1)·Uᵀ): 2·m²·|U| flops instead of
+        moving the kernel (m²·|U|), copying it and refactoring it (m³/3). The caller refines against the
+        product, which is exact."""
+        if self.kernel is None:
+            self.kernel = RowKernel(self.D)
+        m = len(self._T)
+        P = np.zeros(self.n, dtype=bool)
+        P[idx] = True
+        fac = self.kernel.factor
+        if fac is not None and fac.owner is self and fac.mu == mu:
+            add = np.flatnonzero(P & ~fac.mask)
+            rem = np.flatnonzero(fac.mask & ~P)
+            if 0 < len(add) + len(rem) <= max(16, m // 5) and (pull is None) == (fac.xpull is None):
+                return fac.corrected(self, add, rem, pull)
+            if not len(add) and not len(rem):
+                return fac
+        j = None if pull is None else self.kernel.track(pull)
+        K = self._row_kernel(idx)
+        A = np.array(K, order="F")
+        A[np.diag_indices_from(A)] += mu
+        with _big_threads(m):
+            cf = sla.cho_factor(A, lower=False, overwrite_a=True, check_finite=False)
+        x1 = self.kernel.rowsum[self._T] * self._sT
+        xpull = None if j is None else self.kernel.sums[j][self._T] * self._sT
+        fac = _RowOperator(self, mu, P, K, cf, x1, xpull, float(np.trace(K)))
+        self.kernel.factor = fac
+        return fac
 
     def _xp(self, V: Array, idx: Array) -> Array:
         """X_P V (V: len(idx) × c) by one pass over D per column (gemv: BLAS runs thin GEMMs slowly)."""
         full = np.zeros(self.n)
         out = np.empty((len(self._T), V.shape[1]))
-        for j in range(V.shape[1]):
-            full[idx] = V[:, j]
-            out[:, j] = (self.D @ full)[self._T]
+        with _pass_threads(self.D):
+            for j in range(V.shape[1]):
+                full[idx] = V[:, j]
+                out[:, j] = (self.D @ full)[self._T]
         out *= self._sT[:, None]
         return out
 
@@ -355,58 +517,74 @@ class Quad:
         """X_Pᵀ U (U: rows-that-count × c) by one pass over D per column."""
         pad = np.zeros(self.D.shape[0])
         out = np.empty((len(idx), U.shape[1]))
-        for j in range(U.shape[1]):
-            pad[self._T] = U[:, j] * self._sT
-            out[:, j] = (self.D.T @ pad)[idx]
+        with _pass_threads(self.D):
+            for j in range(U.shape[1]):
+                pad[self._T] = U[:, j] * self._sT
+                out[:, j] = (self.D.T @ pad)[idx]
         return out
 
-    def _lowrank_eq_solve(self, idx: Array, fP: Array, mu: float, simplex: bool) -> tuple[Array, float]:
+    def _lowrank_eq_solve(self, idx: Array, fP: Array, mu: float, simplex: bool,
+                          pull: Array | None = None) -> tuple[Array, float, Array]:
         """Woodbury: (μI + X_PᵀX_P)⁻¹V = (V − X_Pᵀ(μI + X_PX_Pᵀ)⁻¹X_P V)/μ, exact for any μ > 0, through a
         Cholesky factor of the rows × rows matrix μI + K (K = X_PX_Pᵀ).
 
-        With V = [f, 1] only X_P f needs a pass over D (X_P 1 is kept by the kernel) and ν follows from
-        1ᵀXᵀa = (X_P 1)ᵀa in row space, so a solve is two passes over D; the row-space solves get one step of
-        refinement against K (O(m²)). The full KKT residual is that of the row-space solve mapped by X_Pᵀ/μ,
-        except for round-off in z = (f + ν − X_Pᵀa)/μ, which cancels large terms when μ ≪ ‖K‖: then (μ below
-        1e-3 of K's mean eigenvalue) the residual is checked on the full system (two passes) and refined.
+        With a = (μI + K)⁻¹X_P(f + ν1) the solution is z = (f + ν1 − X_Pᵀa)/μ and X_P z = a, so the fit's
+        answers Xw are a and G·w = Xᵀa: one pass over D gives both z and the gradient of every agent. X_P 1 is
+        kept by the kernel, and with f = b + μ·pull so is X_P f = K s + μ·X_P pull (s = W^½r), so a solve is
+        one pass over D. ν follows from 1ᵀX_Pᵀa = (X_P 1)ᵀa in row space; the row-space solves get one step of
+        refinement against K (O(m²)). When μ ≪ ‖K‖ (μ below 1e-3 of K's mean eigenvalue) z = (f + ν − X_Pᵀa)/μ
+        cancels large terms, so the residual is checked on the full system (two passes) and refined.
         """
         self.n_lowrank += 1
-        K = self._row_kernel(idx)
-        A = np.array(K, order="F")
-        A[np.diag_indices_from(A)] += mu
-        with _big_threads(len(A)):
-            cf = sla.cho_factor(A, lower=False, overwrite_a=True, check_finite=False)
-        x1 = self.kernel.rowsum[self._T] * self._sT if simplex else None
+        op = self._row_operator(idx, mu, pull)
+        x1 = op.x1
         k = len(idx)
 
         def rsolve(b: Array) -> Array:
-            a = sla.cho_solve(cf, b, check_finite=False)
-            return a + sla.cho_solve(cf, b - mu * a - sla.blas.dsymv(1.0, K, a, lower=0), check_finite=False)
+            a = op.solve(b)
+            for _ in range(3 if op.wood is not None else 1):
+                res = b - mu * a - op.kmul(a)
+                a = a + op.solve(res)
+                if op.wood is None or float(np.abs(res).max()) <= 1e-13 * float(np.abs(b).max()):
+                    break
+            return a
+
+        def combine(ag: Array, g: Array, target: float) -> tuple[Array, float]:
+            """a = ag + ν·a1 and ν with Σz = target (ν = 0 without the sum constraint)."""
+            if not simplex:
+                return ag, 0.0
+            a1 = rsolve(x1)
+            s_g = (float(g.sum()) - float(x1 @ ag)) / mu  # Σ (μI + XᵀX)⁻¹g
+            s_1 = (k - float(x1 @ a1)) / mu  # Σ (μI + XᵀX)⁻¹1
+            nu = (target - s_g) / s_1
+            return ag + nu * a1, nu
+
+        xf = None
+        if op.xpull is not None:
+            pullP = pull[idx]
+            if np.all(np.abs(fP - self.b[idx] - mu * pullP) <= 1e-9 * (np.abs(self.b[idx]) + mu * pullP + 1e-300)):
+                xf = op.kmul(self._s) + mu * op.xpull
+        if xf is None:
+            xf = self._xp(fP[:, None], idx)[:, 0]
+        a, nu = combine(rsolve(xf), fP, 1.0)
+        y = self._xt_all(a)
+        z = (fP + nu - y[idx]) / mu
+        if mu >= 1e-3 * op.trace / max(len(x1), 1):
+            return z, nu, y
 
         def solve(g: Array, target: float) -> tuple[Array, float]:
-            """z = (μI + X_PᵀX_P)⁻¹(g + ν1) with Σz = target (ν = 0 without the sum constraint)."""
-            ag = rsolve(self._xp(g[:, None], idx)[:, 0])
-            nu, a = 0.0, ag
-            if simplex:
-                a1 = rsolve(x1)
-                s_g = (float(g.sum()) - float(x1 @ ag)) / mu  # Σ (μI + XᵀX)⁻¹g
-                s_1 = (k - float(x1 @ a1)) / mu  # Σ (μI + XᵀX)⁻¹1
-                nu = (target - s_g) / s_1
-                a = ag + nu * a1
+            a, nu = combine(rsolve(self._xp(g[:, None], idx)[:, 0]), g, target)
             return (g + nu - self._xpt(a[:, None], idx)[:, 0]) / mu, nu
 
-        z, nu = solve(fP, 1.0)
-        if mu >= 1e-3 * float(np.trace(K)) / max(len(K), 1):
-            return z, nu
         scale = float(np.abs(fP).max()) + abs(nu) + mu * float(np.abs(z).max())
         for _ in range(3):
             res = fP + nu - mu * z - self._xpt(self._xp(z[:, None], idx), idx)[:, 0]
             if float(np.abs(res).max()) <= 1e-14 * scale:
                 break
-            dz, dnu = solve(res, 1.0 - float(z.sum()))
+            dz, dnu = solve(res, 1.0 - float(z.sum()) if simplex else 0.0)
             z = z + dz
             nu += dnu
-        return z, nu
+        return z, nu, self._xt_all(self._xp(z[:, None], idx)[:, 0])
 
     def _kernel_eig(self, idx: Array) -> tuple[Array, Array]:
         """(s, U) with X_PX_Pᵀ = U diag(s) Uᵀ, kept for the last support."""
@@ -454,7 +632,14 @@ class Quad:
 
     def power_norm(self, *, centered: bool = False, iters: int = 50, seed: int = 0, rtol: float = 1e-6) -> float:
         """Largest eigenvalue of G (or of PGP, P = I − 11ᵀ/N) by power iteration, stopped when the Rayleigh
-        quotient changes by at most `rtol` (relative) between iterations."""
+        quotient changes by at most `rtol` (relative) between iterations (the centred value is kept as
+        `top_centered`: it bounds every CV fold's, whose Gram drops rows)."""
+        top = self._power_norm(centered=centered, iters=iters, seed=seed, rtol=rtol)
+        if centered:
+            self.top_centered = top
+        return top
+
+    def _power_norm(self, *, centered: bool, iters: int, seed: int, rtol: float) -> float:
         v = np.random.default_rng(seed).standard_normal(self.n)
         if centered:
             v -= v.mean()
@@ -486,6 +671,7 @@ class QPResult:
     solver: str
     converged: bool = True
     info: dict = field(default_factory=dict)
+    gw: Array | None = None  # G·w at the solution when the solver had it (warm-start predictions along a path)
 
 
 def project_simplex(v: Array, s: float = 1.0) -> Array:
@@ -505,7 +691,10 @@ def _eq_solve(H: Array, fP: Array, simplex: bool) -> tuple[Array, float]:
     k = len(fP)
     jitter = 1e-13 * max(float(np.mean(np.diag(H))), 1e-300)
     try:
-        cf = sla.cho_factor(H + jitter * np.eye(k), lower=False, check_finite=False)
+        Hj = np.array(H, order="F")
+        Hj[np.diag_indices_from(Hj)] += jitter
+        with _big_threads(k):
+            cf = sla.cho_factor(Hj, lower=False, overwrite_a=True, check_finite=False)
         if simplex:
             sol = sla.cho_solve(cf, np.column_stack([fP, np.ones(k)]), check_finite=False)
         else:
@@ -540,6 +729,7 @@ def _active_set(
     tol: float = 1e-10,
     max_iter: int = 500,
     max_add_floor: int = 20,
+    pull: Array | None = None,
 ) -> QPResult:
     """Solve min ½wᵀ(G+μI)w − fᵀw s.t. w ≥ 0 [, Σw = 1] to a KKT point.
 
@@ -562,14 +752,14 @@ def _active_set(
     # --- primal-dual active set -----------------------------------------------------------------
     while it < max_iter:
         it += 1
-        w, nu, idx = _support_solve(quad, P, f, mu, simplex)
-        g = quad.matvec(w) + mu * w - f
+        w, nu, idx, gw = _support_solve(quad, P, f, mu, simplex, pull)
+        g = (quad.grad_support(w, idx) if gw is None else gw) + mu * w - f
         rho = g - nu
         neg = P & (w <= 0)
         viol = (~P) & (rho < -gtol)
         kkt = max(float(-rho[~P].min()) if (~P).any() else 0.0, float(-w[P].min()) if P.any() else 0.0, 0.0)
         if not neg.any() and not viol.any():
-            return QPResult(w, it, kkt / scale, "active-set")
+            return QPResult(w, it, kkt / scale, "active-set", gw=g - mu * w + f)
         if not neg.any():
             best = w
         if viol.sum() > max_add_floor + P.sum():
@@ -589,18 +779,21 @@ def _active_set(
         P = Pn
     if best is None:
         best = project_simplex(w) if simplex else np.maximum(w, 0.0)
-    return _primal_active_set(quad, f, mu, simplex, best, it, max_iter * 4, gtol, scale, kkt)
+    return _primal_active_set(quad, f, mu, simplex, best, it, max_iter * 4, gtol, scale, kkt, pull)
 
 
-def _support_solve(quad: Quad, P: Array, f: Array, mu: float, simplex: bool) -> tuple[Array, float, Array]:
-    """The equality-constrained minimiser on the support P (zero elsewhere), the sum multiplier ν, the support."""
+def _support_solve(quad: Quad, P: Array, f: Array, mu: float, simplex: bool,
+                   pull: Array | None = None) -> tuple[Array, float, Array, Array]:
+    """The equality-constrained minimiser w on the support P (zero elsewhere), the sum multiplier ν, the support
+    and G·w when the solve gave it (row space), else None."""
     idx = np.flatnonzero(P)
     w = np.zeros(quad.n)
     nu = 0.0
+    gw = None
     if len(idx):
-        z, nu = quad.eq_solve(idx, f[idx], mu, simplex)
+        z, nu, gw = quad.eq_solve(idx, f[idx], mu, simplex, pull)
         w[idx] = z
-    return w, nu, idx
+    return w, nu, idx, gw
 
 
 def _start_point(quad: Quad, f: Array, mu: float, simplex: bool, w_start: Array | None) -> Array:
@@ -624,7 +817,7 @@ def _start_point(quad: Quad, f: Array, mu: float, simplex: bool, w_start: Array 
 
 
 def _primal_active_set(quad: Quad, f: Array, mu: float, simplex: bool, best: Array, it: int, max_it: int,
-                       gtol: float, scale: float, kkt: float) -> QPResult:
+                       gtol: float, scale: float, kkt: float, pull: Array | None = None) -> QPResult:
     """Primal active set (Lawson–Hanson with the sum constraint) from `best`: monotone and finite.
 
     `it` and `kkt` carry on from the primal–dual phase (iteration count and last KKT residual)."""
@@ -635,7 +828,7 @@ def _primal_active_set(quad: Quad, f: Array, mu: float, simplex: bool, best: Arr
         P = w > 0
     while it < max_it:
         it += 1
-        z, nu, idx = _support_solve(quad, P, f, mu, simplex)
+        z, nu, idx, gz = _support_solve(quad, P, f, mu, simplex, pull)
         if P.any() and z[idx].min() <= 0:
             d = z - w
             blk = P & (z <= 0)
@@ -650,13 +843,14 @@ def _primal_active_set(quad: Quad, f: Array, mu: float, simplex: bool, best: Arr
                 w = w / w.sum()
             continue
         w = z
-        g = quad.matvec(w) + mu * w - f
+        gz = quad.grad_support(w, idx) if gz is None else gz
+        g = gz + mu * w - f
         rho = g - nu
         cand = np.where(~P, rho, np.inf)
         j = int(np.argmin(cand))
         kkt = max(float(-cand[j]) if np.isfinite(cand[j]) else 0.0, 0.0)
         if not np.isfinite(cand[j]) or cand[j] >= -gtol:
-            return QPResult(w, it, kkt / scale, "active-set+primal")
+            return QPResult(w, it, kkt / scale, "active-set+primal", gw=gz)
         P[j] = True
     return QPResult(w, it, kkt / scale, "active-set+primal", converged=False)
 
@@ -698,6 +892,37 @@ def _fista_simplex(
             t = t_new
         w = w_new
     return QPResult(w, max_iter, float("nan"), "fista", converged=False)
+
+
+def _pg_simplex(quad: Quad, f: Array, mu: float, top: float, w_start: Array, *, tol: float = 1e-13,
+                max_iter: int = 60) -> QPResult | None:
+    """Projected gradient on the μ-strongly convex simplex fit, step 2/(L + 2μ) with L ≥ ‖PGP‖₂ (P = I − 11ᵀ/N).
+
+    On the simplex's tangent space the Hessian PGP + μI has its eigenvalues in [μ, L + μ] and the projection
+    onto the simplex is nonexpansive, so each step contracts the distance to the solution by q = L/(L + 2μ)
+    (≤ 0.1 once μ ≥ 4.5·L): ~10 steps of two passes over D reach the solution where the active set would
+    factor a rows × rows kernel of a support holding most agents. Stops when the contraction bound
+    q/(1 − q)·‖w_k − w_{k−1}‖ on the distance to the solution is below `tol`·‖w‖; None if not within
+    `max_iter` (the caller falls back to the active set)."""
+    L = 1.05 * top  # the power iteration's estimate is a lower bound: a margin for the contraction factor
+    q = L / (L + 2.0 * mu)
+    t = 2.0 / (L + 2.0 * mu)
+    w = project_simplex(np.asarray(w_start, dtype=float))
+    for it in range(1, max_iter + 1):
+        gw = quad.matvec(w)
+        w_new = project_simplex(w - t * (gw + mu * w - f))
+        step = float(np.linalg.norm(w_new - w))
+        w = w_new
+        bound = q / (1.0 - q) * step
+        if bound <= tol * float(np.linalg.norm(w)):
+            return QPResult(w, it, bound / max(float(np.linalg.norm(w)), 1e-300), "projected-gradient", gw=gw)
+    return None
+
+
+def pg_simplex(quad: Quad, f: Array, mu: float, top: float, w_start: Array, **kw) -> QPResult | None:
+    """Projected gradient on the simplex for large μ (see `_pg_simplex`)."""
+    with blas_threads(1):
+        return _pg_simplex(quad, f, mu, top, w_start, **kw)
 
 
 def _kl_newton(
