@@ -239,10 +239,10 @@ class SampledPopulation:
 _SAMPLING_VARS = {"SERIALNO", "PWGTP", "AGEP", "ST"}
 
 
-def _typed(lf: pl.LazyFrame, cols: list[str]) -> pl.LazyFrame:
-    """SERIALNO as a stripped string, every other PUMS code as Int64 (unparseable → null)."""
+def _typed(lf: pl.LazyFrame, cols: list[str], ints: pl.DataType = pl.Int64) -> pl.LazyFrame:
+    """SERIALNO as a stripped string, every other PUMS code as `ints` (unparseable or out of range → null)."""
     return lf.with_columns(*[pl.col(c).cast(pl.String).str.strip_chars() if c == "SERIALNO"
-                             else pl.col(c).cast(pl.Int64, strict=False) for c in cols])
+                             else pl.col(c).cast(ints, strict=False) for c in cols])
 
 
 def read_sample(source: str | os.PathLike, n: int, seed: int, *, replace: bool | None = None,
@@ -270,15 +270,19 @@ def read_sample(source: str | os.PathLike, n: int, seed: int, *, replace: bool |
     try:
         with _lazy_frames(path, use) as frames:
             base = (pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]).with_row_index("_row")
-            lf = _typed(base.select("_row", *first), first)
+            # every record's pass-1 columns are held at once: 32-bit codes (PUMS codes, weights and incomes fit)
+            # and no SERIALNO (only the first one is read, for the year) keep 10 M records near 0.5 GB
+            lf = _typed(base.select("_row", *first), first, pl.Int32)
             counted = lf.select(pl.len().alias("n"), pl.col("SERIALNO").drop_nulls().first().alias("s"))
+            codes = [c for c in first if c != "SERIALNO"]
+            lf = lf.select("_row", *codes)
             if min_age is not None:
                 lf = lf.filter(pl.col("AGEP") >= min_age)
             if fips is not None:
                 lf = lf.filter(pl.col("ST") == fips)
             df, meta = pl.collect_all([lf, counted], engine=engine)
             data_year = _data_year(meta["s"][0], year, path)
-            df, counts = _drop_rule_hits(df, first)
+            df, counts = _drop_rule_hits(df, codes)
             if df.height == 0:
                 raise BadInput(f"{path}: no census records left after --min-age {min_age}"
                                f"{f' and --state {state}' if state else ''} and the consistency rules")
