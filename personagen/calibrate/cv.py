@@ -77,12 +77,12 @@ def fold_quad_list(
     D: Array, r: Array, sw: Array, masks: Sequence[Array], *, kernel: RowKernel, cache_mb: float = 256.0,
 ) -> list[Quad]:
     """Every fold's training quadratic at once (for a λ-major sweep): matrix-free on the caller's D with the
-    held-out rows weighted 0, one shared row-space kernel; dense Grams by subtraction when `prefer_dense`. The
-    column-cache budget `cache_mb` is split between the folds."""
+    held-out rows weighted 0, one shared row-space kernel; dense Grams by subtraction when `prefer_dense`. Each
+    fold keeps its own column cache of `cache_mb` (a fold's supports of up to a few thousand agents then stay in
+    agent space, which at 20k × 5,000 is ~2× faster than moving the row-space kernel; peak 2.4 GB there)."""
     if prefer_dense(D.shape[0], D.shape[1]):
         return list(fold_quads(D, r, sw, masks, dense=True))
-    per = cache_mb
-    return [Quad(D=D, r=r, sw=np.where(m, 0.0, sw), kernel=kernel, cache_mb=per) for m in masks]
+    return [Quad(D=D, r=r, sw=np.where(m, 0.0, sw), kernel=kernel, cache_mb=cache_mb) for m in masks]
 
 
 def refine_order(grid: Sequence[float], step: int = 3) -> tuple[list[int], Callable[[int], list[int]]]:
