@@ -135,7 +135,8 @@ def bench_order(n_personas: int, n_questions: int, concurrency: int, threads: in
 
 
 def _loopback_proc() -> tuple[subprocess.Popen, str]:
-    code = ("import time\nfrom personagen.llm.loopback import LoopbackServer\n"
+    # the loopback server is test code (tests/loopback.py), not part of the package
+    code = (f"import sys, time\nsys.path.insert(0, {str(REPO / 'tests')!r})\nfrom loopback import LoopbackServer\n"
             "s = LoopbackServer().start()\nprint(s.base_url, flush=True)\ntime.sleep(3600)\n")
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     return p, p.stdout.readline().strip()

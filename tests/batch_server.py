@@ -24,11 +24,13 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from loopback import Served
 
-class BatchServer:
+
+class BatchServer(Served):
     """`with BatchServer(upstream_url) as s: s.base_url` -> http://127.0.0.1:PORT/v1."""
 
     def __init__(self, upstream: str, model: str = "smollm2"):
@@ -71,21 +73,11 @@ class BatchServer:
                 data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 self._send(*outer._post(self.path.split("?")[0], self.headers.get("Content-Type", ""), data))
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self.base_url = f"http://127.0.0.1:{self._serve(Handler)}/v1"
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-
-    def __enter__(self) -> BatchServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.hold.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+    def stop(self) -> None:
+        self.hold.set()  # release requests parked on the hold before shutting down
+        super().stop()
 
     def _id(self, prefix: str) -> str:
         with self._lock:

@@ -12,11 +12,12 @@ import hashlib
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import yaml
+from loopback import Served
 
 
 def git_blob_sha(data: bytes) -> str:
@@ -39,7 +40,7 @@ class Repo:
         return None
 
 
-class HubServer:
+class HubServer(Served):
     """ThreadingHTTPServer on 127.0.0.1:0 speaking enough of the Hub API for upload_folder/snapshot_download."""
 
     def __init__(self, token: str | None = None):
@@ -65,18 +66,7 @@ class HubServer:
             def do_POST(self) -> None:  # noqa: N802
                 server._handle(self, "POST")
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> HubServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.url = f"http://127.0.0.1:{self._serve(Handler)}"
 
     # ---- helpers --------------------------------------------------------------------------------
     def _authorized(self, h: BaseHTTPRequestHandler) -> bool:

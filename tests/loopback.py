@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 
 def completion_body(model: str, text: str = "A", prompt_tokens: int = 10,
@@ -56,7 +56,32 @@ class JSONHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class LoopbackServer:
+class Served:
+    """The test servers' shared lifecycle: `_serve(Handler)` binds a ThreadingHTTPServer to a free loopback port
+    (returned); entering (or `start`) serves it from a daemon thread, leaving (or `stop`) shuts it down."""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> int:
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        return int(self._httpd.server_address[1])
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class LoopbackServer(Served):
     """`with LoopbackServer() as s: s.base_url` -> http://127.0.0.1:PORT/v1. `s.script` queues failures:
     (status, headers dict, body dict); `s.hits` counts chat requests, `s.times` their arrival times.
 
@@ -124,25 +149,4 @@ class LoopbackServer:
                                                 top={text: 0.0}, completion_tokens=max(1, len(text) // 4),
                                                 finish_reason="stop"))
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-
-    def start(self) -> LoopbackServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> LoopbackServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.base_url = f"http://127.0.0.1:{self._serve(Handler)}/v1"

@@ -13,10 +13,9 @@ import json
 import threading
 import time
 from collections import Counter
-from http.server import ThreadingHTTPServer
 from typing import Any
 
-from loopback import JSONHandler
+from loopback import JSONHandler, Served
 
 
 def _choice(i: int, text: str, low_mass: bool = False) -> dict[str, Any]:
@@ -27,7 +26,7 @@ def _choice(i: int, text: str, low_mass: bool = False) -> dict[str, Any]:
                                       "top_logprobs": top}]}}
 
 
-class EchoServer:
+class EchoServer(Served):
     """`with EchoServer() as s:` -> `s.base_url`; `s.calls` counts chat requests by request identity."""
 
     def __init__(self, model: str = "m", delay_s: float = 0.0, echo_headers: bool = False,
@@ -49,10 +48,7 @@ class EchoServer:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 self._send(*outer.answer(body, dict(self.headers)))
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.base_url = f"http://127.0.0.1:{self._serve(Handler)}/v1"
 
     def answer(self, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
         n = int(body.get("n") or 1)
@@ -78,10 +74,3 @@ class EchoServer:
     def total(self) -> int:
         return sum(self.calls.values())
 
-    def __enter__(self) -> EchoServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()

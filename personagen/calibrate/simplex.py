@@ -61,7 +61,7 @@ def solve(
     f = quad.b + mu * w0
     if solver == "fista":
         return fista_simplex(quad, f, mu, w_start=w_start)
-    if top is not None and top > 0 and mu >= PG_MIN_PULL * top and quad.G is None:
+    if takes_pg(quad, mu, top):
         res = pg_simplex(quad, f, mu, top, w0 if w_start is None else w_start)
         if res is not None:
             return res
@@ -69,6 +69,11 @@ def solve(
 
 
 PG_MIN_PULL = 4.5  # μ/‖PGP‖₂ from which projected gradient contracts by ≤ 0.1 a step
+
+
+def takes_pg(quad: Quad, mu: float, top: float | None) -> bool:
+    """Whether `solve` takes projected-gradient steps: a matrix-free quadratic with μ ≥ PG_MIN_PULL·‖PGP‖₂."""
+    return bool(top) and quad.G is None and mu >= PG_MIN_PULL * top
 
 
 class FoldPath:
@@ -90,7 +95,7 @@ class FoldPath:
         if lam > 0:
             larger = sorted(x for x in self.fits if x > lam)
             start = self.fits[larger[0]][0] if larger else (self.w0 if w_start is None else w_start)
-            pg = bool(self.top) and self.quad.G is None and lam * self.quad.n >= PG_MIN_PULL * self.top
+            pg = takes_pg(self.quad, lam * self.quad.n, self.top)
             if self.pull == "l2" and not pg and int(np.sum(start > 0)) > self.quad.rows > 0:
                 seen = [(np.log(x * self.quad.n), self.fits[x][1]) for x in larger[1::-1]
                         if self.fits[x][1] is not None]
