@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from personagen.errors import BadInput
-from personagen.locking import library_lock
+from personagen.locking import LOCK_FILE, library_lock, owner_pid, pid_alive
 from personagen.names import safe_name
 from personagen.store import (
     atomic_write_json,
@@ -32,6 +33,10 @@ PERSONAS = "personas.parquet"
 RESPONSES = "responses.parquet"
 LLM_DB = "llm.sqlite"
 CALIBRATIONS = "calibrations"
+RUNS = ".runs"  # history entries of runs in progress (a killed run's entry is recorded by the next writer)
+# entries that commands write into or through: a symbolic link there would send the write outside the library
+NO_LINKS = (LOCK_FILE, LLM_DB, f"{LLM_DB}-wal", f"{LLM_DB}-shm", f"{LLM_DB}-journal", CALIBRATIONS, ".responses",
+            RUNS)
 
 RESPONSE_SCHEMA: dict[str, pl.DataType] = {
     "persona_id": pl.String,
@@ -78,6 +83,10 @@ class Library:
             raise BadInput(f"{p}: library directory does not exist")
         if not mf.is_file():
             raise BadInput(f"{p}: not a personagen library (no {MANIFEST})")
+        for name in NO_LINKS:
+            if (p / name).is_symlink():
+                raise BadInput(f"{p / name}: is a symbolic link; a library's own files are never followed "
+                               f"elsewhere (remove the link)")
         manifest = _read_manifest(mf)
         if manifest.get("schema_version") != SCHEMA_VERSION:
             raise BadInput(f"{mf}: schema_version {manifest.get('schema_version')!r} is not supported")
@@ -109,18 +118,80 @@ class Library:
         self.manifest["updated"] = now_iso()
         atomic_write_json(self.path / MANIFEST, self.manifest)
 
-    def record(self, stage: str, **info: Any) -> None:
+    def record(self, stage: str, *, run: str | None = None, **info: Any) -> None:
         """Append a stage entry (what ran, with which options) to the manifest history and save it.
 
         Read-modify-write under the library lock: the history on disk (other processes' entries included)
-        is re-read, so concurrent runs never drop each other's entries."""
+        is re-read, so concurrent runs never drop each other's entries. `run` (from `begin_run`) closes that
+        run's pending entry; the entries of killed runs are recorded first (`recover_runs`)."""
         with library_lock(self.path):
-            mf = self.path / MANIFEST
-            if mf.is_file():
-                with contextlib.suppress(BadInput):
-                    self.manifest["history"] = list(_read_manifest(mf).get("history") or [])
-            self.manifest.setdefault("history", []).append({"stage": stage, "time": now_iso(), **info})
+            self._reread_history()
+            self._recover_locked()
+            entry = {"stage": stage, "time": now_iso(), **({"run": run} if run else {}), **info}
+            self.manifest.setdefault("history", []).append(entry)
             self.save_manifest()
+            if run:
+                (self.path / RUNS / f"{run}.json").unlink(missing_ok=True)
+
+    def _reread_history(self) -> None:
+        mf = self.path / MANIFEST
+        if mf.is_file():
+            with contextlib.suppress(BadInput):
+                self.manifest["history"] = list(_read_manifest(mf).get("history") or [])
+
+    # ---- runs in progress: a history entry that a kill -9 cannot lose ------------------------------
+    def begin_run(self, stage: str, **info: Any) -> str:
+        """Write the pending history entry of a run that is starting (LIB/.runs/ID.json); returns ID. A run
+        killed before its `record(..., run=ID)` gets that entry recorded, marked interrupted, by the next
+        writer, so answers it already wrote never stay without their record."""
+        run = f"{stage}-{time.time_ns():020d}.pid{os.getpid()}"  # the file name's pid marks its owner (locking)
+        (self.path / RUNS).mkdir(exist_ok=True)
+        self.update_run(run, stage=stage, time=now_iso(), run=run, **info)
+        return run
+
+    def update_run(self, run: str, /, **info: Any) -> None:
+        """Merge `info` (e.g. counts so far) into the pending entry of `run`."""
+        p = self.path / RUNS / f"{run}.json"
+        try:
+            old = json.loads(p.read_text())
+        except (OSError, ValueError):
+            old = {}
+        atomic_write_json(p, {**(old if isinstance(old, dict) else {}), **info})
+
+    def end_run(self, run: str) -> None:
+        """Drop the pending entry of a run that recorded nothing (it failed before doing any work)."""
+        (self.path / RUNS / f"{run}.json").unlink(missing_ok=True)
+
+    def recover_runs(self) -> int:
+        """Record the pending entries of runs whose process is gone (marked `interrupted`); returns how many."""
+        if not (self.path / RUNS).is_dir():
+            return 0
+        with library_lock(self.path):
+            self._reread_history()
+            n = self._recover_locked()
+            if n:
+                self.save_manifest()
+            return n
+
+    def _recover_locked(self) -> int:
+        d = self.path / RUNS
+        if not d.is_dir():
+            return 0
+        done = {h.get("run") for h in self.manifest.get("history", []) if isinstance(h, dict)}
+        n = 0
+        for p in sorted(d.glob("*.json")):
+            pid = owner_pid(p.name)
+            if pid is None or pid == os.getpid() or pid_alive(pid):
+                continue
+            try:
+                entry = json.loads(p.read_text())
+            except (OSError, ValueError):
+                entry = None
+            if isinstance(entry, dict) and entry.get("run") not in done:
+                self.manifest.setdefault("history", []).append({**entry, "interrupted": True})
+                n += 1
+            p.unlink(missing_ok=True)
+        return n
 
     # ---- personas -----------------------------------------------------------------------------
     @property
@@ -133,11 +204,36 @@ class Library:
         return read_parquet(self.personas_path, "personas table")
 
     def write_personas(self, df: pl.DataFrame) -> None:
+        """Replace the whole personas table (a new library; a stage that read, then changed the table uses
+        `upsert_personas`, which re-reads it under the lock)."""
         if "persona_id" not in df.columns:
             raise ValueError("personas frame needs a persona_id column")
         if df["persona_id"].n_unique() != df.height:
             raise ValueError("persona_id values must be unique")
         atomic_write_parquet(self.personas_path, df)
+
+    def upsert_personas(self, new: pl.DataFrame, *, replace_prefix: str | None = None) -> pl.DataFrame:
+        """Write `new` into the personas table under the library lock, re-reading the table there: a row with
+        the same persona_id is replaced in place, other new rows are appended, and (`replace_prefix`) the
+        rows of an earlier run whose ids start with PREFIX- are dropped. Rows another process wrote while
+        this one was busy (minutes of model calls) are kept. Returns the table written."""
+        if new["persona_id"].n_unique() != new.height:
+            raise ValueError("persona_id values must be unique")
+        with library_lock(self.path):
+            cur = self.personas() if self.personas_path.is_file() else None
+            if cur is None or not cur.height:
+                out = new
+            else:
+                drop = pl.col("persona_id").is_in(new["persona_id"].implode())
+                if replace_prefix is not None:
+                    drop = drop | pl.col("persona_id").str.starts_with(replace_prefix + "-")
+                pos = cur.select("persona_id", pl.int_range(pl.len()).alias("_at"))
+                fresh = new.with_columns(pl.int_range(pl.len()).alias("_new")).join(pos, on="persona_id", how="left")
+                kept = cur.filter(~drop).join(pos, on="persona_id")
+                out = pl.concat([kept, fresh], how="diagonal_relaxed") \
+                    .sort(pl.col("_at").fill_null(cur.height), "_new", nulls_last=True).drop("_at", "_new")
+            self.write_personas(out)
+        return out
 
     def write_personas_batches(self, frames: Iterable[pl.DataFrame]) -> int:
         """Write personas.parquet from consecutive batches (one row group each); persona_id uniqueness is the

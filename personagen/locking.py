@@ -10,10 +10,12 @@ never another live run's in-flight files.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
 import shutil
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +35,7 @@ def library_lock(lib_path: str | os.PathLike) -> Iterator[None]:
         if _held.get(key):
             _held[key] += 1
         else:
-            fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = _open_lock_file(key)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             except BaseException:
@@ -49,6 +51,53 @@ def library_lock(lib_path: str | os.PathLike) -> Iterator[None]:
                 fd = _fds.pop(key)
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
+
+
+def _open_lock_file(path: str) -> int:
+    """Open (creating) a lock file, never through a symbolic link (OSError ELOOP) nor onto anything but a
+    regular file: a link planted in a library must not make a writer create or lock a file elsewhere."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "lock file is not a regular file", path)
+    return fd
+
+
+def try_exclusive(path: str | os.PathLike) -> int | None:
+    """An exclusive flock on the file at `path` (created if missing), taken without waiting: the open file
+    descriptor, or None when another open file (another process, or this one) holds it.
+
+    The lock is checked to be on the file that is still at `path`, so a holder may unlink the file when it
+    releases it (`release_exclusive`) without handing a stale, unlinked file to a process that opened it just
+    before."""
+    path = os.fspath(path)
+    while True:
+        fd = _open_lock_file(path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            st, now = os.fstat(fd), os.stat(path, follow_symlinks=False)
+            same = (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino)
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # its previous holder unlinked it meanwhile: lock the file now at `path`
+
+
+def release_exclusive(fd: int, path: str | os.PathLike | None = None) -> None:
+    """Release a lock from `try_exclusive`, first unlinking `path` (while still held) when given."""
+    if path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
 
 
 def pid_alive(pid: int) -> bool:
@@ -91,4 +140,4 @@ def remove_stale(paths: Iterator[Path] | list[Path]) -> int:
     return n
 
 
-__all__ = ["library_lock", "pid_alive", "pid_tag", "owner_pid", "remove_stale", "LOCK_FILE"]
+__all__ = ["library_lock", "try_exclusive", "release_exclusive", "pid_alive", "pid_tag", "owner_pid", "remove_stale", "LOCK_FILE"]

@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 
 from personagen.errors import BadInput, PersonagenError
-from personagen.locking import pid_tag, remove_stale
+from personagen.locking import LOCK_FILE, pid_tag, release_exclusive, remove_stale, try_exclusive
 
 
 def _umask() -> int:
@@ -138,11 +138,70 @@ def read_parquet(path: str | os.PathLike, what: str = "file") -> pl.DataFrame:
         raise BadInput(f"{path}: not a readable parquet {what} ({type(e).__name__})") from None
 
 
+_claims: set[str] = set()  # claim files this process holds
+
+
+@contextlib.contextmanager
+def claim_target(final: str | os.PathLike) -> Iterator[None]:
+    """Hold the claim on creating `final` (an exclusive lock on PARENT/.NAME.claim, taken without waiting,
+    removed when released); BadInput when another process holds it. Two commands creating one folder: the
+    second is refused at once instead of both working and one silently replacing the other's result."""
+    final = Path(final)
+    parent = final.parent if str(final.parent) else Path(".")
+    lock = parent / f".{final.name}.claim"
+    key = str(lock.absolute())
+    if key in _claims:  # this process claimed it already (a command that claims before its staged_dir)
+        yield
+        return
+    try:
+        fd = try_exclusive(lock)
+    except OSError as e:
+        raise (write_failure(final, e) or BadInput(f"{lock}: cannot take the claim on {final} "
+                                                   f"({e.strerror or e}); remove it if it is a link")) from None
+    if fd is None:
+        raise BadInput(f"{final}: another command is creating it right now; wait for it or choose another path")
+    _claims.add(key)
+    try:
+        yield
+    finally:
+        _claims.discard(key)
+        release_exclusive(fd, lock)
+
+
+def _move_in(tmp: Path, final: Path, overwrite: bool) -> None:
+    """Rename the finished `tmp` onto `final`: never onto something that appeared meanwhile (rename refuses a
+    non-empty folder), and with `overwrite` never over a library whose writer lock is held."""
+    if overwrite and (final.exists() or final.is_symlink()):
+        held = final.is_dir() and not final.is_symlink() and (final / LOCK_FILE).is_file()
+        fd = try_exclusive(final / LOCK_FILE) if held else None
+        if held and fd is None:
+            raise BadInput(f"{final}: a command is writing to it; not replaced (rerun when it has finished)")
+        try:
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}{pid_tag()}", suffix=".old", dir=final.parent))
+            os.replace(final, old / "x")
+            os.rename(tmp, final)
+        finally:
+            if fd is not None:
+                release_exclusive(fd)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    try:
+        os.rename(tmp, final)  # atomic; an empty folder is replaced, anything else refused
+    except OSError as e:
+        if e.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            raise BadInput(f"{final}: appeared while this command ran; left as it is and nothing written "
+                           f"(choose another path or remove it)") from None
+        raise
+
+
 @contextlib.contextmanager
 def staged_dir(final: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temp directory next to `final`; on success it is renamed to `final`, on failure removed.
 
-    Used by commands that create a whole directory (build, publish --out) so no partial result is left.
+    Used by commands that create a whole directory (build, pull, publish --out) so no partial result is left.
+    The target is claimed (`claim_target`) before the work starts and until the rename, and what another
+    process put at `final` meanwhile is never replaced; with `overwrite`, a folder that was there is replaced,
+    unless a writer holds its library lock.
     """
     final = Path(final)
     parent = final.parent if str(final.parent) else Path(".")
@@ -150,28 +209,25 @@ def staged_dir(final: str | os.PathLike, *, overwrite: bool = False) -> Iterator
         raise BadInput(f"{final}: parent directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise BadInput(f"{final}: output directory {parent} is not writable")
-    if final.exists() and not overwrite and any(final.iterdir() if final.is_dir() else [final]):
-        raise BadInput(f"{final}: already exists and is not empty (choose another path or remove it)")
-    remove_stale(parent.glob(f".{final.name}.pid*.partial"))  # left by a killed run
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}{pid_tag()}", suffix=".partial", dir=parent))
-    os.chmod(tmp, 0o777 & ~_umask())
-    try:
-        yield tmp
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=parent))
-            os.replace(final, old / "x")
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        err = write_failure(final, e)
-        if err is None and isinstance(e, PersonagenError) and str(tmp) in str(e):
-            err = type(e)(str(e).replace(str(tmp), str(final)))  # name the folder the user asked for
-        if err is not None:
-            raise err from None
-        raise
+    with claim_target(final):
+        if (final.exists() or final.is_symlink()) and not overwrite and \
+                (not final.is_dir() or final.is_symlink() or any(final.iterdir())):
+            raise BadInput(f"{final}: already exists and is not empty (choose another path or remove it)")
+        remove_stale(parent.glob(f".{final.name}.pid*.partial"))  # left by a killed run
+        remove_stale(parent.glob(f".{final.name}.pid*.old"))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}{pid_tag()}", suffix=".partial", dir=parent))
+        os.chmod(tmp, 0o777 & ~_umask())
+        try:
+            yield tmp
+            _move_in(tmp, final, overwrite)
+        except BaseException as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            err = write_failure(final, e)
+            if err is None and isinstance(e, PersonagenError) and str(tmp) in str(e):
+                err = type(e)(str(e).replace(str(tmp), str(final)))  # name the folder the user asked for
+            if err is not None:
+                raise err from None
+            raise
 
 
 @contextlib.contextmanager

@@ -266,6 +266,7 @@ def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = N
                                   adapter=o.adapter)
     rescored = 0
     if not o.dry_run:
+        lib.recover_runs()  # the history entry of a killed run (its answers are consolidated next)
         consolidate_parts(lib)
         if o.mode == "logprobs":  # the threshold is a scoring choice: re-apply it to stored answers
             rescored = rescore_logprobs(lib, survey.survey_id, client.model_name, o.min_mass).changed
@@ -288,20 +289,27 @@ def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = N
     stats0 = dict(client.stats)  # a reused client's earlier counts are not this run's
     stopped: BudgetExceeded | None = None
     refused = False  # a failure before any answer (unknown model, rejected key, full disk): nothing recorded
+    entry = _entry(survey, client, o, hashes)
+    run = lib.begin_run("elicit", **entry, **_counts(summary))  # a kill -9 cannot lose the record
+
+    def checkpoint() -> None:  # each flush of answers updates the pending record's counts
+        _sync_stats(summary, client, stats0)
+        lib.update_run(run, **_counts(summary))
+
     try:
         with client if own_client else contextlib.nullcontext(client):
-            stopped = _collect(lib, client, survey.survey_id, work, o, summary)
+            stopped = _collect(lib, client, survey.survey_id, work, o, summary, checkpoint)
     except BaseException:
         refused = summary["answers_written"] == 0 and client.stats["requests_sent"] == stats0.get("requests_sent", 0)
         raise
     finally:
         consolidate_parts(lib)
-        st = client.stats
-        for key in ("requests_sent", "cache_hits", "input_tokens", "output_tokens", "cost_usd"):
-            summary[key] = st[key] - stats0.get(key, 0)
+        _sync_stats(summary, client, stats0)
         summary["seconds"] = round(time.perf_counter() - t0, 3)
-        if not refused:
-            _record(lib, survey, client, o, hashes, summary)
+        if refused:
+            lib.end_run(run)
+        else:
+            lib.record("elicit", run=run, **entry, **_counts(summary))
     if stopped is not None:
         raise stopped
     return with_validity(lib, summary)
@@ -378,8 +386,8 @@ def _work_list(personas: pl.DataFrame, survey: Survey, qids: list[str], done: se
     return _Work(items, requests, options, skipped)
 
 
-def _collect(lib: Library, client: LLMClient, sid: str, work: _Work, o: ElicitOptions, summary: dict[str, Any]
-             ) -> BudgetExceeded | None:
+def _collect(lib: Library, client: LLMClient, sid: str, work: _Work, o: ElicitOptions, summary: dict[str, Any],
+             checkpoint: Any = None) -> BudgetExceeded | None:
     """Run the requests; turn each finished item into response rows, flushed to part files every few seconds.
 
     Counts go into `summary`; a budget stop is returned (the caller raises it once the run is recorded)."""
@@ -395,6 +403,8 @@ def _collect(lib: Library, client: LLMClient, sid: str, work: _Work, o: ElicitOp
             _write_part(lib, buffer)
             summary["rows_written"] += len(buffer)
             buffer = []
+            if checkpoint is not None:
+                checkpoint()
         last_flush = time.perf_counter()
 
     try:
@@ -434,18 +444,31 @@ def _texts(got: list[ChatResult], k: int) -> list[str | None]:
     return [r.text for r in got]
 
 
-def _record(lib: Library, survey: Survey, client: LLMClient, o: ElicitOptions, hashes: dict[str, str],
-            summary: dict[str, Any]) -> None:
-    """The manifest history entry of an elicit run (no credentials: the base URL loses any user:password@)."""
+_COUNTS = ("answers_written", "invalid", "errors", "requests_sent", "cache_hits", "input_tokens", "output_tokens",
+           "cost_usd")
+
+
+def _entry(survey: Survey, client: LLMClient, o: ElicitOptions, hashes: dict[str, str]) -> dict[str, Any]:
+    """The manifest history entry of an elicit run, less its counts (no credentials: the base URL loses any
+    user:password@ part)."""
     backend = client.backend
-    lib.record("elicit", survey_id=survey.survey_id, survey_source=str(survey.source), backend=backend,
-               base_url=_public_url(client.base_url) if backend != "local" else None, model=client.model_name,
-               model_identity=client.identity, mode=o.mode, samples=o.k,
-               temperature=o.temperature if o.mode == "sample" else 0.0, split=o.split, limit=o.limit,
-               max_questions=o.max_questions, min_mass=o.min_mass, text_column=o.text_column, style=o.style,
-               templates=hashes,
-               **{key: summary[key] for key in ("answers_written", "invalid", "errors", "requests_sent",
-                                                "cache_hits", "input_tokens", "output_tokens", "cost_usd")})
+    return dict(survey_id=survey.survey_id, survey_source=str(survey.source), backend=backend,
+                base_url=_public_url(client.base_url) if backend != "local" else None, model=client.model_name,
+                model_identity=client.identity, mode=o.mode, samples=o.k,
+                temperature=o.temperature if o.mode == "sample" else 0.0, split=o.split, limit=o.limit,
+                max_questions=o.max_questions, min_mass=o.min_mass, text_column=o.text_column, style=o.style,
+                templates=hashes)
+
+
+def _counts(summary: dict[str, Any]) -> dict[str, Any]:
+    return {key: summary[key] for key in _COUNTS}
+
+
+def _sync_stats(summary: dict[str, Any], client: LLMClient, stats0: dict[str, Any]) -> None:
+    """This run's share of the client's counters (a reused client's earlier counts are not this run's)."""
+    st = client.stats
+    for key in ("requests_sent", "cache_hits", "input_tokens", "output_tokens", "cost_usd"):
+        summary[key] = st[key] - stats0.get(key, 0)
 
 
 def _public_url(url: str | None) -> str | None:

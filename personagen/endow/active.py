@@ -271,12 +271,7 @@ class _Run:
         budget = self.o.budget
         rows = self.rows[:budget] if len(self.rows) > budget else self.rows
         new_df = pl.DataFrame(rows, schema=PERSONA_ROW_SCHEMA)
-        if existing.height:
-            keep = existing.filter(~pl.col("persona_id").str.starts_with(self.prefix + "-"))
-            merged = pl.concat([keep, new_df], how="diagonal_relaxed")
-        else:
-            merged = new_df
-        lib.write_personas(merged)
+        lib.upsert_personas(new_df, replace_prefix=self.prefix)  # re-read under the lock: others' rows stay
         # the pool's answers in the library's response schema, so eq. 4-5 can be recomputed from them
         resp = pl.DataFrame([{**r, "model": llm.model_name(self.c)} for r in self.answers_rows],
                             schema=RESPONSE_SCHEMA)

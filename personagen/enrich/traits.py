@@ -295,12 +295,7 @@ def enrich_library(lib: Library, *, client: Any = None, **options: Any) -> dict:
     enriched = enriched.with_columns(pl.lit(True).alias("enriched"))
     enriched = render_enrichment(enriched, [c for c in CATEGORIES if trait_column(c) in enriched.columns],
                                  o.templates)
-    # merge back by position
-    rest = df.with_row_index("_i").filter(~pl.col("_i").is_in(idx)).drop("_i")
-    merged = pl.concat([rest, enriched], how="diagonal_relaxed")
-    order = df["persona_id"].to_list()
-    merged = merged.join(pl.DataFrame({"persona_id": order, "_o": range(len(order))}), on="persona_id").sort("_o")
-    lib.write_personas(merged.drop("_o"))
+    lib.upsert_personas(enriched)  # in place, re-read under the lock: rows others wrote meanwhile stay
     dup = library_duplicates(lib, threshold=o.dedup_threshold)
     report.update({"model": mname, "llm": stats, "seconds": round(time.time() - t0, 2),
                    "duplicates": {k: dup[k] for k in ("n", "threshold", "n_pairs", "n_personas_in_pairs", "column")}})

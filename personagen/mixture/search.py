@@ -238,12 +238,7 @@ def _write_personas(lib: Any, res: MixtureResult, prefix: str, method: str, labe
         "mixture_target": [label] * k, "mixture_aim": [None if a is None else float(a) for a in res.aims],
         "mixture_samples": [json.dumps(s.tolist()) for s in res.samples],
     }, schema_overrides={"weight_census": pl.Float64})
-    try:
-        old = lib.personas().filter(~pl.col("persona_id").str.starts_with(prefix + "-"))
-        merged = pl.concat([old, new], how="diagonal_relaxed") if old.height else new
-    except BadInput:
-        merged = new
-    lib.write_personas(merged)
+    lib.upsert_personas(new, replace_prefix=prefix)  # re-read under the lock: others' rows stay
     return ids
 
 

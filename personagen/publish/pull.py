@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -28,7 +29,7 @@ from personagen.publish.untrusted import (
     check_responses,
     check_sizes,
 )
-from personagen.store import atomic_write_json, atomic_write_parquet, read_parquet, staged_dir
+from personagen.store import atomic_write_json, atomic_write_parquet, claim_target, read_parquet, staged_dir
 
 
 def _download(repo: str, revision: str | None) -> tuple[Path, dict[str, Any]]:
@@ -149,7 +150,12 @@ def pull_panel(repo_or_path: str | os.PathLike, out: str | os.PathLike | None = 
     src = str(repo_or_path)
     if out is None:
         out = Path(src.rstrip("/")).name
-    out = Path(out)
+    # claimed before the download, so a second pull to `out` is refused at once (staged_dir names a missing parent)
+    with claim_target(out) if Path(out).parent.is_dir() else contextlib.nullcontext():
+        return _pull_into(repo_or_path, Path(out), revision)
+
+
+def _pull_into(repo_or_path: str | os.PathLike, out: Path, revision: str | None) -> Library:
     if out.exists() and out.is_dir() and any(out.iterdir()):
         raise BadInput(f"{out}: already exists and is not empty (choose another path or remove it)")
     folder, source = resolve_panel(repo_or_path, revision)
