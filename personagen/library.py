@@ -33,10 +33,10 @@ PERSONAS = "personas.parquet"
 RESPONSES = "responses.parquet"
 LLM_DB = "llm.sqlite"
 CALIBRATIONS = "calibrations"
-RUNS = ".runs"  # history entries of runs in progress (a killed run's entry is recorded by the next writer)
+RUN_PREFIX = ".run-"  # LIB/.run-ID.json: the history entry of a run in progress (recorded by the next writer if killed)
 # entries that commands write into or through: a symbolic link there would send the write outside the library
 NO_LINKS = (LOCK_FILE, LLM_DB, f"{LLM_DB}-wal", f"{LLM_DB}-shm", f"{LLM_DB}-journal", CALIBRATIONS, ".responses",
-            RUNS)
+            "endow", "enrich", "prefs")
 
 RESPONSE_SCHEMA: dict[str, pl.DataType] = {
     "persona_id": pl.String,
@@ -131,7 +131,7 @@ class Library:
             self.manifest.setdefault("history", []).append(entry)
             self.save_manifest()
             if run:
-                (self.path / RUNS / f"{run}.json").unlink(missing_ok=True)
+                self._run_file(run).unlink(missing_ok=True)
 
     def _reread_history(self) -> None:
         mf = self.path / MANIFEST
@@ -141,17 +141,16 @@ class Library:
 
     # ---- runs in progress: a history entry that a kill -9 cannot lose ------------------------------
     def begin_run(self, stage: str, **info: Any) -> str:
-        """Write the pending history entry of a run that is starting (LIB/.runs/ID.json); returns ID. A run
+        """Write the pending history entry of a run that is starting (LIB/.run-ID.json); returns ID. A run
         killed before its `record(..., run=ID)` gets that entry recorded, marked interrupted, by the next
         writer, so answers it already wrote never stay without their record."""
         run = f"{stage}-{time.time_ns():020d}.pid{os.getpid()}"  # the file name's pid marks its owner (locking)
-        (self.path / RUNS).mkdir(exist_ok=True)
         self.update_run(run, stage=stage, time=now_iso(), run=run, **info)
         return run
 
     def update_run(self, run: str, /, **info: Any) -> None:
         """Merge `info` (e.g. counts so far) into the pending entry of `run`."""
-        p = self.path / RUNS / f"{run}.json"
+        p = self._run_file(run)
         try:
             old = json.loads(p.read_text())
         except (OSError, ValueError):
@@ -160,11 +159,14 @@ class Library:
 
     def end_run(self, run: str) -> None:
         """Drop the pending entry of a run that recorded nothing (it failed before doing any work)."""
-        (self.path / RUNS / f"{run}.json").unlink(missing_ok=True)
+        self._run_file(run).unlink(missing_ok=True)
+
+    def _run_file(self, run: str) -> Path:
+        return self.path / f"{RUN_PREFIX}{run}.json"
 
     def recover_runs(self) -> int:
         """Record the pending entries of runs whose process is gone (marked `interrupted`); returns how many."""
-        if not (self.path / RUNS).is_dir():
+        if not any(self.path.glob(f"{RUN_PREFIX}*.json")):
             return 0
         with library_lock(self.path):
             self._reread_history()
@@ -174,17 +176,14 @@ class Library:
             return n
 
     def _recover_locked(self) -> int:
-        d = self.path / RUNS
-        if not d.is_dir():
-            return 0
         done = {h.get("run") for h in self.manifest.get("history", []) if isinstance(h, dict)}
         n = 0
-        for p in sorted(d.glob("*.json")):
+        for p in sorted(self.path.glob(f"{RUN_PREFIX}*.json")):
             pid = owner_pid(p.name)
             if pid is None or pid == os.getpid() or pid_alive(pid):
                 continue
             try:
-                entry = json.loads(p.read_text())
+                entry = None if p.is_symlink() else json.loads(p.read_text())
             except (OSError, ValueError):
                 entry = None
             if isinstance(entry, dict) and entry.get("run") not in done:

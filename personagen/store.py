@@ -139,6 +139,7 @@ def read_parquet(path: str | os.PathLike, what: str = "file") -> pl.DataFrame:
 
 
 _claims: set[str] = set()  # claim files this process holds
+_made: dict[str, int] = {}  # folders this process made with staged_dir -> their inode
 
 
 @contextlib.contextmanager
@@ -219,7 +220,9 @@ def staged_dir(final: str | os.PathLike, *, overwrite: bool = False) -> Iterator
         os.chmod(tmp, 0o777 & ~_umask())
         try:
             yield tmp
+            made = tmp.stat().st_ino  # a rename keeps the inode: what `undo_on_bad_input` may remove
             _move_in(tmp, final, overwrite)
+            _made[str(final.absolute())] = made
         except BaseException as e:
             shutil.rmtree(tmp, ignore_errors=True)
             err = write_failure(final, e)
@@ -235,13 +238,16 @@ def undo_on_bad_input(*paths: str | os.PathLike) -> Iterator[None]:
     """Remove again those of `paths` that this block creates, if it ends in bad input (exit 2 writes nothing).
 
     Used around stages that create a folder before a check only the model server can answer (an unknown
-    model or a rejected key)."""
+    model or a rejected key). A library (a folder with a manifest) is removed only if this process made it
+    (staged_dir), never one another process created there meanwhile."""
     fresh = [Path(p) for p in paths if not Path(p).exists()]
     try:
         yield
     except BadInput:
         for p in fresh:
             if p.is_dir() and not p.is_symlink():
+                if (p / "manifest.json").exists() and _made.get(str(p.absolute())) != p.stat().st_ino:
+                    continue
                 shutil.rmtree(p, ignore_errors=True)
             else:
                 with contextlib.suppress(FileNotFoundError):

@@ -28,7 +28,7 @@ from test_mixture import _scripted_numbers
 
 from personagen.errors import BadInput
 from personagen.library import Library
-from personagen.store import staged_dir
+from personagen.store import staged_dir, undo_on_bad_input
 from personagen.surveys import Survey
 
 
@@ -107,6 +107,21 @@ def test_overwrite_never_replaces_a_library_a_writer_holds(tmp_path: Path) -> No
     _no_leftovers(tmp_path)
 
 
+def test_bad_input_cleanup_never_removes_a_library_another_process_made(tmp_path: Path) -> None:
+    out = tmp_path / "L"  # a run that would create L fails on bad input after another process made L
+    with pytest.raises(BadInput), undo_on_bad_input(out):
+        subprocess.run([sys.executable, "-c", "import sys; from personagen.library import Library\n"
+                        "Library.init(sys.argv[1])", str(out)], check=True,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        raise BadInput("unknown model")
+    assert Library.open(out).manifest["history"] == []
+    with pytest.raises(BadInput), undo_on_bad_input(tmp_path / "M"):  # one this process made is removed
+        with staged_dir(tmp_path / "M") as tmp:
+            Library.init(tmp)
+        raise BadInput("unknown model")
+    assert not (tmp_path / "M").exists()
+
+
 def test_second_pull_to_a_folder_being_pulled_is_refused(tmp_path: Path) -> None:
     n = 200_000  # a panel large enough that the first pull can be caught inside its staged folder
     panel = tmp_path / "panel"
@@ -169,7 +184,7 @@ def test_killed_elicit_gets_its_history_entry_on_the_rerun(tmp_path: Path) -> No
     assert [h.get("interrupted", False) for h in hist] == [True, False], hist
     assert hist[0]["answers_written"] == 1 and hist[0]["requests_sent"] >= 1
     assert sum(h["answers_written"] for h in hist) == answered
-    assert not list((lib.path / ".runs").glob("*"))
+    assert not list(lib.path.glob(".run-*"))
 
 
 # ---- links planted in a library -------------------------------------------------------------------------
