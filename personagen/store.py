@@ -180,7 +180,12 @@ def _move_in(tmp: Path, final: Path, overwrite: bool) -> None:
         try:
             old = Path(tempfile.mkdtemp(prefix=f".{final.name}{pid_tag()}", suffix=".old", dir=final.parent))
             os.replace(final, old / "x")
-            os.rename(tmp, final)
+            try:
+                os.rename(tmp, final)
+            except OSError:  # something appeared at `final` in between: put the old folder back if it can be
+                with contextlib.suppress(OSError):
+                    os.rename(old / "x", final)
+                raise
         finally:
             if fd is not None:
                 release_exclusive(fd)

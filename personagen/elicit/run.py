@@ -12,7 +12,7 @@ import contextlib
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -387,7 +387,7 @@ def _work_list(personas: pl.DataFrame, survey: Survey, qids: list[str], done: se
 
 
 def _collect(lib: Library, client: LLMClient, sid: str, work: _Work, o: ElicitOptions, summary: dict[str, Any],
-             checkpoint: Any = None) -> BudgetExceeded | None:
+             checkpoint: Callable[[], None] | None = None) -> BudgetExceeded | None:
     """Run the requests; turn each finished item into response rows, flushed to part files every few seconds.
 
     Counts go into `summary`; a budget stop is returned (the caller raises it once the run is recorded)."""
