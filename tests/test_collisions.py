@@ -170,7 +170,10 @@ def test_killed_elicit_gets_its_history_entry_on_the_rerun(tmp_path: Path) -> No
             t_end = time.monotonic() + 60
             while not list((lib.path / ".responses").glob("part-*.parquet")) and time.monotonic() < t_end:
                 time.sleep(0.01)
-            time.sleep(0.5)  # the flush has finished; the run waits on its second request
+            t_end = time.monotonic() + 10  # the flush has updated the run's pending entry (none on main: 10 s)
+            while time.monotonic() < t_end and not any('"answers_written": 1' in f.read_text()
+                                                       for f in lib.path.glob(".run-*.json")):
+                time.sleep(0.01)
             assert p.poll() is None
             os.kill(p.pid, signal.SIGKILL)
             p.wait()
