@@ -387,7 +387,6 @@ class LLMClient:
         """Start the local server (local backend), the loop thread and the async client."""
         if self._loop is not None:
             return
-        self.ledger.start_clock()
         if self._local is not None:
             self.base_url = self._local.start()
         assert self.base_url is not None
@@ -403,6 +402,7 @@ class LLMClient:
             return openai.AsyncOpenAI(api_key=key, base_url=self.base_url, max_retries=0, timeout=self.timeout)
 
         self._aclient = self._call(make())
+        self.ledger.start_clock()  # the run's time limit counts from here (the server is up, the client ready)
 
     def close(self) -> None:
         """Close the async client, stop the loop thread and the local server; close the cache."""
