@@ -282,7 +282,8 @@ def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = N
         "answers_skipped": work.skipped,
         "answers_todo": len(work.items), "requests": len(work.requests), "requests_sent": 0, "cache_hits": 0,
         "answers_written": 0, "rows_written": 0, "invalid": 0, "errors": 0, "input_tokens": 0,
-        "output_tokens": 0, "cost_usd": 0.0, "dry_run": o.dry_run, "estimate": None, "seconds": 0.0,
+        "output_tokens": 0, "cost_usd": 0.0, "http_requests": 0, "paid_calls": 0,
+        "dry_run": o.dry_run, "estimate": None, "seconds": 0.0,
         "rescored": rescored}
     if o.dry_run:
         summary["estimate"] = client.estimate(work.requests)
@@ -302,8 +303,9 @@ def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = N
     finally:
         consolidate_parts(lib)
         st = client.stats
-        for key in ("requests_sent", "cache_hits", "input_tokens", "output_tokens", "cost_usd"):
-            summary[key] = st[key] - stats0.get(key, 0)
+        for key in ("requests_sent", "cache_hits", "input_tokens", "output_tokens", "cost_usd", "http_requests",
+                    "paid_calls"):
+            summary[key] = st.get(key, 0) - stats0.get(key, 0)
         summary["seconds"] = round(time.perf_counter() - t0, 3)
         if not refused:
             _record(lib, survey, client, o, hashes, summary)

@@ -2,8 +2,8 @@
 
 A synchronous facade over the async `openai` client running on a private event-loop thread: bounded
 concurrency, retries with exponential backoff + jitter (honouring Retry-After), a SQLite cache/log
-(LIB/llm.sqlite), in-run deduplication of identical requests, per-run budgets, token/cost accounting and
-a progress display (personagen.llm.progress). Several processes share one cache: a request in flight is
+(LIB/llm.sqlite), in-run deduplication of identical requests, per-run budgets and token/cost accounting (their
+rules in personagen.llm.accounting) and a progress display (personagen.llm.progress). Several processes share one cache: a request in flight is
 claimed in it, so a second process waits for the first's answer instead of paying again. Error text is
 redacted (personagen.llm.redact) before it is stored or shown. Backends: ``openai`` (any OpenAI-compatible URL) and ``local`` (bundled SmolLM2).
 """
@@ -138,6 +138,13 @@ def _retry_after(headers: Any) -> float | None:
 def _parse_response(data: Any) -> dict[str, Any]:
     """Compact form of an OpenAI chat-completions JSON: text, per-token top logprobs, finish, usage (None when
     unreadable: the answer is kept, its tokens estimated). ValueError/TypeError/KeyError when unusable."""
+    try:
+        return _parse_body(data)
+    except AttributeError as e:  # a field that should be an object is not
+        raise ValueError(f"malformed response ({e})") from None
+
+
+def _parse_body(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"response is a JSON {type(data).__name__}, not an object")
     choices = data.get("choices") or []

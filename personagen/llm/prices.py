@@ -53,7 +53,8 @@ def _price(where: str, name: Any, p: Any) -> Price:
     except (TypeError, ValueError):
         raise BadInput(f"{where}: models.{name} prices must be numbers") from None
     if not all(math.isfinite(v) and v >= 0 for v in vals):
-        raise BadInput(f"{where}: models.{name} prices must be finite numbers >= 0 (got {', '.join(map(str, vals))})")
+        got = ", ".join(map(str, vals))
+        raise BadInput(f"{where}: models.{name} prices must be finite numbers >= 0 (got {got})")
     return Price(*vals)
 
 
