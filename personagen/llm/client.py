@@ -2,10 +2,10 @@
 
 A synchronous facade over the async `openai` client running on a private event-loop thread: bounded
 concurrency, retries with exponential backoff + jitter (honouring Retry-After), a SQLite cache/log
-(LIB/llm.sqlite), in-run deduplication of identical requests, per-run budgets and token/cost accounting (their
-rules in personagen.llm.accounting) and a progress display (personagen.llm.progress). Several processes share one cache: a request in flight is
-claimed in it, so a second process waits for the first's answer instead of paying again. Error text is
-redacted (personagen.llm.redact) before it is stored or shown. Backends: ``openai`` (any OpenAI-compatible URL) and ``local`` (bundled SmolLM2).
+(LIB/llm.sqlite), in-run deduplication of identical requests, per-run budgets and token/cost accounting
+(their rules: personagen.llm.accounting) and a progress display (personagen.llm.progress). Several processes
+share one cache: a request in flight is claimed in it, so a second process waits for the first's answer
+instead of paying again. Error text is redacted (personagen.llm.redact) before it is stored or shown. Backends: ``openai`` (any OpenAI-compatible URL) and ``local`` (bundled SmolLM2).
 """
 
 from __future__ import annotations
