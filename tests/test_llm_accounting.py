@@ -145,3 +145,14 @@ def test_prices_must_be_finite_and_nonnegative(bad: float) -> None:
         PriceTable.load({"models": {"m": {"input": 1.0, "output": bad}}})
     with pytest.raises(BadInput, match="finite numbers >= 0"):
         PriceTable.load({"models": {"m": {"input": 1.0, "output": 1.0, "batch": bad}}})
+
+
+def test_usage_counts_are_whole_numbers_at_least_zero() -> None:
+    from personagen.llm.accounting import read_usage
+
+    ok = {"prompt_tokens": 12, "completion_tokens": 3.0, "prompt_tokens_details": {"cached_tokens": 4}}
+    assert read_usage(ok) == {"input": 12, "output": 3, "cached": 4, "reasoning": 0}
+    assert read_usage({}) == {"input": 0, "output": 0, "cached": 0, "reasoning": 0}
+    for bad in ("lots", -1, 2.5, float("nan"), float("inf"), True, [3]):
+        assert read_usage({"prompt_tokens": bad, "completion_tokens": 1}) is None, bad
+    assert read_usage("lots") is None and read_usage(None) is None
