@@ -221,3 +221,26 @@ def test_full_disk_one_line_and_nothing_left(work: Path, tmp_path: Path, vt_pums
     assert r.returncode == 1 and "free some space" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     after = {k: v for k, v in _snapshot(tmp_path).items() if k != "lib/.lock"}  # the library's lock file
     assert after == before
+
+
+MONEY_CASES: dict[str, tuple[str, list[str]]] = {  # (price table written to prices.yaml, extra elicit options)
+    "--prices with a NaN price": ("models:\n  m: {input: .nan, output: 1.0}\n", []),
+    "--prices with an infinite price": ("models:\n  m: {input: 1.0, output: .inf}\n", []),
+    "--prices with a negative price": ("models:\n  m: {input: -1.0, output: 1.0}\n", []),
+    "--timeout 0": ("models: {}\n", ["--timeout", "0"]),
+    "--time-limit nan": ("models: {}\n", ["--time-limit", "nan"]),
+}
+
+
+@pytest.mark.parametrize("case", list(MONEY_CASES))
+def test_bad_money_input_one_line_exit_2_before_any_call(work: Path, tmp_path: Path, case: str) -> None:
+    """Prices and limits are checked before any call: a NaN, infinite or negative price would lose paid answers
+    or make costs negative."""
+    table, extra = MONEY_CASES[case]
+    (tmp_path / "prices.yaml").write_text(table)
+    before = _snapshot(work)
+    with EchoServer() as srv:
+        r = _cli(work, "elicit", "LIB", "--survey", "S.parquet", "--backend", "openai", "--base-url", srv.base_url,
+                 "--model", "m", "--prices", str(tmp_path / "prices.yaml"), *extra)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert srv.total == 0 and _snapshot(work) == before

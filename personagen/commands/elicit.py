@@ -36,6 +36,10 @@ from personagen.errors import PersonagenError
 @click.option("--max-requests", type=Count(1), default=None, help="Stop after this many model requests.")
 @click.option("--max-tokens", "max_tokens_budget", type=Count(1), default=None, help="Stop after this many tokens.")
 @click.option("--prices", type=click.Path(dir_okay=False), default=None, help="Extra price table (YAML).")
+@click.option("--timeout", type=Real(0.0, 86400.0, lo_open=True), default=120.0, show_default=True,
+              help="Seconds to wait for one model request; one that timed out is sent again once.")
+@click.option("--time-limit", type=Real(0.0, None, lo_open=True), default=None,
+              help="Seconds for the whole run: then it stops, keeping every paid answer (rerun to go on).")
 @click.option("--templates", type=click.Path(file_okay=False), default=None, help="Folder overriding templates.")
 @click.option("--style", default="narrative", show_default=True,
               help="Persona text the model sees: narrative, qa, bio or portray (rendered by build --style).")
@@ -56,7 +60,7 @@ def elicit(lib: str, survey_path: str, split: str, backend: str, adapter: str | 
            min_mass: float, fresh: bool, dry_run: bool, max_requests: int | None, max_tokens_budget: int | None,
            prices: str | None, templates: str | None, style: str, no_progress: bool, as_json: bool,
            engine: str, ray_address: str | None, ray_workers: int, ray_batch_size: int, ray_processor: str,
-           vllm_engine: str | None) -> None:
+           vllm_engine: str | None, timeout: float, time_limit: float | None) -> None:
     """Every persona in LIB answers the survey; answers go to LIB/responses.parquet."""
     from personagen.elicit import check_errors, elicit_library
     from personagen.library import Library
@@ -67,14 +71,15 @@ def elicit(lib: str, survey_path: str, split: str, backend: str, adapter: str | 
     client = _engine_client(engine, ray_address, ray_workers, ray_batch_size, ray_processor, vllm_engine,
                             backend=backend, base_url=base_url, model=model, cache_path=library.llm_db,
                             concurrency=concurrency, fresh=fresh, max_requests=max_requests,
-                            max_tokens_budget=max_tokens_budget, prices=prices, progress=not no_progress)
+                            max_tokens_budget=max_tokens_budget, prices=prices, progress=not no_progress,
+                            timeout=timeout, time_limit_s=time_limit)
     try:
         summary = elicit_library(library, survey, backend=backend, base_url=base_url, model=model, mode=mode,
                                  samples=samples, temperature=temperature, split=split, limit=limit,
                                  max_questions=max_questions, concurrency=concurrency, fresh=fresh,
                                  dry_run=dry_run, min_mass=min_mass, progress=not no_progress, templates=templates,
                                  prices=prices, max_requests=max_requests, max_tokens_budget=max_tokens_budget,
-                                 style=style, client=client, adapter=adapter)
+                                 style=style, client=client, adapter=adapter, timeout=timeout, time_limit=time_limit)
     finally:
         if client is not None:
             client.close()

@@ -199,6 +199,8 @@ class ElicitOptions:
     seed: int = 0
     flush_every_s: float = 2.0
     persona_ids: Sequence[str] | None = None
+    timeout: float = 120.0  # seconds per HTTP request (llm.client.DEFAULT_TIMEOUT_S); a timed-out one is resent once
+    time_limit: float | None = None  # seconds for the whole run: then it stops, keeping what was paid (resumable)
 
     def __post_init__(self) -> None:
         checks = [
@@ -210,6 +212,9 @@ class ElicitOptions:
              f"--max-questions {self.max_questions}: must be at least 1"),
             (not 0.0 <= self.min_mass <= 1.0, f"--min-mass {self.min_mass}: must be between 0 and 1"),
             (self.temperature < 0, f"--temperature {self.temperature}: must be nonnegative"),
+            (not 0 < self.timeout < float("inf"), f"--timeout {self.timeout}: must be a positive number of seconds"),
+            (self.time_limit is not None and not 0 < self.time_limit < float("inf"),
+             f"--time-limit {self.time_limit}: must be a positive number of seconds"),
         ]
         for bad, msg in checks:
             if bad:
@@ -263,7 +268,7 @@ def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = N
         client = LLMClient.create(backend=o.backend, base_url=o.base_url, model=o.model, cache_path=lib.llm_db,
                                   concurrency=o.concurrency, fresh=o.fresh, max_requests=o.max_requests,
                                   max_tokens_budget=o.max_tokens_budget, prices=o.prices, progress=o.progress,
-                                  adapter=o.adapter)
+                                  adapter=o.adapter, timeout=o.timeout, time_limit_s=o.time_limit)
     rescored = 0
     if not o.dry_run:
         lib.recover_runs()  # the history entry of a killed run (its answers are consolidated next)
@@ -278,7 +283,8 @@ def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = N
         "answers_skipped": work.skipped,
         "answers_todo": len(work.items), "requests": len(work.requests), "requests_sent": 0, "cache_hits": 0,
         "answers_written": 0, "rows_written": 0, "invalid": 0, "errors": 0, "input_tokens": 0,
-        "output_tokens": 0, "cost_usd": 0.0, "dry_run": o.dry_run, "estimate": None, "seconds": 0.0,
+        "output_tokens": 0, "cost_usd": 0.0, "http_requests": 0, "paid_calls": 0,
+        "dry_run": o.dry_run, "estimate": None, "seconds": 0.0,
         "rescored": rescored}
     if o.dry_run:
         summary["estimate"] = client.estimate(work.requests)
@@ -415,17 +421,13 @@ def _collect(lib: Library, client: LLMClient, sid: str, work: _Work, o: ElicitOp
                 continue
             del pending[i // per]
             pid, q = work.items[i // per]
-            errs = [r.error for r in got if r.error]
+            errs = [r.error for r in got if r.error and not r.invalid]
             if errs:
                 summary["errors"] += 1
                 summary.setdefault("first_error", errs[0])
                 continue
-            if o.mode == "logprobs":
-                rows = logprob_rows(pid, sid, q, work.options[q], got[0], model_name, o.min_mass)
-                summary["invalid"] += int(not rows[0]["valid"])
-            else:
-                rows, bad = sample_rows(pid, sid, q, work.options[q], _texts(got, o.k), model_name)
-                summary["invalid"] += bad
+            rows, bad = _answer_rows(pid, sid, q, work.options[q], got, o, model_name)
+            summary["invalid"] += bad
             buffer.extend({**r, "style": o.style} for r in rows)
             summary["answers_written"] += 1
             if time.perf_counter() - last_flush >= o.flush_every_s:
@@ -435,6 +437,25 @@ def _collect(lib: Library, client: LLMClient, sid: str, work: _Work, o: ElicitOp
     finally:
         flush()
     return None
+
+
+def _answer_rows(pid: str, sid: str, q: str, options: list[str], got: list[ChatResult], o: ElicitOptions,
+                 model_name: str) -> tuple[list[dict], int]:
+    """Rows of one answered item and how many of its answers are invalid. A paid answer whose body was unusable
+    (ChatResult.invalid) is kept as an invalid row holding the reason, so a rerun does not pay for it again."""
+    bad = [r.invalid for r in got if r.invalid]
+    if o.mode == "logprobs":
+        if bad:
+            return [_row(pid, sid, q, None, None, "logprobs", model_name, 1, False, None, bad[0])], 1
+        rows = logprob_rows(pid, sid, q, options, got[0], model_name, o.min_mass)
+        return rows, int(not rows[0]["valid"])
+    if bad and len(got) == 1:  # one request for the K answers: all K unusable
+        return [_row(pid, sid, q, None, 1.0, "sample", model_name, o.k, False, None, bad[0])], o.k
+    texts = _texts([r for r in got if not r.invalid], o.k)
+    rows, unmatched = sample_rows(pid, sid, q, options, texts + [None] * len(bad), model_name)
+    rows = [r for r in rows if r["valid"]] + [r for r in rows if not r["valid"]][:unmatched - len(bad)]
+    rows += [_row(pid, sid, q, None, 1 / o.k, "sample", model_name, o.k, False, None, why) for why in bad]
+    return rows, unmatched
 
 
 def _texts(got: list[ChatResult], k: int) -> list[str | None]:
@@ -467,8 +488,9 @@ def _counts(summary: dict[str, Any]) -> dict[str, Any]:
 def _sync_stats(summary: dict[str, Any], client: LLMClient, stats0: dict[str, Any]) -> None:
     """This run's share of the client's counters (a reused client's earlier counts are not this run's)."""
     st = client.stats
-    for key in ("requests_sent", "cache_hits", "input_tokens", "output_tokens", "cost_usd"):
-        summary[key] = st[key] - stats0.get(key, 0)
+    for key in ("requests_sent", "cache_hits", "input_tokens", "output_tokens", "cost_usd", "http_requests",
+                "paid_calls"):
+        summary[key] = st.get(key, 0) - stats0.get(key, 0)
 
 
 def _public_url(url: str | None) -> str | None:

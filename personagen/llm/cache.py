@@ -207,14 +207,17 @@ class Cache:
                 " cost_usd, error) VALUES (?,?,?,?,?,?,?,?,?,NULL)",
                 (key, model, run_id, t, latency_s, attempts, input_tokens, output_tokens, cost_usd))
 
-    def log_error(self, key: str, model: str, error: str, *, latency_s: float, attempts: int, run_id: str) -> None:
-        """Record a request that failed after its retries."""
+    def log_error(self, key: str, model: str, error: str, *, latency_s: float, attempts: int, run_id: str,
+                  input_tokens: int = 0, output_tokens: int = 0, cost_usd: float = 0.0) -> None:
+        """Record a request that failed after its retries (with what its unusable HTTP 200s cost, if any)."""
         assert self.conn is not None and not self.readonly
         with self.conn:
             self.conn.execute("BEGIN")
             self.conn.execute(
-                "INSERT INTO log (hash, model, run_id, time, latency_s, attempts, error) VALUES (?,?,?,?,?,?,?)",
-                (key, model, run_id, time.time(), latency_s, attempts, redact(error)[:500]))
+                "INSERT INTO log (hash, model, run_id, time, latency_s, attempts, input_tokens, output_tokens,"
+                " cost_usd, error) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (key, model, run_id, time.time(), latency_s, attempts, input_tokens, output_tokens, cost_usd,
+                 redact(error)[:500]))
 
     # ---- provider batch jobs ----------------------------------------------------------------------------
     def add_batch_file(self, file_id: str, endpoint: str, model: str, requests: dict[str, str]) -> None:

@@ -2,15 +2,16 @@
 
 A synchronous facade over the async `openai` client running on a private event-loop thread: bounded
 concurrency, retries with exponential backoff + jitter (honouring Retry-After), a SQLite cache/log
-(LIB/llm.sqlite), in-run deduplication of identical requests, per-run budgets, token/cost accounting and
-a progress display (personagen.llm.progress). Several processes share one cache: a request in flight is
-claimed in it, so a second process waits for the first's answer instead of paying again. Error text is
-redacted (personagen.llm.redact) before it is stored or shown. Backends: ``openai`` (any OpenAI-compatible URL) and ``local`` (bundled SmolLM2).
+(LIB/llm.sqlite), in-run deduplication of identical requests, per-run budgets and token/cost accounting
+(their rules: personagen.llm.accounting) and a progress display (personagen.llm.progress). Several processes
+share one cache: a request in flight is claimed in it, so a second process waits for the first's answer
+instead of paying again. Error text is redacted (personagen.llm.redact) before it is stored or shown. Backends: ``openai`` (any OpenAI-compatible URL) and ``local`` (bundled SmolLM2).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import json
 import os
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from personagen.errors import BadInput, PersonagenError
+from personagen.llm.accounting import Ledger, projected_tokens, read_usage
 from personagen.llm.cache import Cache, canonical_json, request_key
 from personagen.llm.local import LOCAL_ALIAS, LocalServer, local_available, model_identity
 from personagen.llm.multi import n_supported, send_n
@@ -40,6 +42,9 @@ DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
 KEY_ENVS = ("OPENAI_API_KEY", "PERSONAGEN_API_KEY")
 NO_KEY = "sk-no-key-needed"
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+DEFAULT_TIMEOUT_S = 120.0  # per HTTP request; a request that timed out is sent again at most once
+MAX_LOGPROB = 1e-6  # a log probability is <= 0 (this much float noise allowed)
+_SLOT: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("personagen_llm_slot", default=None)
 
 
 class BudgetExceeded(PersonagenError):
@@ -89,6 +94,7 @@ class ChatResult:
     latency_s: float = 0.0
     response: dict[str, Any] | None = None  # the compact parsed response (what the cache stores)
     texts: list[str | None] | None = None  # every completion's text when the request asked for n > 1
+    invalid: str | None = None  # why a paid answer (HTTP 200) was unusable (`error` says so too)
 
 
 def _is_loopback(url: str) -> bool:
@@ -129,34 +135,52 @@ def _retry_after(headers: Any) -> float | None:
             return None
 
 
-def _parse_response(data: dict) -> dict[str, Any]:
-    """Compact form of an OpenAI chat-completions JSON: text, per-token top logprobs, finish, usage."""
+def _parse_response(data: Any) -> dict[str, Any]:
+    """Compact form of an OpenAI chat-completions JSON: text, per-token top logprobs, finish, usage (None when
+    unreadable: the answer is kept, its tokens estimated). ValueError/TypeError/KeyError when unusable."""
+    try:
+        return _parse_body(data)
+    except AttributeError as e:  # a field that should be an object is not
+        raise ValueError(f"malformed response ({e})") from None
+
+
+def _parse_body(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ValueError(f"response is a JSON {type(data).__name__}, not an object")
     choices = data.get("choices") or []
     if not choices:
+        inner = data.get("error")
+        if inner:
+            msg = inner.get("message") if isinstance(inner, dict) else inner
+            raise ValueError(f"error in an HTTP 200 response: {redact(str(msg))[:200]}")
         raise ValueError("response has no choices")
+    if not all(isinstance(c, dict) for c in choices):
+        raise ValueError("response choices are not objects")
     ch = choices[0]
     msg = ch.get("message") or {}
     text = msg.get("content")
     tops = None
     lp = ch.get("logprobs")
     if lp and lp.get("content") is not None:
-        tops = []
-        for tok in lp["content"]:
-            d: dict[str, float] = {}
-            for alt in tok.get("top_logprobs") or [{"token": tok.get("token"), "logprob": tok.get("logprob")}]:
-                t, v = alt.get("token"), alt.get("logprob")
-                if t is None or v is None:
-                    continue
-                if t not in d or v > d[t]:
-                    d[t] = float(v)
-            tops.append(d)
-    usage = data.get("usage") or {}
-    ptd = usage.get("prompt_tokens_details") or {}
-    ctd = usage.get("completion_tokens_details") or {}
+        tops = [_token_logprobs(tok) for tok in lp["content"]]
     texts = [(c.get("message") or {}).get("content") for c in choices] if len(choices) > 1 else None
     return {"text": text, "texts": texts, "top_logprobs": tops, "finish_reason": ch.get("finish_reason"),
-            "usage": {"input": int(usage.get("prompt_tokens") or 0), "output": int(usage.get("completion_tokens") or 0),
-                      "cached": int(ptd.get("cached_tokens") or 0), "reasoning": int(ctd.get("reasoning_tokens") or 0)}}
+            "usage": read_usage(data.get("usage"))}
+
+
+def _token_logprobs(tok: dict) -> dict[str, float]:
+    """{token: logprob} of one position's alternatives; a logprob that is not a number <= 0 is a ValueError."""
+    d: dict[str, float] = {}
+    for alt in tok.get("top_logprobs") or [{"token": tok.get("token"), "logprob": tok.get("logprob")}]:
+        t, v = alt.get("token"), alt.get("logprob")
+        if t is None or v is None:
+            continue
+        v = float(v)
+        if not v <= MAX_LOGPROB:  # also NaN
+            raise ValueError(f"logprob {v} of token {str(t)[:20]!r} is not <= 0")
+        if t not in d or v > d[t]:
+            d[t] = min(v, 0.0)
+    return d
 
 
 def chat_body(model: str, req: ChatRequest) -> dict[str, Any]:
@@ -194,7 +218,7 @@ def request_from_json(request_json: str) -> ChatRequest:
 
 def _heuristic_tokens(messages: list[dict]) -> int:
     """~4 characters per token plus the chat template's per-message overhead."""
-    return sum(len(str(m.get("content") or "")) / 4.0 + 4 for m in messages).__ceil__() + 3
+    return projected_tokens(messages, 0)
 
 
 @dataclass
@@ -271,7 +295,7 @@ class LLMClient:
     def __init__(self, *, backend: str, base_url: str | None, model: str, cache_path: str | os.PathLike | None,
                  concurrency: int, fresh: bool, max_requests: int | None, max_tokens_budget: int | None,
                  prices: PriceTable, progress: bool, timeout: float, max_retries: int, identity: str,
-                 local_server: Any = None):
+                 local_server: Any = None, time_limit_s: float | None = None):
         self.backend = backend
         self.base_url = base_url
         self.model = model  # the name sent to the API
@@ -280,9 +304,7 @@ class LLMClient:
         self.cache_path = Path(cache_path) if cache_path else None
         self.concurrency = max(1, int(concurrency))
         self.fresh = fresh
-        self.max_requests = max_requests
-        self.max_tokens_budget = max_tokens_budget
-        self.prices = prices
+        self.ledger = Ledger(prices, model, max_requests, max_tokens_budget, time_limit_s)
         self.progress = progress
         self.timeout = timeout
         self.max_retries = max_retries
@@ -295,10 +317,35 @@ class LLMClient:
         self._aclient: Any = None
         self._cache: Cache | None = None
         self._checked = False
-        self._dispatched = 0
-        self.stats: dict[str, Any] = {"requests_sent": 0, "cache_hits": 0, "input_tokens": 0, "output_tokens": 0,
-                                      "cost_usd": 0.0, "errors": 0, "retries": 0, "deduplicated": 0,
-                                      "http_s": 0.0}
+
+    # ---- accounting (personagen.llm.accounting owns the rules; these names stay for the stages) -------------
+    @property
+    def stats(self) -> dict[str, Any]:
+        return self.ledger.stats
+
+    @property
+    def prices(self) -> PriceTable:
+        return self.ledger.prices
+
+    @prices.setter
+    def prices(self, table: PriceTable) -> None:
+        self.ledger.prices = table
+
+    @property
+    def max_requests(self) -> int | None:
+        return self.ledger.max_requests
+
+    @max_requests.setter
+    def max_requests(self, v: int | None) -> None:
+        self.ledger.max_requests = v
+
+    @property
+    def max_tokens_budget(self) -> int | None:
+        return self.ledger.max_tokens_budget
+
+    @max_tokens_budget.setter
+    def max_tokens_budget(self, v: int | None) -> None:
+        self.ledger.max_tokens_budget = v
 
     # ---- construction ---------------------------------------------------------------------------------
     @classmethod
@@ -306,7 +353,8 @@ class LLMClient:
                cache_path: str | os.PathLike | None = None, concurrency: int = 4, fresh: bool = False,
                max_requests: int | None = None, max_tokens_budget: int | None = None,
                prices: str | os.PathLike | dict | None = None, progress: bool = True,
-               timeout: float = 120.0, max_retries: int = 5, adapter: str | os.PathLike | None = None) -> LLMClient:
+               timeout: float = DEFAULT_TIMEOUT_S, max_retries: int = 5, adapter: str | os.PathLike | None = None,
+               time_limit_s: float | None = None) -> LLMClient:
         """Validate options (BadInput naming the bad one) and build a client; nothing is started or sent."""
         if adapter is not None and backend != "hf":
             raise BadInput("--adapter needs --backend hf")
@@ -317,6 +365,9 @@ class LLMClient:
         for opt, v in (("--max-requests", max_requests), ("--max-tokens", max_tokens_budget)):
             if v is not None and not (isinstance(v, int) and v >= 1):
                 raise BadInput(f"{opt} {v}: must be a whole number of at least 1")
+        for opt, t in (("--timeout", timeout), ("--time-limit", time_limit_s)):
+            if t is not None and not (isinstance(t, (int, float)) and 0 < t < float("inf")):
+                raise BadInput(f"{opt} {t}: must be a positive number of seconds")
         table = PriceTable.load(prices)
         ep = BACKEND_ENDPOINTS[backend](base_url, model, **({"adapter": adapter} if adapter is not None else {}))
         klass = cls
@@ -328,7 +379,8 @@ class LLMClient:
         return klass(backend=backend, base_url=ep.base_url, model=ep.model, cache_path=cache_path,
                    concurrency=concurrency, fresh=fresh, max_requests=max_requests,
                    max_tokens_budget=max_tokens_budget, prices=table, progress=progress, timeout=timeout,
-                   max_retries=max_retries, identity=ep.identity, local_server=ep.local_server)
+                   max_retries=max_retries, identity=ep.identity, local_server=ep.local_server,
+                   time_limit_s=time_limit_s)
 
     # ---- lifecycle ------------------------------------------------------------------------------------
     def __enter__(self) -> LLMClient:
@@ -357,6 +409,7 @@ class LLMClient:
             return openai.AsyncOpenAI(api_key=key, base_url=self.base_url, max_retries=0, timeout=self.timeout)
 
         self._aclient = self._call(make())
+        self.ledger.start_clock()  # the run's time limit counts from here (the server is up, the client ready)
 
     def close(self) -> None:
         """Close the async client, stop the loop thread and the local server; close the cache."""
@@ -462,21 +515,12 @@ class LLMClient:
         """For engines that schedule a whole work list up front (batch files, Ray datasets): the requests
         ({key: request json}) the budgets allow, and the budget message when some were held back. Tokens are
         projected as prompt estimate + max_tokens and never exceeded (their real count comes later)."""
-        kept: dict[str, str] = {}
-        reserved = 0
-        for k, rj in todo.items():
-            if self.max_requests is not None and self._dispatched >= self.max_requests:
-                return kept, f"request budget reached ({self.max_requests} requests)"
-            if self.max_tokens_budget is not None:
+        projected = {}
+        if self.max_tokens_budget is not None:
+            for k, rj in todo.items():
                 req = request_from_json(rj)
-                est = _heuristic_tokens(req.messages) + int(req.max_tokens)
-                if self.stats["input_tokens"] + self.stats["output_tokens"] + reserved + est > \
-                        self.max_tokens_budget:
-                    return kept, f"token budget reached ({self.max_tokens_budget} tokens)"
-                reserved += est
-            self._dispatched += 1
-            kept[k] = rj
-        return kept, None
+                projected[k] = projected_tokens(req.messages, req.max_tokens)
+        return self.ledger.take_within_budget(todo, projected)
 
     def plan(self, requests: Sequence[ChatRequest]) -> tuple[list[tuple[int, ChatResult]], dict[str, list[int]],
                                                              list[str]]:
@@ -505,8 +549,9 @@ class LLMClient:
         (index, result) for this run's requests (`where`); other keys (an earlier run's work) are only stored."""
         rows, results = [], {}
         for k, parsed in done.items():
-            u = parsed["usage"]
-            cost = self.prices.cost(self.model, u["input"], u["output"], u["cached"], u["reasoning"])
+            req = request_from_json(requests[k])
+            u, cost = self.ledger.settle(parsed["usage"], projected_tokens(req.messages, req.max_tokens))
+            parsed = {**parsed, "usage": u}
             rows.append({"key": k, "request": requests[k], "response": canonical_json(parsed),
                          "input_tokens": u["input"], "output_tokens": u["output"], "cost_usd": cost})
             results[k] = ChatResult(text=parsed["text"], top_logprobs=parsed["top_logprobs"], cached=False,
@@ -518,10 +563,6 @@ class LLMClient:
         st = self.stats
         st["requests_sent"] += len(results)
         st["errors"] += len(failed)
-        for r in rows:
-            st["input_tokens"] += r["input_tokens"]
-            st["output_tokens"] += r["output_tokens"]
-            st["cost_usd"] += r["cost_usd"]
         for k, res in results.items():
             for j, i in enumerate(where.get(k, ())):
                 yield i, res if j == 0 else ChatResult(**{**res.__dict__, "cost_usd": 0.0, "cached": True})
@@ -577,7 +618,7 @@ class LLMClient:
         if state.fatal is not None:
             raise state.fatal
         if state.budget is not None:
-            raise BudgetExceeded(state.budget, state.results)
+            raise BudgetExceeded(f"{state.budget}; finished answers are kept, rerun to go on", state.results)
 
     async def _run_async(self, requests: list[ChatRequest], q: queue.SimpleQueue, state: _RunState,
                          desc: str) -> None:
@@ -594,48 +635,76 @@ class LLMClient:
                 return
             await self._preflight()
             cache = self._open_cache()  # created only once the server has accepted the model and key
-            sem = asyncio.Semaphore(self.concurrency)
-            tasks: set[asyncio.Task] = set()
-
-            reserved = [0]  # projected tokens of requests in flight (for the token budget)
-
-            async def one(k: str, idxs: list[int], est: int) -> None:
-                try:
-                    res = await self._claimed_send(requests[idxs[0]], k, jsons[idxs[0]], cache)
-                    for j, i in enumerate(idxs):
-                        r = res if j == 0 else ChatResult(**{**res.__dict__, "cost_usd": 0.0, "cached": True})
-                        state.results[i] = r
-                        q.put((i, r))
-                    bar.update(len(idxs))
-                except _Fatal as e:
-                    state.fatal = e.exc
-                finally:
-                    reserved[0] -= est
-                    sem.release()
-
-            for k, idxs in groups.items():
-                if state.fatal is not None:
-                    break
-                state.budget = self._budget_reached(reserved[0])
-                if state.budget is not None:
-                    break
-                await sem.acquire()
-                if state.fatal is not None:
-                    sem.release()
-                    break
-                self._dispatched += 1
-                est = 0
-                if self.max_tokens_budget is not None:
-                    r0 = requests[idxs[0]]
-                    est = _heuristic_tokens(r0.messages) + int(r0.max_tokens)
-                    reserved[0] += est
-                t = asyncio.create_task(one(k, idxs, est))
-                tasks.add(t)
-                t.add_done_callback(tasks.discard)
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
+            tasks = await self._dispatch(requests, jsons, groups, cache, q, state, bar)
+            await self._wait_in_flight(tasks, state)
         finally:
             bar.close()
+
+    async def _dispatch(self, requests: list[ChatRequest], jsons: list[str], groups: dict[str, list[int]],
+                        cache: Cache | None, q: queue.SimpleQueue, state: _RunState, bar: Any) -> set[asyncio.Task]:
+        """Start one task per distinct request, at most `concurrency` at once, while no budget is reached: each
+        holds a request-budget slot and reserves its projected tokens before it is sent (the budgets are checked
+        again once a concurrency slot is free, so only requests already in flight can overshoot them)."""
+        led = self.ledger
+        sem = asyncio.Semaphore(self.concurrency)
+        tasks: set[asyncio.Task] = set()
+
+        async def one(k: str, idxs: list[int], est: int) -> None:
+            slot = [1]
+            _SLOT.set(slot)
+            try:
+                res = await self._claimed_send(requests[idxs[0]], k, jsons[idxs[0]], cache)
+                for j, i in enumerate(idxs):
+                    r = res if j == 0 else ChatResult(**{**res.__dict__, "cost_usd": 0.0, "cached": True})
+                    state.results[i] = r
+                    q.put((i, r))
+                bar.update(len(idxs))
+            except _Fatal as e:
+                state.fatal = e.exc
+            except _BudgetStop as e:
+                state.budget = state.budget or str(e)
+            finally:
+                led.slots_held -= slot[0]  # held but never sent (another process paid, or stopped)
+                led.reserved_tokens -= est
+                sem.release()
+
+        for k, idxs in groups.items():
+            if state.fatal is not None or state.budget is not None:
+                break
+            state.budget = led.budget_reached()
+            if state.budget is not None:
+                break
+            left = led.time_left()
+            try:
+                await asyncio.wait_for(sem.acquire(), None if left is None else max(left, 0.0))
+            except TimeoutError:
+                state.budget = led.budget_reached()
+                break
+            state.budget = led.budget_reached()  # results that came back while waiting count
+            if state.fatal is not None or state.budget is not None:
+                sem.release()
+                break
+            r0 = requests[idxs[0]]
+            est = projected_tokens(r0.messages, r0.max_tokens) if led.max_tokens_budget is not None else 0
+            led.reserved_tokens += est
+            led.hold_slot()
+            t = asyncio.create_task(one(k, idxs, est))
+            tasks.add(t)
+            t.add_done_callback(tasks.discard)
+        return tasks
+
+    async def _wait_in_flight(self, tasks: set[asyncio.Task], state: _RunState) -> None:
+        """Wait for the requests in flight; at the time limit, abandon those still running (say so)."""
+        if not tasks:
+            return
+        left = self.ledger.time_left()
+        _done, pending = await asyncio.wait(list(tasks), timeout=None if left is None else max(left, 0.0))
+        if pending:
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            state.budget = (f"time limit reached ({self.ledger.time_limit_s:g} s); {len(pending)} request(s) in "
+                            "flight abandoned (a provider may bill them)")
 
     def _serve_cached(self, keys: list[str], q: queue.SimpleQueue, state: _RunState) -> dict[str, list[int]]:
         """Hand cached answers to the consumer (in batches); return the misses grouped by request key (dedupe)."""
@@ -655,15 +724,6 @@ class LLMClient:
         if batch:
             q.put(batch)
         return groups
-
-    def _budget_reached(self, reserved: int) -> str | None:
-        """Why no further request may be sent (request or token budget), or None."""
-        if self.max_requests is not None and self._dispatched >= self.max_requests:
-            return f"request budget reached ({self.max_requests} requests)"
-        if self.max_tokens_budget is not None and \
-                self.stats["input_tokens"] + self.stats["output_tokens"] + reserved >= self.max_tokens_budget:
-            return f"token budget reached ({self.max_tokens_budget} tokens)"
-        return None
 
     def handles_n(self) -> bool:
         """Whether requests with n > 1 are safe to give this client: it splits them into seeded single calls
@@ -718,26 +778,22 @@ class LLMClient:
                 return hit
 
     async def _send(self, req: ChatRequest, key: str, req_json: str, cache: Cache | None) -> ChatResult:
-        """One request with retries; records success/failure in the cache/log."""
+        """One request with retries; records success/failure in the cache/log. Every HTTP request counts against
+        the request budget; every HTTP 200 is paid (its usage counted), and one whose body is unusable, like one
+        that timed out (the server may have answered and billed it), is sent again at most once."""
         import openai
 
         kwargs = chat_body(self.model, req)
+        projected = projected_tokens(req.messages, req.max_tokens)
         t0 = time.perf_counter()
-        attempt = 0
-        err = ""
+        attempt = timeouts = 0
+        paid: list[tuple[dict[str, int], float]] = []
         while True:
             attempt += 1
             wait: float | None = None
+            self._take_request()
             try:
-                th = time.perf_counter()
-                try:
-                    raw = await self._aclient.chat.completions.with_raw_response.create(**kwargs)
-                    body = raw.http_response.content
-                finally:
-                    self.stats["http_s"] += time.perf_counter() - th
-                data = json.loads(body)
-                parsed = _parse_response(data)
-                break
+                body = await self._post(kwargs)
             except openai.NotFoundError as e:
                 raise _Fatal(BadInput(f"--model {self.model!r}: {self.base_url} answered 404 "
                                       f"({_err_msg(e)})")) from None
@@ -746,44 +802,104 @@ class LLMClient:
             except openai.APIStatusError as e:
                 err = f"HTTP {e.status_code}: {_err_msg(e)}"
                 if e.status_code not in RETRY_STATUS and e.status_code < 500:
-                    return self._fail(key, err, t0, attempt, cache)
+                    return self._fail(key, err, t0, attempt, cache, paid)
                 wait = _retry_after(e.response.headers)
-            except (openai.APITimeoutError, openai.APIConnectionError) as e:
+            except openai.APITimeoutError as e:
+                err = f"{type(e).__name__}: {e.__cause__ or e} (after {self.timeout:g} s)"
+                timeouts += 1
+                if timeouts > 1:
+                    return self._fail(key, err, t0, attempt, cache, paid)
+            except openai.APIConnectionError as e:
                 err = f"{type(e).__name__}: {e.__cause__ or e}"
-            except (ValueError, KeyError, TypeError) as e:
-                err = f"malformed response: {e}"
+            else:
+                parsed, err = self._read_paid(body, projected, paid)
+                if parsed is not None:
+                    break
+                if len(paid) > 1:
+                    return self._fail(key, err, t0, attempt, cache, paid, invalid=True)
             if attempt > self.max_retries:
-                return self._fail(key, err, t0, attempt, cache)
+                return self._fail(key, err, t0, attempt, cache, paid)
             self.stats["retries"] += 1
             if wait is None:
                 wait = random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
             await asyncio.sleep(min(wait, 120.0))
+        return self._succeed(key, req_json, parsed, t0, attempt, cache, paid)
+
+    def _take_request(self) -> None:
+        """Count the HTTP request about to be sent against the request budget (the slot the dispatcher held for
+        this request's first one, else a new slot), or stop this request with _BudgetStop."""
+        slot = _SLOT.get()
+        held = bool(slot and slot[0])
+        if held:
+            slot[0] = 0  # type: ignore[index]
+        if not self.ledger.take_request(held):
+            raise _BudgetStop(f"request budget reached ({self.max_requests} HTTP requests)")
+
+    async def _post(self, kwargs: dict[str, Any]) -> bytes:
+        """POST one chat completion; the raw body of its HTTP 200 (time spent counted in stats["http_s"])."""
+        th = time.perf_counter()
+        try:
+            raw = await self._aclient.chat.completions.with_raw_response.create(**kwargs)
+            return raw.http_response.content
+        finally:
+            self.stats["http_s"] += time.perf_counter() - th
+
+    def _read_paid(self, body: bytes, projected: int, paid: list[tuple[dict[str, int], float]]
+                   ) -> tuple[dict[str, Any] | None, str]:
+        """The parsed answer of an HTTP 200 (None and the reason when its body is unusable); either way the call
+        is paid: its usage (estimated when unreadable) and cost go into `paid` and the ledger."""
+        try:
+            data = json.loads(body)
+        except ValueError as e:
+            data, why = None, f"unusable response (HTTP 200): not JSON ({e})"
+        parsed = None
+        if data is not None:
+            try:
+                parsed = _parse_response(data)
+                why = ""
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                why = f"unusable response (HTTP 200): {e}"
+        usage = parsed["usage"] if parsed is not None else \
+            read_usage(data.get("usage")) if isinstance(data, dict) else None
+        paid.append(self.ledger.settle(usage, projected))
+        if parsed is not None:
+            parsed["usage"] = paid[-1][0]
+        return parsed, redact(why)
+
+    def _succeed(self, key: str, req_json: str, parsed: dict[str, Any], t0: float, attempts: int,
+                 cache: Cache | None, paid: list[tuple[dict[str, int], float]]) -> ChatResult:
+        """The result of an answered request (its cost: every paid call it took), cached and logged."""
         latency = time.perf_counter() - t0
         u = parsed["usage"]
-        cost = self.prices.cost(self.model, u["input"], u["output"], u["cached"], u["reasoning"])
+        inp, out, cost = _paid_totals(paid)
         res = ChatResult(text=parsed["text"], texts=parsed.get("texts"), top_logprobs=parsed["top_logprobs"],
-                         cached=False, error=None,
-                         input_tokens=u["input"], output_tokens=u["output"], cost_usd=cost,
+                         cached=False, error=None, input_tokens=inp, output_tokens=out, cost_usd=cost,
                          finish_reason=parsed["finish_reason"], latency_s=latency, response=parsed)
-        st = self.stats
-        st["requests_sent"] += 1
-        st["input_tokens"] += u["input"]
-        st["output_tokens"] += u["output"]
-        st["cost_usd"] += cost
+        self.stats["requests_sent"] += 1
         if cache is not None:
             cache.put(key, self.identity, req_json, canonical_json(parsed), input_tokens=u["input"],
-                      output_tokens=u["output"], cost_usd=cost, latency_s=latency, attempts=attempt,
+                      output_tokens=u["output"], cost_usd=cost, latency_s=latency, attempts=attempts,
                       run_id=self.run_id)
         return res
 
-    def _fail(self, key: str, err: str, t0: float, attempts: int, cache: Cache | None) -> ChatResult:
+    def _fail(self, key: str, err: str, t0: float, attempts: int, cache: Cache | None,
+              paid: list[tuple[dict[str, int], float]] | None = None, invalid: bool = False) -> ChatResult:
+        """The result of a request that failed (or whose paid answers were unusable: `invalid`), logged."""
         err = redact(err)
         latency = time.perf_counter() - t0
-        self.stats["errors"] += 1
+        inp, out, cost = _paid_totals(paid or [])
+        self.stats["invalid" if invalid else "errors"] += 1
         self.stats["requests_sent"] += 1
         if cache is not None:
-            cache.log_error(key, self.identity, err, latency_s=latency, attempts=attempts, run_id=self.run_id)
-        return ChatResult(text=None, top_logprobs=None, cached=False, error=err, latency_s=latency)
+            cache.log_error(key, self.identity, err, latency_s=latency, attempts=attempts, run_id=self.run_id,
+                            input_tokens=inp, output_tokens=out, cost_usd=cost)
+        return ChatResult(text=None, top_logprobs=None, cached=False, error=err, latency_s=latency,
+                          input_tokens=inp, output_tokens=out, cost_usd=cost, invalid=err if invalid else None)
+
+
+def _paid_totals(paid: list[tuple[dict[str, int], float]]) -> tuple[int, int, float]:
+    """Input tokens, output tokens and USD of a request's paid calls (each HTTP 200 it took)."""
+    return (sum(u["input"] for u, _ in paid), sum(u["output"] for u, _ in paid), sum(c for _, c in paid))
 
 
 def _hit_result(hit: tuple[str, int, int]) -> ChatResult:
@@ -796,6 +912,10 @@ def _public(url: str) -> str:
     head, sep, rest = url.partition("//")
     netloc, slash, path = rest.partition("/")
     return redact(head + sep + netloc.rpartition("@")[2] + slash + path)
+
+
+class _BudgetStop(Exception):
+    """A budget (requests, time) left no room for a further HTTP request of a request in flight."""
 
 
 class _Fatal(Exception):

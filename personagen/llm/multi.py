@@ -64,6 +64,8 @@ async def send_n(client: Any, req: Any, key: str, req_json: str, cache: Cache | 
                 _learn(client, cache, verdict)
                 if verdict:
                     return res
+                if res.error is None:  # fewer choices than asked: keep those paid for, ask only the rest
+                    return await _send_singles(client, req, cache, [res])
                 known = False
     if known:
         return await client._send(req, key, req_json, cache)
@@ -77,10 +79,12 @@ def _verdict(res: Any, n: int) -> bool | None:
     return False if res.error.startswith("HTTP 4") else None
 
 
-async def _send_singles(client: Any, req: Any, cache: Cache | None) -> Any:
-    """The K single requests, one after another (each cached, claimed and paid once), merged into one result."""
-    results = []
-    for sub in singles(req):
+async def _send_singles(client: Any, req: Any, cache: Cache | None, got: list[Any] | None = None) -> Any:
+    """The K single requests, one after another (each cached, claimed and paid once), merged into one result.
+    `got`: a paid answer to the n-request that returned fewer choices: its choices stand for the first seeds."""
+    results = list(got or [])
+    have = sum(len(r.texts) if r.texts else 1 for r in results)
+    for sub in singles(req)[have:]:
         j = canonical_json(client.request_payload(sub))
         k = request_key(client.request_payload(sub))
         hit = (cache.get_many([k]).get(k) if cache is not None and not client.fresh else None) \
@@ -94,10 +98,14 @@ async def _send_singles(client: Any, req: Any, cache: Cache | None) -> Any:
         finally:
             if cache is not None and not client.fresh:
                 cache.release(k)
-    errors = [r.error for r in results if r.error]
+    errors = [r.error for r in results if r.error and not r.invalid]
+    usable = [r for r in results if not r.invalid]
+    if not usable:  # every answer paid for was unusable
+        errors = [results[0].error]
     first = results[0]
+    texts = [t for r in results for t in ((r.texts or [r.text]) if not r.invalid else [None])]
     return dataclasses.replace(
-        first, texts=[r.text for r in results], error=errors[0] if errors else None,
+        first, texts=texts[:req.n], error=errors[0] if errors else None, invalid=None if usable else first.invalid,
         cached=all(r.cached for r in results), input_tokens=sum(r.input_tokens for r in results),
         output_tokens=sum(r.output_tokens for r in results), cost_usd=sum(r.cost_usd for r in results),
         latency_s=sum(r.latency_s for r in results))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,17 +38,24 @@ def _read_table(path: Path) -> dict[str, Price]:
     models = (raw or {}).get("models") if isinstance(raw, dict) else None
     if not isinstance(models, dict):
         raise BadInput(f"{path}: price table needs a 'models' mapping")
-    out: dict[str, Price] = {}
-    for name, p in models.items():
-        if not isinstance(p, dict) or "input" not in p or "output" not in p:
-            raise BadInput(f"{path}: models.{name} needs 'input' and 'output' (USD per million tokens)")
-        try:
-            inp, outp = float(p["input"]), float(p["output"])
-            out[str(name)] = Price(inp, float(p.get("cached_input", inp)), outp, float(p.get("reasoning", outp)),
-                                   float(p.get("batch", BATCH_DEFAULT)))
-        except (TypeError, ValueError):
-            raise BadInput(f"{path}: models.{name} prices must be numbers") from None
-    return out
+    return {str(name): _price(str(path), name, p) for name, p in models.items()}
+
+
+def _price(where: str, name: Any, p: Any) -> Price:
+    """One model's Price: every figure a finite number >= 0 (a NaN, infinite or negative price would make
+    every cost NaN or negative), BadInput naming the file and model otherwise."""
+    if not isinstance(p, dict) or "input" not in p or "output" not in p:
+        raise BadInput(f"{where}: models.{name} needs 'input' and 'output' (USD per million tokens)")
+    try:
+        inp, outp = float(p["input"]), float(p["output"])
+        vals = (inp, float(p.get("cached_input", inp)), outp, float(p.get("reasoning", outp)),
+                float(p.get("batch", BATCH_DEFAULT)))
+    except (TypeError, ValueError):
+        raise BadInput(f"{where}: models.{name} prices must be numbers") from None
+    if not all(math.isfinite(v) and v >= 0 for v in vals):
+        got = ", ".join(map(str, vals))
+        raise BadInput(f"{where}: models.{name} prices must be finite numbers >= 0 (got {got})")
+    return Price(*vals)
 
 
 class PriceTable:
@@ -64,10 +72,7 @@ class PriceTable:
         if env:
             table.update(_read_table(Path(env)))
         if isinstance(extra, dict):
-            tmp = {k: Price(float(v["input"]), float(v.get("cached_input", v["input"])), float(v["output"]),
-                            float(v.get("reasoning", v["output"])), float(v.get("batch", BATCH_DEFAULT)))
-                   for k, v in extra.get("models", extra).items()}
-            table.update(tmp)
+            table.update({str(k): _price("prices", k, v) for k, v in extra.get("models", extra).items()})
         elif extra is not None:
             table.update(_read_table(Path(extra)))
         return cls(table)
