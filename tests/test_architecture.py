@@ -21,7 +21,7 @@ LLM_ONLY = ("openai", "xllamacpp")
 # The layers of ARCHITECTURE.md, bottom (0) to top: a package may import only packages of a lower layer.
 # A new stage package gets a layer here (above everything it imports, below api).
 LAYERS: dict[str, int] = {
-    "errors": 0, "_version": 0, "resources": 0, "locking": 0,
+    "errors": 0, "_version": 0, "resources": 0, "locking": 0, "infile": 0,
     "store": 1, "templating": 1, "names": 1,
     "library": 2, "metrics": 2, "surveys": 2, "llm": 2,
     "census": 3, "personas": 3, "priors": 3, "prefs": 3,

@@ -307,6 +307,8 @@ def _calibration_name(lib: Library, survey: Survey | None, o: CalibrateOptions) 
     default = f"{o.method}-{sid}-{o.group if survey else 'overall'}"
     nm = _slug(default) if o.name is None else safe_name(o.name, "--name")
     existing = lib.calibration_dir(nm)
+    if o.write and existing.parent.exists() and not existing.parent.is_dir():
+        raise BadInput(f"{existing.parent}: is a file where the library's calibrations folder belongs")
     if o.write and not o.overwrite and existing.exists() and any(existing.iterdir()):
         raise BadInput(f"{existing}: calibration {nm!r} already exists; pass --name NAME or --overwrite")
     return nm
