@@ -146,8 +146,8 @@ def staged_dir(final: str | os.PathLike, *, overwrite: bool = False) -> Iterator
     """
     final = Path(final)
     parent = final.parent if str(final.parent) else Path(".")
-    if not parent.exists():
-        raise BadInput(f"{final}: parent directory {parent} does not exist")
+    if not parent.is_dir():
+        raise BadInput(f"{final}: parent {parent} is not an existing directory")
     if not os.access(parent, os.W_OK):
         raise BadInput(f"{final}: output directory {parent} is not writable")
     if final.exists() and not overwrite and any(final.iterdir() if final.is_dir() else [final]):

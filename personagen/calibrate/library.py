@@ -38,7 +38,7 @@ from personagen.calibrate.fit import FitResult, fit_weights
 from personagen.calibrate.honesty import honesty_notes
 from personagen.calibrate.names import BASES, METHODS, PULLS, SEARCHES
 from personagen.calibrate.report import write_calibration
-from personagen.census import load_population
+from personagen.census import check_same_states, load_population, manifest_census
 from personagen.errors import BadInput
 from personagen.library import Library
 from personagen.locking import library_lock
@@ -222,16 +222,13 @@ def _base_weights(personas: pl.DataFrame, pids: Sequence[str], base: str) -> np.
 
 def _census_population(lib: Library) -> pl.DataFrame:
     """The library's census source (manifest census path), decoded, with the library's age/state filters."""
-    cen = lib.manifest.get("census") or {}
-    path = cen.get("path") if isinstance(cen, dict) else None
+    src = manifest_census(lib.manifest, lib.path / "manifest.json")
+    path = src["path"]
     if not path:
         raise BadInput(f"{lib.path}/manifest.json: no census source path recorded; --census-margins needs one")
     if not Path(path).exists():
         raise BadInput(f"{lib.path}/manifest.json: census source {path} does not exist")
-    cfg = lib.manifest.get("config") or {}
-    min_age = cfg.get("min_age", cen.get("min_age", 18))
-    state = cen.get("state_code") or cen.get("state")
-    return load_population(path, min_age=min_age, state=state)
+    return load_population(path, min_age=18 if src["min_age"] is None else src["min_age"], state=src["data_state"])
 
 
 def _margin_design(lib: Library, personas: pl.DataFrame, variables: Sequence[str]
@@ -240,6 +237,7 @@ def _margin_design(lib: Library, personas: pl.DataFrame, variables: Sequence[str
     if bad:
         raise BadInput(f"--census-margins: personas have no column(s) {', '.join(bad)}")
     pop = _census_population(lib)
+    check_same_states(personas, pop, manifest_census(lib.manifest, lib.path)["path"], lib.path)
     bad = [v for v in variables if v not in pop.columns]
     if bad:
         raise BadInput(f"--census-margins: census population has no column(s) {', '.join(bad)}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import polars as pl
 
 from personagen.errors import BadInput, PersonagenError
+from personagen.infile import MANIFEST_MAX_BYTES, load_json
 from personagen.library import MANIFEST, Library
 from personagen.publish.export import (
     FORMAT,
@@ -102,10 +102,7 @@ def _panel_meta(folder: Path) -> dict[str, Any]:
     mf = folder / PANEL_JSON
     if not mf.is_file():
         return {}
-    try:
-        meta = check_meta(json.loads(mf.read_text()), str(mf))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BadInput(f"{mf}: invalid JSON ({e})") from None
+    meta = check_meta(load_json(mf, "panel metadata", MANIFEST_MAX_BYTES), str(mf))
     if meta.get("format") not in (None, FORMAT):
         raise BadInput(f"{mf}: format {meta.get('format')!r} is not {FORMAT!r}")
     return meta

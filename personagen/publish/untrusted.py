@@ -96,6 +96,12 @@ def check_meta(meta: Any, where: str) -> dict[str, Any]:
     for k in ("provenance", "report"):
         if meta.get(k) is not None and not isinstance(meta[k], dict):
             raise BadInput(f"{where}: field {k!r} must be an object")
+    prov = meta.get("provenance") or {}
+    seed = prov.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise BadInput(f"{where}: field 'provenance.seed' must be an integer or null")
+    if not isinstance(prov.get("census") or {}, dict):
+        raise BadInput(f"{where}: field 'provenance.census' must be an object or null")
     if not isinstance(meta.get("left_out", []), list):
         raise BadInput(f"{where}: field 'left_out' must be a list")
     name = meta.get("calibration") or (meta.get("report") or {}).get("name") or "published"
