@@ -188,6 +188,6 @@ def undo_on_bad_input(*paths: str | os.PathLike) -> Iterator[None]:
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p, ignore_errors=True)
             else:
-                with contextlib.suppress(FileNotFoundError):
+                with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # never created
                     p.unlink()
         raise

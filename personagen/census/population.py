@@ -50,8 +50,8 @@ def check_same_states(personas: pl.DataFrame, population: pl.DataFrame, source: 
     mine = set(pool["state_code"].drop_nulls().cast(pl.String).unique().to_list())
     theirs = set(population["state_code"].drop_nulls().cast(pl.String).unique().to_list())
     missing = sorted(mine - theirs)
-    if missing and theirs:
-        raise BadInput(f"{source}: census file holds {_state_names(theirs)}, but the personas of {library} come"
+    if missing:
+        raise BadInput(f"{source}: census file holds {_state_names(theirs) or 'no one after the filters'}, but the personas of {library} come"
                        f" from {_state_names(missing)}; compare with that state's census file (--census PATH)")
 
 
