@@ -7,7 +7,7 @@ pwgtp. The build pipeline also uses the reader, decoder, sampler and codebook na
 """
 
 from personagen.census.codebook import states
-from personagen.census.decode import decode, unknown_codes
+from personagen.census.decoding import decode, unknown_codes
 from personagen.census.describe import describe_library, plot_describe
 from personagen.census.download import sha256_file
 from personagen.census.population import (

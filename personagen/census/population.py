@@ -7,7 +7,7 @@ import os
 import polars as pl
 
 from personagen.census.codebook import states
-from personagen.census.decode import decode
+from personagen.census.decoding import decode
 from personagen.census.download import fetch_state
 from personagen.census.read import RawPopulation, read_raw
 from personagen.errors import BadInput
