@@ -90,7 +90,7 @@ def _check_table(df: pl.DataFrame, path: Path, required: dict[str, tuple[str, ..
 
 
 class Library:
-    """A persona library directory (see DESIGN.md §2)."""
+    """A persona library directory (see docs/design.md §2)."""
 
     def __init__(self, path: str | os.PathLike, manifest: dict[str, Any]):
         self.path = Path(path)
@@ -188,7 +188,8 @@ class Library:
                             RESPONSE_COLUMN_KINDS)
 
     def append_responses(self, df: pl.DataFrame) -> None:
-        """Append response rows (DESIGN §2 schema) atomically: old + new are rewritten to a temp file."""
+        """Append response rows (docs/design.md §2 schema) atomically: old + new are rewritten to a temp
+        file."""
         df = df.select([pl.col(c).cast(t) for c, t in RESPONSE_SCHEMA.items()] +
                        [c for c in df.columns if c not in RESPONSE_SCHEMA])
         with library_lock(self.path):  # read-modify-write: no concurrent append is lost

@@ -53,7 +53,7 @@ CENSUS_SURVEY_ID = "census-margins"
 
 @dataclass(frozen=True)
 class CalibrateOptions:
-    """Every option of `calibrate_library` (DESIGN §3 `calibrate`), validated once when built.
+    """Every option of `calibrate_library` (docs/design.md §3 `calibrate`), validated once when built.
 
     census_margins may be given as "age_band,sex" or a sequence; it is kept as a tuple of column names.
     """
