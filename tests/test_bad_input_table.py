@@ -283,6 +283,8 @@ def work22(work: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, prob in {"PAN_sum2": 1.0, "PAN_neg": -0.5}.items():
         _panel(w / name, prob)
     _panel(w / "PAN_nested", 0.5)
+    _panel(w / "PAN_future", 0.5)
+    (w / "PAN_future" / "personagen.json").write_text('{"format": "personagen-panel", "format_version": 99}')
     (w / "PAN_nested" / "personagen.json").write_text("[" * 100_000 + "]" * 100_000)
     return w
 
@@ -307,6 +309,7 @@ CASES_22: dict[str, list[str]] = {
     "pull: probabilities sum to 2": ["pull", "PAN_sum2", "-o", "PL_sum2"],
     "pull: negative probability": ["pull", "PAN_neg", "-o", "PL_neg"],
     "pull: personagen.json nested (RecursionError)": ["pull", "PAN_nested", "-o", "PL_nested"],
+    "pull: panel format_version newer than this personagen": ["pull", "PAN_future", "-o", "PL_future"],
 }
 
 
