@@ -54,8 +54,8 @@ _MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
 
 # what a responses.parquet column must hold to be read (an all-null column, e.g. `n` of old rows, is allowed)
 RESPONSE_COLUMN_KINDS: dict[str, tuple[str, ...]] = {
-    "persona_id": ("str", "int"), "survey_id": ("str", "null"), "qid": ("str",), "option": ("str",),
-    "prob": ("num", "null"), "valid": ("bool", "null"),
+    "persona_id": ("str", "int"), "survey_id": ("str", "null", "optional"), "qid": ("str",), "option": ("str",),
+    "prob": ("num", "null"), "valid": ("bool", "null", "optional"),
 }
 
 
@@ -77,15 +77,18 @@ def _read_manifest(mf: Path) -> dict[str, Any]:
 
 
 def _check_table(df: pl.DataFrame, path: Path, required: dict[str, tuple[str, ...]]) -> pl.DataFrame:
-    """`df` when it has each required column of an allowed kind ("str", "num", "bool", "int"); BadInput naming
-    the file and the column otherwise (a missing persona_id, a text prob, ...)."""
+    """`df` when it has each required column of an allowed kind ("str", "num", "bool", "int"; a kind list with
+    "optional" may be absent); BadInput naming the file and the column otherwise (no persona_id, a text prob)."""
     kinds = {"str": lambda t: t == pl.String, "num": lambda t: t.is_numeric(), "int": lambda t: t.is_integer(),
-             "bool": lambda t: t == pl.Boolean, "null": lambda t: t == pl.Null}
+             "bool": lambda t: t == pl.Boolean, "null": lambda t: t == pl.Null, "optional": lambda t: False}
     for col, allowed in required.items():
+        if col not in df.columns and "optional" in allowed:
+            continue
         if col not in df.columns:
             raise BadInput(f"{path}: no column {col!r}")
         if not any(kinds[k](df.schema[col]) for k in allowed):
-            raise BadInput(f"{path}: column {col!r} is {df.schema[col]}, expected {' or '.join(allowed)}")
+            want = " or ".join(k for k in allowed if k != "optional")
+            raise BadInput(f"{path}: column {col!r} is {df.schema[col]}, expected {want}")
     return df
 
 

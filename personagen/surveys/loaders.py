@@ -74,7 +74,7 @@ from typing import Any
 import yaml
 
 from personagen.errors import BadInput
-from personagen.infile import load_json
+from personagen.infile import load_json, read_text
 from personagen.surveys.schema import OVERALL, SPLITS, Survey
 
 REFUSED_MODES = ("drop", "keep")
@@ -364,7 +364,7 @@ def import_subpop(path: str | os.PathLike, *, refused: str = "drop", seed: int =
     qs: dict[str, dict] = {}
     need = ("qkey", "attribute", "group", "question", "options", "ordinal", "responses", "refusal_rate")
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        lines = read_text(p, "SubPOP file").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise BadInput(f"{p}: unreadable ({type(e).__name__})") from None
     for n, line in enumerate(lines, 1):
@@ -625,7 +625,7 @@ def import_generic(path: str | os.PathLike, *, refused: str = "drop", seed: int 
         doc = _csv_to_doc(p)
     elif p.suffix.lower() in (".yaml", ".yml", ".json"):
         try:
-            doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+            doc = yaml.safe_load(read_text(p, "survey file"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
             raise BadInput(f"{p}: not valid YAML ({type(e).__name__})") from None
     else:
