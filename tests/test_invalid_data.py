@@ -99,16 +99,15 @@ def test_count_file_symlink_to_dev_zero_is_refused(tmp_path: Path, synthetic: di
 
 @pytest.mark.parametrize("args", [["surveys", "import", "generic", "zero.yaml", "-o", "S.parquet"],
                                   ["surveys", "import", "subpop", "zero.jsonl", "-o", "S.parquet"],
-                                  ["describe", "L"],
+                                  ["surveys", "import", "wvs", "zero.json", "-o", "S.parquet"],
                                   ["build", "-o", "OUT", "--census", "zero.csv", "-n", "3"]])
 def test_other_inputs_linked_to_dev_zero_are_refused(tmp_path: Path, args: list[str]) -> None:
-    for name in ("zero.yaml", "zero.jsonl", "zero.csv"):
+    names = ["zero.csv", "zero.json", "zero.jsonl", "zero.yaml"]
+    for name in names:
         (tmp_path / name).symlink_to("/dev/zero")
-    (tmp_path / "L").mkdir()
-    (tmp_path / "L" / "manifest.json").symlink_to("/dev/zero")
     r = _cli(tmp_path, *args, preexec_fn=_memory_cap)
     _refused(r, "not a regular file")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["L", "zero.csv", "zero.jsonl", "zero.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
 
 
 def test_value_ranges_come_from_the_codebook(tmp_path: Path) -> None:
