@@ -1,4 +1,4 @@
-"""The Python API of DESIGN §4: the verbs that sit above the stages.
+"""The Python API of docs/design.md §4: the verbs that sit above the stages.
 
 `Library` here is the plain library directory (personagen.library) plus the verbs `elicit` and `calibrate`;
 `build` and `load_panel` are the package-level verbs. Stages are imported inside the verbs, so importing the
@@ -14,7 +14,7 @@ from personagen import library as _library
 
 
 class Library(_library.Library):
-    """A persona library directory with its verbs (see DESIGN.md §2 and §4)."""
+    """A persona library directory with its verbs (see docs/design.md §2 and §4)."""
 
     def elicit(self, survey: Any, **kw: Any) -> dict:
         """Answer `survey` as every persona (personagen.elicit.elicit_library) -> run summary."""

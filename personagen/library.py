@@ -17,6 +17,7 @@ from typing import Any
 import polars as pl
 
 from personagen.errors import BadInput
+from personagen.infile import MANIFEST_MAX_BYTES, load_json
 from personagen.locking import LOCK_FILE, library_lock, owner_pid, pid_alive
 from personagen.names import safe_name
 from personagen.store import (
@@ -51,23 +52,54 @@ RESPONSE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+# manifest field -> the JSON types it may hold (None: may be null); a wrong type is bad input naming the field
+_MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
+    "schema_version": (int,), "created": (str,), "updated": (str,), "seed": (int, type(None)),
+    "census": (dict, type(None)), "config": (dict,), "history": (list,),
+}
+
+# what a responses.parquet column must hold to be read (an all-null column, e.g. `n` of old rows, is allowed)
+RESPONSE_COLUMN_KINDS: dict[str, tuple[str, ...]] = {
+    "persona_id": ("str", "int"), "survey_id": ("str", "null", "optional"), "qid": ("str",), "option": ("str",),
+    "prob": ("num", "null"), "valid": ("bool", "null", "optional"),
+}
+
+
 def _read_manifest(mf: Path) -> dict[str, Any]:
-    """The manifest JSON object; BadInput naming the file if it is not one."""
-    try:
-        manifest = json.loads(mf.read_text())
-    except json.JSONDecodeError as e:
-        raise BadInput(f"{mf}: invalid JSON ({e.msg} at line {e.lineno})") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise BadInput(f"{mf}: cannot read ({type(e).__name__}: {e})") from None
+    """The manifest JSON object; BadInput naming the file (and field) if it is not one."""
+    manifest = load_json(mf, "library manifest", MANIFEST_MAX_BYTES)
     if not isinstance(manifest, dict):
         raise BadInput(f"{mf}: expected a JSON object, found {type(manifest).__name__}")
-    if not isinstance(manifest.get("history", []), list):
-        raise BadInput(f"{mf}: field 'history' must be a list")
+    for key, types in _MANIFEST_TYPES.items():
+        v = manifest.get(key)
+        if key in manifest and (isinstance(v, bool) or not isinstance(v, types)):
+            want = " or ".join("null" if t is type(None) else {"str": "a string", "int": "an integer", "dict":
+                               "an object", "list": "a list"}[t.__name__] for t in types)
+            raise BadInput(f"{mf}: field {key!r} must be {want}, found {type(v).__name__}")
+    bad = [i for i, h in enumerate(manifest.get("history", [])) if not isinstance(h, dict)]
+    if bad:
+        raise BadInput(f"{mf}: field 'history' entry {bad[0]} must be an object")
     return manifest
 
 
+def _check_table(df: pl.DataFrame, path: Path, required: dict[str, tuple[str, ...]]) -> pl.DataFrame:
+    """`df` when it has each required column of an allowed kind ("str", "num", "bool", "int"; a kind list with
+    "optional" may be absent); BadInput naming the file and the column otherwise (no persona_id, a text prob)."""
+    kinds = {"str": lambda t: t == pl.String, "num": lambda t: t.is_numeric(), "int": lambda t: t.is_integer(),
+             "bool": lambda t: t == pl.Boolean, "null": lambda t: t == pl.Null, "optional": lambda t: False}
+    for col, allowed in required.items():
+        if col not in df.columns and "optional" in allowed:
+            continue
+        if col not in df.columns:
+            raise BadInput(f"{path}: no column {col!r}")
+        if not any(kinds[k](df.schema[col]) for k in allowed):
+            want = " or ".join(k for k in allowed if k != "optional")
+            raise BadInput(f"{path}: column {col!r} is {df.schema[col]}, expected {want}")
+    return df
+
+
 class Library:
-    """A persona library directory (see DESIGN.md §2)."""
+    """A persona library directory (see docs/design.md §2)."""
 
     def __init__(self, path: str | os.PathLike, manifest: dict[str, Any]):
         self.path = Path(path)
@@ -200,7 +232,11 @@ class Library:
     def personas(self) -> pl.DataFrame:
         if not self.personas_path.is_file():
             raise BadInput(f"{self.personas_path}: library has no personas")
-        return read_parquet(self.personas_path, "personas table")
+        df = _check_table(read_parquet(self.personas_path, "personas table"), self.personas_path,
+                          {"persona_id": ("str", "int")})
+        if df["persona_id"].null_count() or df["persona_id"].n_unique() != df.height:
+            raise BadInput(f"{self.personas_path}: column 'persona_id' has duplicate or missing ids")
+        return df
 
     def write_personas(self, df: pl.DataFrame) -> None:
         """Replace the whole personas table (a new library; a stage that read, then changed the table uses
@@ -247,10 +283,12 @@ class Library:
     def responses(self) -> pl.DataFrame:
         if not self.responses_path.is_file():
             return pl.DataFrame(schema=RESPONSE_SCHEMA)
-        return read_parquet(self.responses_path, "responses table")
+        return _check_table(read_parquet(self.responses_path, "responses table"), self.responses_path,
+                            RESPONSE_COLUMN_KINDS)
 
     def append_responses(self, df: pl.DataFrame) -> None:
-        """Append response rows (DESIGN §2 schema) atomically: old + new are rewritten to a temp file."""
+        """Append response rows (docs/design.md §2 schema) atomically: old + new are rewritten to a temp
+        file."""
         df = df.select([pl.col(c).cast(t) for c, t in RESPONSE_SCHEMA.items()] +
                        [c for c in df.columns if c not in RESPONSE_SCHEMA])
         with library_lock(self.path):  # read-modify-write: no concurrent append is lost

@@ -30,7 +30,7 @@ from personagen.library import Library
 from personagen.personas import STYLES, order_columns, render_personas
 from personagen.store import staged_dir
 
-# Persona columns ahead of the decoded PUMS attributes (DESIGN.md §2, personas.parquet).
+# Persona columns ahead of the decoded PUMS attributes (docs/design.md §2, personas.parquet).
 LEAD_COLUMNS = ("persona_id", "source", "mode", "enriched", "weight_census")
 
 

@@ -211,8 +211,8 @@ def staged_dir(final: str | os.PathLike, *, overwrite: bool = False) -> Iterator
     """
     final = Path(final)
     parent = final.parent if str(final.parent) else Path(".")
-    if not parent.exists():
-        raise BadInput(f"{final}: parent directory {parent} does not exist")
+    if not parent.is_dir():
+        raise BadInput(f"{final}: parent {parent} is not an existing directory")
     if not os.access(parent, os.W_OK):
         raise BadInput(f"{final}: output directory {parent} is not writable")
     with claim_target(final):
@@ -255,6 +255,6 @@ def undo_on_bad_input(*paths: str | os.PathLike) -> Iterator[None]:
                     continue
                 shutil.rmtree(p, ignore_errors=True)
             else:
-                with contextlib.suppress(FileNotFoundError):
+                with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # never created
                     p.unlink()
         raise

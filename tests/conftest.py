@@ -1,20 +1,46 @@
-"""Shared test fixtures: the real public data in ../shared/data (tests skip with a reason when it is absent)."""
+"""Shared test fixtures: the real public data in ../shared/data, and synthetic fixtures generated from the
+repository alone (tests/data/make_fixtures.py).
+
+A test that needs the real files asks for the `shared_data` fixture (directly or through `vt_pums`, ...): it is
+marked `real_data` here, centrally, and skips with one line saying where the data goes when it is absent, so a
+fresh clone runs the rest (`pytest -m "not real_data"` deselects them). CI has ../shared/data and sets
+PERSONAGEN_REQUIRE_DATA=1, which turns a missing folder into a failure instead of a skip.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+REAL_DATA_FIXTURES = {"shared_data", "vt_pums"}
+
+
+def _missing(path: Path) -> None:
+    """Skip (or, under PERSONAGEN_REQUIRE_DATA=1, fail) a test whose real data file or folder is absent."""
+    msg = (f"needs the public data sets: put them in {SHARED_DATA} (layout and sources: "
+           f"CONTRIBUTING.md, 'Test data'); {path} not present")
+    if os.environ.get("PERSONAGEN_REQUIRE_DATA") == "1":
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that reaches ../shared/data (through a real-data fixture) `real_data`."""
+    for item in items:
+        if REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real_data)
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """Path to ../shared/data; skips the test when it is not there."""
+    """Path to ../shared/data; skips the test (one line saying where the data goes) when it is not there."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data folder {SHARED_DATA} not present")
+        _missing(SHARED_DATA)
     return SHARED_DATA
 
 
@@ -22,8 +48,19 @@ def shared_data() -> Path:
 def vt_pums(shared_data: Path) -> Path:
     p = shared_data / "acs_pums" / "psam_p50.csv.gz"
     if not p.is_file():
-        pytest.skip(f"{p} not present")
+        _missing(p)
     return p
+
+
+# ---- synthetic fixtures: generated from the codebook and invented questions, never copied from real data --
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """{"pums": a 400-record Vermont PUMS-shaped csv, "wave": a mini OpinionQA-shaped wave folder}."""
+    sys.path.insert(0, str(REPO / "tests" / "data"))
+    from make_fixtures import make_opinionqa_wave, make_pums
+
+    out = tmp_path_factory.mktemp("synthetic")
+    return {"pums": make_pums(out, 400, state="VT", seed=0), "wave": make_opinionqa_wave(out, seed=0)}
 
 
 # ---- llm workstream: the bundled local model server, once per test session ------------------------------

@@ -22,7 +22,7 @@ LLM_ONLY = ("openai", "xllamacpp")
 # A new stage package gets a layer here (above everything it imports, below api).
 LAYERS: dict[str, int] = {
     "errors": 0, "_version": 0, "resources": 0, "locking": 0,
-    "store": 1, "templating": 1, "names": 1,
+    "store": 1, "templating": 1, "names": 1, "infile": 1,
     "library": 2, "metrics": 2, "surveys": 2, "llm": 2,
     "census": 3, "personas": 3, "priors": 3, "prefs": 3,
     "elicit": 4, "enrich": 4, "calibrate": 4, "publish": 4, "finetune": 4, "mixture": 4,
@@ -173,6 +173,22 @@ def face_violations() -> list[str]:
     return bad
 
 
+def shadowing_face_names() -> list[str]:
+    """Names a package face binds that are also one of its submodules (`from personagen.metrics import evaluate`
+    would read as the submodule to a tool and to a reader, and becomes the module once something imports
+    `personagen.metrics.evaluate`): the face's public names and its submodules' names are kept apart."""
+    modules = package_modules()
+    bad = []
+    for name, path in sorted(modules.items()):
+        if not is_package(name, modules):
+            continue
+        subs = {m.rpartition(".")[2] for m in modules if m.rpartition(".")[0] == name}
+        for n in sorted(subs):
+            if bound_in_face(name, n, modules):
+                bad.append(f"{path.relative_to(ROOT)} exports {n!r}, which is also its submodule {name}.{n}")
+    return bad
+
+
 def llm_import_violations() -> list[str]:
     modules = package_modules()
     bad = []
@@ -209,7 +225,7 @@ def test_cycle_finder_sees_a_cycle() -> None:
 
 def test_import_reader_tells_submodules_from_face_names(tmp_path: Path) -> None:
     # personagen/x/__init__.py re-exports f and g from its submodule y; g is also a submodule name (like
-    # metrics.evaluate). Importing y itself, or anything from personagen.x.y, reaches inside; f and g do not.
+    # prefs.evaluate once was). Importing y itself, or anything from personagen.x.y, reaches inside; f and g do not.
     pkg = tmp_path / "personagen" / "x"
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("from personagen.x.y import f, g\n")
@@ -236,6 +252,10 @@ def test_outside_code_imports_faces_only() -> None:
     assert face_violations() == []
 
 
+def test_face_names_are_not_submodule_names() -> None:
+    assert shadowing_face_names() == []
+
+
 def test_no_long_functions() -> None:
     assert long_functions() == []
 
@@ -243,5 +263,6 @@ def test_no_long_functions() -> None:
 if __name__ == "__main__":
     for cyc in find_cycles(import_graph()):
         print("CYCLE", " -> ".join(cyc))
-    for line in dict.fromkeys(llm_import_violations() + layer_violations() + face_violations() + long_functions()):
+    for line in dict.fromkeys(llm_import_violations() + layer_violations() + face_violations() + long_functions()
+                              + shadowing_face_names()):
         print(line)

@@ -244,3 +244,103 @@ def test_bad_money_input_one_line_exit_2_before_any_call(work: Path, tmp_path: P
                  "--model", "m", "--prices", str(tmp_path / "prices.yaml"), *extra)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
     assert srv.total == 0 and _snapshot(work) == before
+
+
+# ---- issue 22: invalid data reaching a library (each case failed on main: exit 1 with an internal exception's
+# line, or exit 0 having accepted it) -------------------------------------------------------------------------
+def _panel(folder: Path, prob: float | str) -> None:
+    """A hand-made exported panel: 2 personas, one 2-option question answered with `prob` on each option."""
+    (folder / "data" / "personas").mkdir(parents=True)
+    (folder / "data" / "responses").mkdir()
+    pl.DataFrame({"persona_id": ["a", "b"], "weight": [0.5, 0.5]}).write_parquet(folder / "data/personas/x.parquet")
+    pl.DataFrame({"persona_id": ["a", "a", "b", "b"], "survey_id": "S", "qid": "q0", "option": ["Yes", "No"] * 2,
+                  "prob": [prob] * 4}).write_parquet(folder / "data/responses/x.parquet")
+    (folder / "personagen.json").write_text('{"format": "personagen-panel"}')
+
+
+@pytest.fixture(scope="module")
+def work22(work: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Damaged libraries, panels and census files of issue 22, next to a copy of `work`'s LIB and S.parquet."""
+    import json
+    import zipfile
+
+    w = tmp_path_factory.mktemp("bad22")
+    shutil.copytree(work / "LIB", w / "LIB")
+    shutil.copy(work / "S.parquet", w / "S.parquet")
+    mf = json.loads((w / "LIB" / "manifest.json").read_text())
+    personas = pl.read_parquet(w / "LIB" / "personas.parquet")
+    responses = pl.read_parquet(w / "LIB" / "responses.parquet")
+    cal = {"calibrations/c/weights.parquet": pl.DataFrame({"persona_id": ["a", "b", "c"], "weight": [0.2, 0.3, 0.5]})}
+    variants = {
+        "L_nested": {"manifest.json": '{"schema_version": 1, "x": ' + "[" * 100_000 + "]" * 100_000 + "}"},
+        "L_census_int": {"manifest.json": json.dumps({**mf, "census": 5})},
+        "L_census_path_int": {"manifest.json": json.dumps({**mf, "census": {"path": 5}})},
+        "L_history_int": {"manifest.json": json.dumps({**mf, "history": [5]}), **cal},
+        "L_no_persona_id": {"personas.parquet": personas.drop("persona_id")},
+        "L_dup_ids": {"personas.parquet": personas.with_columns(pl.Series("persona_id", ["a", "a", "c"]))},
+        "L_no_prob": {"responses.parquet": responses.drop("prob")},
+        "L_text_prob": {"responses.parquet": responses.with_columns(pl.col("prob").cast(pl.String))},
+        "L_cal_file": {"calibrations": "not a folder"},
+        "L_report_list": {**cal, "calibrations/c/report.json": "[]"},
+        "L_report_nested": {**cal, "calibrations/c/report.json": "[" * 100_000 + "]" * 100_000},
+    }
+    for name, files in variants.items():
+        shutil.copytree(w / "LIB", w / name)
+        for rel, content in files.items():
+            (w / name / rel).parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, pl.DataFrame):
+                content.write_parquet(w / name / rel)
+            else:
+                (w / name / rel).write_text(content)
+    (w / "t.csv").write_text("y\n1\n2\n3\n4\n")
+    head = "SERIALNO,SPORDER,ST,PWGTP,AGEP,SEX\n"
+    (w / "age250.csv").write_text(head + "".join(f"2021HU{i:07d},1,50,10,{40 + i},2\n" for i in range(20))
+                                  + "2021HU0000099,1,50,10,250,2\n")
+    body = (head + "".join(f"2021HU{i:07d},1,50,10,{40 + i},2\n" for i in range(20))).encode()
+    with zipfile.ZipFile(w / "csv_pvt.zip", "w") as zf:
+        zf.writestr("psam_p50.csv", body)
+        zf.writestr("copy/psam_p50.csv", body)
+    with zipfile.ZipFile(w / "csv_pvt2.zip", "w") as zf:
+        zf.writestr("psam_p50.csv", body)
+        zf.writestr("psam_p50b.csv", body)
+    for name, prob in {"PAN_sum2": 1.0, "PAN_neg": -0.5}.items():
+        _panel(w / name, prob)
+    _panel(w / "PAN_nested", 0.5)
+    _panel(w / "PAN_future", 0.5)
+    (w / "PAN_future" / "personagen.json").write_text('{"format": "personagen-panel", "format_version": 99}')
+    (w / "PAN_nested" / "personagen.json").write_text("[" * 100_000 + "]" * 100_000)
+    return w
+
+
+CASES_22: dict[str, list[str]] = {
+    "manifest nested 100000 deep (RecursionError)": ["describe", "L_nested"],
+    "manifest census is a number (AttributeError)": ["describe", "L_census_int"],
+    "manifest census.path is a number (TypeError)": ["describe", "L_census_path_int"],
+    "manifest history entry is a number (AttributeError)": ["publish", "L_history_int", "--out", "P_hist"],
+    "personas lack persona_id (ColumnNotFoundError)": ["calibrate", "L_no_persona_id", "--survey", "S.parquet"],
+    "duplicate persona ids (calibrate wrote weights)": ["calibrate", "L_dup_ids", "--survey", "S.parquet"],
+    "responses lack prob (ColumnNotFoundError)": ["calibrate", "L_no_prob", "--survey", "S.parquet"],
+    "responses prob is text (InvalidOperationError)": ["calibrate", "L_text_prob", "--survey", "S.parquet"],
+    "calibrations is a file (FileExistsError)": ["calibrate", "L_cal_file", "--survey", "S.parquet"],
+    "calibration report.json is a list (AttributeError)": ["publish", "L_report_list", "--out", "P_report"],
+    "calibration report.json nested (RecursionError)": ["sample-panel", "L_report_nested", "-n", "2"],
+    "mixture --out under a file (NotADirectoryError)": ["mixture", "--target", "t.csv", "--out", "t.csv/M"],
+    "census AGEP 250": ["build", "-o", "OUT_age", "--census", "age250.csv", "-n", "5"],
+    "zip holds the person file twice (same name)": ["build", "-o", "OUT_zip", "--census", "csv_pvt.zip", "-n", "5"],
+    "zip holds the person file twice (same bytes)": ["build", "-o", "OUT_zip2", "--census", "csv_pvt2.zip", "-n",
+                                                     "5"],
+    "pull: probabilities sum to 2": ["pull", "PAN_sum2", "-o", "PL_sum2"],
+    "pull: negative probability": ["pull", "PAN_neg", "-o", "PL_neg"],
+    "pull: personagen.json nested (RecursionError)": ["pull", "PAN_nested", "-o", "PL_nested"],
+    "pull: panel format_version newer than this personagen": ["pull", "PAN_future", "-o", "PL_future"],
+}
+
+
+@pytest.mark.parametrize("case", list(CASES_22))
+def test_bad_input_22_one_line_exit_2_nothing_written(work22: Path, case: str) -> None:
+    before = _snapshot(work22)
+    r = _cli(work22, *CASES_22[case])
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2, (case, r.returncode, r.stderr)
+    assert len(lines) == 1 and "Traceback" not in r.stderr and "--debug" not in r.stderr, (case, r.stderr)
+    assert _snapshot(work22) == before, case

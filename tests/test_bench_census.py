@@ -1,4 +1,5 @@
-"""bench census (DESIGN §7) on Vermont, Wyoming and Hawaii: the default simplex fixes held-out variables.
+"""bench census (docs/design.md §7) on Vermont, Wyoming and Hawaii: the default simplex fixes held-out
+variables.
 
 A 1,000-adult pool drawn uniformly from a state's PUMS is calibrated on 6 demographics and scored on 8 held-out
 variables. Single pools are noisy (sampling error of the held-out shares ≈ the bias), so each state averages the

@@ -1,5 +1,5 @@
-"""DESIGN §5's Vermont fact: on a uniform pool of 1,000 Vermont PUMS adults calibrated on 6 variables,
-the pure simplex fit (λ = 0) is very sparse and worse than doing nothing on 8 held-out variables, while
+"""docs/design.md §5's Vermont fact: on a uniform pool of 1,000 Vermont PUMS adults calibrated on 6
+variables, the pure simplex fit (λ = 0) is very sparse and worse than doing nothing on 8 held-out variables, while
 raking and the CV-pulled simplex fit improve on the uniform pool.
 
 The design is built here from raw PUMS codes (one-hot agents; targets = PWGTP-weighted adult shares), so

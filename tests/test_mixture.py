@@ -24,7 +24,7 @@ from personagen.mixture import (  # noqa: E402
     weights_eg,
     weights_slsqp,
 )
-from personagen.mixture.search import generic_scenario  # noqa: E402
+from personagen.mixture.searching import generic_scenario  # noqa: E402
 
 
 def test_w1_by_hand() -> None:
@@ -255,7 +255,7 @@ def test_ipip_scoring_synthetic() -> None:
 def test_ipip_scores_real(shared_data: Path) -> None:
     from personagen.mixture.ipip import DOMAINS, domain_items, score_all
     from personagen.mixture.scenarios import read_table as _read_table
-    from personagen.mixture.search import load_ipip_target
+    from personagen.mixture.searching import load_ipip_target
 
     src = shared_data / "ipip_ffm_big5" / "data.csv"
     if not src.is_file():

@@ -31,6 +31,8 @@ def test_wheel_contains_every_resource_file(wheel: Path) -> None:
         for p in files:
             assert f"personagen/_data/{p.relative_to(REPO).as_posix()}" in names, p
     assert "personagen/cli.py" in names
+    assert "personagen/py.typed" in names  # PEP 561: type checkers read the package's annotations
+    assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in names), names
 
 
 def test_installed_wheel_uses_its_own_resources(wheel: Path, tmp_path: Path) -> None:

@@ -27,8 +27,6 @@ from personagen.reproduce.published import p2p_published  # noqa: E402
 from personagen.reproduce.tables import p2p_table  # noqa: E402
 from personagen.surveys import Survey  # noqa: E402
 
-WAVES = Path(__file__).resolve().parents[2] / "shared" / "data" / "opinionqa" / "human_resp"
-
 
 def _survey() -> Survey:
     qs = [{"qid": "Q1", "question": "a?", "options": ["Yes", "No"], "split": "train",
@@ -110,9 +108,9 @@ def test_dry_run_counts_by_hand(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.llm
-def test_reproduce_p2p_one_wave_local_model(tmp_path: Path, local_llm_url: str) -> None:
+def test_reproduce_p2p_one_wave_local_model(tmp_path: Path, local_llm_url: str, shared_data: Path) -> None:
     """The whole protocol on one real ATP wave: tiny budget, 7 questions, P2P + equal-weight + census pool."""
-    wave = WAVES / "American_Trends_Panel_W26"
+    wave = shared_data / "opinionqa" / "human_resp" / "American_Trends_Panel_W26"
     if not (wave / "info.csv").is_file():
         pytest.skip(f"{wave} not present")
     cen = census_library(tmp_path / "census", n=4)

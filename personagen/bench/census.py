@@ -1,4 +1,4 @@
-"""`bench census` (DESIGN §7): does calibration on some census variables fix the held-out ones?
+"""`bench census` (docs/design.md §7): does calibration on some census variables fix the held-out ones?
 
 A pool of adults drawn *uniformly* from one state's PUMS persons (ignoring PWGTP) is a biased sample of the
 state. The targets are the PWGTP-weighted shares of that state's variables, each recast as a question whose

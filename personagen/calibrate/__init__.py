@@ -1,8 +1,8 @@
 """calibrate stage: fit persona weights so the weighted panel reproduces survey answer shares.
 
 The face. `fit_weights` (arrays in, FitResult out; options in FitOptions, estimators in ESTIMATORS) is the
-fit of DESIGN §4–§5; `calibrate_library` (CalibrateOptions in, Calibration out) fits a library to a survey or
-to census margins and writes LIB/calibrations/NAME.
+fit of docs/design.md §4–§5; `calibrate_library` (CalibrateOptions in, Calibration out) fits a library to a
+survey or to census margins and writes LIB/calibrations/NAME.
 """
 
 from personagen.calibrate.constraints import MarginConstraints

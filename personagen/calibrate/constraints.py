@@ -1,7 +1,7 @@
 """Census-margin constraints: weighted persona demographics within ±tol of the census margins.
 
 Adds |Aw − m| ≤ tol (A: margin rows × agents, indicator or shares; m: target margins) to the simplex
-problem of DESIGN §5. Solved with cvxpy/Clarabel (correctness first): the constrained problem is a QP
+problem of docs/design.md §5. Solved with cvxpy/Clarabel (correctness first): the constrained problem is a QP
 (l2 pull) or an exponential-cone program (KL pull). Also the reference formulation used in tests.
 """
 

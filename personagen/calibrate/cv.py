@@ -1,4 +1,4 @@
-"""K-fold cross-validation over whole questions (DESIGN §5: CV folds group whole questions).
+"""K-fold cross-validation over whole questions (docs/design.md §5: CV folds group whole questions).
 
 Held-out error is the row-weighted MSE Σ W_i (r_i − (Dw)_i)² / Σ W_i over the held-out questions' rows.
 For the Gram-based estimators the training Gram of each fold is G_all − G_fold, so D is read once.

@@ -1,4 +1,4 @@
-"""The design matrix D of DESIGN §5: rows are (question, option) pairs, columns are personas.
+"""The design matrix D of docs/design.md §5: rows are (question, option) pairs, columns are personas.
 
 Two sources feed it:
 * elicited answers (LIB/responses.parquet, long format) for the questions of a survey — `survey_design`;

@@ -1,4 +1,4 @@
-"""`fit_weights`, the one entry point of the weight fit (DESIGN §4–§5).
+"""`fit_weights`, the one entry point of the weight fit (docs/design.md §4–§5).
 
 The options are one frozen `FitOptions`, validated once when built; the estimator is looked up by name in
 `ESTIMATORS` (name -> fit function), and each method's mathematics lives in its own module (simplex, sparse,
@@ -30,7 +30,7 @@ Array = np.ndarray
 class FitResult:
     """Fitted weights and how they were obtained.
 
-    weights (agents,) sum to 1; objective is the minimised value of DESIGN §5 (penalty included; for
+    weights (agents,) sum to 1; objective is the minimised value of docs/design.md §5 (penalty included; for
     sparse the unnormalised lasso objective, for rake the data term); cv is the per-grid CV curve
     (dict: param, grid, mean, se, best, folds) or None when nothing was tuned.
     """
@@ -92,7 +92,8 @@ def _check(D: Array, r: Array, groups, row_weights, base) -> tuple[Array, Array,
 
 @dataclass(frozen=True)
 class FitOptions:
-    """How to fit (DESIGN §5), validated once when built: the CLI and the Python API build the same object."""
+    """How to fit (docs/design.md §5), validated once when built: the CLI and the Python API build the same
+    object."""
 
     method: str = "simplex"
     pull: str = "l2"
@@ -137,7 +138,7 @@ class _Problem:
 
 def fit_weights(D: Array, r: Array, *, groups: Sequence | None = None, row_weights: Array | None = None,
                 base: Array | None = None, **options: object) -> FitResult:
-    """Fit persona weights w so that Dw ≈ r (DESIGN §5 says exactly what each method minimises).
+    """Fit persona weights w so that Dw ≈ r (docs/design.md §5 says exactly what each method minimises).
 
     D: (rows = question-option pairs, cols = agents); r: (rows,) target shares; groups: question id per row
     (needed for CV: folds hold whole questions). The keyword options are those of `FitOptions` (method="simplex",

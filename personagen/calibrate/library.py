@@ -38,7 +38,7 @@ from personagen.calibrate.fit import FitResult, fit_weights
 from personagen.calibrate.honesty import honesty_notes
 from personagen.calibrate.names import BASES, METHODS, PULLS, SEARCHES
 from personagen.calibrate.report import write_calibration
-from personagen.census import load_population
+from personagen.census import check_same_states, load_population, manifest_census
 from personagen.errors import BadInput
 from personagen.library import Library
 from personagen.locking import library_lock
@@ -53,7 +53,7 @@ CENSUS_SURVEY_ID = "census-margins"
 
 @dataclass(frozen=True)
 class CalibrateOptions:
-    """Every option of `calibrate_library` (DESIGN §3 `calibrate`), validated once when built.
+    """Every option of `calibrate_library` (docs/design.md §3 `calibrate`), validated once when built.
 
     census_margins may be given as "age_band,sex" or a sequence; it is kept as a tuple of column names.
     """
@@ -222,16 +222,13 @@ def _base_weights(personas: pl.DataFrame, pids: Sequence[str], base: str) -> np.
 
 def _census_population(lib: Library) -> pl.DataFrame:
     """The library's census source (manifest census path), decoded, with the library's age/state filters."""
-    cen = lib.manifest.get("census") or {}
-    path = cen.get("path") if isinstance(cen, dict) else None
+    src = manifest_census(lib.manifest, lib.path / "manifest.json")
+    path = src["path"]
     if not path:
         raise BadInput(f"{lib.path}/manifest.json: no census source path recorded; --census-margins needs one")
     if not Path(path).exists():
         raise BadInput(f"{lib.path}/manifest.json: census source {path} does not exist")
-    cfg = lib.manifest.get("config") or {}
-    min_age = cfg.get("min_age", cen.get("min_age", 18))
-    state = cen.get("state_code") or cen.get("state")
-    return load_population(path, min_age=min_age, state=state)
+    return load_population(path, min_age=18 if src["min_age"] is None else src["min_age"], state=src["data_state"])
 
 
 def _margin_design(lib: Library, personas: pl.DataFrame, variables: Sequence[str]
@@ -240,6 +237,7 @@ def _margin_design(lib: Library, personas: pl.DataFrame, variables: Sequence[str
     if bad:
         raise BadInput(f"--census-margins: personas have no column(s) {', '.join(bad)}")
     pop = _census_population(lib)
+    check_same_states(personas, pop, manifest_census(lib.manifest, lib.path)["path"], lib.path)
     bad = [v for v in variables if v not in pop.columns]
     if bad:
         raise BadInput(f"--census-margins: census population has no column(s) {', '.join(bad)}")
@@ -307,6 +305,8 @@ def _calibration_name(lib: Library, survey: Survey | None, o: CalibrateOptions) 
     default = f"{o.method}-{sid}-{o.group if survey else 'overall'}"
     nm = _slug(default) if o.name is None else safe_name(o.name, "--name")
     existing = lib.calibration_dir(nm)
+    if o.write and existing.parent.exists() and not existing.parent.is_dir():
+        raise BadInput(f"{existing.parent}: is a file where the library's calibrations folder belongs")
     if o.write and not o.overwrite and existing.exists() and any(existing.iterdir()):
         raise BadInput(f"{existing}: calibration {nm!r} already exists; pass --name NAME or --overwrite")
     return nm

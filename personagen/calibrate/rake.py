@@ -1,4 +1,4 @@
-"""Raking of persona weights to target margins (the baseline estimator of DESIGN §5).
+"""Raking of persona weights to target margins (the baseline estimator of docs/design.md §5).
 
 Raking is the minimum-divergence calibration of Deming–Stephan / Deville–Särndal: among weights w ≥ 0 with
 Σw = 1 that reproduce every margin (Dw = r), the one closest to the base weights w0 in KL(w‖w0). Its

@@ -1,4 +1,5 @@
-"""The default estimator: simplex-constrained least squares with a pull toward base weights (DESIGN §5).
+"""The default estimator: simplex-constrained least squares with a pull toward base weights
+(docs/design.md §5).
 
     min ½‖W^½(r − Dw)‖² + λ·N/2·‖w − w0‖²   (pull "l2")   or   + λ·KL(w‖w0)   (pull "kl")
     s.t. w ≥ 0, Σw = 1
@@ -28,7 +29,7 @@ Array = np.ndarray
 
 
 def objective(quad: Quad, w: Array, lam: float, w0: Array, pull: str) -> float:
-    """The minimised value: data term plus the pull penalty (as in DESIGN §5)."""
+    """The minimised value: data term plus the pull penalty (as in docs/design.md §5)."""
     val = quad.value(w)
     if lam:
         if pull == "kl":

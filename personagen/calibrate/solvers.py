@@ -1,4 +1,4 @@
-"""Fast solvers for the weight-calibration problems of DESIGN §5.
+"""Fast solvers for the weight-calibration problems of docs/design.md §5.
 
 All quadratic problems are written as
 

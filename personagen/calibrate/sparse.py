@@ -1,4 +1,4 @@
-"""Sparse estimator: nonnegative lasso without the sum constraint, then w / Σw (DESIGN §5).
+"""Sparse estimator: nonnegative lasso without the sum constraint, then w / Σw (docs/design.md §5).
 
     min ½‖W^½(r − Dw)‖² + α‖w‖₁   s.t. w ≥ 0        (on w ≥ 0, ‖w‖₁ = Σw, so the L1 term is linear)
 

@@ -7,15 +7,22 @@ pwgtp. The build pipeline also uses the reader, decoder, sampler and codebook na
 """
 
 from personagen.census.codebook import states
-from personagen.census.decode import decode, unknown_codes
+from personagen.census.decoding import decode, unknown_codes
 from personagen.census.describe import describe_library, plot_describe
 from personagen.census.download import sha256_file
-from personagen.census.population import load_population, read_population, resolve_source
+from personagen.census.population import (
+    check_same_states,
+    load_population,
+    manifest_census,
+    read_population,
+    resolve_source,
+)
 from personagen.census.read import RawPopulation, SampledPopulation, read_raw, read_sample
 from personagen.census.sample import distinct_draws_ok, sample_indices
 
 __all__ = [
-    "RawPopulation", "SampledPopulation", "decode", "describe_library", "distinct_draws_ok", "load_population",
+    "RawPopulation", "SampledPopulation", "check_same_states", "decode", "describe_library", "distinct_draws_ok",
+    "load_population", "manifest_census",
     "plot_describe", "read_population", "read_raw", "read_sample", "resolve_source", "sample_indices", "sha256_file",
     "states", "unknown_codes",
 ]

@@ -53,6 +53,17 @@ def codebook(year: int) -> dict[str, dict[int, str | None]]:
     return {var: spec["labels"] for var, spec in data["variables"].items()}
 
 
+def ranges(year: int) -> dict[str, tuple[int, int]]:
+    """{PUMS variable: (lowest, highest) value} of the data year's dictionary (codebook `ranges`)."""
+    vintage = attributes()["years"][check_year(year)]
+    return {var: (int(lo), int(hi)) for var, (lo, hi) in (load_yaml(f"codebook_{vintage}.yaml").get("ranges") or {}).items()}
+
+
+def ranged_variables() -> list[str]:
+    """Every variable some shipped codebook gives a value range for (read before the data year is known)."""
+    return sorted({v for y in supported_years() for v in ranges(y)})
+
+
 def rules() -> list[dict[str, Any]]:
     """Consistency rules (census/rules.yaml), in order."""
     return load_yaml("rules.yaml")["rules"]

@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 
 from personagen.census.codebook import attributes
-from personagen.census.population import load_population
+from personagen.census.population import check_same_states, load_population, manifest_census
 from personagen.errors import BadInput
 from personagen.library import Library
 from personagen.metrics import tvd
@@ -40,16 +40,16 @@ def describe_library(lib: Library | str | os.PathLike, census: str | os.PathLike
     if not isinstance(lib, Library):
         lib = Library.open(lib)
     personas = lib.personas()
-    mf_census = lib.manifest.get("census") or {}
-    config = lib.manifest.get("config") or {}
-    path = census or mf_census.get("path")
+    src = manifest_census(lib.manifest, lib.path / "manifest.json")
+    path = census or src["path"]
     if not path:
         raise BadInput(f"{lib.path}: manifest names no census source; pass --census PATH")
     if not Path(path).exists():
         raise BadInput(f"{path}: census file (from {'--census' if census else 'the manifest'}) does not exist;"
                        " pass --census PATH")
-    pop = load_population(path, min_age=config.get("min_age", 18), state=config.get("state"),
-                          year=mf_census.get("year") if not census else None)
+    pop = load_population(path, min_age=18 if src["min_age"] is None else src["min_age"], state=src["build_state"],
+                          year=src["year"] if not census else None)
+    check_same_states(personas, pop, path, lib.path)
     if "source" in personas.columns and personas.filter(pl.col("source") == "census").height:
         pool = personas.filter(pl.col("source") == "census")
     else:

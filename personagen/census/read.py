@@ -23,8 +23,9 @@ from typing import Any
 
 import polars as pl
 
-from personagen.census.codebook import attributes, check_year, resolve_state, rules
+from personagen.census.codebook import attributes, check_year, ranged_variables, ranges, resolve_state, rules
 from personagen.errors import BadInput
+from personagen.infile import regular_file
 
 # Compressed inputs above these sizes (zip member: uncompressed; .gz: compressed) are decompressed to a temp
 # file and scanned lazily; smaller ones are parsed in memory with only the needed columns.
@@ -60,14 +61,24 @@ def kind_of(path: Path) -> str:
 
 
 def _zip_members(path: Path) -> list[str]:
+    """The person files of a Census zip (the national csv_pus.zip holds two halves, psam_pusa/b.csv); BadInput
+    when one is there twice (the same name in two folders, or the same bytes under two names): its records
+    would be read twice."""
     try:
         with zipfile.ZipFile(path) as zf:
-            members = [i.filename for i in zf.infolist() if _MEMBER.search(i.filename)]
+            infos = [i for i in zf.infolist() if _MEMBER.search(i.filename)]
     except (zipfile.BadZipFile, OSError) as e:
         raise BadInput(f"{path}: not a readable zip file ({e})") from None
-    if not members:
+    if not infos:
         raise BadInput(f"{path}: zip holds no psam_p*.csv person file")
-    return sorted(members)
+    seen: dict[object, str] = {}
+    for i in sorted(infos, key=lambda i: i.filename):
+        for key in (i.filename.rsplit("/", 1)[-1].lower(), (i.CRC, i.file_size)):
+            if key in seen:
+                raise BadInput(f"{path}: zip holds the person file twice ({seen[key]} and {i.filename}); its records"
+                               " would be read twice (keep one)")
+            seen[key] = i.filename
+    return sorted(i.filename for i in infos)
 
 
 def _header_line(fh: io.BufferedIOBase, path: object) -> list[str]:
@@ -174,6 +185,7 @@ def _person_file_columns(source: str | os.PathLike) -> tuple[Path, list[str]]:
         raise BadInput(f"{path}: census file does not exist")
     if path.is_dir():
         raise BadInput(f"{path}: is a directory, not a PUMS file")
+    regular_file(path, "census file")  # a device (/dev/zero) or a pipe would be read without end
     spec = attributes()
     cols = header(path)
     missing = [c for c in spec["required"] if c not in cols]
@@ -197,7 +209,8 @@ def read_raw(source: str | os.PathLike, *, min_age: int | None = 18, state: str 
         with _lazy_frames(path, use) as frames:
             lf = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
             lf = _typed(lf, use)
-            counted = lf.select(pl.len().alias("n"), pl.col("SERIALNO").drop_nulls().first().alias("s"))
+            counted = lf.select(pl.len().alias("n"), pl.col("SERIALNO").drop_nulls().first().alias("s"),
+                                *_extremes(use))
             if min_age is not None:
                 lf = lf.filter(pl.col("AGEP") >= min_age)
             if fips is not None:
@@ -209,6 +222,7 @@ def read_raw(source: str | os.PathLike, *, min_age: int | None = 18, state: str 
         raise BadInput(f"{path}: cannot parse as a PUMS person file ({type(e).__name__}: {str(e).splitlines()[0]})"
                        ) from None
     data_year = _data_year(meta["s"][0], year, path)
+    _check_ranges(meta, data_year, path)
     counts: dict[str, int] = {}
     if apply_rules:
         df, counts = _drop_rule_hits(df, use)
@@ -273,7 +287,8 @@ def read_sample(source: str | os.PathLike, n: int, seed: int, *, replace: bool |
             # every record's pass-1 columns are held at once: 32-bit codes (PUMS codes, weights and incomes fit)
             # and no SERIALNO (only the first one is read, for the year) keep 10 M records near 0.5 GB
             lf = _typed(base.select("_row", *first), first, pl.Int32)
-            counted = lf.select(pl.len().alias("n"), pl.col("SERIALNO").drop_nulls().first().alias("s"))
+            counted = lf.select(pl.len().alias("n"), pl.col("SERIALNO").drop_nulls().first().alias("s"),
+                                *_extremes(first))
             codes = [c for c in first if c != "SERIALNO"]
             lf = lf.select("_row", *codes)
             if min_age is not None:
@@ -282,6 +297,7 @@ def read_sample(source: str | os.PathLike, n: int, seed: int, *, replace: bool |
                 lf = lf.filter(pl.col("ST") == fips)
             df, meta = pl.collect_all([lf, counted], engine=engine)
             data_year = _data_year(meta["s"][0], year, path)
+            _check_ranges(meta, data_year, path)
             df, counts = _drop_rule_hits(df, codes)
             if df.height == 0:
                 raise BadInput(f"{path}: no census records left after --min-age {min_age}"
@@ -306,6 +322,24 @@ def _data_year(first: str | None, year: int | None, path: Path) -> int:
     if year is not None and data_year is not None and int(year) != data_year:
         raise BadInput(f"{path}: holds PUMS year {data_year}, not the requested --year {year}")
     return check_year(data_year if data_year is not None else year, source=path)
+
+
+def _extremes(cols: list[str]) -> list[pl.Expr]:
+    """Lowest and highest value of each range-checked variable in `cols` (before any filter)."""
+    return [e for v in ranged_variables() if v in cols
+            for e in (pl.col(v).min().alias(f"min {v}"), pl.col(v).max().alias(f"max {v}"))]
+
+
+def _check_ranges(meta: pl.DataFrame, year: int, path: Path) -> None:
+    """BadInput naming the variable when a value lies outside the year's codebook range (AGEP 0-99)."""
+    for var, (lo, hi) in ranges(year).items():
+        if f"min {var}" not in meta.columns:
+            continue
+        low, high = meta[f"min {var}"][0], meta[f"max {var}"][0]
+        bad = low if low is not None and low < lo else high if high is not None and high > hi else None
+        if bad is not None:
+            raise BadInput(f"{path}: field {var} holds {bad}, outside the PUMS {year} codebook range {lo}-{hi}"
+                           " (not a PUMS value; fix or drop the record)")
 
 
 def _drop_rule_hits(df: pl.DataFrame, present: list[str]) -> tuple[pl.DataFrame, dict[str, int]]:

@@ -169,7 +169,7 @@ def sample_rows(pid: str, sid: str, qid: str, options: list[str], texts: list[st
 # ---- the stage -------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ElicitOptions:
-    """Every option of `elicit_library` (DESIGN §3 `elicit`), validated once when built.
+    """Every option of `elicit_library` (docs/design.md §3 `elicit`), validated once when built.
 
     backend/base_url/model/concurrency/fresh/budgets/prices/progress only shape the client that
     `elicit_library` creates when it is not handed one.

@@ -127,7 +127,7 @@ def _plot(log: dict, path: Any) -> None:
 
 @dataclass(frozen=True)
 class EndowOptions:
-    """Every option of `endow_library` (DESIGN §3 `endow`), validated once when built."""
+    """Every option of `endow_library` (docs/design.md §3 `endow`), validated once when built."""
 
     budget: int
     strategy: str = "active"

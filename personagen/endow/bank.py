@@ -26,6 +26,7 @@ import numpy as np
 import yaml
 
 from personagen.errors import BadInput
+from personagen.infile import read_text
 from personagen.resources import datasets_dir
 
 MAX_ATTRIBUTES = 10  # P2P: at most 10 attributes per endowment
@@ -64,7 +65,7 @@ def shipped_bank_dir() -> Path:
 
 def _load_file(path: Path) -> list[Mode]:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(read_text(path, "attribute bank file"))
     except yaml.YAMLError as e:
         raise BadInput(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):

@@ -245,7 +245,7 @@ def render_enrichment(df: pl.DataFrame, categories: list[str], templates: str | 
 
 @dataclass(frozen=True)
 class EnrichOptions:
-    """Every option of `enrich_library` (DESIGN §3 `enrich`), validated once when built."""
+    """Every option of `enrich_library` (docs/design.md §3 `enrich`), validated once when built."""
 
     backend: str = "local"
     base_url: str | None = None

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from personagen.errors import BadInput
 from personagen.finetune.steering import Steering, question_prompt
+from personagen.infile import read_text
 from personagen.store import atomic_write_text
 from personagen.surveys import OVERALL, Survey, assign_splits, import_opinionqa, import_subpop, load
 
@@ -121,7 +122,7 @@ def read_jsonl(path: str | os.PathLike) -> list[Example]:
     """Read examples written by `export_jsonl` (BadInput naming the line on a malformed record)."""
     back = {v: k for k, v in HUB_SPLITS.items()}
     out = []
-    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for i, line in enumerate(read_text(path, "examples file").splitlines(), 1):
         try:
             r = json.loads(line)
             out.append(Example(r["survey_id"], r["qid"], r["question"], tuple(r["options"]),

@@ -26,7 +26,7 @@ from personagen.llm.multi import singles
 from personagen.llm.parsing import clean_text, parse_json, parse_list, parse_number, strip_fences
 from personagen.llm.prices import PriceTable
 from personagen.llm.ray_engine import RayClient, RayOptions
-from personagen.llm.redact import redact, register_secret
+from personagen.llm.redaction import redact, register_secret
 
 __all__ = [
     "LLMClient", "ChatRequest", "ChatResult", "BudgetExceeded", "PriceTable",

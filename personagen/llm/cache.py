@@ -13,7 +13,7 @@ Tables (schema version in PRAGMA user_version, brought up to date by `migrate`):
 - ``claims``: requests in flight (hash, owner pid, time). A process about to send a request claims it; a
   second process needing the same request waits for the owner's answer instead of paying again. A claim
   whose owner pid is gone (or older than CLAIM_STALE_S) is taken over.
-Error and response text is redacted (personagen.llm.redact) before it is stored.
+Error and response text is redacted (personagen.llm.redaction) before it is stored.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from personagen.errors import BadInput, PersonagenError
-from personagen.llm.redact import redact
+from personagen.llm.redaction import redact
 from personagen.locking import pid_alive
 
 # Ordered migrations (as simonw/llm keeps its logs database): each entry moves the schema one version up, and

@@ -5,7 +5,7 @@ concurrency, retries with exponential backoff + jitter (honouring Retry-After), 
 (LIB/llm.sqlite), in-run deduplication of identical requests, per-run budgets and token/cost accounting
 (their rules: personagen.llm.accounting) and a progress display (personagen.llm.progress). Several processes
 share one cache: a request in flight is claimed in it, so a second process waits for the first's answer
-instead of paying again. Error text is redacted (personagen.llm.redact) before it is stored or shown. Backends: ``openai`` (any OpenAI-compatible URL) and ``local`` (bundled SmolLM2).
+instead of paying again. Error text is redacted (personagen.llm.redaction) before it is stored or shown. Backends: ``openai`` (any OpenAI-compatible URL) and ``local`` (bundled SmolLM2).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from personagen.llm.local import LOCAL_ALIAS, LocalServer, local_available, mode
 from personagen.llm.multi import n_supported, send_n
 from personagen.llm.prices import PriceTable
 from personagen.llm.progress import progress_bar
-from personagen.llm.redact import redact, register_secret
+from personagen.llm.redaction import redact, register_secret
 
 BACKENDS = ("local", "openai", "openai-batch", "hf")
 # backends served by a subclass, as (module, class): imported on use (the subclass imports this module)

@@ -1,6 +1,6 @@
 """Metrics: entropy, entropy coverage, MSE, 1-JSD, ordinal WD, majority accuracy, R², Kish ESS, bootstrap CIs.
 
-See `personagen.metrics.core` for the exact definitions and `personagen.metrics.evaluate` for aggregation,
+See `personagen.metrics.core` for the exact definitions and `personagen.metrics.scoring` for aggregation,
 bootstrap CIs and the handling of questions without an ordinal mapping.
 """
 
@@ -18,7 +18,7 @@ from personagen.metrics.core import (
     uniform_like,
     wasserstein,
 )
-from personagen.metrics.evaluate import (
+from personagen.metrics.scoring import (
     ALL_METRICS,
     DEFAULT_METRICS,
     evaluate,

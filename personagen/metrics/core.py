@@ -5,7 +5,7 @@ mask, so every metric is one array expression over all questions. Per-question f
 per question; the survey-level number is their mean (MSE and R² pool the (question, option) rows instead,
 see `mse` / `r2`).
 
-Definitions (DESIGN §6):
+Definitions (docs/design.md §6):
 * normalised entropy H_i = −Σ p log2 p / log2 K_i (0 log 0 = 0), K_i = number of options, in [0, 1].
 * group entropy = mean H_i over a group's questions.
 * entropy coverage ratio (ECR) = fraction of questions whose predicted normalised entropy is at least the

@@ -20,7 +20,7 @@ from personagen.mixture.scenarios import (
     moblab_observed,
     moblab_scenario,
 )
-from personagen.mixture.search import Primitives, load_ipip_target, load_target, mixture_library, search
+from personagen.mixture.searching import Primitives, load_ipip_target, load_target, mixture_library, search
 
 __all__ = [
     "ALGORITHMS", "MOBLAB_GAMES", "PAPER_K", "WEIGHT_FITS", "EvalOptions", "MixtureOptions", "MixtureResult",

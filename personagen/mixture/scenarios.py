@@ -24,6 +24,7 @@ import polars as pl
 
 from personagen import llm as llmio
 from personagen.errors import BadInput
+from personagen.infile import JSON_MAX_BYTES, regular_file
 from personagen.llm import parse_number
 from personagen.mixture import ipip
 
@@ -55,9 +56,7 @@ class Scenario:
 
 def read_table(path: str | os.PathLike) -> pl.DataFrame:
     """A CSV/TSV (separator sniffed from the header line) or parquet file; BadInput naming the problem."""
-    p = Path(path)
-    if not p.is_file():
-        raise BadInput(f"{p}: target file does not exist")
+    p = regular_file(path, "target file", JSON_MAX_BYTES)
     try:
         if p.suffix == ".parquet":
             return pl.read_parquet(p)

@@ -1,4 +1,4 @@
-"""Persona table schema (personas.parquet): column names, dtypes and canonical order (DESIGN.md §2).
+"""Persona table schema (personas.parquet): column names, dtypes and canonical order (docs/design.md §2).
 
 Why: every stage reads the same columns; one list keeps names, order and null conventions in one place.
 """

@@ -3,7 +3,7 @@ validation (evaluator check, two-role-player κ, leave-one-out attribute κ), th
 trainer-ready export used by `personagen publish`."""
 
 from personagen.prefs.estimate import PAPER, dry_run
-from personagen.prefs.evaluate import EvalOptions, EvalResult, evaluate, parse_choice
+from personagen.prefs.evaluation import EvalOptions, EvalResult, evaluate, parse_choice
 from personagen.prefs.export import trainer_rows
 from personagen.prefs.kappa import cohen_kappa
 from personagen.prefs.pairs import PairOptions, PairsResult, parse_critique, parse_revision, plan_pairs

@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from personagen.errors import BadInput, PersonagenError
+from personagen.infile import regular_file
 from personagen.prefs import calls
 
 PAPER_HELDOUT_FRACTION = 868 / 3868  # §3.2: 3,000 train + 868 held-out of the 3,868 kept prompts
@@ -78,6 +79,7 @@ def prompt_id(text: str) -> str:
 
 def _read_file(path: Path) -> pl.DataFrame:
     suffix = path.suffix.lower()
+    regular_file(path, "prompts file")  # not a device or pipe (a symlink to /dev/zero is read without end)
     try:
         if suffix == ".parquet":
             return pl.read_parquet(path)

@@ -156,8 +156,8 @@ class ModelSpec:
 
 def evaluate_library(lib: Any, opts: Any, spec: ModelSpec = ModelSpec(), second: ModelSpec | None = None,
                      client: Any = None, second_client: Any = None) -> Any:
-    """Validate LIB/preferences.parquet (personagen.prefs.evaluate) and write LIB/prefs/eval/*."""
-    from personagen.prefs.evaluate import evaluate, write_report
+    """Validate LIB/preferences.parquet (personagen.prefs.evaluation) and write LIB/prefs/eval/*."""
+    from personagen.prefs.evaluation import evaluate, write_report
 
     prompts_path = Path(lib.path) / PREFS_DIR / "prompts.parquet"
     if not prompts_path.is_file():

@@ -13,7 +13,6 @@ allow redistribution (see `survey_licence`).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -25,6 +24,7 @@ import polars as pl
 
 from personagen._version import __version__
 from personagen.errors import BadInput
+from personagen.infile import MANIFEST_MAX_BYTES, load_json
 from personagen.library import RESPONSE_SCHEMA, Library
 from personagen.publish.card import CONFIGS, SPLIT_FILE, render_card
 from personagen.publish.preferences import CONFIG as PREFERENCES
@@ -127,13 +127,16 @@ def read_calibration(lib: Library, name: str) -> tuple[pl.DataFrame, dict[str, A
     for c in ("persona_id", "weight"):
         if c not in w.columns:
             raise BadInput(f"{wp}: lacks column {c!r}")
+    if not w.schema["weight"].is_numeric():
+        raise BadInput(f"{wp}: column 'weight' is {w.schema['weight']}, expected a number")
     w = w.select(pl.col("persona_id").cast(pl.String), pl.col("weight").cast(pl.Float64))
     report: dict[str, Any] = {}
-    if rp.is_file():
-        try:
-            report = json.loads(rp.read_text())
-        except json.JSONDecodeError as e:
-            raise BadInput(f"{rp}: invalid JSON ({e.msg} at line {e.lineno})") from None
+    if rp.exists():
+        report = load_json(rp, "calibration report", MANIFEST_MAX_BYTES)
+        if not isinstance(report, dict):
+            raise BadInput(f"{rp}: expected a JSON object, found {type(report).__name__}")
+        if not isinstance(report.get("negative_weights") or 0, int):
+            raise BadInput(f"{rp}: field 'negative_weights' must be an integer")
     check_weights(w, str(wp))
     if int(report.get("negative_weights") or 0) > 0:
         raise BadInput(f"{rp}: calibration {name!r} reports {report['negative_weights']} negative weights "

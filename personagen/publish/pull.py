@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from pathlib import Path
@@ -13,9 +12,11 @@ import numpy as np
 import polars as pl
 
 from personagen.errors import BadInput, PersonagenError
+from personagen.infile import MANIFEST_MAX_BYTES, load_json
 from personagen.library import MANIFEST, Library
 from personagen.publish.export import (
     FORMAT,
+    FORMAT_VERSION,
     PANEL_JSON,
     check_weights,
     choose_calibration,
@@ -103,12 +104,13 @@ def _panel_meta(folder: Path) -> dict[str, Any]:
     mf = folder / PANEL_JSON
     if not mf.is_file():
         return {}
-    try:
-        meta = check_meta(json.loads(mf.read_text()), str(mf))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BadInput(f"{mf}: invalid JSON ({e})") from None
+    meta = check_meta(load_json(mf, "panel metadata", MANIFEST_MAX_BYTES), str(mf))
     if meta.get("format") not in (None, FORMAT):
         raise BadInput(f"{mf}: format {meta.get('format')!r} is not {FORMAT!r}")
+    version = meta.get("format_version", FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise BadInput(f"{mf}: field 'format_version' {version!r} is not one this personagen reads (1 to "
+                       f"{FORMAT_VERSION}); upgrade personagen (docs/compatibility.md)")
     return meta
 
 

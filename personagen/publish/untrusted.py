@@ -66,8 +66,27 @@ def check_personas(df: pl.DataFrame, where: str) -> None:
         raise BadInput(f"{where}: column 'persona_id' has null values")
 
 
+PROB_SUM_TOL = 1e-3  # as calibrate's design: one answer's option probabilities sum to 1 within this
+
+
 def check_responses(df: pl.DataFrame, where: str) -> None:
-    check_frame(df, where, RESPONSE_DTYPES, ("persona_id", "qid", "option"))
+    """Schema as check_frame, and each valid answer a distribution: prob finite in [0, 1], summing to 1 over
+    the options of one (persona, survey, question, model, mode[, style])."""
+    check_frame(df, where, RESPONSE_DTYPES, ("persona_id", "qid", "option", "prob"))
+    ok = df.filter(pl.col("valid").fill_null(True)) if df.schema.get("valid") == pl.Boolean else df
+    prob = pl.col("prob").cast(pl.Float64)
+    bad = ok.filter(prob.is_not_null() & (prob.is_nan() | prob.is_infinite() | (prob < 0) | (prob > 1 + PROB_SUM_TOL)))
+    if bad.height:
+        r = bad.row(0, named=True)
+        raise BadInput(f"{where}: column 'prob' of persona {r['persona_id']!r} on {r['qid']!r}/{r['option']!r} is "
+                       f"{r['prob']!r}, not a probability in [0, 1] ({bad.height} such rows)")
+    keys = [c for c in ("persona_id", "survey_id", "qid", "model", "mode", "style") if c in df.columns]
+    sums = ok.filter(prob.is_not_null()).group_by(keys).agg(prob.sum().alias("s"))
+    off = sums.filter((pl.col("s") - 1.0).abs() > PROB_SUM_TOL)
+    if off.height:
+        r = off.row(0, named=True)
+        raise BadInput(f"{where}: column 'prob' of persona {r['persona_id']!r} on {r['qid']!r} sums to {r['s']:.4g}"
+                       f" over the options, not 1 ({off.height} such answers)")
 
 
 def check_meta(meta: Any, where: str) -> dict[str, Any]:
@@ -77,6 +96,12 @@ def check_meta(meta: Any, where: str) -> dict[str, Any]:
     for k in ("provenance", "report"):
         if meta.get(k) is not None and not isinstance(meta[k], dict):
             raise BadInput(f"{where}: field {k!r} must be an object")
+    prov = meta.get("provenance") or {}
+    seed = prov.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise BadInput(f"{where}: field 'provenance.seed' must be an integer or null")
+    if not isinstance(prov.get("census") or {}, dict):
+        raise BadInput(f"{where}: field 'provenance.census' must be an object or null")
     if not isinstance(meta.get("left_out", []), list):
         raise BadInput(f"{where}: field 'left_out' must be a list")
     name = meta.get("calibration") or (meta.get("report") or {}).get("name") or "published"

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from personagen.errors import BadInput
+from personagen.infile import read_text
 from personagen.reproduce.published import BIG5_TABLE1, MOBLAB_TABLE3, PROMPTMIX_SOURCE
 
 TARGETS = ("big5", "moblab")
@@ -97,7 +98,7 @@ def load_personas(path: Path | None) -> list[str]:
     if path is None:
         return []
     out = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for line in read_text(path, "persona file").splitlines():
         if line.strip():
             rec = json.loads(line)
             out.append(str(rec.get("persona") or rec.get("input persona") or ""))

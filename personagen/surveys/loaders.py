@@ -74,6 +74,7 @@ from typing import Any
 import yaml
 
 from personagen.errors import BadInput
+from personagen.infile import load_json, read_text
 from personagen.surveys.schema import OVERALL, SPLITS, Survey
 
 REFUSED_MODES = ("drop", "keep")
@@ -177,7 +178,7 @@ def _oqa_counts(p: Path) -> dict[str, dict]:
         if "_" in attr or attr == "NONE":  # two-attribute files and the POLPARTY duplicate
             continue
         try:
-            counts[attr] = json.loads(f.read_text(encoding="utf-8"))
+            counts[attr] = load_json(f, "count file")
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise BadInput(f"{f}: not valid JSON ({type(e).__name__})") from None
         if not isinstance(counts[attr], dict):
@@ -335,9 +336,11 @@ def opinionqa_respondents(path: str | os.PathLike) -> dict[tuple[str, str, str],
         if "_" in attr or attr == "NONE":
             continue
         try:
-            data = json.loads(f.read_text(encoding="utf-8"))
+            data = load_json(f, "count file")
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise BadInput(f"{f}: not valid JSON ({type(e).__name__})") from None
+        if not isinstance(data, dict) or not all(isinstance(g, dict | None) for g in data.values()):
+            raise BadInput(f"{f}: expected a JSON object of questions, each an object of groups")
         for key, groups in data.items():
             for g, raw in (groups or {}).items():
                 if isinstance(raw, dict) and g not in ("MC_options", "question_text"):
@@ -361,7 +364,7 @@ def import_subpop(path: str | os.PathLike, *, refused: str = "drop", seed: int =
     qs: dict[str, dict] = {}
     need = ("qkey", "attribute", "group", "question", "options", "ordinal", "responses", "refusal_rate")
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        lines = read_text(p, "SubPOP file").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise BadInput(f"{p}: unreadable ({type(e).__name__})") from None
     for n, line in enumerate(lines, 1):
@@ -418,7 +421,7 @@ def import_wvs(path: str | os.PathLike, *, refused: str = "drop", seed: int = 0,
     _check_refused(refused)
     p = _existing(path, "WVS/Pew file")
     try:
-        items = json.loads(p.read_text(encoding="utf-8"))
+        items = load_json(p, "WVS/Pew file")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, IsADirectoryError) as e:
         raise BadInput(f"{p}: not a readable JSON file ({type(e).__name__})") from None
     if not isinstance(items, list):
@@ -622,7 +625,7 @@ def import_generic(path: str | os.PathLike, *, refused: str = "drop", seed: int 
         doc = _csv_to_doc(p)
     elif p.suffix.lower() in (".yaml", ".yml", ".json"):
         try:
-            doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+            doc = yaml.safe_load(read_text(p, "survey file"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
             raise BadInput(f"{p}: not valid YAML ({type(e).__name__})") from None
     else:

@@ -8,7 +8,7 @@ import polars as pl
 
 from personagen.census.codebook import attributes, codebook
 
-# Persona columns produced from PUMS, in personas.parquet order (DESIGN.md §2, personas.parquet).
+# Persona columns produced from PUMS, in personas.parquet order (docs/design.md §2, personas.parquet).
 PUMS_COLUMNS: tuple[str, ...] = (
     "pwgtp", "serialno", "sporder", "state", "state_code", "puma", "age", "age_band", "sex", "race", "hispanic",
     "ancestry", "language", "english_ability", "education", "employment", "class_of_worker", "industry",
