@@ -52,5 +52,5 @@ def select_questions(survey: Survey, *, split: str | Iterable[str] = "all", ques
             raise BadInput(f"--max-questions {max_questions}: must be at least 1")
         pool = pool[:max_questions]
     if not pool:
-        raise BadInput(f"{survey.source}: no questions selected (split {split!r})")
+        raise BadInput(f"{survey.source}: no questions in split {split!r} (after --questions / --per-split)")
     return pool
