@@ -284,7 +284,7 @@ def reproduce_p2p(opts: P2PReproOptions) -> P2PReproResult:
     result = P2PReproResult()
     Path(opts.out).mkdir(parents=True, exist_ok=True)
     client = LLMClient.create(backend=opts.backend, base_url=opts.base_url, model=opts.model,
-                              cache_path=Path(opts.out) / "llm.sqlite", concurrency=opts.concurrency, progress=False)
+                              cache_path=Path(opts.out) / "llm.sqlite", concurrency=opts.concurrency, progress=True)
     with client as c:
         for wave in opts.waves:
             reps = [_run_repeat(c, opts, Path(wave), r) for r in range(opts.repeats)]

@@ -141,7 +141,7 @@ def reproduce_promptmix(opts: PromptMixReproOptions) -> PromptMixReproResult:
     Path(opts.out).mkdir(parents=True, exist_ok=True)
     personas = load_personas(opts.personahub)
     client = LLMClient.create(backend=opts.backend, base_url=opts.base_url, model=opts.model,
-                              cache_path=Path(opts.out) / "llm.sqlite", concurrency=opts.concurrency, progress=False)
+                              cache_path=Path(opts.out) / "llm.sqlite", concurrency=opts.concurrency, progress=True)
     with client as c:
         per_dim = {d: _run_dim(c, opts, d, personas) for d in opts.dim_list}
     table = promptmix_table(opts, per_dim)

@@ -180,8 +180,8 @@ def reproduce_subpop(opts: SubpopOptions, *, progress: Any = None) -> SubpopResu
         if progress:
             progress(f"{b}: mean WD {wd[b].mean():.4f}")
     base.unload()  # free the base model before training
-    show = (lambda r: progress(f"fine-tune step {r['step']}: train {r['train']:.4f}"
-                               + (f", valid {r['valid']:.4f}" if "valid" in r else ""))) if progress else None
+    show = (lambda r: progress(f"fine-tune step {r['step']}: train {r['train']:.4f}, valid {r['valid']:.4f}")
+            if "valid" in r else None) if progress else None
     ft = finetune(opts.finetune_options(), progress=show)
     tuned = HFScorer(opts.model, ft.adapter, cache_path=cache, threads=opts.threads)
     wd["fine_tuned"] = example_wd(tests, predict("zero_shot_qa", tuned, tests).dists)
