@@ -91,7 +91,8 @@ def p2p(waves: tuple[Path, ...], backend: str, base_url: str | None, model: str 
 @click.option("--personahub", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="JSONL of personas for the Persona Hub baseline.")
 @click.option("--max-obs", type=Count(1, 100_000_000), default=None, help="Cap on D_obs points the search sees (CPU runs).")
-@click.option("--prompt-tokens", type=Count(1, 100_000), default=120, show_default=True)
+@click.option("--max-tokens", "--prompt-tokens", "prompt_tokens", type=Count(1, 100_000), default=120, show_default=True,
+              help="Output cap per system-prompt call (--prompt-tokens: the same, its older name).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @_OUT
 @_CONC
