@@ -277,7 +277,7 @@ def _run_repeat(c: Any, opts: P2PReproOptions, wave: Path, r: int) -> dict[str, 
 
 def reproduce_p2p(opts: P2PReproOptions) -> P2PReproResult:
     """Run the protocol on every wave (see module docstring); write JSON + markdown under `opts.out`."""
-    from personagen.llm import LLMClient
+    from personagen.llm import LLMClient, progress_bar
     from personagen.reproduce.tables import p2p_table, write_table
 
     t0 = time.time()
@@ -285,9 +285,13 @@ def reproduce_p2p(opts: P2PReproOptions) -> P2PReproResult:
     Path(opts.out).mkdir(parents=True, exist_ok=True)
     client = LLMClient.create(backend=opts.backend, base_url=opts.base_url, model=opts.model,
                               cache_path=Path(opts.out) / "llm.sqlite", concurrency=opts.concurrency, progress=True)
-    with client as c:
+    # the whole run's counts, rate and time left, also while no model call is out (fits, metrics)
+    with client as c, progress_bar(len(opts.waves) * opts.repeats, "reproduce p2p", True, unit="repeat") as bar:
         for wave in opts.waves:
-            reps = [_run_repeat(c, opts, Path(wave), r) for r in range(opts.repeats)]
+            reps = []
+            for r in range(opts.repeats):
+                reps.append(_run_repeat(c, opts, Path(wave), r))
+                bar.update(1)
             table = p2p_table(wave_name(wave), reps, seed=opts.seed)
             result.tables[wave_name(wave)] = table
             result.paths.update(write_table(Path(opts.out) / wave_name(wave), table))

@@ -131,6 +131,11 @@ class Survey:
         mixed = frame.group_by("qid").agg(pl.col("split").n_unique().alias("n")).filter(pl.col("n") > 1)
         if mixed.height:
             raise BadInput(f"{source}: question {mixed['qid'][0]!r} has rows in more than one split")
+        if has_flag:
+            odd = frame.group_by("qid", "option").agg(pl.col(KEEP_LAST).n_unique().alias("n")).filter(pl.col("n") > 1)
+            if odd.height:
+                raise BadInput(f"{source}: option {odd['option'][0]!r} of {odd['qid'][0]!r} has different "
+                               f"{KEEP_LAST} values in different groups")
         self._validate_shares()
 
     def _validate_shares(self) -> None:
