@@ -18,23 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from personagen.errors import BadInput
-from personagen.surveys.common import (
-    Licence,
-    Skips,
-    build,
-    check_refused,
-    clean_options,
-    drop_refused,
-    existing,
-    finite_nonneg,
-    provenance,
-)
+from personagen.surveys import common
 from personagen.surveys.schema import QuestionRecord, Survey
 
-TERMS = Licence("WVS data: free for non-commercial research with citation, no redistribution; Pew Global "
-                "Attitudes: Pew's terms of use; the Cao et al. repository states no licence",
-                "Cao et al. (2025), Specializing Large Language Models to Simulate Survey Response Distributions "
-                "for Global Populations, NAACL")
+TERMS = common.Licence("WVS data: free for non-commercial research with citation, no redistribution; Pew Global "
+                       "Attitudes: Pew's terms of use; the Cao et al. repository states no licence",
+                       "Cao et al. (2025), Specializing Large Language Models to Simulate Survey Response "
+                       "Distributions for Global Populations, NAACL")
 _COUNTRY = re.compile(r"How would someone from (.+?) answer the following question", re.S)
 _OPTION = re.compile(r"^\(([A-Za-z])\)\s*(.*)$", re.S)
 _KEYS = ("id", "instruction", "input", "options", "options_dist")
@@ -51,7 +41,7 @@ def _options(it: dict, where: str) -> tuple[list[str], list[str]]:
         labels.append(mo.group(2).strip())
     dup = {lab for lab in labels if labels.count(lab) > 1}
     labels = [f"{lab} ({letter})" if lab in dup else lab for lab, letter in zip(labels, letters)]
-    return letters, clean_options(labels, f"{where} options")
+    return letters, common.clean_options(labels, f"{where} options")
 
 
 def _item_shares(it: dict, letters: list[str], where: str) -> list[float] | None:
@@ -63,12 +53,12 @@ def _item_shares(it: dict, letters: list[str], where: str) -> list[float] | None
     if unknown:
         raise BadInput(f"{where}: options_dist letter {unknown[0]!r} is not an option")
     d = {str(k).upper(): v for k, v in dist.items()}
-    shares = [finite_nonneg(d.get(letter, 0.0), f"{where} options_dist[{letter}]") for letter in letters]
+    shares = [common.finite_nonneg(d.get(letter, 0.0), f"{where} options_dist[{letter}]") for letter in letters]
     tot = sum(shares)
     return [s / tot for s in shares] if tot > 0 else None
 
 
-def _item(it: Any, where: str, refused: str, skips: Skips, key: str
+def _item(it: Any, where: str, refused: str, skips: common.Skips, key: str
           ) -> tuple[str, str, list[str], list[float]] | None:
     """(country, question text, options, shares) of one item, or None (counted in `skips`)."""
     if not isinstance(it, dict) or any(k not in it for k in _KEYS):
@@ -82,7 +72,7 @@ def _item(it: Any, where: str, refused: str, skips: Skips, key: str
         skips.add("have all shares zero", key)
         return None
     if refused == "drop":
-        dr = drop_refused(opts, shares)
+        dr = common.drop_refused(opts, shares)
         if dr is None:
             skips.add("have only refusals", key)
             return None
@@ -97,8 +87,8 @@ def _item(it: Any, where: str, refused: str, skips: Skips, key: str
 def import_wvs(path: str | os.PathLike, *, refused: str = "drop", seed: int = 0,
                survey_id: str | None = None) -> Survey:
     """Load a Cao et al. (2025) WVS / Pew Global json list (groups = countries; no overall group)."""
-    check_refused(refused)
-    p = existing(path, "WVS/Pew file")
+    common.check_refused(refused)
+    p = common.existing(path, "WVS/Pew file")
     try:
         items = json.loads(Path(p).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, IsADirectoryError) as e:
@@ -108,7 +98,7 @@ def import_wvs(path: str | os.PathLike, *, refused: str = "drop", seed: int = 0,
     low = p.name.lower()
     prefix = "wvs" if "wvs" in low else ("pew" if "pew" in low else "q")
     qs: dict[str, QuestionRecord] = {}
-    skips = Skips("items (question × country)", total=len(items))
+    skips = common.Skips("items (question × country)", total=len(items))
     for n, it in enumerate(items):
         where = f"{p}: item {n}"
         got = _item(it, where, refused, skips, f"{prefix}_{it.get('id') if isinstance(it, dict) else n}")
@@ -124,5 +114,5 @@ def import_wvs(path: str | os.PathLike, *, refused: str = "drop", seed: int = 0,
         q.targets[country] = dict(zip(opts, shares))  # type: ignore[index]
         q.attributes[country] = "COUNTRY"  # type: ignore[index]
     sid = survey_id or f"cao2025_{p.name.split('.')[0]}"
-    return build(sid, list(qs.values()), seed=seed, source=str(p),
-                 prov=provenance("wvs", p, [p], TERMS, refused), skips=skips)
+    return common.build(sid, list(qs.values()), seed=seed, source=str(p),
+                        prov=common.provenance("wvs", p, [p], TERMS, refused), skips=skips)
