@@ -94,10 +94,11 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def atomic_write_parquet(path: str | os.PathLike, df: pl.DataFrame) -> None:
-    """Write a polars frame to parquet atomically (zstd, statistics off for bit-identical reruns)."""
+def atomic_write_parquet(path: str | os.PathLike, df: pl.DataFrame, metadata: dict[str, str] | None = None) -> None:
+    """Write a polars frame to parquet atomically (zstd, statistics off for bit-identical reruns); `metadata`:
+    key-value pairs stored in the file's footer."""
     with _temp_beside(Path(path)) as tmp:
-        df.write_parquet(tmp, compression="zstd", compression_level=1, statistics=False)
+        df.write_parquet(tmp, compression="zstd", compression_level=1, statistics=False, metadata=metadata)
 
 
 def atomic_write_parquet_batches(path: str | os.PathLike, frames: Iterable[pl.DataFrame]) -> int:

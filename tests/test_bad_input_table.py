@@ -344,3 +344,25 @@ def test_bad_input_22_one_line_exit_2_nothing_written(work22: Path, case: str) -
     assert r.returncode == 2, (case, r.returncode, r.stderr)
     assert len(lines) == 1 and "Traceback" not in r.stderr and "--debug" not in r.stderr, (case, r.stderr)
     assert _snapshot(work22) == before, case
+
+
+# ---- issue 22: invalid survey files refused at import (exit 2, one line naming the file and the field) ---------
+SURVEY_CASES = {  # file: (content, message); more variants run in-process in test_surveys.py
+    "ragged.csv": ("qid,question,option,share\na,Q?,Yes,0.5\na,Q?,No,0.5,extra\n",
+                   "ragged.csv:3: row has 5 fields, the header has 4"),
+    "empty_label.yaml": ("questions:\n - {qid: a, question: q, options: [Yes, ''], targets: {overall: [0.5, 0.5]}}\n",
+                         "option 2 has an empty label"),
+    "yes_space.yaml": ("questions:\n - {qid: a, question: q, options: [Yes, 'Yes ', No], "
+                       "targets: {overall: [0.2, 0.3, 0.5]}}\n", "'Yes' and 'Yes ' differ only in spaces or case"),
+}
+
+
+def test_bad_survey_file_one_line_exit_2(tmp_path: Path) -> None:
+    for name, (body, _) in SURVEY_CASES.items():
+        (tmp_path / name).write_text(body)
+    before = _snapshot(tmp_path)
+    for name, (_, msg) in SURVEY_CASES.items():
+        r = _cli(tmp_path, "surveys", "import", "generic", name, "-o", "X.parquet")
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and name in lines[0] and msg in lines[0], (name, r.stderr)
+    assert _snapshot(tmp_path) == before

@@ -312,3 +312,98 @@ def test_cli_show_missing_and_subprocess_exit_code(tmp_path: Path, capsys: pytes
     r = _cli("import", "generic", str(tmp_path / "none.yaml"), "-o", str(tmp_path / "o.parquet"))
     assert r.returncode == 2 and r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o.parquet").exists()
+
+
+# ---- issue 21: text labels, one refusal rule, keep_last, provenance, skip report, question selection ----------
+def test_yaml_labels_stay_as_written(tmp_path: Path) -> None:
+    """YAML 1.1 would read Yes/No and on/off as booleans and 007 as 7; the generic reader keeps the text."""
+    f = _yaml(tmp_path, "normalise: true\nquestions:\n"
+                        " - {qid: 007, question: q, options: [Yes, No], targets: {overall: [3, 1]}, ordinal: true}\n"
+                        " - {qid: b, question: r, options: [on, off, 010], targets: {overall: [1, 1, 2]}}\n"
+                        " - {qid: c, question: s, options: [1.10, 1.1, .5], targets: {overall: [1, 1, 2]}}\n")
+    s = import_generic(f)
+    assert s.qids == ["007", "b", "c"]
+    assert s.options("007") == ["Yes", "No"] and s.ordinal("007") == [1.0, 2.0]
+    assert s.options("b") == ["on", "off", "010"] and s.options("c") == ["1.10", "1.1", ".5"]
+    assert s.distributions()["007"] == {"Yes": 0.75, "No": 0.25}
+
+
+def test_refusal_rule_and_keep_last() -> None:
+    from personagen.surveys import is_non_substantive, is_refusal
+
+    assert all(map(is_refusal, ["Refused", "DK/Refused", "No answer/refused", '"Dont know/Refused"']))
+    assert not any(map(is_refusal, ["Don't know", "Refuse to say no", "Yes"][::2]))
+    assert all(map(is_non_substantive, ["Don't know", '"Dont know"', "Not sure", "No answer", "Missing; Unknown",
+                                        "Neither (VOL)", "Other (DO NOT READ)", "Dont know/can't remember"]))
+    assert not any(map(is_non_substantive, ["Don't know any of them", "Neither agree nor disagree", "No", "Other"]))
+
+
+def test_keep_last_flag_saved_and_derived_for_old_files(tmp_path: Path, shared_data: Path) -> None:
+    import polars as pl
+
+    s = import_opinionqa(_wave(shared_data, "W26"), refused="keep")
+    q = s.qids[0]
+    assert s.options(q)[-1] == "Refused" and s.keep_last(q) == [False] * (len(s.options(q)) - 1) + [True]
+    s.save(tmp_path / "new.parquet")
+    pl.read_parquet(tmp_path / "new.parquet").drop("keep_last").write_parquet(tmp_path / "old.parquet")
+    for name in ("new", "old"):  # a file written before the flag existed gets it from the rule
+        assert load(tmp_path / f"{name}.parquet").keep_last(q) == s.keep_last(q), name
+    f = _yaml(tmp_path, "questions:\n - {qid: a, question: q, options: [Maybe, Yes, No], keep_last: [Maybe],"
+                        " targets: {overall: [0.2, 0.4, 0.4]}}\n")
+    assert import_generic(f).keep_last("a") == [True, False, False]
+
+
+def test_provenance_and_licence_recorded_at_import(tmp_path: Path, shared_data: Path) -> None:
+    import hashlib
+
+    w = _wave(shared_data, "W26")
+    s = import_opinionqa(w)
+    s.save(tmp_path / "s.parquet")
+    p = load(tmp_path / "s.parquet").provenance
+    assert p["format"] == "opinionqa" and p["source"] == str(w) and "Pew" in p["licence"]
+    assert p["sha256"]["info.csv"] == hashlib.sha256((w / "info.csv").read_bytes()).hexdigest()
+    assert "NONE_data.json" not in p["sha256"] and "CREGION_data.json" in p["sha256"]
+    assert s.import_notes == ["56 of 78 info.csv questions have no human answers"]
+    g = _yaml(tmp_path, "licence: CC0\nquestions:\n - {qid: a, question: q, options: [x, y], targets: {overall: [1, 0]}}\n")
+    assert import_generic(g).provenance["licence"] == "CC0"
+
+
+def test_wvs_skip_report(shared_data: Path) -> None:
+    p = shared_data / "cao2025_wvs" / "global_pew_test.json"
+    if not p.is_file():
+        pytest.skip(f"{p} not present")
+    s = import_wvs(p)
+    n = len(json.loads(p.read_text()))
+    assert s.import_notes == [f"8 of {n} items (question × country) have all shares zero"]
+
+
+def test_select_questions_per_split_questions_and_max(shared_data: Path) -> None:
+    from personagen.surveys import parse_qids, select_questions
+
+    s = import_opinionqa(_wave(shared_data, "W82"))
+    got = select_questions(s, per_split=2, seed=5)
+    assert Counter(s.split_of(q) for q in got) == {"train": 2, "valid": 2, "test": 2}
+    assert got == select_questions(s, per_split=2, seed=5) != select_questions(s, per_split=2, seed=6)
+    assert got == [q for q in s.qids if q in got]  # survey order
+    assert select_questions(s, max_questions=3) == s.qids[:3]  # --max-questions keeps its meaning
+    pick = parse_qids(f"{s.qids[4]}, {s.qids[1]}")
+    assert select_questions(s, questions=pick) == [s.qids[1], s.qids[4]]
+    with pytest.raises(BadInput, match="no question 'nope'"):
+        select_questions(s, questions=("nope",))
+    test_q = s.split_qids("test")[0]
+    with pytest.raises(BadInput, match="is in split 'test'"):
+        select_questions(s, split="train", questions=(test_q,))
+
+
+@pytest.mark.parametrize("name,body,match", [
+    ("short.csv", "qid,question,option,share\na,Q?,Yes,0.5\na,Q?,No\n", r"short.csv:3: row has 3 fields, the header has 4"),
+    ("empty.csv", "qid,question,option,share\na,Q?,Yes,0.5\na,Q?, ,0.5\n", r"empty.csv:3: empty option label"),
+    ("space.csv", "qid,question,option,share\na,Q?,Yes,0.2\na,Q?,Yes ,0.3\na,Q?,No,0.5\n",
+     r"'Yes' and 'Yes ' differ only in spaces or case"),
+    ("case.yaml", "questions:\n - {qid: a, question: q, options: [Yes, yes], targets: {overall: [0.5, 0.5]}}\n",
+     r"'Yes' and 'yes' differ only in spaces or case"),
+])
+def test_generic_refuses_ragged_rows_and_confusable_labels(tmp_path: Path, name: str, body: str, match: str) -> None:
+    (tmp_path / name).write_text(body)
+    with pytest.raises(BadInput, match=match):
+        import_generic(tmp_path / name)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from personagen.calibrate import BASES, METHODS, PULLS, SEARCHES
+from personagen.commands._options import PER_SPLIT, QUESTIONS, selected_survey
 from personagen.commands.types import SEED, Count, Name
 
 
@@ -36,13 +37,15 @@ from personagen.commands.types import SEED, Count, Name
               help="How CV walks the simplex λ grid: coarse-to-fine (the full grid's choice when the CV curve is "
                    "unimodal, ~60% of the fits) or every value.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
+@QUESTIONS
+@PER_SPLIT
 @click.option("--name", type=Name(), default=None, help="Calibration name (folder under LIB/calibrations).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing calibration of the same name.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def calibrate(lib: Path, survey: Path | None, census_margins: str | None, group: str, method: str,
               block_weighting: bool, pull: str, base: str, max_agents: int | None, model: str | None,
               mode: str | None, drop_incomplete: bool, split_seed: int | None, folds: int | None, lam_search: str,
-              seed: int,
+              seed: int, questions: str | None, per_split: int | None,
               name: str | None, overwrite: bool, as_json: bool) -> None:
     """Fit persona weights of LIB to a survey (--survey) and/or census margins (--census-margins)."""
     from personagen.calibrate import calibrate_library
@@ -54,6 +57,8 @@ def calibrate(lib: Path, survey: Path | None, census_margins: str | None, group:
     if folds is not None and folds < 2:
         raise BadInput(f"--folds {folds}: cross-validation needs at least 2 folds")
     library = Library.open(lib)
+    if survey is not None and (questions is not None or per_split is not None):
+        survey = selected_survey(survey, questions, per_split, seed)
     with warnings.catch_warnings(record=True) as caught:  # show library warnings as plain one-liners
         warnings.simplefilter("always")
         cal = calibrate_library(library, survey, method=method, group=group, census_margins=census_margins,

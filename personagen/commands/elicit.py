@@ -6,6 +6,7 @@ import json
 
 import click
 
+from personagen.commands._options import OLD_MAX_TOKENS, PER_SPLIT, QUESTIONS
 from personagen.commands.types import Count, Real
 from personagen.errors import PersonagenError
 
@@ -29,12 +30,16 @@ from personagen.errors import PersonagenError
 @click.option("--concurrency", type=Count(1, 1024), default=4, show_default=True)
 @click.option("--limit", type=Count(1), default=None, help="Only the first N personas.")
 @click.option("--max-questions", type=Count(1), default=None, help="Only the first Q questions of the split.")
+@QUESTIONS
+@PER_SPLIT
 @click.option("--min-mass", type=Real(0.0, 1.0), default=0.5, show_default=True,
               help="Logprobs: least probability mass on option letters for a valid answer.")
 @click.option("--fresh", is_flag=True, help="Ignore cached model answers (still records new ones).")
 @click.option("--dry-run", is_flag=True, help="Print calls, tokens and cost estimated; send and write nothing.")
 @click.option("--max-requests", type=Count(1), default=None, help="Stop after this many model requests.")
-@click.option("--max-tokens", "max_tokens_budget", type=Count(1), default=None, help="Stop after this many tokens.")
+@click.option("--token-budget", "max_tokens_budget", type=Count(1), default=None,
+              help="Stop after this many tokens in all (input + output) for the run.")
+@OLD_MAX_TOKENS
 @click.option("--prices", type=click.Path(dir_okay=False), default=None, help="Extra price table (YAML).")
 @click.option("--timeout", type=Real(0.0, 86400.0, lo_open=True), default=120.0, show_default=True,
               help="Seconds to wait for one model request; one that timed out is sent again once.")
@@ -60,12 +65,14 @@ def elicit(lib: str, survey_path: str, split: str, backend: str, adapter: str | 
            min_mass: float, fresh: bool, dry_run: bool, max_requests: int | None, max_tokens_budget: int | None,
            prices: str | None, templates: str | None, style: str, no_progress: bool, as_json: bool,
            engine: str, ray_address: str | None, ray_workers: int, ray_batch_size: int, ray_processor: str,
-           vllm_engine: str | None, timeout: float, time_limit: float | None) -> None:
+           vllm_engine: str | None, timeout: float, time_limit: float | None, questions: str | None,
+           per_split: int | None, old_max_tokens: str | None) -> None:
     """Every persona in LIB answers the survey; answers go to LIB/responses.parquet."""
     from personagen.elicit import check_errors, elicit_library
     from personagen.library import Library
-    from personagen.surveys import load
+    from personagen.surveys import load, parse_qids
 
+    qids = parse_qids(questions)
     library = Library.open(lib)
     survey = load(survey_path)
     client = _engine_client(engine, ray_address, ray_workers, ray_batch_size, ray_processor, vllm_engine,
@@ -79,7 +86,8 @@ def elicit(lib: str, survey_path: str, split: str, backend: str, adapter: str | 
                                  max_questions=max_questions, concurrency=concurrency, fresh=fresh,
                                  dry_run=dry_run, min_mass=min_mass, progress=not no_progress, templates=templates,
                                  prices=prices, max_requests=max_requests, max_tokens_budget=max_tokens_budget,
-                                 style=style, client=client, adapter=adapter, timeout=timeout, time_limit=time_limit)
+                                 style=style, client=client, adapter=adapter, timeout=timeout, time_limit=time_limit,
+                                 questions=qids, per_split=per_split)
     finally:
         if client is not None:
             client.close()

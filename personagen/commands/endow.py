@@ -7,7 +7,18 @@ from pathlib import Path
 
 import click
 
-from personagen.commands._options import BACKEND, BASE_URL, CONC, JSON, MODEL, TEMPLATES, open_library
+from personagen.commands._options import (
+    BACKEND,
+    BASE_URL,
+    CONC,
+    JSON,
+    MODEL,
+    PER_SPLIT,
+    QUESTIONS,
+    TEMPLATES,
+    open_library,
+    selected_survey,
+)
 from personagen.commands.types import SEED, Count, Real
 from personagen.store import undo_on_bad_input
 
@@ -39,6 +50,8 @@ from personagen.store import undo_on_bad_input
               help="Patches before a question uses mixed modes.")
 @click.option("--per-call", type=Count(1, 100), default=2, show_default=True, help="Personas per endowment call.")
 @click.option("--split", default="train", show_default=True, help="Survey split the pool answers.")
+@QUESTIONS
+@PER_SPLIT
 @click.option("--max-tokens", type=Count(1, 100_000), default=320, show_default=True, help="Output cap per endowment call.")
 @CONC
 @TEMPLATES
@@ -46,12 +59,12 @@ from personagen.store import undo_on_bad_input
 def endow(lib: Path, survey_path: Path, budget: int, backend: str, base_url: str | None, model: str | None,
           strategy: str, bank: Path | None, seed: int, initial_per_mode: int, n_updates: int, step_size: int | None,
           temperature: float, lowest_k: int, patch_ratio: float, mix_after: int, per_call: int, split: str,
-          max_tokens: int, concurrency: int, templates: str | None, as_json: bool) -> None:
+          max_tokens: int, concurrency: int, templates: str | None, as_json: bool, questions: str | None,
+          per_split: int | None) -> None:
     """Generate a P2P agent pool for a survey (active | vanilla | random-census)."""
     from personagen.endow import endow_library
-    from personagen.surveys import load
 
-    library, survey = open_library(lib), load(survey_path)
+    library, survey = open_library(lib), selected_survey(survey_path, questions, per_split, seed)
     with undo_on_bad_input(library.path / "endow"):  # an unknown model leaves no endow/ folder behind
         log = endow_library(library, survey, budget=budget, strategy=strategy, backend=backend,
                             base_url=base_url, model=model, bank=bank, seed=seed, initial_per_mode=initial_per_mode,

@@ -50,9 +50,9 @@ def finetune(train: tuple[str, ...], eval_: tuple[str, ...], model: str | None, 
         export_hub_config([open_survey(p) for p in train], f"{out}", evaluate=[open_survey(p) for p in eval_],
                           name="data", seed=seed)
 
-    def show(rec: dict) -> None:
-        v = f", valid {rec['valid']:.4f}" if "valid" in rec else ""
-        click.echo(f"step {rec['step']}/{steps}: train {rec['train']:.4f}{v}", err=True)
+    def show(rec: dict) -> None:  # counts, rate and time left come from the stage's progress lines
+        if "valid" in rec:
+            click.echo(f"step {rec['step']}/{steps}: train {rec['train']:.4f}, valid {rec['valid']:.4f}", err=True)
 
     res = finetune(opts, progress=show)
     summary = {"out": str(res.out), "adapter": str(res.adapter), "steps": res.steps,

@@ -37,7 +37,8 @@ from personagen.store import undo_on_bad_input
 @click.option("--range", "value_range", type=(float, float), default=None, help="LO HI of valid answers.")
 @click.option("--name", type=Name(), default="mixture", show_default=True, help="Calibration name.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
-@click.option("--prompt-tokens", type=Count(1, 100_000), default=120, show_default=True, help="Output cap of craft/improve.")
+@click.option("--max-tokens", "--prompt-tokens", "prompt_tokens", type=Count(1, 100_000), default=120, show_default=True,
+              help="Output cap per craft/improve call (--prompt-tokens: the same, its older name).")
 @CONC
 @TEMPLATES
 @JSON

@@ -15,6 +15,8 @@ from personagen.commands._options import BASE_URL as _BASE_URL
 from personagen.commands._options import CONC as _CONC
 from personagen.commands._options import JSON as _JSON
 from personagen.commands._options import MODEL as _MODEL
+from personagen.commands._options import PER_SPLIT as _PER_SPLIT
+from personagen.commands._options import QUESTIONS as _QUESTIONS
 from personagen.commands.types import SEED, Count, Real
 
 _DRY = click.option("--dry-run", is_flag=True, help="Print the calls and tokens of this configuration; call nothing.")
@@ -40,6 +42,8 @@ def _emit(obj: dict, text: str, as_json: bool) -> None:
 @click.option("--census-lib", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="A built library whose census personas form the PERSONA-style pool.")
 @click.option("--max-questions", type=Count(7, 100_000), default=None, help="Subsample each wave's questions (CPU runs).")
+@_QUESTIONS
+@_PER_SPLIT
 @click.option("--max-tokens", type=Count(1, 100_000), default=320, show_default=True, help="Output cap per endowment call.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @_OUT
@@ -48,14 +52,17 @@ def _emit(obj: dict, text: str, as_json: bool) -> None:
 @_JSON
 def p2p(waves: tuple[Path, ...], backend: str, base_url: str | None, model: str | None, budget: int, repeats: int,
         n_updates: int, baselines: str, census_lib: Path | None, max_questions: int | None, max_tokens: int,
-        seed: int, out: Path, concurrency: int, dry_run: bool, as_json: bool) -> None:
+        seed: int, out: Path, concurrency: int, dry_run: bool, as_json: bool, questions: str | None,
+        per_split: int | None) -> None:
     """Prompts to Proxies (paper 000) per ATP wave: Table 1/2-style test MSE, 1-JSD, MCPA and ECR."""
     from personagen.reproduce import P2PReproOptions, p2p_markdown, p2p_plan, reproduce_p2p
+    from personagen.surveys import parse_qids
 
     opts = P2PReproOptions(waves=waves, out=out, budget=budget, repeats=repeats, n_updates=n_updates,
                            baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()),
                            census_lib=census_lib, max_questions=max_questions, backend=backend, base_url=base_url,
-                           model=model, seed=seed, max_tokens=max_tokens, concurrency=concurrency)
+                           model=model, seed=seed, max_tokens=max_tokens, concurrency=concurrency,
+                           questions=parse_qids(questions), per_split=per_split)
     if dry_run:
         plan = p2p_plan(opts)
         _emit(plan, "\n".join(f"{w}: {v['total']['calls']:,} calls, {v['total']['input_tokens']:,} input and "
@@ -84,7 +91,8 @@ def p2p(waves: tuple[Path, ...], backend: str, base_url: str | None, model: str 
 @click.option("--personahub", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="JSONL of personas for the Persona Hub baseline.")
 @click.option("--max-obs", type=Count(1, 100_000_000), default=None, help="Cap on D_obs points the search sees (CPU runs).")
-@click.option("--prompt-tokens", type=Count(1, 100_000), default=120, show_default=True)
+@click.option("--max-tokens", "--prompt-tokens", "prompt_tokens", type=Count(1, 100_000), default=120, show_default=True,
+              help="Output cap per system-prompt call (--prompt-tokens: the same, its older name).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @_OUT
 @_CONC
@@ -127,7 +135,10 @@ def promptmix(target: str, data: Path, backend: str, base_url: str | None, model
 @click.option("--batch-size", type=Count(1, 1_000_000), default=8, show_default=True, help="Paper: 256 (GPU).")
 @click.option("--lr", type=Real(0.0, 10.0, lo_open=True), default=2e-4, show_default=True)
 @click.option("--loss", type=click.Choice(["kl", "wd"]), default="kl", show_default=True)
-@click.option("--max-questions", type=Count(1, 100_000), default=10, show_default=True, help="Eval questions (seeded draw).")
+@click.option("--max-questions", type=Count(1, 100_000), default=10, show_default=True,
+              help="Eval questions (seeded draw; --questions / --per-split choose instead).")
+@_QUESTIONS
+@_PER_SPLIT
 @click.option("--groups", default=None, help="Comma-separated group labels to evaluate (default all).")
 @click.option("--assume-respondents", "assumed_n", type=Count(1, 100_000_000), default=None,
               help="Respondents per group for the human bound when the eval survey has no counts.")
@@ -139,15 +150,17 @@ def promptmix(target: str, data: Path, backend: str, base_url: str | None, model
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object last.")
 def subpop(train: tuple[str, ...], eval_: str, model: str | None, steps: int, batch_size: int, lr: float, loss: str,
            max_questions: int, groups: str | None, assumed_n: int | None, reps: int, baselines: str, seed: int,
-           threads: int | None, out: str, as_json: bool) -> None:
+           threads: int | None, out: str, as_json: bool, questions: str | None, per_split: int | None) -> None:
     """SubPOP (paper 003): Table-1/2-style mean WD for bounds, baselines and the fine-tuned model."""
     from personagen.reproduce import SubpopOptions, reproduce_subpop, subpop_markdown
     from personagen.store import atomic_write_json, atomic_write_text
+    from personagen.surveys import parse_qids
 
     opts = SubpopOptions(train=train, eval=eval_, out=out, model=model, steps=steps, batch_size=batch_size, lr=lr,
                          loss=loss, max_questions=max_questions, assumed_n=assumed_n, reps=reps, seed=seed,
                          groups=tuple(g.strip() for g in groups.split(",")) if groups else None,
-                         baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()), threads=threads)
+                         baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()), threads=threads,
+                         questions=parse_qids(questions), per_split=per_split)
     res = reproduce_subpop(opts, progress=lambda m: click.echo(str(m), err=True))
     table = subpop_markdown(res)
     atomic_write_text(Path(out) / "subpop.md", table + "\n")

@@ -42,13 +42,18 @@ def import_cmd(fmt: str, path: Path, out: Path, refused: str, seed: int, survey_
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
     survey.save(out)
-    s = {**summary(survey), "skipped_questions": list(getattr(survey, "skipped_questions", []))}
+    s = {**summary(survey), "skipped_questions": survey.skipped_questions, "skipped": survey.import_notes,
+         "provenance": survey.provenance}
+    for note in survey.import_notes:  # "56 of 78 info.csv questions have no human answers"
+        click.echo(f"skipped: {note}", err=True)
     if as_json:
         click.echo(json.dumps({"path": str(out), **s}))
     else:
         click.echo(f"wrote {out}: {s['survey_id']}, {s['n_questions']} questions "
                    f"({', '.join(f'{k} {v}' for k, v in s['splits'].items())}), {s['n_groups']} groups"
                    + (f"; {len(s['skipped_questions'])} question(s) skipped" if s["skipped_questions"] else ""))
+        if survey.provenance:
+            click.echo(f"licence: {survey.provenance['licence']}")
 
 
 @surveys.command("show")
@@ -66,6 +71,11 @@ def show(path: Path, n_show: int, as_json: bool) -> None:
     click.echo(f"questions: {s['n_questions']}  " + "  ".join(f"{k}: {v}" for k, v in s["splits"].items())
                + f"  with ordinals: {s['n_ordinal']}")
     click.echo(f"groups: {s['n_groups']}")
+    prov = survey.provenance or {}
+    click.echo(f"source: {prov.get('source', 'not recorded (imported before provenance was kept)')}"
+               + (f"  ({prov['format']}, imported {prov.get('imported_at')})" if prov else ""))
+    if prov:
+        click.echo(f"licence: {prov.get('licence')}")
     for attr, groups in s["attributes"].items():
         click.echo(f"  {attr} ({len(groups)}): {', '.join(groups)}")
     target = OVERALL if s["has_overall"] else None
@@ -99,5 +109,5 @@ def summary(survey: Survey, n_examples: int = 3) -> dict[str, Any]:
         "splits": {k: splits.get(k, 0) for k in ("train", "valid", "test")},
         "n_ordinal": sum(survey.ordinal(q) is not None for q in survey.qids),
         "n_groups": len(survey.groups()), "has_overall": has_overall,
-        "attributes": attrs, "examples": examples,
+        "attributes": attrs, "examples": examples, "provenance": survey.provenance,
     }

@@ -28,7 +28,7 @@ from personagen.locking import library_lock, remove_stale
 from personagen.personas import STYLES
 from personagen.store import atomic_write_parquet
 from personagen.surveys import SPLITS as SURVEY_SPLITS
-from personagen.surveys import Survey
+from personagen.surveys import Survey, select_questions
 from personagen.templating import get_template, template_hash
 
 MODES = ("logprobs", "sample")
@@ -185,6 +185,8 @@ class ElicitOptions:
     split: str = "all"
     limit: int | None = None
     max_questions: int | None = None
+    questions: Sequence[str] | None = None  # only these question ids (surveys.select_questions)
+    per_split: int | None = None  # N questions (seeded by `seed`) from each of train / valid / test
     concurrency: int = 4
     fresh: bool = False
     dry_run: bool = False
@@ -346,11 +348,8 @@ def _select_personas(lib: Library, o: ElicitOptions) -> pl.DataFrame:
 
 
 def _select_questions(survey: Survey, o: ElicitOptions) -> list[str]:
-    qids = survey.split_qids(o.split)
-    if o.max_questions is not None:
-        qids = qids[:o.max_questions]
-    if not qids:
-        raise BadInput(f"{survey.source}: no questions in split {o.split!r}")
+    qids = select_questions(survey, split=o.split, questions=o.questions, per_split=o.per_split,
+                            max_questions=o.max_questions, seed=o.seed)
     for q in qids:
         if len(survey.options(q)) > MAX_OPTIONS:
             raise BadInput(f"{survey.source}: question {q!r} has {len(survey.options(q))} options; "
@@ -477,7 +476,8 @@ def _entry(survey: Survey, client: LLMClient, o: ElicitOptions, hashes: dict[str
                 base_url=_public_url(client.base_url) if backend != "local" else None, model=client.model_name,
                 model_identity=client.identity, mode=o.mode, samples=o.k,
                 temperature=o.temperature if o.mode == "sample" else 0.0, split=o.split, limit=o.limit,
-                max_questions=o.max_questions, min_mass=o.min_mass, text_column=o.text_column, style=o.style,
+                max_questions=o.max_questions, questions=list(o.questions) if o.questions else None,
+                per_split=o.per_split, min_mass=o.min_mass, text_column=o.text_column, style=o.style,
                 templates=hashes)
 
 

@@ -188,8 +188,10 @@ def endow_library(lib: Library, survey: Survey, *, client: Any = None, **options
     if o.strategy == "random-census":
         return _random_census(lib, survey, existing, o, log, out_dir, t0)
     with llm.open_client(o.backend, base_url=o.base_url, model=o.model, cache_path=lib.llm_db, client=client,
-                         concurrency=o.concurrency) as c:
+                         concurrency=o.concurrency) as c, \
+            llm.progress_bar(o.budget, f"endow {o.strategy}", True, unit="agent") as bar:  # lines also between calls
         run = _Run(c, survey, qids, o, log, lib.path / "endow")
+        run.bar = bar
         STRATEGY_RUNS[o.strategy](run)
         stats = llm.client_stats(c)
         mname = llm.model_name(c)
@@ -239,6 +241,7 @@ class _Run:
         self.made: list[Endowment] = []
         self.rows: list[dict] = []
         self.answers_rows: list[dict] = []
+        self.bar: Any = None  # the run's progress (agents made of the budget)
 
     def realise(self, specs: list[dict], step: int) -> tuple[list[Endowment], np.ndarray, list[str]]:
         """Generate the agents of `specs`, let each answer the questions once, and keep their rows."""
@@ -260,6 +263,8 @@ class _Run:
                                           "prob": 1.0 if k >= 0 else None, "mode": "sample", "n": 1,
                                           "valid": bool(k >= 0)})
         self.made.extend(new)
+        if self.bar is not None:
+            self.bar.update(len(new))
         return new, ans, ids
 
     def entropies(self, h: np.ndarray) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import numpy as np
 from personagen.errors import BadInput
 from personagen.finetune.data import Example, open_survey, training_examples
 from personagen.finetune.losses import LOSSES, batch_loss, positions_tensor
-from personagen.llm import load_causal_lm, option_logits, resolve_model, train_available
+from personagen.llm import load_causal_lm, option_logits, progress_bar, resolve_model, train_available
 from personagen.store import atomic_write_json
 
 # fields that must match for a rerun to resume an existing output folder
@@ -264,19 +264,22 @@ def finetune(opts: FinetuneOptions, *, progress: Any = None) -> FinetuneResult:
         atomic_write_json(out / "config.json", {**opts.run_config(), "n_train": len(train), "n_valid": len(valid),
                                                 "paper": "SubPOP (paper 003): eq. 1, appendix B"})
     t0, done = time.perf_counter(), 0
-    while state.step < opts.steps:
-        loss = _train_step(state, train, opts)
-        state.step += 1
-        done += 1
-        rec: dict[str, Any] = {"step": state.step, "train": loss}
-        if state.step % opts.eval_every == 0 or state.step == opts.steps:
-            rec["valid"] = validation_loss(state.model, state.tok, valid, opts.loss, opts.max_length,
-                                           opts.micro_batch)
-        state.history.append(rec)
-        if progress:
-            progress(rec)
-        if state.step % opts.save_every == 0 or state.step == opts.steps:
-            _save_checkpoint(state, out)
+    with progress_bar(opts.steps, "finetune", progress is not None, unit="step", initial=state.step) as bar:
+        while state.step < opts.steps:
+            loss = _train_step(state, train, opts)
+            state.step += 1
+            done += 1
+            rec: dict[str, Any] = {"step": state.step, "train": loss}
+            if state.step % opts.eval_every == 0 or state.step == opts.steps:
+                rec["valid"] = validation_loss(state.model, state.tok, valid, opts.loss, opts.max_length,
+                                               opts.micro_batch)
+            state.history.append(rec)
+            bar.update(1)
+            bar.set_note(f"train loss {loss:.4f}")
+            if progress:
+                progress(rec)
+            if state.step % opts.save_every == 0 or state.step == opts.steps:
+                _save_checkpoint(state, out)
     sec = (time.perf_counter() - t0) / max(done, 1)
     return _finish(state, out, opts, resumed, sec, len(train), len(valid))
 

@@ -25,6 +25,7 @@ from personagen.llm.local import LOCAL_ALIAS, LocalServer, local_available, mode
 from personagen.llm.multi import singles
 from personagen.llm.parsing import clean_text, parse_json, parse_list, parse_number, strip_fences
 from personagen.llm.prices import PriceTable
+from personagen.llm.progress import progress_bar
 from personagen.llm.ray_engine import RayClient, RayOptions
 from personagen.llm.redaction import redact, register_secret
 
@@ -36,5 +37,5 @@ __all__ = [
     "HFScorer", "HFServer", "ModelRef", "hf_identity", "load_causal_lm", "local_model_reason",
     "option_distributions", "option_logits", "resolve_model", "train_available",
     "BatchClient", "BatchOptions", "RayClient", "RayOptions",
-    "redact", "register_secret", "singles",
+    "redact", "register_secret", "singles", "progress_bar",
 ]

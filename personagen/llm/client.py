@@ -362,7 +362,7 @@ class LLMClient:
             raise BadInput(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
         if concurrency < 1:
             raise BadInput(f"--concurrency {concurrency}: must be at least 1")
-        for opt, v in (("--max-requests", max_requests), ("--max-tokens", max_tokens_budget)):
+        for opt, v in (("--max-requests", max_requests), ("--token-budget", max_tokens_budget)):
             if v is not None and not (isinstance(v, int) and v >= 1):
                 raise BadInput(f"{opt} {v}: must be a whole number of at least 1")
         for opt, t in (("--timeout", timeout), ("--time-limit", time_limit_s)):

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from personagen.errors import BadInput
+from personagen.llm import progress_bar
 
 PAPER_K = {"em": 10, "gb": 200}  # paper 001 §3.1: EM K = 10 (Big Five; 50 for most MobLab games), GB K = 200
 
@@ -179,27 +180,29 @@ def em(prim: Any, target: np.ndarray, opts: MixtureOptions) -> MixtureResult:
     fit = WEIGHT_FITS[opts.weights]
     w, loss = fit(smp, target, seed=opts.seed)
     res = MixtureResult(prompts, smp, w, loss, list(aims))
-    for it in range(opts.max_iters):
-        a = e_step(target, res.samples, res.weights, rng)
-        new_aims = list(res.aims)
-        for k in range(len(res.prompts)):
-            assigned = target[a == k]
-            if assigned.size:
-                new_aims[k] = float(rng.choice(assigned))
-        changed = [k for k in range(len(res.prompts)) if new_aims[k] != res.aims[k]]
-        prompts, smp = list(res.prompts), list(res.samples)
-        if changed:
-            got_p, got_s = prim.craft_system_prompt([new_aims[k] for k in changed], changed, opts.samples,
-                                                    opts.improve_rounds)
-            for k, p, s in zip(changed, got_p, got_s):
-                prompts[k], smp[k] = p, s
-        w, loss = fit(smp, target, seed=opts.seed)
-        same = prompts == res.prompts and np.allclose(w, res.weights, atol=1e-9)
-        res = MixtureResult(prompts, smp, w, loss, new_aims, res.history, converged=same)
-        res.history.append({"iter": it, "w1": loss, "weights": w.round(6).tolist(), "recrafted": len(changed),
-                            "assigned": np.bincount(a, minlength=len(prompts)).tolist()})
-        if same:
-            break
+    with progress_bar(opts.max_iters, "mixture em", True, unit="iter") as bar:  # also between calls
+        for it in range(opts.max_iters):
+            a = e_step(target, res.samples, res.weights, rng)
+            new_aims = list(res.aims)
+            for k in range(len(res.prompts)):
+                assigned = target[a == k]
+                if assigned.size:
+                    new_aims[k] = float(rng.choice(assigned))
+            changed = [k for k in range(len(res.prompts)) if new_aims[k] != res.aims[k]]
+            prompts, smp = list(res.prompts), list(res.samples)
+            if changed:
+                got_p, got_s = prim.craft_system_prompt([new_aims[k] for k in changed], changed, opts.samples,
+                                                        opts.improve_rounds)
+                for k, p, s in zip(changed, got_p, got_s):
+                    prompts[k], smp[k] = p, s
+            w, loss = fit(smp, target, seed=opts.seed)
+            same = prompts == res.prompts and np.allclose(w, res.weights, atol=1e-9)
+            res = MixtureResult(prompts, smp, w, loss, new_aims, res.history, converged=same)
+            res.history.append({"iter": it, "w1": loss, "weights": w.round(6).tolist(), "recrafted": len(changed),
+                                "assigned": np.bincount(a, minlength=len(prompts)).tolist()})
+            bar.update(1)
+            if same:
+                break
     return res
 
 
@@ -226,14 +229,16 @@ def gb(prim: Any, target: np.ndarray, opts: MixtureOptions) -> MixtureResult:
     res = MixtureResult([z0], prim.samples([z0], opts.samples), np.ones(1), float("nan"), [None])
     res.w1 = wasserstein1(res.samples, res.weights, target)
     fit = WEIGHT_FITS[opts.weights]
-    for k in range(1, opts.k + 1):
-        x = residual_target(target, res.samples, res.weights, prim.lo, prim.hi, rng)
-        [p], [s] = prim.craft_system_prompt([x], [k], opts.samples, opts.improve_rounds)
-        res.prompts.append(p)
-        res.samples.append(s)
-        res.aims.append(x)
-        res.weights, res.w1 = fit(res.samples, target, seed=opts.seed + k)
-        res.history.append({"iter": k, "aim": x, "w1": res.w1, "nonzeros": int((res.weights > 1e-9).sum())})
+    with progress_bar(opts.k, "mixture gb", True, unit="prompt") as bar:  # also between model calls
+        for k in range(1, opts.k + 1):
+            x = residual_target(target, res.samples, res.weights, prim.lo, prim.hi, rng)
+            [p], [s] = prim.craft_system_prompt([x], [k], opts.samples, opts.improve_rounds)
+            res.prompts.append(p)
+            res.samples.append(s)
+            res.aims.append(x)
+            res.weights, res.w1 = fit(res.samples, target, seed=opts.seed + k)
+            res.history.append({"iter": k, "aim": x, "w1": res.w1, "nonzeros": int((res.weights > 1e-9).sum())})
+            bar.update(1)
     return res
 
 

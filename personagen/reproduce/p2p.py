@@ -49,6 +49,8 @@ class P2PReproOptions:
     baselines: tuple[str, ...] = BASELINES
     census_lib: Path | None = None
     max_questions: int | None = None
+    questions: tuple[str, ...] | None = None  # only these question ids (each wave keeps those it has)
+    per_split: int | None = None  # N questions (seeded) from each of train / valid / test of every wave
     backend: str = "local"
     base_url: str | None = None
     model: str | None = None
@@ -85,15 +87,25 @@ def wave_name(path: Path) -> str:
     return f"W{m.group(1)}" if m else (re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip("._-")[:128] or "wave")
 
 
-def wave_survey(path: Path, seed: int, max_questions: int | None) -> Any:
-    """The wave as a Survey with a 70/15/15 split (seed), optionally subsampled to `max_questions` (CPU runs)."""
-    from personagen.surveys import import_opinionqa
+def wave_survey(path: Path, seed: int, max_questions: int | None, questions: tuple[str, ...] | None = None,
+                per_split: int | None = None) -> Any:
+    """The wave as a Survey with a 70/15/15 split (seed), optionally subsampled to `max_questions` (CPU runs),
+    then narrowed to `questions` (those of this wave) and `per_split` per split (surveys.select_questions)."""
+    from personagen.surveys import import_opinionqa, select_questions
 
     s = import_opinionqa(path, seed=seed)
     if max_questions is not None and len(s.qids) > max_questions:
         rng = np.random.default_rng(seed)
         s = s.subset([s.qids[i] for i in sorted(rng.choice(len(s.qids), size=max_questions, replace=False))])
-    return s.with_splits(seed=seed)
+    s = s.with_splits(seed=seed)
+    if questions is not None:
+        mine = tuple(q for q in questions if q in s.qids)
+        if not mine:
+            raise BadInput(f"{path}: none of --questions is a question of this wave (ids look like {s.qids[0]})")
+        s = s.subset(select_questions(s, questions=mine))
+    if per_split is not None:
+        s = s.subset(select_questions(s, per_split=per_split, seed=seed))
+    return s
 
 
 # ---- the design of eq. 6 and the metrics ------------------------------------------------------------------
@@ -225,7 +237,7 @@ def _run_repeat(c: Any, opts: P2PReproOptions, wave: Path, r: int) -> dict[str, 
     from personagen.endow import elicit_pool, endow_library
     from personagen.library import Library
 
-    survey = wave_survey(wave, opts.seed + r, opts.max_questions)
+    survey = wave_survey(wave, opts.seed + r, opts.max_questions, opts.questions, opts.per_split)
     qids = list(survey.qids)
     root = Path(opts.out) / wave_name(wave) / f"repeat{r}"
     kw = dict(client=c, seed=opts.seed + r, split="train", per_call=opts.per_call, max_tokens=opts.max_tokens)
@@ -265,17 +277,21 @@ def _run_repeat(c: Any, opts: P2PReproOptions, wave: Path, r: int) -> dict[str, 
 
 def reproduce_p2p(opts: P2PReproOptions) -> P2PReproResult:
     """Run the protocol on every wave (see module docstring); write JSON + markdown under `opts.out`."""
-    from personagen.llm import LLMClient
+    from personagen.llm import LLMClient, progress_bar
     from personagen.reproduce.tables import p2p_table, write_table
 
     t0 = time.time()
     result = P2PReproResult()
     Path(opts.out).mkdir(parents=True, exist_ok=True)
     client = LLMClient.create(backend=opts.backend, base_url=opts.base_url, model=opts.model,
-                              cache_path=Path(opts.out) / "llm.sqlite", concurrency=opts.concurrency, progress=False)
-    with client as c:
+                              cache_path=Path(opts.out) / "llm.sqlite", concurrency=opts.concurrency, progress=True)
+    # the whole run's counts, rate and time left, also while no model call is out (fits, metrics)
+    with client as c, progress_bar(len(opts.waves) * opts.repeats, "reproduce p2p", True, unit="repeat") as bar:
         for wave in opts.waves:
-            reps = [_run_repeat(c, opts, Path(wave), r) for r in range(opts.repeats)]
+            reps = []
+            for r in range(opts.repeats):
+                reps.append(_run_repeat(c, opts, Path(wave), r))
+                bar.update(1)
             table = p2p_table(wave_name(wave), reps, seed=opts.seed)
             result.tables[wave_name(wave)] = table
             result.paths.update(write_table(Path(opts.out) / wave_name(wave), table))

@@ -44,7 +44,7 @@ def p2p_plan(opts: Any) -> dict[str, Any]:
     waves = {}
     for wave in opts.waves:
         q, qchars = _wave_questions(Path(wave))
-        q = min(q, opts.max_questions or q)
+        q = min(q, opts.max_questions or q, len(opts.questions or ()) or q, 3 * (opts.per_split or q))
         q_train = int(round(0.7 * q))
         elicit_in = _tok(PERSONA_CHARS + qchars + 300)
         n, rep = opts.budget, opts.repeats

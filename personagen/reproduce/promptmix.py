@@ -135,16 +135,20 @@ def promptmix_table(opts: PromptMixReproOptions, per_dim: dict[str, dict[str, di
 
 def reproduce_promptmix(opts: PromptMixReproOptions) -> PromptMixReproResult:
     """Run every (scenario, method) and write OUT/promptmix_<target>/table.{json,md}."""
-    from personagen.llm import LLMClient
+    from personagen.llm import LLMClient, progress_bar
     from personagen.reproduce.tables import promptmix_markdown, write_table
 
     t0 = time.time()
     Path(opts.out).mkdir(parents=True, exist_ok=True)
     personas = load_personas(opts.personahub)
     client = LLMClient.create(backend=opts.backend, base_url=opts.base_url, model=opts.model,
-                              cache_path=Path(opts.out) / "llm.sqlite", concurrency=opts.concurrency, progress=False)
-    with client as c:
-        per_dim = {d: _run_dim(c, opts, d, personas) for d in opts.dim_list}
+                              cache_path=Path(opts.out) / "llm.sqlite", concurrency=opts.concurrency, progress=True)
+    per_dim = {}
+    with client as c, progress_bar(len(opts.dim_list), f"reproduce promptmix {opts.target}", True,
+                                   unit="scenario") as bar:  # also while no model call is out
+        for d in opts.dim_list:
+            per_dim[d] = _run_dim(c, opts, d, personas)
+            bar.update(1)
     table = promptmix_table(opts, per_dim)
     res = PromptMixReproResult(table=table)
     res.paths = write_table(Path(opts.out) / f"promptmix_{opts.target}", table, promptmix_markdown(table))

@@ -33,7 +33,7 @@ from personagen.finetune import (
     uniform_wd,
 )
 from personagen.llm import HFScorer
-from personagen.surveys import opinionqa_respondents
+from personagen.surveys import opinionqa_respondents, select_questions
 
 # Table 1, Llama-2-7B column (OpinionQA | SubPOP-Eval), and Tables 9 / 10 (Llama-2-7B: human, base, FT).
 PAPER_TABLE1 = {
@@ -77,6 +77,8 @@ class SubpopOptions:
     lr: float = 2e-4
     loss: str = "kl"
     max_questions: int | None = 10
+    questions: tuple[str, ...] | None = None  # instead of the seeded draw: these eval questions
+    per_split: int | None = None  # instead of the seeded draw: N (seeded) from each split of the eval survey
     groups: tuple[str, ...] | None = None
     assumed_n: int | None = None
     reps: int = 1000
@@ -137,7 +139,9 @@ def eval_examples(opts: SubpopOptions) -> tuple[list[Example], Any]:
     """The eval survey's (question, group) examples with an ordinal mapping, questions capped by a seeded draw."""
     sv = open_survey(opts.eval)
     qids = [q for q in sv.qids if sv.ordinal(q) is not None]
-    if opts.max_questions is not None and len(qids) > opts.max_questions:
+    if opts.questions is not None or opts.per_split is not None:
+        qids = select_questions(sv.subset(qids), questions=opts.questions, per_split=opts.per_split, seed=opts.seed)
+    elif opts.max_questions is not None and len(qids) > opts.max_questions:
         rng = np.random.default_rng(opts.seed)
         qids = [qids[i] for i in sorted(rng.choice(len(qids), opts.max_questions, replace=False))]
     exs = survey_examples(sv, split="test", qids=qids,
@@ -176,8 +180,8 @@ def reproduce_subpop(opts: SubpopOptions, *, progress: Any = None) -> SubpopResu
         if progress:
             progress(f"{b}: mean WD {wd[b].mean():.4f}")
     base.unload()  # free the base model before training
-    show = (lambda r: progress(f"fine-tune step {r['step']}: train {r['train']:.4f}"
-                               + (f", valid {r['valid']:.4f}" if "valid" in r else ""))) if progress else None
+    show = (lambda r: progress(f"fine-tune step {r['step']}: train {r['train']:.4f}, valid {r['valid']:.4f}")
+            if "valid" in r else None) if progress else None
     ft = finetune(opts.finetune_options(), progress=show)
     tuned = HFScorer(opts.model, ft.adapter, cache_path=cache, threads=opts.threads)
     wd["fine_tuned"] = example_wd(tests, predict("zero_shot_qa", tuned, tests).dists)

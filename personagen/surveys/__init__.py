@@ -9,13 +9,25 @@ from personagen.surveys.loaders import (
     import_wvs,
     opinionqa_respondents,
 )
-from personagen.surveys.schema import OVERALL, SPLITS, Question, Survey, assign_splits, kfold_groups, load
+from personagen.surveys.refusals import is_non_substantive, is_refusal
+from personagen.surveys.schema import (
+    OVERALL,
+    SPLITS,
+    Question,
+    QuestionRecord,
+    Survey,
+    assign_splits,
+    kfold_groups,
+    load,
+)
+from personagen.surveys.select import parse_qids, select_questions
 
 __all__ = [
     "FORMATS",
     "OVERALL",
     "SPLITS",
     "Question",
+    "QuestionRecord",
     "Survey",
     "assign_splits",
     "import_generic",
@@ -23,7 +35,11 @@ __all__ = [
     "import_subpop",
     "import_survey",
     "import_wvs",
+    "is_non_substantive",
+    "is_refusal",
     "kfold_groups",
     "load",
     "opinionqa_respondents",
+    "parse_qids",
+    "select_questions",
 ]

@@ -1,24 +1,29 @@
 """The survey schema: questions, ordered options, ordinal positions, target distributions per group, splits.
 
 Stored as one long parquet table, one row per (question, group, option):
-survey_id, qid, question, option, option_index, ordinal (float|null), attribute, group, share, split.
-The group "overall" (attribute "overall") is the whole population.
+survey_id, qid, question, option, option_index, ordinal (float|null), attribute, group, share, split,
+keep_last (bool: the option stays last when options are reordered; files written before it existed get it from
+the rule in `refusals.py`). The group "overall" (attribute "overall") is the whole population. The file's
+parquet metadata key `personagen.provenance` holds where the survey came from and its licence (JSON).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from personagen.errors import BadInput
 from personagen.store import atomic_write_parquet, read_parquet
+from personagen.surveys.refusals import keep_last_flags
 
 SURVEY_SCHEMA: dict[str, pl.DataType] = {
     "survey_id": pl.String,
@@ -32,6 +37,8 @@ SURVEY_SCHEMA: dict[str, pl.DataType] = {
     "share": pl.Float64,
     "split": pl.String,
 }
+KEEP_LAST = "keep_last"  # optional column (bool per option); absent in files written before it existed
+PROVENANCE_KEY = "personagen.provenance"
 SPLITS = ("train", "valid", "test")
 OVERALL = "overall"
 
@@ -43,16 +50,50 @@ class Question:
     options: tuple[str, ...]
     ordinal: tuple[float, ...] | None
     split: str
+    keep_last: tuple[bool, ...] = ()  # per option: stays last when the options are reordered
+
+
+@dataclass(frozen=True)
+class QuestionRecord:
+    """One question as a loader produces it: options in survey order, shares per group, typed (no private keys).
+
+    targets: {group: {option: share}}; attributes: {group: attribute} (default "group", "overall" for overall);
+    ordinal: one position per option or None; split: None for the seeded 70/15/15 draw; keep_last: per option,
+    None for the rule of `refusals.keep_last_flags`."""
+
+    qid: str
+    question: str
+    options: tuple[str, ...]
+    targets: Mapping[str, Mapping[str, float]]
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    ordinal: tuple[float, ...] | None = None
+    split: str | None = None
+    keep_last: tuple[bool, ...] | None = None
+
+    @classmethod
+    def of(cls, q: Mapping[str, Any] | QuestionRecord) -> QuestionRecord:
+        """A record from a record or from the documented dict form of `Survey.from_records`."""
+        if isinstance(q, QuestionRecord):
+            return q
+        ords, kl = q.get("ordinal"), q.get("keep_last")
+        return cls(str(q["qid"]), q["question"], tuple(q["options"]), q["targets"], dict(q.get("attributes") or {}),
+                   None if ords is None else tuple(ords), q.get("split") or None,
+                   None if kl is None else tuple(bool(x) for x in kl))
 
 
 class Survey:
     """An in-memory survey (validated). Build with `Survey.from_records` or load with `load(path)`."""
 
-    def __init__(self, frame: pl.DataFrame, *, source: str = "<memory>"):
+    def __init__(self, frame: pl.DataFrame, *, source: str = "<memory>", provenance: Mapping[str, Any] | None = None):
         missing = [c for c in SURVEY_SCHEMA if c not in frame.columns]
         if missing:
             raise BadInput(f"{source}: survey table lacks column(s) {', '.join(missing)}")
-        frame = frame.select([pl.col(c).cast(t) for c, t in SURVEY_SCHEMA.items()])
+        has_flag = KEEP_LAST in frame.columns
+        frame = frame.select([pl.col(c).cast(t) for c, t in SURVEY_SCHEMA.items()]
+                             + ([pl.col(KEEP_LAST).cast(pl.Boolean).fill_null(False)] if has_flag else []))
+        self.provenance: dict[str, Any] | None = dict(provenance) if provenance else None
+        self.skipped_questions: list[str] = []  # set by the loaders: what an import left out, and why
+        self.import_notes: list[str] = []
         order: list[str] = frame["qid"].unique(maintain_order=True).to_list()  # first-appearance order
         rank = {q: i for i, q in enumerate(order)}
         frame = (frame.with_columns(pl.col("qid").replace_strict(rank, return_dtype=pl.Int64).alias("_q"))
@@ -79,11 +120,22 @@ class Survey:
             split = sub["split"][0]
             if split not in SPLITS:
                 raise BadInput(f"{source}: question {qid!r} has split {split!r}; expected one of {SPLITS}")
-            self._questions[qid] = Question(qid, sub["question"][0], opts, ordinal, split)
+            last = tuple(sub[KEEP_LAST].to_list()) if has_flag else tuple(keep_last_flags(opts))
+            self._questions[qid] = Question(qid, sub["question"][0], opts, ordinal, split, last)
         self.qids: list[str] = order
+        if not has_flag:  # a file from before the flag: the rule's flags, so `save` writes them
+            flags = pl.DataFrame([(q, o, f) for q, qq in self._questions.items()
+                                  for o, f in zip(qq.options, qq.keep_last)],
+                                 schema={"qid": pl.String, "option": pl.String, KEEP_LAST: pl.Boolean}, orient="row")
+            self.frame = frame.join(flags, on=["qid", "option"], how="left", maintain_order="left")
         mixed = frame.group_by("qid").agg(pl.col("split").n_unique().alias("n")).filter(pl.col("n") > 1)
         if mixed.height:
             raise BadInput(f"{source}: question {mixed['qid'][0]!r} has rows in more than one split")
+        if has_flag:
+            odd = frame.group_by("qid", "option").agg(pl.col(KEEP_LAST).n_unique().alias("n")).filter(pl.col("n") > 1)
+            if odd.height:
+                raise BadInput(f"{source}: option {odd['option'][0]!r} of {odd['qid'][0]!r} has different "
+                               f"{KEEP_LAST} values in different groups")
         self._validate_shares()
 
     def _validate_shares(self) -> None:
@@ -139,6 +191,11 @@ class Survey:
     def split_of(self, qid: str) -> str:
         return self.question(qid).split
 
+    def keep_last(self, qid: str) -> list[bool]:
+        """Per option of `qid`: True where the option must stay last when options are shown in another order
+        ("Refused", "Don't know" at the end of the list; see `refusals.py`)."""
+        return list(self.question(qid).keep_last)
+
     def split_qids(self, split: str | Iterable[str]) -> list[str]:
         """Question ids in a split ("train", "valid", "test", "all", or several)."""
         if isinstance(split, str):
@@ -185,46 +242,52 @@ class Survey:
 
     def subset(self, qids: Iterable[str]) -> Survey:
         keep = list(qids)
-        return Survey(self.frame.filter(pl.col("qid").is_in(keep)), source=self.source)
+        return Survey(self.frame.filter(pl.col("qid").is_in(keep)), source=self.source, provenance=self.provenance)
 
     def with_splits(self, *, seed: int = 0, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)) -> Survey:
         s = assign_splits(self.qids, seed=seed, fractions=fractions)
         f = self.frame.with_columns(pl.col("qid").replace_strict(s, return_dtype=pl.String).alias("split"))
-        return Survey(f, source=self.source)
+        return Survey(f, source=self.source, provenance=self.provenance)
 
     def save(self, path: str | os.PathLike) -> Path:
         p = Path(path)
         if not p.parent.exists():
             raise BadInput(f"{p}: directory {p.parent} does not exist")
-        atomic_write_parquet(p, self.frame)
+        meta = {PROVENANCE_KEY: json.dumps(self.provenance, sort_keys=True)} if self.provenance else None
+        atomic_write_parquet(p, self.frame, metadata=meta)
         return p
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def from_records(cls, survey_id: str, questions: Sequence[dict], *, seed: int = 0,
-                     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), source: str = "<memory>") -> Survey:
-        """Build from dicts: {qid, question, options, ordinal (opt), split (opt), targets: {group: {opt: share}},
-        attributes (opt): {group: attribute}}. Missing splits are assigned deterministically by `seed`."""
-        splits = assign_splits([str(q["qid"]) for q in questions], seed=seed, fractions=fractions)
+    def from_records(cls, survey_id: str, questions: Sequence[Mapping[str, Any] | QuestionRecord], *, seed: int = 0,
+                     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), source: str = "<memory>",
+                     provenance: Mapping[str, Any] | None = None) -> Survey:
+        """Build from `QuestionRecord`s or dicts of the same fields ({qid, question, options, ordinal (opt),
+        split (opt), targets: {group: {opt: share}}, attributes (opt): {group: attribute}, keep_last (opt)}).
+        Missing splits are assigned deterministically by `seed`."""
+        recs = [QuestionRecord.of(q) for q in questions]
+        splits = assign_splits([r.qid for r in recs], seed=seed, fractions=fractions)
         rows = []
-        for q in questions:
-            opts = list(q["options"])
-            ords = q.get("ordinal")
+        for q in recs:
+            opts, ords = list(q.options), q.ordinal
             if ords is not None and len(ords) != len(opts):
-                raise BadInput(f"{source}: question {q['qid']!r} has {len(opts)} options but {len(ords)} ordinals")
-            attrs = q.get("attributes", {})
-            for group, dist in q["targets"].items():
+                raise BadInput(f"{source}: question {q.qid!r} has {len(opts)} options but {len(ords)} ordinals")
+            last = list(q.keep_last) if q.keep_last is not None else keep_last_flags(opts)
+            if len(last) != len(opts):
+                raise BadInput(f"{source}: question {q.qid!r} has {len(opts)} options but {len(last)} keep_last flags")
+            for group, dist in q.targets.items():
                 for i, o in enumerate(opts):
                     rows.append({
-                        "survey_id": survey_id, "qid": str(q["qid"]), "question": q["question"], "option": o,
+                        "survey_id": survey_id, "qid": q.qid, "question": q.question, "option": o,
                         "option_index": i, "ordinal": None if ords is None else float(ords[i]),
-                        "attribute": attrs.get(group, OVERALL if group == OVERALL else "group"),
+                        "attribute": q.attributes.get(group, OVERALL if group == OVERALL else "group"),
                         "group": group, "share": float(dist.get(o, 0.0)),
-                        "split": q.get("split") or splits[str(q["qid"])],
+                        "split": q.split or splits[q.qid], KEEP_LAST: last[i],
                     })
         if not rows:
             raise BadInput(f"{source}: survey has no questions")
-        return cls(pl.DataFrame(rows, schema=SURVEY_SCHEMA), source=source)
+        return cls(pl.DataFrame(rows, schema={**SURVEY_SCHEMA, KEEP_LAST: pl.Boolean}), source=source,
+                   provenance=provenance)
 
 
 def assign_splits(qids: Sequence[str], *, seed: int = 0,
@@ -264,7 +327,19 @@ def load(path: str | os.PathLike) -> Survey:
         raise BadInput(f"{p}: survey file does not exist")
     frame = read_parquet(p, "survey")
     check_file_frame(frame, p)
-    return Survey(frame, source=str(p))
+    return Survey(frame, source=str(p), provenance=_read_provenance(p))
+
+
+def _read_provenance(p: Path) -> dict[str, Any] | None:
+    """The provenance a survey file carries in its parquet metadata (None for files written before it did)."""
+    try:
+        raw = pl.read_parquet_metadata(p).get(PROVENANCE_KEY)
+        out = json.loads(raw) if raw else None
+    except (OSError, ValueError, pl.exceptions.PolarsError):
+        raise BadInput(f"{p}: unreadable provenance metadata ({PROVENANCE_KEY})") from None
+    if out is not None and not isinstance(out, dict):
+        raise BadInput(f"{p}: provenance metadata ({PROVENANCE_KEY}) is not a JSON object")
+    return out
 
 
 _REQUIRED = ("survey_id", "qid", "option", "option_index", "group", "split")
@@ -279,6 +354,8 @@ def check_file_frame(frame: pl.DataFrame, where: object) -> None:
         got = frame.schema[c]
         if (t == pl.String) != (got == pl.String) or (t != pl.String and not (got.is_numeric() or got == pl.Null)):
             raise BadInput(f"{where}: column {c!r} has dtype {got}, expected {t}")
+    if KEEP_LAST in frame.columns and frame.schema[KEEP_LAST] not in (pl.Boolean, pl.Null):
+        raise BadInput(f"{where}: column {KEEP_LAST!r} has dtype {frame.schema[KEEP_LAST]}, expected Boolean")
     for c in _REQUIRED:
         if c in frame.columns and frame[c].null_count():
             raise BadInput(f"{where}: column {c!r} has {frame[c].null_count()} null value(s)")
