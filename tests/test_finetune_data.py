@@ -113,7 +113,25 @@ def test_human_bound_uses_opinionqa_respondent_counts(w26: Path) -> None:
     assert all(isinstance(x, int) and x > 0 for x in n)
     b = human_bound(exs, n, reps=300)
     assert b["Asian"].mean > b["White"].mean  # far fewer Asian respondents -> more sampling noise
-    assert 0.005 < b["White"].mean < 0.05  # the paper's White bound on OpinionQA is 0.012
+
+
+def test_human_bound_reproduces_table9_white(shared_data: Path) -> None:
+    # Paper 003, Table 9: the White human baseline on OpinionQA is 0.012 (mean over every question of every wave)
+    from personagen.reproduce import BoundsOptions, subpop_bounds
+
+    waves = sorted(str(p) for p in (shared_data / "opinionqa" / "human_resp").glob("American_Trends_Panel_W*"))
+    res = subpop_bounds(BoundsOptions(evals=tuple(waves), groups=("White",), reps=20))
+    (white,) = res["groups"]
+    assert white["paper"] == {"human_bound": 0.012}
+    assert white["human_bound"] == pytest.approx(0.012, abs=0.0005)
+
+
+def test_human_bound_distance_paper_is_the_unnormalised_w1() -> None:
+    # n = 1, p = (.5, 0, .5) on positions (1, 2, 3): every resample is all-A or all-C; CDF gaps |F^-F| are
+    # .5 at both steps of width 1 -> un-normalised W1 = 1.0, normalised by the range 2 -> 0.5
+    ex = Example("s", "q", "Q?", ("a", "b", "c"), (1.0, 2.0, 3.0), "SEX", "g", (0.5, 0.0, 0.5), "test")
+    assert human_bound([ex], [1], reps=50)["g"].mean == pytest.approx(1.0)
+    assert human_bound([ex], [1], reps=50, distance="normalised")["g"].mean == pytest.approx(0.5)
 
 
 def test_relative_improvement_by_hand() -> None:

@@ -119,42 +119,64 @@ def promptmix(target: str, data: Path, backend: str, base_url: str | None, model
 
 
 @click.command("subpop")
-@click.option("--train", "train", multiple=True, required=True, type=click.Path(),
+@click.option("--train", "train", multiple=True, type=click.Path(),
               help="Training survey (parquet, OpinionQA wave folder or SubPOP .jsonl); repeatable.")
-@click.option("--eval", "eval_", required=True, type=click.Path(), help="Held-out evaluation survey.")
+@click.option("--eval", "eval_", multiple=True, required=True, type=click.Path(),
+              help="Held-out evaluation survey (repeatable with --bounds-only).")
 @click.option("--model", default=None, help="HF model folder or .gguf (default: the bundled SmolLM2).")
 @click.option("--steps", type=Count(1, 10_000_000), default=20, show_default=True, help="Fine-tuning steps.")
 @click.option("--batch-size", type=Count(1, 1_000_000), default=8, show_default=True, help="Paper: 256 (GPU).")
 @click.option("--lr", type=Real(0.0, 10.0, lo_open=True), default=2e-4, show_default=True)
 @click.option("--loss", type=click.Choice(["kl", "wd"]), default="kl", show_default=True)
-@click.option("--max-questions", type=Count(1, 100_000), default=10, show_default=True, help="Eval questions (seeded draw).")
+@click.option("--max-questions", type=Count(1, 100_000), default=None,
+              help="Eval questions (seeded draw; default 10 for a model run, all with --bounds-only).")
 @click.option("--groups", default=None, help="Comma-separated group labels to evaluate (default all).")
 @click.option("--assume-respondents", "assumed_n", type=Count(1, 100_000_000), default=None,
               help="Respondents per group for the human bound when the eval survey has no counts.")
 @click.option("--reps", type=Count(10, 100_000), default=1000, show_default=True, help="Bootstrap replicates (paper 1,000).")
+@click.option("--bound-distance", type=click.Choice(["paper", "normalised"]), default="paper", show_default=True,
+              help="Human bound: W1 not divided by the ordinal range (reproduces Table 9) or the models' WD.")
+@click.option("--bounds-only", is_flag=True, help="Only the uniform and human bounds per group; no model.")
 @click.option("--baselines", default="zero_shot_qa,zero_shot_bio,zero_shot_portray,few_shot", show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--threads", type=Count(1, 1024), default=None, help="torch CPU threads.")
 @click.option("--out", type=click.Path(file_okay=False), default="reproduce-subpop", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object last.")
-def subpop(train: tuple[str, ...], eval_: str, model: str | None, steps: int, batch_size: int, lr: float, loss: str,
-           max_questions: int, groups: str | None, assumed_n: int | None, reps: int, baselines: str, seed: int,
-           threads: int | None, out: str, as_json: bool) -> None:
+def subpop(train: tuple[str, ...], eval_: tuple[str, ...], model: str | None, steps: int, batch_size: int, lr: float,
+           loss: str, max_questions: int | None, groups: str | None, assumed_n: int | None, reps: int,
+           bound_distance: str, bounds_only: bool, baselines: str, seed: int, threads: int | None, out: str,
+           as_json: bool) -> None:
     """SubPOP (paper 003): Table-1/2-style mean WD for bounds, baselines and the fine-tuned model."""
-    from personagen.reproduce import SubpopOptions, reproduce_subpop, subpop_markdown
+    from personagen.errors import BadInput
+    from personagen.reproduce import (
+        BoundsOptions,
+        SubpopOptions,
+        bounds_markdown,
+        reproduce_subpop,
+        subpop_bounds,
+        subpop_markdown,
+    )
     from personagen.store import atomic_write_json, atomic_write_text
 
-    opts = SubpopOptions(train=train, eval=eval_, out=out, model=model, steps=steps, batch_size=batch_size, lr=lr,
-                         loss=loss, max_questions=max_questions, assumed_n=assumed_n, reps=reps, seed=seed,
-                         groups=tuple(g.strip() for g in groups.split(",")) if groups else None,
+    group_list = tuple(g.strip() for g in groups.split(",")) if groups else None
+    if bounds_only:
+        res = subpop_bounds(BoundsOptions(evals=eval_, groups=group_list, assumed_n=assumed_n, reps=reps, seed=seed,
+                                          bound_distance=bound_distance))
+        _emit(res, bounds_markdown(res), as_json)
+        return
+    if not train:
+        raise BadInput("--train: required unless --bounds-only")
+    if len(eval_) != 1:
+        raise BadInput("--eval: give exactly one evaluation survey (several only with --bounds-only)")
+    opts = SubpopOptions(train=train, eval=eval_[0], out=out, model=model, steps=steps, batch_size=batch_size, lr=lr,
+                         loss=loss, max_questions=10 if max_questions is None else max_questions, assumed_n=assumed_n,
+                         reps=reps, seed=seed, groups=group_list, bound_distance=bound_distance,
                          baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()), threads=threads)
     res = reproduce_subpop(opts, progress=lambda m: click.echo(str(m), err=True))
     table = subpop_markdown(res)
     atomic_write_text(Path(out) / "subpop.md", table + "\n")
     atomic_write_json(Path(out) / "subpop.json", res.to_json())
-    click.echo(table, err=as_json)
-    if as_json:
-        click.echo(json.dumps(res.to_json(), default=str))
+    _emit(res.to_json(), table, as_json)
 
 
 SUBCOMMANDS = [

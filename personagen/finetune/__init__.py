@@ -3,6 +3,7 @@ with the forward-KL / WD loss, bounds and baselines. torch/transformers/peft are
 imported only inside the functions that need them."""
 
 from personagen.finetune.bounds import (
+    BOUND_DISTANCES,
     HumanBound,
     example_wd,
     group_means,
@@ -34,6 +35,7 @@ from personagen.finetune.steering import (
 from personagen.finetune.train import FinetuneOptions, FinetuneResult, finetune, validation_loss
 
 __all__ = [
+    "BOUND_DISTANCES",
     "Example",
     "FORMATS",
     "FinetuneOptions",

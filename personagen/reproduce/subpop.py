@@ -18,6 +18,7 @@ import numpy as np
 
 from personagen.errors import BadInput
 from personagen.finetune import (
+    BOUND_DISTANCES,
     Example,
     FinetuneOptions,
     example_wd,
@@ -84,8 +85,11 @@ class SubpopOptions:
     baselines: tuple[str, ...] = BASELINES
     seed: int = 0
     threads: int | None = None
+    bound_distance: str = "paper"
 
     def __post_init__(self) -> None:
+        if self.bound_distance not in BOUND_DISTANCES:
+            raise BadInput(f"--bound-distance {self.bound_distance!r}: expected one of {', '.join(BOUND_DISTANCES)}")
         if not Path(self.eval).exists():
             raise BadInput(f"--eval {self.eval}: does not exist")
         unknown = [b for b in self.baselines if b not in BASELINES]
@@ -154,7 +158,11 @@ def _bound(opts: SubpopOptions, exs: list[Example]) -> tuple[dict, list[str]]:
         notes.append("human bound: " + ("no respondent counts in the eval survey (weighted shares); "
                                         "pass --assume-respondents N" if opts.assumed_n is None else
                                         f"multinomial noise of an assumed {opts.assumed_n} respondents per group"))
-    return human_bound(exs, respondents_for(exs, counts, opts.assumed_n), reps=opts.reps, seed=opts.seed), notes
+    if opts.bound_distance == "paper":
+        notes.append("human bound: W1 on the ordinal positions, not divided by their range (reproduces Table 9; "
+                     "--bound-distance normalised puts it on the models' scale)")
+    return human_bound(exs, respondents_for(exs, counts, opts.assumed_n), reps=opts.reps, seed=opts.seed,
+                       distance=opts.bound_distance), notes
 
 
 def reproduce_subpop(opts: SubpopOptions, *, progress: Any = None) -> SubpopResult:
@@ -226,3 +234,76 @@ def subpop_markdown(res: SubpopResult) -> str:
     head = (f"SubPOP on {res.family}: {res.n_questions} questions, {res.n_examples} (question, group) pairs; "
             f"mean WD (lower is better); {res.seconds:.0f} s")
     return "\n".join([head, "", *rows, *[f"note: {n}" for n in res.notes]])
+
+
+@dataclass(frozen=True)
+class BoundsOptions:
+    """`reproduce subpop --bounds-only`: the bounds of paper 003 (sec. 4.1, appendix D) over one or more
+    evaluation waves, without a model."""
+
+    evals: tuple[str, ...]
+    groups: tuple[str, ...] | None = None
+    assumed_n: int | None = None
+    reps: int = 1000
+    seed: int = 0
+    bound_distance: str = "paper"
+
+    def __post_init__(self) -> None:
+        if not self.evals:
+            raise BadInput("--eval: give at least one evaluation survey")
+        for e in self.evals:
+            if not Path(e).exists():
+                raise BadInput(f"--eval {e}: does not exist")
+        if self.bound_distance not in BOUND_DISTANCES:
+            raise BadInput(f"--bound-distance {self.bound_distance!r}: expected one of {', '.join(BOUND_DISTANCES)}")
+        if self.assumed_n is not None and self.assumed_n < 1:
+            raise BadInput(f"--assume-respondents {self.assumed_n}: must be at least 1")
+        if not 10 <= self.reps <= 100_000:
+            raise BadInput(f"--reps {self.reps}: between 10 and 100,000 bootstrap replicates")
+
+
+def subpop_bounds(opts: BoundsOptions) -> dict[str, Any]:
+    """Per group over every ordinal question of the given waves (the paper's "all questions Q across all
+    waves", appendix D): the human lower bound (mean, 95% interval), the uniform upper bound, and the
+    paper's Table 9/10 bound. JSON-ready: {"family", "bound_distance", "n_questions", "groups": [...], "notes"}."""
+    exs: list[Example] = []
+    resp: list[int | None] = []
+    fams = set()
+    for path in opts.evals:
+        sv = open_survey(path)
+        fams.add(_family(sv.survey_id))
+        part = survey_examples(sv, qids=[q for q in sv.qids if sv.ordinal(q) is not None],
+                               groups=[g for g in opts.groups if g in sv.groups()] if opts.groups else None)
+        counts = opinionqa_respondents(path) if Path(path).is_dir() else None
+        exs += part
+        resp += respondents_for(part, counts, opts.assumed_n)
+    if not exs:
+        raise BadInput(f"--eval {opts.evals[0]}: no ordinal (question, group) pairs")
+    fam = sorted(fams)[0] if len(fams) == 1 else "mixed"
+    bound = human_bound(exs, resp, reps=opts.reps, seed=opts.seed, distance=opts.bound_distance)
+    uni = group_means(exs, uniform_wd(exs))
+    groups = []
+    for g in dict.fromkeys(e.group for e in exs):
+        hb = bound.get(g)
+        paper = PAPER_GROUPS.get(fam, {}).get(g)
+        groups.append({"group": g, "human_bound": hb.mean if hb else None,
+                       "human_bound_ci": [hb.lo, hb.hi] if hb else None, "uniform": uni[g],
+                       "n_questions": sum(1 for e in exs if e.group == g),
+                       "paper": {"human_bound": paper[0]} if paper else None})
+    notes = [] if all(r is not None for r in resp) else [
+        "human bound left out where the survey has no respondent counts; pass --assume-respondents N"]
+    return {"family": fam, "bound_distance": opts.bound_distance, "n_questions": len({(e.survey_id, e.qid) for e in exs}),
+            "groups": groups, "notes": notes}
+
+
+def bounds_markdown(res: dict[str, Any]) -> str:
+    """One row per group: our human bound (95% interval), the uniform bound, Table 9/10's human bound."""
+    fmt = lambda x: "—" if x is None else f"{x:.4f}"  # noqa: E731
+    rows = [f"SubPOP bounds on {res['family']}: {res['n_questions']} questions; human bound distance "
+            f"{res['bound_distance']}", "", "| group | human bound | 95% interval | uniform | paper human bound |",
+            "|---|---|---|---|---|"]
+    for g in res["groups"]:
+        ci = "—" if g["human_bound_ci"] is None else f"{g['human_bound_ci'][0]:.4f}–{g['human_bound_ci'][1]:.4f}"
+        paper = g["paper"]["human_bound"] if g["paper"] else None
+        rows.append(f"| {g['group']} | {fmt(g['human_bound'])} | {ci} | {fmt(g['uniform'])} | {fmt(paper)} |")
+    return "\n".join(rows + [f"note: {n}" for n in res["notes"]])
