@@ -61,7 +61,7 @@ def test_jsonl_export_round_trips(w26: Path, tmp_path: Path) -> None:
     first = json.loads(p.read_text().splitlines()[0])
     assert first["split"] == "validation" and first["prompt"].endswith("Answer:")
     assert abs(sum(first["distribution"]) - 1) < 1e-9
-    assert read_jsonl(p) == exs
+    assert [e.to_json() for e in read_jsonl(p)] == [e.to_json() for e in exs]  # NaN positions: compare as JSON
 
 
 def test_steering_formats_name_the_group_and_end_with_the_answer_cue() -> None:
@@ -107,7 +107,7 @@ def test_human_bound_by_hand() -> None:
 
 def test_human_bound_uses_opinionqa_respondent_counts(w26: Path) -> None:
     sv = open_survey(w26)
-    qids = [q for q in sv.qids if sv.ordinal(q)][:8]
+    qids = [q for q in sv.qids if sv.positions(q)][:8]
     exs = survey_examples(sv, qids=qids, groups=["White", "Asian"])
     n = respondents_for(exs, opinionqa_respondents(w26), None)
     assert all(isinstance(x, int) and x > 0 for x in n)
@@ -151,5 +151,9 @@ def test_fewshot_prompt_uses_the_groups_own_distributions(w26: Path) -> None:
     shots = [e for e in train if e.group == "Democrat" and e.qid != test.qid]
     assert prompt.count("Answer distribution:") == 4 and prompt.rstrip().endswith("Answer distribution:")
     assert "Democrat" in prompt and "South" not in prompt.split("\n")[0]
-    first_json = json.loads(prompt.split("Answer distribution: ")[1].splitlines()[0])
+    first = prompt.split("Answer distribution: ")[1].splitlines()[0]
+    assert first.startswith("{'A': 0.") and all(len(v.split(".")[1]) == 3 for v in first[1:-1].split(", "))
+    first_json = json.loads(first.replace("'", '"'))  # Fig. 15: {'A': 0.050, ...}, three decimals
     assert any(tuple(round(x, 3) for x in s.target) == tuple(first_json.values()) for s in shots)
+    assert prompt.startswith("Predict the answer distribution of the following questions for people whose "
+                             "political party is Democrat.")

@@ -38,7 +38,7 @@ def tiny_survey(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     if not w26.is_dir():
         pytest.skip(f"{w26} not present")
     sv = open_survey(w26)
-    qids = [q for q in sv.qids if sv.ordinal(q)][:5]
+    qids = [q for q in sv.qids if sv.positions(q)][:5]
     small = Survey(sv.frame.filter(pl.col("qid").is_in(qids) & (pl.col("group") == "South")), source="tiny")
     return small.save(tmp_path_factory.mktemp("survey") / "tiny.parquet")
 
@@ -99,3 +99,28 @@ def test_adapter_reloads_to_the_same_predictions(killed_then_resumed, tiny_surve
     again = scorer.distributions([e.prompt() for e in valid], [len(e.options) for e in valid])
     assert again == preds and scorer.stats["cache_hits"] == len(valid)  # second call: SQLite cache
     assert "+lora@sha256:" in scorer.identity
+
+
+def test_letter_token_is_the_one_after_the_answer_cue(killed_then_resumed, tiny_survey: Path) -> None:
+    """eq. 1's p_θ(A_q | q, g), read independently: tokenise prompt + " A" (not the code's letter table), take
+    the token that follows the prompt's own tokens, and softmax the full model's last-position logits over
+    those tokens, one per option."""
+    import torch
+
+    out, _, _ = killed_then_resumed
+    _, valid = training_examples([open_survey(tiny_survey)], valid_fraction=0.2)
+    scorer = HFScorer(None, out / "adapter", threads=1)
+    model, tok = scorer._model()
+    e = valid[0]
+    prompt = e.prompt()
+    base = tok(prompt)["input_ids"]
+    letters = []
+    for letter in "ABCDEFGHIJ"[: len(e.options)]:
+        full = tok(prompt + " " + letter)["input_ids"]
+        assert full[: len(base)] == base and len(full) == len(base) + 1  # " A" is one token after the prompt
+        letters.append(full[-1])
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([base])).logits[0, -1]
+    expect = torch.softmax(logits[letters].double(), 0).tolist()
+    (got,) = scorer.distributions([prompt], [len(e.options)])
+    assert got == pytest.approx(expect, abs=1e-4)

@@ -34,11 +34,21 @@ from personagen.finetune.steering import group_label
 from personagen.metrics import wasserstein
 
 
+def on_scale(dist: Sequence[float], ordinal: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The authors' `ordinal_emd` restriction: options off the scale (NaN position, their -1) are left out
+    and the rest renormalised; all-zero mass there becomes uniform. Returns (distribution, positions)."""
+    o = np.asarray(ordinal, float)
+    keep = ~np.isnan(o)
+    d = np.asarray(dist, float)[keep]
+    tot = d.sum()
+    return (d / tot if tot > 0 else np.full(keep.sum(), 1 / keep.sum())), o[keep]
+
+
 def example_wd(examples: Sequence[Example], preds: Sequence[Sequence[float]]) -> np.ndarray:
-    """WD (normalised by the ordinal range, metrics.wasserstein) of each prediction against its target;
-    every example must have an ordinal mapping (the WD is undefined without one)."""
-    return wasserstein([np.asarray(p, float) for p in preds], [np.asarray(e.target, float) for e in examples],
-                       [np.asarray(e.ordinal, float) for e in examples])
+    """WD (normalised by the ordinal range, metrics.wasserstein) of each prediction against its target, over
+    the options on the ordinal scale (`on_scale`); every example must have positions."""
+    pairs = [(on_scale(p, e.ordinal), on_scale(e.target, e.ordinal)) for p, e in zip(preds, examples)]
+    return wasserstein([p for (p, _), _ in pairs], [t for _, (t, _) in pairs], [o for (_, o), _ in pairs])
 
 
 def uniform_wd(examples: Sequence[Example]) -> np.ndarray:
@@ -70,6 +80,15 @@ def respondents_for(examples: Sequence[Example], counts: Mapping[tuple[str, str,
 BOUND_DISTANCES = ("paper", "normalised")
 
 
+def _answers_on_scale(e: Example, n: int) -> int:
+    """Of n non-"Refused" respondents, those whose answer is on the ordinal scale (e.g. not "Not sure")."""
+    t = np.asarray(e.target, float)
+    on = ~np.isnan(np.asarray(e.ordinal, float))
+    answered = np.array([o.strip().lower() != "refused" for o in e.options])
+    tot = t[answered].sum()
+    return max(1, round(n * t[on].sum() / tot)) if tot > 0 else n
+
+
 def human_bound(examples: Sequence[Example], respondents: Sequence[int | None], *, reps: int = 1000,
                 seed: int = 0, distance: str = "paper") -> dict[str, HumanBound]:
     """{group: HumanBound} by the respondent bootstrap (module doc); groups with an unknown n are left out.
@@ -83,9 +102,9 @@ def human_bound(examples: Sequence[Example], respondents: Sequence[int | None], 
     for e, n in zip(examples, respondents):
         if not n:
             continue
-        p = np.asarray(e.target, float)
-        draws = rng.multinomial(int(n), p / p.sum(), size=reps) / float(n)
-        o = np.asarray(e.ordinal, float)
+        p, o = on_scale(e.target, e.ordinal)
+        n = _answers_on_scale(e, int(n))
+        draws = rng.multinomial(n, p, size=reps) / float(n)
         wd = wasserstein(list(draws), [p] * reps, [o] * reps)
         if distance == "paper":
             wd = wd * (o.max() - o.min())

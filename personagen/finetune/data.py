@@ -37,7 +37,7 @@ class Example:
     qid: str
     question: str
     options: tuple[str, ...]
-    ordinal: tuple[float, ...] | None
+    ordinal: tuple[float, ...] | None  # NaN for an option outside the scale ("Refused", "Not sure")
     attribute: str
     group: str
     target: tuple[float, ...]
@@ -48,18 +48,23 @@ class Example:
 
     def to_json(self) -> dict:
         return {"survey_id": self.survey_id, "qid": self.qid, "question": self.question,
-                "options": list(self.options), "ordinal": list(self.ordinal) if self.ordinal else None,
+                "options": list(self.options),
+                "ordinal": [None if o != o else o for o in self.ordinal] if self.ordinal else None,
                 "attribute": self.attribute, "group": self.group, "distribution": list(self.target),
                 "split": HUB_SPLITS[self.split], "prompt": self.prompt("qa")}
 
 
-def open_survey(path: str | os.PathLike) -> Survey:
-    """A survey from a saved parquet, an OpinionQA wave folder, or a SubPOP .jsonl (imported on the fly)."""
+def open_survey(path: str | os.PathLike, refused: str = "keep") -> Survey:
+    """A survey from a saved parquet, an OpinionQA wave folder, or a SubPOP .jsonl (imported on the fly).
+
+    "Refused" is kept as an option by default: the paper's prompts list it and its KL runs over every letter
+    including it (Fig. 2, Fig. 14; the authors' targets are responses + [refusal_rate]); the WD leaves it out
+    (its ordinal position is NaN, as the authors' -1). refused="drop" is the former behaviour."""
     p = Path(path)
     if p.is_dir():
-        return import_opinionqa(p)
+        return import_opinionqa(p, refused=refused)
     if p.suffix == ".jsonl":
-        return import_subpop(p)
+        return import_subpop(p, refused=refused)
     return load(p)
 
 
@@ -81,7 +86,7 @@ def survey_examples(survey: Survey, *, split: str = "test", qids: Iterable[str] 
             if keep is not None and qid not in keep:
                 continue
             q = survey.question(qid)
-            out.append(Example(survey.survey_id, qid, q.text, q.options, q.ordinal, attrs[g], g,
+            out.append(Example(survey.survey_id, qid, q.text, q.options, survey.positions(qid), attrs[g], g,
                                tuple(dist[o] for o in q.options), split))
     return out
 
@@ -125,7 +130,8 @@ def read_jsonl(path: str | os.PathLike) -> list[Example]:
         try:
             r = json.loads(line)
             out.append(Example(r["survey_id"], r["qid"], r["question"], tuple(r["options"]),
-                               tuple(r["ordinal"]) if r["ordinal"] else None, r["attribute"], r["group"],
+                               tuple(float("nan") if o is None else float(o) for o in r["ordinal"])
+                               if r["ordinal"] else None, r["attribute"], r["group"],
                                tuple(float(x) for x in r["distribution"]), back[r["split"]]))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
             raise BadInput(f"{path}:{i}: not a training-example record") from None

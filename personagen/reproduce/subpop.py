@@ -138,9 +138,10 @@ def _family(survey_id: str) -> str:
 
 
 def eval_examples(opts: SubpopOptions) -> tuple[list[Example], Any]:
-    """The eval survey's (question, group) examples with an ordinal mapping, questions capped by a seeded draw."""
+    """The eval survey's (question, group) examples with ordinal positions, questions capped by a seeded draw.
+    Questions with options off the scale are kept; the WD leaves those options out (the authors' ordinal_emd)."""
     sv = open_survey(opts.eval)
-    qids = [q for q in sv.qids if sv.ordinal(q) is not None]
+    qids = [q for q in sv.qids if sv.positions(q) is not None]
     if opts.max_questions is not None and len(qids) > opts.max_questions:
         rng = np.random.default_rng(opts.seed)
         qids = [qids[i] for i in sorted(rng.choice(len(qids), opts.max_questions, replace=False))]
@@ -272,7 +273,7 @@ def subpop_bounds(opts: BoundsOptions) -> dict[str, Any]:
     for path in opts.evals:
         sv = open_survey(path)
         fams.add(_family(sv.survey_id))
-        part = survey_examples(sv, qids=[q for q in sv.qids if sv.ordinal(q) is not None],
+        part = survey_examples(sv, qids=[q for q in sv.qids if sv.positions(q) is not None],
                                groups=[g for g in opts.groups if g in sv.groups()] if opts.groups else None)
         counts = opinionqa_respondents(path) if Path(path).is_dir() else None
         exs += part

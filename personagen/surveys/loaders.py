@@ -133,6 +133,22 @@ def _valid_ordinal(ords: Sequence[float] | None, n: int) -> list[float] | None:
     return vals
 
 
+def _positions(ords: Any, options: Sequence[str]) -> list[float | None] | None:
+    """Per-option ordinal positions where the full mapping is not usable: the substantive options' values in
+    order (negative = outside the scale, the SubPOP authors' -1; missing trailing values, as OpinionQA leaves
+    "Not sure" unmapped, likewise), None for "Refused"; None overall below two distinct positions."""
+    if not isinstance(ords, list | tuple):
+        return None
+    vals = [float(o) if isinstance(o, int | float) and math.isfinite(o) and o >= 0 else None for o in ords]
+    subst = [o for o in options if not _is_refused(o)]
+    if len(vals) > len(subst):
+        return None
+    vals += [None] * (len(subst) - len(vals))
+    it = iter(vals)
+    out = [None if _is_refused(o) else next(it) for o in options]
+    return out if len({v for v in out if v is not None}) >= 2 else None
+
+
 def _build(survey_id: str, questions: list[dict], *, seed: int, source: str) -> Survey:
     """Disambiguate group labels shared by attributes, sort by qid, build the Survey."""
     if not questions:
@@ -271,6 +287,8 @@ def _oqa_question(r: dict[str, str], counts: dict[str, dict], dist: Any, info: P
         return None
     substantive = [o for o in refs if not _is_refused(o)]
     ordinal = _valid_ordinal(ords, len(substantive)) if len(opts) == len(substantive) else None
+    if ordinal is None:
+        ordinal = _positions(ords, opts)
     return {
         "qid": key, "question": r["question"].strip(), "options": opts, "ordinal": ordinal,
         "_targets": {ag: dict(zip(opts, s)) for ag, s in targets.items()},
@@ -395,6 +413,8 @@ def import_subpop(path: str | os.PathLike, *, refused: str = "drop", seed: int =
             if len(opts) == len(subst) and isinstance(ords, list) and all(
                     isinstance(o, int | float) and o >= 0 for o in ords):
                 ordinal = _valid_ordinal(ords, len(subst))
+            if ordinal is None:
+                ordinal = _positions(ords, opts)
             q = qs[qkey] = {"qid": qkey, "question": str(rec["question"]).strip(), "options": opts,
                             "ordinal": ordinal, "targets": {}, "attributes": {}, "_sig": (options, rec["ordinal"])}
         elif q["_sig"] != (options, rec["ordinal"]):
