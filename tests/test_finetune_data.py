@@ -157,3 +157,62 @@ def test_fewshot_prompt_uses_the_groups_own_distributions(w26: Path) -> None:
     assert any(tuple(round(x, 3) for x in s.target) == tuple(first_json.values()) for s in shots)
     assert prompt.startswith("Predict the answer distribution of the following questions for people whose "
                              "political party is Democrat.")
+
+
+def test_official_steering_prompt_is_the_authors_fig14(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Fig. 14's second example, laid out as the authors' generate_mcq + prepare_finetuning_data.py join it
+    official = shared_data / "subpop" / "subpopulation_metadata" / "steering_prompts.json"
+    monkeypatch.setenv("PERSONAGEN_SUBPOP_STEERING", str(official))
+    got = question_prompt(Steering("RELIG", "Atheist", "qa"), "Do you believe there is a life after death?",
+                          ["Yes", "No", "Refused"])
+    assert got == ("Question: What is your present religion, if any?\nA. Protestant\nB. Roman Catholic\nC. Mormon\n"
+                   "D. Orthodox\nE. Jewish\nF. Muslim\nG. Buddhist\nH. Hindu\nI. Atheist\nJ. Agnostic\nK. Other\n"
+                   "L. Nothing in particular\n\nAnswer: I. Atheist\n\n"
+                   "Answer the following question keeping in mind your previous answers.\n"
+                   "Question: Do you believe there is a life after death?\nA. Yes\nB. No\nC. Refused\n"
+                   "Answer as a choice between A.,B.,C.\n\nAnswer:")
+    bio = question_prompt(Steering("SEX", "Female", "bio"), "Q?", ["Yes", "No"])
+    assert bio.startswith("Below you will be asked to provide a short description of the sex you were assigned at "
+                          "birth and then answer some questions.\nDescription: I identify as Female.\n\nQuestion: Q?")
+    # a group the official file does not cover keeps our wording; so does switching the file off
+    assert "Answer as a choice" not in question_prompt(Steering("CITIZEN", "Yes", "qa"), "Q?", ["a", "b"])
+    monkeypatch.setenv("PERSONAGEN_SUBPOP_STEERING", "none")
+    assert "Answer as a choice" not in question_prompt(Steering("RELIG", "Atheist", "qa"), "Q?", ["a", "b"])
+
+
+def test_off_scale_options_are_kept_and_left_out_of_the_wd(shared_data: Path) -> None:
+    from personagen.finetune import example_wd
+
+    # the authors' ordinal_emd, Example 2: p = (.2, .5, .3), q = (.3, .4, .3), ordinal (1, 2, -1): the third
+    # option is dropped and both renormalised: |.2/.7 - .3/.7| * (2 - 1) / (2 - 1) = 1/7
+    ex = Example("s", "q", "Q?", ("a", "b", "c"), (1.0, 2.0, float("nan")), "SEX", "g", (0.2, 0.5, 0.3), "test")
+    assert example_wd([ex], [(0.3, 0.4, 0.3)])[0] == pytest.approx(1 / 7)
+    sv = open_survey(shared_data / "subpop" / "subpop-eval" / "subpop_eval.jsonl")
+    assert sv.question("sexeduc").options == ("Favor", "Oppose", "Depends on age/grade (vol.)", "Refused")
+    pos = sv.positions("sexeduc")
+    assert pos[:2] == (1.0, 2.0) and math.isnan(pos[2]) and math.isnan(pos[3])
+    assert sum(sv.positions(q) is not None for q in sv.qids) == 133  # SubPOP-Eval: every question evaluated
+
+
+def test_refused_is_an_option_of_the_training_target(w26: Path) -> None:
+    sv = open_survey(w26)
+    ex = next(e for e in survey_examples(sv, groups=["South"]) if e.options[-1] == "Refused")
+    assert abs(sum(ex.target) - 1) < 1e-9 and ex.target[-1] > 0 and math.isnan(ex.ordinal[-1])
+    assert ex.prompt().rstrip().endswith("Answer:") and "Refused" in ex.prompt()
+
+
+def test_training_defaults_to_the_papers_22_groups(w26: Path) -> None:
+    from personagen.finetune import PAPER_GROUPS_22, FinetuneOptions
+
+    assert len(PAPER_GROUPS_22) == 22 and FinetuneOptions(train=(str(w26),), out="x").groups == PAPER_GROUPS_22
+    train, valid = training_examples([open_survey(w26)], groups=PAPER_GROUPS_22)
+    got = {e.group for e in train + valid}
+    assert "South" in got and "Midwest" not in got and "18-29" not in got
+
+
+def test_overlap_filter_finds_a_repeated_question() -> None:
+    from personagen.finetune import overlapping
+
+    train = ["How much do you trust the news media?", "Do you own a gun?"]
+    hits = overlapping(["Do you own a gun?", "How often do you go fishing in winter?"], train, embedder="tfidf")
+    assert hits == [True, False]

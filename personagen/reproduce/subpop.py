@@ -19,6 +19,8 @@ import numpy as np
 from personagen.errors import BadInput
 from personagen.finetune import (
     BOUND_DISTANCES,
+    OVERLAP_THRESHOLD,
+    PAPER_GROUPS_22,
     Example,
     FinetuneOptions,
     example_wd,
@@ -26,8 +28,10 @@ from personagen.finetune import (
     group_means,
     human_bound,
     open_survey,
+    overlapping,
     predict,
     relative_improvement,
+    resolve_embedder,
     respondents_for,
     survey_examples,
     training_examples,
@@ -78,7 +82,7 @@ class SubpopOptions:
     lr: float = 2e-4
     loss: str = "kl"
     max_questions: int | None = 10
-    groups: tuple[str, ...] | None = None
+    groups: tuple[str, ...] | None = PAPER_GROUPS_22  # Table 3, for training and evaluation; None: every group
     assumed_n: int | None = None
     reps: int = 1000
     k_shots: int = 5
@@ -86,10 +90,15 @@ class SubpopOptions:
     seed: int = 0
     threads: int | None = None
     bound_distance: str = "paper"
+    overlap_threshold: float | None = OVERLAP_THRESHOLD  # appendix A.5; None keeps every eval question
+    overlap_embedder: str = "auto"
 
     def __post_init__(self) -> None:
         if self.bound_distance not in BOUND_DISTANCES:
             raise BadInput(f"--bound-distance {self.bound_distance!r}: expected one of {', '.join(BOUND_DISTANCES)}")
+        if self.overlap_threshold is not None and not 0 < self.overlap_threshold <= 1:
+            raise BadInput(f"--overlap-threshold {self.overlap_threshold}: must be in (0, 1]")
+        resolve_embedder(self.overlap_embedder)
         if not Path(self.eval).exists():
             raise BadInput(f"--eval {self.eval}: does not exist")
         unknown = [b for b in self.baselines if b not in BASELINES]
@@ -108,7 +117,7 @@ class SubpopOptions:
                                steps=self.steps, batch_size=self.batch_size, micro_batch=min(8, self.batch_size),
                                lr=self.lr, loss=self.loss, seed=self.seed, threads=self.threads,
                                save_every=max(1, min(10, self.steps)), eval_every=max(1, min(10, self.steps)),
-                               max_valid=64)
+                               max_valid=64, groups=self.groups)
 
 
 @dataclass
@@ -152,6 +161,21 @@ def eval_examples(opts: SubpopOptions) -> tuple[list[Example], Any]:
     return exs, sv
 
 
+def _drop_overlap(opts: SubpopOptions, tests: list[Example], train: list[Example]) -> tuple[list[Example], str]:
+    """Leave out eval questions that a training question repeats (cosine >= threshold; appendix A.5)."""
+    if opts.overlap_threshold is None:
+        return tests, "train/eval overlap filter off"
+    texts = list(dict.fromkeys(e.question for e in tests))
+    hit = overlapping(texts, list(dict.fromkeys(e.question for e in train)), threshold=opts.overlap_threshold,
+                      embedder=opts.overlap_embedder)
+    same = {t for t, h in zip(texts, hit) if h}
+    kept = [e for e in tests if e.question not in same]
+    if not kept:
+        raise BadInput(f"--eval {opts.eval}: every question repeats a training question (appendix A.5 filter)")
+    return kept, (f"train/eval overlap (appendix A.5, {resolve_embedder(opts.overlap_embedder)} cosine >= "
+                  f"{opts.overlap_threshold}): {len(same)} of {len(texts)} eval questions left out")
+
+
 def _bound(opts: SubpopOptions, exs: list[Example]) -> tuple[dict, list[str]]:
     counts = opinionqa_respondents(opts.eval) if Path(opts.eval).is_dir() else None
     notes = []
@@ -171,10 +195,12 @@ def reproduce_subpop(opts: SubpopOptions, *, progress: Any = None) -> SubpopResu
     t0 = time.perf_counter()
     out = Path(opts.out)
     tests, sv = eval_examples(opts)
-    train, _ = training_examples([open_survey(p) for p in opts.train], seed=opts.seed)
+    train, _ = training_examples([open_survey(p) for p in opts.train], seed=opts.seed, groups=opts.groups)
+    tests, overlap_note = _drop_overlap(opts, tests, train)
     out.mkdir(parents=True, exist_ok=True)  # only once the surveys are known to be usable
     wd: dict[str, np.ndarray] = {"uniform": uniform_wd(tests)}
     bound, notes = _bound(opts, tests)
+    notes = [overlap_note, *notes]
     cache = out / "llm.sqlite"
     base = HFScorer(opts.model, cache_path=cache, threads=opts.threads)
     invalid = 0
