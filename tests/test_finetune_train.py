@@ -98,20 +98,18 @@ def test_adapter_reloads_to_the_same_predictions(killed_then_resumed, tiny_surve
     assert kl == pytest.approx(res.valid_loss[-1][1], rel=1e-4, abs=1e-5)
     again = scorer.distributions([e.prompt() for e in valid], [len(e.options) for e in valid])
     assert again == preds and scorer.stats["cache_hits"] == len(valid)  # second call: SQLite cache
+    _check_letter_tokens_independently(scorer, valid[0])
     assert "+lora@sha256:" in scorer.identity
 
 
-def test_letter_token_is_the_one_after_the_answer_cue(killed_then_resumed, tiny_survey: Path) -> None:
-    """eq. 1's p_θ(A_q | q, g), read independently: tokenise prompt + " A" (not the code's letter table), take
-    the token that follows the prompt's own tokens, and softmax the full model's last-position logits over
-    those tokens, one per option."""
+
+def _check_letter_tokens_independently(scorer: HFScorer, e) -> None:
+    """eq. 1's p_θ(A_q | q, g), read independently of the code's letter table: tokenise prompt + " A", take the
+    token that follows the prompt's own tokens, and softmax the model's last-position logits over those
+    tokens, one per option."""
     import torch
 
-    out, _, _ = killed_then_resumed
-    _, valid = training_examples([open_survey(tiny_survey)], valid_fraction=0.2)
-    scorer = HFScorer(None, out / "adapter", threads=1)
     model, tok = scorer._model()
-    e = valid[0]
     prompt = e.prompt()
     base = tok(prompt)["input_ids"]
     letters = []
@@ -122,5 +120,4 @@ def test_letter_token_is_the_one_after_the_answer_cue(killed_then_resumed, tiny_
     with torch.no_grad():
         logits = model(input_ids=torch.tensor([base])).logits[0, -1]
     expect = torch.softmax(logits[letters].double(), 0).tolist()
-    (got,) = scorer.distributions([prompt], [len(e.options)])
-    assert got == pytest.approx(expect, abs=1e-4)
+    assert scorer.distributions([prompt], [len(e.options)])[0] == pytest.approx(expect, abs=1e-4)

@@ -95,17 +95,31 @@ def test_kmeans_medoids_pick_one_member_per_cluster() -> None:
 def test_dry_run_counts_by_hand(tmp_path: Path) -> None:
     wave = tmp_path / "American_Trends_Panel_W99"
     wave.mkdir()
-    rows = "".join(f'{i},Q{i},"{{}}","Question {i}?","[\'Yes\', \'No\']","[1, 2]"\n' for i in range(20))
+    rows = "".join(f'{i},Q{i},"{{}}","Question {i}?","[\'Yes\', \'No\', \'Refused\']","[1, 2]"\n' for i in range(26))
     (wave / "info.csv").write_text(",key,option_mapping,question,references,option_ordinal\n" + rows)
+    # human answers for 20 of the 26 listed questions: the run asks only those (W26: 22 of 78 rows)
+    counts = {f"Q{i}": {"MC_options": ["Yes", "No", "Refused"], "question_text": f"Question {i}?",
+                        "Northeast": {"Yes": 3, "No": 2, "Refused": 0}} for i in range(20)}
+    (wave / "CREGION_data.json").write_text(json.dumps(counts))
     opts = P2PReproOptions(waves=(wave,), out=tmp_path / "o", budget=300, repeats=3, n_updates=10,
-                           baselines=("vanilla", "persona", "average", "kmeans"))
-    plan = p2p_plan(opts)["waves"][wave.name]["parts"]
+                           baselines=("vanilla", "persona", "average", "kmeans"), model="gpt-4o-mini")
+    full = p2p_plan(opts)
+    w = full["waves"][wave.name]
+    plan = w["parts"]
+    assert w["questions"] == 20
     # P2P endowments: 3 × (ceil(300 / 2) + 1 survey learner + 3 questions × 10 updates) = 3 × 181 = 543
     assert plan["P2P endowments"]["calls"] == 543
     # answers: 3 repeats × 300 agents × 20 questions = 18,000 for each of P2P, Vanilla, PERSONA-style
     assert plan["P2P answers"]["calls"] == plan["Vanilla answers"]["calls"] == 18_000
     # k-means: 1,000 − 300 = 700 extra endowments → 3 × 350 calls; answers 3 × (700 × 14 + 300 × 6) = 34,800
     assert plan["k-means endowments"]["calls"] == 1050 and plan["k-means answers"]["calls"] == 34_800
+    # dollars at gpt-4o-mini's shipped price ($0.15 in, $0.60 out per million tokens)
+    t = w["total"]
+    assert t["usd"] == pytest.approx((t["input_tokens"] * 0.15 + t["output_tokens"] * 0.60) / 1e6)
+    # default update steps: the paper's for the wave's table (5; 10 on W42)
+    dflt = P2PReproOptions(waves=(wave,), out=tmp_path / "o")
+    assert dflt.n_updates is None and dflt.updates_for(wave) == 5
+    assert dflt.updates_for(Path("American_Trends_Panel_W42")) == 10
 
 
 @pytest.mark.slow

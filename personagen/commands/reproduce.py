@@ -28,6 +28,12 @@ def _emit(obj: dict, text: str, as_json: bool) -> None:
         click.echo(json.dumps(obj, default=str))
 
 
+def _usd(usd: float | None, model: str | None) -> str:
+    if usd is not None:
+        return f", ≈ ${usd:,.2f} at {model}'s price (output at its cap)"
+    return f"; no price known for {model!r} (add it with $PERSONAGEN_PRICES)" if model else ""
+
+
 @click.command("p2p")
 @click.argument("waves", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
 @_BACKEND
@@ -35,7 +41,8 @@ def _emit(obj: dict, text: str, as_json: bool) -> None:
 @_MODEL
 @click.option("--budget", type=Count(2, 1_000_000), default=300, show_default=True, help="Agents per pool (N_A).")
 @click.option("--repeats", type=Count(1, 1000), default=3, show_default=True)
-@click.option("--n-updates", type=Count(1, 10_000), default=10, show_default=True, help="Alg. 1 update steps (panel: 5).")
+@click.option("--n-updates", type=Count(1, 10_000), default=None,
+              help="Alg. 1 update steps (default: the paper's for the wave's table: 5, or 10 on W42).")
 @click.option("--baselines", default="vanilla,persona,average,kmeans", show_default=True)
 @click.option("--census-lib", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="A built library whose census personas form the PERSONA-style pool.")
@@ -47,7 +54,7 @@ def _emit(obj: dict, text: str, as_json: bool) -> None:
 @_DRY
 @_JSON
 def p2p(waves: tuple[Path, ...], backend: str, base_url: str | None, model: str | None, budget: int, repeats: int,
-        n_updates: int, baselines: str, census_lib: Path | None, max_questions: int | None, max_tokens: int,
+        n_updates: int | None, baselines: str, census_lib: Path | None, max_questions: int | None, max_tokens: int,
         seed: int, out: Path, concurrency: int, dry_run: bool, as_json: bool) -> None:
     """Prompts to Proxies (paper 000) per ATP wave: Table 1/2-style test MSE, 1-JSD, MCPA and ECR."""
     from personagen.reproduce import P2PReproOptions, p2p_markdown, p2p_plan, reproduce_p2p
@@ -58,9 +65,9 @@ def p2p(waves: tuple[Path, ...], backend: str, base_url: str | None, model: str 
                            model=model, seed=seed, max_tokens=max_tokens, concurrency=concurrency)
     if dry_run:
         plan = p2p_plan(opts)
-        _emit(plan, "\n".join(f"{w}: {v['total']['calls']:,} calls, {v['total']['input_tokens']:,} input and "
-                              f"≤ {v['total']['output_tokens']:,} output tokens" for w, v in plan["waves"].items()),
-              as_json)
+        _emit(plan, "\n".join(f"{w}: {v['questions']} questions, {v['total']['calls']:,} calls, "
+                              f"{v['total']['input_tokens']:,} input and ≤ {v['total']['output_tokens']:,} output "
+                              f"tokens{_usd(v['total']['usd'], model)}" for w, v in plan["waves"].items()), as_json)
         return
     res = reproduce_p2p(opts)
     _emit({"tables": res.tables, "paths": res.paths, "seconds": res.seconds},
@@ -112,7 +119,7 @@ def promptmix(target: str, data: Path, backend: str, base_url: str | None, model
     if dry_run:
         plan = promptmix_plan(opts)
         _emit(plan, f"{target}: {plan['total']['calls']:,} calls, {plan['total']['input_tokens']:,} input and "
-                    f"≤ {plan['total']['output_tokens']:,} output tokens", as_json)
+                    f"≤ {plan['total']['output_tokens']:,} output tokens{_usd(plan['total']['usd'], model)}", as_json)
         return
     res = reproduce_promptmix(opts)
     _emit({"table": res.table, "paths": res.paths, "seconds": res.seconds}, promptmix_markdown(res.table), as_json)

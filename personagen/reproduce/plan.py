@@ -1,13 +1,12 @@
 """`--dry-run`: the model calls and tokens a reproduction would make, without making any.
 
 Token counts are estimates: prompt tokens ≈ rendered characters / 4; output tokens are the requests' caps
-(an upper bound). Counts are for the configuration given (the paper's when the defaults are kept) and assume
+(an upper bound); dollars from the price table when --model names a priced model. Counts are for the configuration given (the paper's when the defaults are kept) and assume
 no cache hits; retries of invalid answers are not counted.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Any
@@ -30,11 +29,27 @@ def _add(plan: dict[str, dict], part: str, calls: int, in_tok: int, out_tok: int
 
 
 def _wave_questions(wave: Path) -> tuple[int, float]:
-    """(number of questions, mean characters of question + options) from the wave's info.csv."""
-    with open(Path(wave) / "info.csv", encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    chars = [len(r.get("question", "")) + len(r.get("references", "")) for r in rows]
-    return len(rows), (sum(chars) / len(chars) if chars else 0.0)
+    """(questions the run asks, mean characters of question + options): the questions with human answers, as
+    the run imports them (info.csv lists more: 78 rows on W26, 22 with answers)."""
+    import warnings
+
+    from personagen.surveys import import_opinionqa
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a skipped messy question is reported by the run itself
+        s = import_opinionqa(wave)
+    chars = [len(s.question(q).text) + sum(len(o) + 4 for o in s.options(q)) for q in s.qids]
+    return len(s.qids), (sum(chars) / len(chars) if chars else 0.0)
+
+
+def dollars(model: str | None, input_tokens: int, output_tokens: int) -> float | None:
+    """The price of the counted tokens from datasets/prices.yaml (+ $PERSONAGEN_PRICES); None when unknown."""
+    if not model:
+        return None
+    from personagen.llm import PriceTable
+
+    p = PriceTable.load().lookup(model)
+    return None if p is None else (input_tokens * p.input + output_tokens * p.output) / 1e6
 
 
 def p2p_plan(opts: Any) -> dict[str, Any]:
@@ -50,7 +65,7 @@ def p2p_plan(opts: Any) -> dict[str, Any]:
         n, rep = opts.budget, opts.repeats
         gen_calls = math.ceil(n / opts.per_call)
         plan: dict[str, dict] = {}
-        _add(plan, "P2P endowments", rep * (gen_calls + 1 + 3 * opts.n_updates), _tok(ENDOW_PROMPT_CHARS),
+        _add(plan, "P2P endowments", rep * (gen_calls + 1 + 3 * opts.updates_for(Path(wave))), _tok(ENDOW_PROMPT_CHARS),
              opts.max_tokens)
         _add(plan, "P2P answers", rep * n * q, elicit_in, ANSWER_TOKENS)
         if "vanilla" in opts.baselines:
@@ -64,10 +79,13 @@ def p2p_plan(opts: Any) -> dict[str, Any]:
                  opts.max_tokens)
             _add(plan, "k-means answers", rep * ((big - n) * q_train + n * (q - q_train)), elicit_in, ANSWER_TOKENS)
         total = {k: sum(p[k] for p in plan.values()) for k in ("calls", "input_tokens", "output_tokens")}
-        waves[Path(wave).name] = {"questions": q, "parts": plan, "total": total}
+        total["usd"] = dollars(opts.model, total["input_tokens"], total["output_tokens"])
+        waves[Path(wave).name] = {"questions": q, "n_updates": opts.updates_for(Path(wave)), "parts": plan,
+                                  "total": total}
     grand = {k: sum(w["total"][k] for w in waves.values()) for k in ("calls", "input_tokens", "output_tokens")}
-    return {"waves": waves, "total": grand, "budget": opts.budget, "repeats": opts.repeats,
-            "n_updates": opts.n_updates, "note": __doc__.split("\n\n")[1].replace("\n", " ")}
+    grand["usd"] = dollars(opts.model, grand["input_tokens"], grand["output_tokens"])
+    return {"waves": waves, "total": grand, "budget": opts.budget, "repeats": opts.repeats, "model": opts.model,
+            "note": __doc__.split("\n\n")[1].replace("\n", " ")}
 
 
 def promptmix_plan(opts: Any) -> dict[str, Any]:
@@ -94,4 +112,5 @@ def promptmix_plan(opts: Any) -> dict[str, Any]:
         dims[d] = {"parts": plan,
                    "total": {k: sum(p[k] for p in plan.values()) for k in ("calls", "input_tokens", "output_tokens")}}
     grand = {k: sum(x["total"][k] for x in dims.values()) for k in ("calls", "input_tokens", "output_tokens")}
-    return {"target": opts.target, "dims": dims, "total": grand, "note": __doc__.split("\n\n")[1].replace("\n", " ")}
+    grand["usd"] = dollars(opts.model, grand["input_tokens"], grand["output_tokens"])
+    return {"target": opts.target, "model": opts.model, "dims": dims, "total": grand, "note": __doc__.split("\n\n")[1].replace("\n", " ")}
