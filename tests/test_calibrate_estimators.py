@@ -52,6 +52,15 @@ def test_p2p_cv_small(small):
     assert res.alpha in (1e-1, 1e-3) and len(res.cv["mean"]) == 2
 
 
+def test_p2p_enet_cv_searches_the_papers_l1_ratio(small):
+    # paper 000, Fig. 16: CV over alpha and the l1 ratio picked 0.10, so the grid must offer it
+    D, r, g, _ = small
+    res = fit_weights(D[:, :20], r, groups=g, method="p2p-enet", folds=3, lam_grid=[1e-1, 1e-3])
+    assert res.cv["l1_ratio_grid"][0] == 0.1 and res.l1_ratio in res.cv["l1_ratio_grid"]
+    best = min(res.cv["l1_ratio_mean"], key=lambda k: min(res.cv["l1_ratio_mean"][k]))
+    assert res.l1_ratio == float(best)
+
+
 def test_rake_matches_consistent_margins():
     rng = np.random.default_rng(0)
     # one-hot agents on two questions (3 and 2 options); targets from a known weighting
