@@ -107,12 +107,17 @@ def test_dry_run_counts_by_hand(tmp_path: Path) -> None:
     w = full["waves"][wave.name]
     plan = w["parts"]
     assert w["questions"] == 20
-    # P2P endowments: 3 × (ceil(300 / 2) + 1 survey learner + 3 questions × 10 updates) = 3 × 181 = 543
-    assert plan["P2P endowments"]["calls"] == 543
-    # answers: 3 repeats × 300 agents × 20 questions = 18,000 for each of P2P, Vanilla, PERSONA-style
+    # P2P endowments per repeat: initial stage 11 modes (10 bank + learned) × 10 = 110 agents, 5 calls of 2 per
+    # mode = 55; then 10 steps of (300 − 110) / 10 = 19: patches round(.75 · 19) = 14 → 5, 5, 4 agents → 3 + 3 + 2
+    # calls, the other 5 agents → ceil(5 / 2) = 3 calls: 11 per step; 55 + 110 = 165, × 3 repeats = 495
+    assert plan["P2P endowments"]["calls"] == 495
+    # attribute learner: 1 survey-level + 3 questions × 10 steps = 31 per repeat → 93
+    assert plan["P2P attribute learner"]["calls"] == 93
+    # answers: 3 repeats × 300 agents × 20 questions (with human answers; 26 listed) = 18,000
     assert plan["P2P answers"]["calls"] == plan["Vanilla answers"]["calls"] == 18_000
-    # k-means: 1,000 − 300 = 700 extra endowments → 3 × 350 calls; answers 3 × (700 × 14 + 300 × 6) = 34,800
-    assert plan["k-means endowments"]["calls"] == 1050 and plan["k-means answers"]["calls"] == 34_800
+    assert "PERSONA-style answers" not in plan  # no --census-lib: the run skips that baseline too
+    # k-means: the vanilla library topped up by 700 → 3 × 350 calls; only the 300 medoids answer: 3 × 300 × 20
+    assert plan["k-means endowments"]["calls"] == 1050 and plan["k-means answers"]["calls"] == 18_000
     # dollars at gpt-4o-mini's shipped price ($0.15 in, $0.60 out per million tokens)
     t = w["total"]
     assert t["usd"] == pytest.approx((t["input_tokens"] * 0.15 + t["output_tokens"] * 0.60) / 1e6)

@@ -54,6 +54,7 @@ def dollars(model: str | None, input_tokens: int, output_tokens: int) -> float |
 
 def p2p_plan(opts: Any) -> dict[str, Any]:
     """Calls and tokens per wave for `reproduce p2p` (opts: P2PReproOptions)."""
+    from personagen.endow import load_bank, planned_calls
     from personagen.reproduce.p2p import KMEANS_EXPAND
 
     waves = {}
@@ -65,19 +66,21 @@ def p2p_plan(opts: Any) -> dict[str, Any]:
         n, rep = opts.budget, opts.repeats
         gen_calls = math.ceil(n / opts.per_call)
         plan: dict[str, dict] = {}
-        _add(plan, "P2P endowments", rep * (gen_calls + 1 + 3 * opts.updates_for(Path(wave))), _tok(ENDOW_PROMPT_CHARS),
-             opts.max_tokens)
-        _add(plan, "P2P answers", rep * n * q, elicit_in, ANSWER_TOKENS)
+        act = planned_calls(len(load_bank().modes) + 1, n, opts.updates_for(Path(wave)), opts.per_call, q_train)
+        _add(plan, "P2P endowments", rep * act["endowment_calls"], _tok(ENDOW_PROMPT_CHARS), opts.max_tokens)
+        _add(plan, "P2P attribute learner", rep * act["learner_calls"], _tok(ENDOW_PROMPT_CHARS), opts.max_tokens)
+        _add(plan, "P2P answers", rep * n * q, elicit_in, ANSWER_TOKENS)  # Stage 1's Q_train answers are reused
         if "vanilla" in opts.baselines:
             _add(plan, "Vanilla endowments", rep * gen_calls, _tok(ENDOW_PROMPT_CHARS // 2), opts.max_tokens)
             _add(plan, "Vanilla answers", rep * n * q, elicit_in, ANSWER_TOKENS)
-        if "persona" in opts.baselines:
+        if "persona" in opts.baselines and opts.census_lib is not None:  # the run skips it without a library
             _add(plan, "PERSONA-style answers", rep * n * q, elicit_in, ANSWER_TOKENS)
         if "kmeans" in opts.baselines:
-            big = math.ceil(n * KMEANS_EXPAND)
-            _add(plan, "k-means endowments", rep * math.ceil((big - n) / opts.per_call), _tok(ENDOW_PROMPT_CHARS // 2),
+            big = math.ceil(n * KMEANS_EXPAND)  # the vanilla library is topped up to 10/3·N_A, then clustered
+            more = big - n if "vanilla" in opts.baselines else big
+            _add(plan, "k-means endowments", rep * math.ceil(more / opts.per_call), _tok(ENDOW_PROMPT_CHARS // 2),
                  opts.max_tokens)
-            _add(plan, "k-means answers", rep * ((big - n) * q_train + n * (q - q_train)), elicit_in, ANSWER_TOKENS)
+            _add(plan, "k-means answers", rep * n * q, elicit_in, ANSWER_TOKENS)  # the N_A medoids only (≤)
         total = {k: sum(p[k] for p in plan.values()) for k in ("calls", "input_tokens", "output_tokens")}
         total["usd"] = dollars(opts.model, total["input_tokens"], total["output_tokens"])
         waves[Path(wave).name] = {"questions": q, "n_updates": opts.updates_for(Path(wave)), "parts": plan,
