@@ -116,8 +116,9 @@ def test_dry_run_counts_by_hand(tmp_path: Path) -> None:
     # answers: 3 repeats × 300 agents × 20 questions (with human answers; 26 listed) = 18,000
     assert plan["P2P answers"]["calls"] == plan["Vanilla answers"]["calls"] == 18_000
     assert "PERSONA-style answers" not in plan  # no --census-lib: the run skips that baseline too
-    # k-means: the vanilla library topped up by 700 → 3 × 350 calls; only the 300 medoids answer: 3 × 300 × 20
-    assert plan["k-means endowments"]["calls"] == 1050 and plan["k-means answers"]["calls"] == 18_000
+    # k-means: the vanilla library topped up by 700 → 3 × 350 calls; the 700 new agents answer the 14 train
+    # questions as the pool grows, the 300 medoids the other 6: 3 × (700 × 14 + 300 × 6) = 34,800
+    assert plan["k-means endowments"]["calls"] == 1050 and plan["k-means answers"]["calls"] == 34_800
     # dollars at gpt-4o-mini's shipped price ($0.15 in, $0.60 out per million tokens)
     t = w["total"]
     assert t["usd"] == pytest.approx((t["input_tokens"] * 0.15 + t["output_tokens"] * 0.60) / 1e6)

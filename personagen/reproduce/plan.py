@@ -1,8 +1,11 @@
 """`--dry-run`: the model calls and tokens a reproduction would make, without making any.
 
-Token counts are estimates: prompt tokens ≈ rendered characters / 4; output tokens are the requests' caps
-(an upper bound); dollars from the price table when --model names a priced model. Counts are for the configuration given (the paper's when the defaults are kept) and assume
-no cache hits; retries of invalid answers are not counted.
+Calls follow the run's schedule. A local P2P run (budget 4, 8 questions, 2 updates, vanilla + k-means): 150
+planned, 151 made; the run added 8 JSON repairs of malformed endowment replies, and the plan's upper bounds
+(3 question-learner calls per step, medoid answers that were cache hits) were 7 too high. Token counts are estimates: prompt tokens ≈ rendered characters / 4; output tokens
+are the requests' caps (an upper bound); dollars come from the price table when --model names a priced model.
+Counts are for the configuration given (the paper's when the defaults are kept) and assume no cache hits;
+retries of invalid answers and JSON repairs are not counted.
 """
 
 from __future__ import annotations
@@ -80,7 +83,9 @@ def p2p_plan(opts: Any) -> dict[str, Any]:
             more = big - n if "vanilla" in opts.baselines else big
             _add(plan, "k-means endowments", rep * math.ceil(more / opts.per_call), _tok(ENDOW_PROMPT_CHARS // 2),
                  opts.max_tokens)
-            _add(plan, "k-means answers", rep * n * q, elicit_in, ANSWER_TOKENS)  # the N_A medoids only (≤)
+            # every new vanilla agent answers Q_train while the pool grows; the N_A medoids answer the rest (≤:
+            # a medoid that is a vanilla-baseline agent is a cache hit)
+            _add(plan, "k-means answers", rep * (more * q_train + n * (q - q_train)), elicit_in, ANSWER_TOKENS)
         total = {k: sum(p[k] for p in plan.values()) for k in ("calls", "input_tokens", "output_tokens")}
         total["usd"] = dollars(opts.model, total["input_tokens"], total["output_tokens"])
         waves[Path(wave).name] = {"questions": q, "n_updates": opts.updates_for(Path(wave)), "parts": plan,
