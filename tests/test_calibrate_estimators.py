@@ -52,6 +52,53 @@ def test_p2p_cv_small(small):
     assert res.alpha in (1e-1, 1e-3) and len(res.cv["mean"]) == 2
 
 
+def test_p2p_lasso_matches_an_independent_scipy_solve():
+    """Paper 000 eq. 6-7 (constrained lasso, signed weights, Σ_k Σ_j w_j d_j,ik = 1 per question) solved by
+    scipy's SLSQP on the split w = u − v (u, v ≥ 0), with no cvxpy: the same minimiser and objective."""
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(11)
+    n_agents, n_q, k = 6, 8, 3
+    answers = rng.integers(0, k, size=(n_agents, n_q))
+    D = np.zeros((n_q * k, n_agents))  # d_{j,ik}: one-hot answer of agent j to question i
+    for j in range(n_agents):
+        D[np.arange(n_q) * k + answers[j], j] = 1.0
+    r = np.concatenate([rng.dirichlet(np.ones(k)) for _ in range(n_q)])
+    g = np.repeat(np.arange(n_q), k)
+    alpha = 0.05
+    res = fit_weights(D, r, groups=g, method="p2p-lasso", alpha=alpha)
+
+    def f(x):  # ours: ½‖r − Dw‖² + α‖w‖₁ (eq. 6 at α/2 times ½; the same minimiser, α is CV-tuned)
+        w = x[:n_agents] - x[n_agents:]
+        return 0.5 * np.sum((r - D @ w) ** 2) + alpha * x.sum()
+
+    def grad(x):
+        gw = -D.T @ (r - D @ (x[:n_agents] - x[n_agents:]))
+        return np.concatenate([gw + alpha, -gw + alpha])
+
+    # eq. 7, one row per question: Σ_k Σ_j w_j d_j,ik = S_q · w; one-hot answers make every row all-ones, so
+    # the distinct rows (here one) are the constraints (SLSQP needs them independent)
+    S = np.unique(np.vstack([D[g == q].sum(axis=0) for q in range(n_q)]), axis=0)
+    cons = [{"type": "eq", "fun": lambda x, s=s: s @ (x[:n_agents] - x[n_agents:]) - 1.0} for s in S]
+    x0 = np.full(2 * n_agents, 0.5 / n_agents)
+    ref = minimize(f, np.concatenate([x0[:n_agents] * 2, np.zeros(n_agents)]), jac=grad, method="SLSQP",
+                   bounds=[(0, None)] * (2 * n_agents), constraints=cons, options={"ftol": 1e-12, "maxiter": 1000})
+    assert ref.success
+    w_ref = ref.x[:n_agents] - ref.x[n_agents:]
+    assert res.weights.sum() == pytest.approx(1.0, abs=1e-6)  # eq. 7 with one-hot answers: Σ_j w_j = 1
+    assert res.objective == pytest.approx(ref.fun, rel=1e-5, abs=1e-8)
+    assert np.allclose(res.weights, w_ref, atol=1e-4)
+
+
+def test_p2p_enet_cv_searches_the_papers_l1_ratio(small):
+    # paper 000, Fig. 16: CV over alpha and the l1 ratio picked 0.10, so the grid must offer it
+    D, r, g, _ = small
+    res = fit_weights(D[:, :20], r, groups=g, method="p2p-enet", folds=3, lam_grid=[1e-1, 1e-3])
+    assert res.cv["l1_ratio_grid"][0] == 0.1 and res.l1_ratio in res.cv["l1_ratio_grid"]
+    best = min(res.cv["l1_ratio_mean"], key=lambda k: min(res.cv["l1_ratio_mean"][k]))
+    assert res.l1_ratio == float(best)
+
+
 def test_rake_matches_consistent_margins():
     rng = np.random.default_rng(0)
     # one-hot agents on two questions (3 and 2 options); targets from a known weighting

@@ -17,6 +17,7 @@ from personagen import Library  # noqa: E402
 from personagen.endow import (  # noqa: E402  # noqa: E402
     MAX_ATTRIBUTES,
     Counters,
+    EndowOptions,
     endow_library,  # noqa: E402
     generate_endowments,
     load_bank,
@@ -86,6 +87,13 @@ def test_clean_text() -> None:
 def test_shipped_bank() -> None:
     b = load_bank()
     assert len(b.modes) >= 8
+    # paper 000 §4.4 / Table 3: budget 110 is the initial stage alone, 10 per mode -> 10 preset + learned modes
+    from personagen.endow.aeg import initial_allocation
+
+    init = initial_allocation([*b.modes, "learned"], 300, 10, np.random.default_rng(0))
+    assert sum(init.values()) == 110 and set(init.values()) == {10}
+    # App. C.1: mixed modes from the second update step on, i.e. a question's 2nd time among the lowest (> 1)
+    assert EndowOptions(budget=300, strategy="active").mix_after == 1
     templates = {m.template for m in b.modes.values()}
     assert templates == {"core", "thematic", "theoretical"}
     for need in ("economics", "politics", "behavioral_biases", "maslow", "big_five"):

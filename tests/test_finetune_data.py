@@ -61,7 +61,7 @@ def test_jsonl_export_round_trips(w26: Path, tmp_path: Path) -> None:
     first = json.loads(p.read_text().splitlines()[0])
     assert first["split"] == "validation" and first["prompt"].endswith("Answer:")
     assert abs(sum(first["distribution"]) - 1) < 1e-9
-    assert read_jsonl(p) == exs
+    assert [e.to_json() for e in read_jsonl(p)] == [e.to_json() for e in exs]  # NaN positions: compare as JSON
 
 
 def test_steering_formats_name_the_group_and_end_with_the_answer_cue() -> None:
@@ -107,13 +107,31 @@ def test_human_bound_by_hand() -> None:
 
 def test_human_bound_uses_opinionqa_respondent_counts(w26: Path) -> None:
     sv = open_survey(w26)
-    qids = [q for q in sv.qids if sv.ordinal(q)][:8]
+    qids = [q for q in sv.qids if sv.positions(q)][:8]
     exs = survey_examples(sv, qids=qids, groups=["White", "Asian"])
     n = respondents_for(exs, opinionqa_respondents(w26), None)
     assert all(isinstance(x, int) and x > 0 for x in n)
     b = human_bound(exs, n, reps=300)
     assert b["Asian"].mean > b["White"].mean  # far fewer Asian respondents -> more sampling noise
-    assert 0.005 < b["White"].mean < 0.05  # the paper's White bound on OpinionQA is 0.012
+
+
+def test_human_bound_reproduces_table9_white(shared_data: Path) -> None:
+    # Paper 003, Table 9: the White human baseline on OpinionQA is 0.012 (mean over every question of every wave)
+    from personagen.reproduce import BoundsOptions, subpop_bounds
+
+    waves = sorted(str(p) for p in (shared_data / "opinionqa" / "human_resp").glob("American_Trends_Panel_W*"))
+    res = subpop_bounds(BoundsOptions(evals=tuple(waves), groups=("White",), reps=20))
+    (white,) = res["groups"]
+    assert white["paper"] == {"human_bound": 0.012}
+    assert white["human_bound"] == pytest.approx(0.012, abs=0.0005)
+
+
+def test_human_bound_distance_paper_is_the_unnormalised_w1() -> None:
+    # n = 1, p = (.5, 0, .5) on positions (1, 2, 3): every resample is all-A or all-C; CDF gaps |F^-F| are
+    # .5 at both steps of width 1 -> un-normalised W1 = 1.0, normalised by the range 2 -> 0.5
+    ex = Example("s", "q", "Q?", ("a", "b", "c"), (1.0, 2.0, 3.0), "SEX", "g", (0.5, 0.0, 0.5), "test")
+    assert human_bound([ex], [1], reps=50)["g"].mean == pytest.approx(1.0)
+    assert human_bound([ex], [1], reps=50, distance="normalised")["g"].mean == pytest.approx(0.5)
 
 
 def test_relative_improvement_by_hand() -> None:
@@ -133,5 +151,68 @@ def test_fewshot_prompt_uses_the_groups_own_distributions(w26: Path) -> None:
     shots = [e for e in train if e.group == "Democrat" and e.qid != test.qid]
     assert prompt.count("Answer distribution:") == 4 and prompt.rstrip().endswith("Answer distribution:")
     assert "Democrat" in prompt and "South" not in prompt.split("\n")[0]
-    first_json = json.loads(prompt.split("Answer distribution: ")[1].splitlines()[0])
+    first = prompt.split("Answer distribution: ")[1].splitlines()[0]
+    assert first.startswith("{'A': 0.") and all(len(v.split(".")[1]) == 3 for v in first[1:-1].split(", "))
+    first_json = json.loads(first.replace("'", '"'))  # Fig. 15: {'A': 0.050, ...}, three decimals
     assert any(tuple(round(x, 3) for x in s.target) == tuple(first_json.values()) for s in shots)
+    assert prompt.startswith("Predict the answer distribution of the following questions for people whose "
+                             "political party is Democrat.")
+
+
+def test_official_steering_prompt_is_the_authors_fig14(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Fig. 14's second example, laid out as the authors' generate_mcq + prepare_finetuning_data.py join it
+    official = shared_data / "subpop" / "subpopulation_metadata" / "steering_prompts.json"
+    monkeypatch.setenv("PERSONAGEN_SUBPOP_STEERING", str(official))
+    got = question_prompt(Steering("RELIG", "Atheist", "qa"), "Do you believe there is a life after death?",
+                          ["Yes", "No", "Refused"])
+    assert got == ("Question: What is your present religion, if any?\nA. Protestant\nB. Roman Catholic\nC. Mormon\n"
+                   "D. Orthodox\nE. Jewish\nF. Muslim\nG. Buddhist\nH. Hindu\nI. Atheist\nJ. Agnostic\nK. Other\n"
+                   "L. Nothing in particular\n\nAnswer: I. Atheist\n\n"
+                   "Answer the following question keeping in mind your previous answers.\n"
+                   "Question: Do you believe there is a life after death?\nA. Yes\nB. No\nC. Refused\n"
+                   "Answer as a choice between A.,B.,C.\n\nAnswer:")
+    bio = question_prompt(Steering("SEX", "Female", "bio"), "Q?", ["Yes", "No"])
+    assert bio.startswith("Below you will be asked to provide a short description of the sex you were assigned at "
+                          "birth and then answer some questions.\nDescription: I identify as Female.\n\nQuestion: Q?")
+    # a group the official file does not cover keeps our wording; so does switching the file off
+    assert "Answer as a choice" not in question_prompt(Steering("CITIZEN", "Yes", "qa"), "Q?", ["a", "b"])
+    monkeypatch.setenv("PERSONAGEN_SUBPOP_STEERING", "none")
+    assert "Answer as a choice" not in question_prompt(Steering("RELIG", "Atheist", "qa"), "Q?", ["a", "b"])
+
+
+def test_off_scale_options_are_kept_and_left_out_of_the_wd(shared_data: Path) -> None:
+    from personagen.finetune import example_wd
+
+    # the authors' ordinal_emd, Example 2: p = (.2, .5, .3), q = (.3, .4, .3), ordinal (1, 2, -1): the third
+    # option is dropped and both renormalised: |.2/.7 - .3/.7| * (2 - 1) / (2 - 1) = 1/7
+    ex = Example("s", "q", "Q?", ("a", "b", "c"), (1.0, 2.0, float("nan")), "SEX", "g", (0.2, 0.5, 0.3), "test")
+    assert example_wd([ex], [(0.3, 0.4, 0.3)])[0] == pytest.approx(1 / 7)
+    sv = open_survey(shared_data / "subpop" / "subpop-eval" / "subpop_eval.jsonl")
+    assert sv.question("sexeduc").options == ("Favor", "Oppose", "Depends on age/grade (vol.)", "Refused")
+    pos = sv.positions("sexeduc")
+    assert pos[:2] == (1.0, 2.0) and math.isnan(pos[2]) and math.isnan(pos[3])
+    assert sum(sv.positions(q) is not None for q in sv.qids) == 133  # SubPOP-Eval: every question evaluated
+
+
+def test_refused_is_an_option_of_the_training_target(w26: Path) -> None:
+    sv = open_survey(w26)
+    ex = next(e for e in survey_examples(sv, groups=["South"]) if e.options[-1] == "Refused")
+    assert abs(sum(ex.target) - 1) < 1e-9 and ex.target[-1] > 0 and math.isnan(ex.ordinal[-1])
+    assert ex.prompt().rstrip().endswith("Answer:") and "Refused" in ex.prompt()
+
+
+def test_training_defaults_to_the_papers_22_groups(w26: Path) -> None:
+    from personagen.finetune import PAPER_GROUPS_22, FinetuneOptions
+
+    assert len(PAPER_GROUPS_22) == 22 and FinetuneOptions(train=(str(w26),), out="x").groups == PAPER_GROUPS_22
+    train, valid = training_examples([open_survey(w26)], groups=PAPER_GROUPS_22)
+    got = {e.group for e in train + valid}
+    assert "South" in got and "Midwest" not in got and "18-29" not in got
+
+
+def test_overlap_filter_finds_a_repeated_question() -> None:
+    from personagen.finetune import overlapping
+
+    train = ["How much do you trust the news media?", "Do you own a gun?"]
+    hits = overlapping(["Do you own a gun?", "How often do you go fishing in winter?"], train, embedder="tfidf")
+    assert hits == [True, False]

@@ -38,7 +38,7 @@ def tiny_survey(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     if not w26.is_dir():
         pytest.skip(f"{w26} not present")
     sv = open_survey(w26)
-    qids = [q for q in sv.qids if sv.ordinal(q)][:5]
+    qids = [q for q in sv.qids if sv.positions(q)][:5]
     small = Survey(sv.frame.filter(pl.col("qid").is_in(qids) & (pl.col("group") == "South")), source="tiny")
     return small.save(tmp_path_factory.mktemp("survey") / "tiny.parquet")
 
@@ -98,4 +98,26 @@ def test_adapter_reloads_to_the_same_predictions(killed_then_resumed, tiny_surve
     assert kl == pytest.approx(res.valid_loss[-1][1], rel=1e-4, abs=1e-5)
     again = scorer.distributions([e.prompt() for e in valid], [len(e.options) for e in valid])
     assert again == preds and scorer.stats["cache_hits"] == len(valid)  # second call: SQLite cache
+    _check_letter_tokens_independently(scorer, valid[0])
     assert "+lora@sha256:" in scorer.identity
+
+
+
+def _check_letter_tokens_independently(scorer: HFScorer, e) -> None:
+    """eq. 1's p_θ(A_q | q, g), read independently of the code's letter table: tokenise prompt + " A", take the
+    token that follows the prompt's own tokens, and softmax the model's last-position logits over those
+    tokens, one per option."""
+    import torch
+
+    model, tok = scorer._model()
+    prompt = e.prompt()
+    base = tok(prompt)["input_ids"]
+    letters = []
+    for letter in "ABCDEFGHIJ"[: len(e.options)]:
+        full = tok(prompt + " " + letter)["input_ids"]
+        assert full[: len(base)] == base and len(full) == len(base) + 1  # " A" is one token after the prompt
+        letters.append(full[-1])
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([base])).logits[0, -1]
+    expect = torch.softmax(logits[letters].double(), 0).tolist()
+    assert scorer.distributions([prompt], [len(e.options)])[0] == pytest.approx(expect, abs=1e-4)

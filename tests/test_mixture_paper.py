@@ -74,17 +74,62 @@ def test_moblab_first_round_filters(shared_data: Path) -> None:
     import polars as pl
 
     raw = pl.read_csv(folder / "dictator.csv", infer_schema_length=10000)
-    first = raw.filter((pl.col("Round") == 1) & (pl.col("Role") == "first") & pl.col("move").is_not_null())
+    first = raw.filter((pl.col("Round") == 1) & (pl.col("Role") == "first") & pl.col("move").is_not_null()
+                       & (pl.col("Total") == 100))  # the 100-endowment game; other totals are other variants
     # 57 first-round gifts lie outside the 0-100 endowment (e.g. 983): invalid, dropped
     n_first_round = first.filter(pl.col("move").is_between(0, 100)).height
     d = moblab_observed(folder, "dictator")
     assert d.size == n_first_round and d.min() >= 0 and d.max() <= 100
+    # paper Table 4, observed dictator data: 25.70 ± 21.73 (ours 25.86 ± 21.86; all totals gave 21.50)
+    assert abs(d.mean() - 25.70) < 0.3 and abs(d.std() - 21.73) < 0.3
     prop, resp = moblab_observed(folder, "proposer"), moblab_observed(folder, "responder")
     # paper Table 4 ("1,000 Human Samples"): proposer 44.00 ± 20.56, responder 34.56 ± 19.69
     assert abs(prop.mean() - 44.0) < 2 and abs(resp.mean() - 34.56) < 2
     assert moblab_scenario("dictator").fixed_prompt == "You are a helpful assistant."
     with pytest.raises(BadInput, match="--game"):
         moblab_observed(folder, "bomb")
+
+
+def test_em_starts_from_k_data_points_by_hand() -> None:
+    from personagen.mixture.algorithms import em_start
+
+    rng = np.random.default_rng(0)
+    # D_obs = (5, 5, 5, 7), K = 4: four data points without replacement are the whole sample
+    assert sorted(em_start(np.array([5.0, 5, 5, 7]), 4, "data_points", rng)) == [5, 5, 5, 7]
+    # the former reading draws from the distinct values {5, 7}: at most 2 starts
+    assert sorted(em_start(np.array([5.0, 5, 5, 7]), 4, "distinct_values", rng)) == [5, 7]
+    # a skewed sample: 900 zeros and 1..100 once each (mean 5.05); K = 50 data points mostly hit 0
+    skew = np.concatenate([np.zeros(900), np.arange(1.0, 101)])
+    assert np.mean(em_start(skew, 50, "data_points", np.random.default_rng(1))) < 15
+    assert np.mean(em_start(skew, 50, "distinct_values", np.random.default_rng(1))) > 30
+    assert MixtureOptions().em_init == "data_points"
+
+
+class _Scripted:
+    """CraftSystemPrompt/GenerateSamples stand-in: the prompt for desired value x answers x every time."""
+
+    def __init__(self) -> None:
+        self.crafted = 0
+
+    def craft_system_prompt(self, aims, ks, n, rounds):
+        self.crafted += len(aims)
+        return [f"give {a:g}" for a in aims], [np.full(n, float(a)) for a in aims]
+
+
+def test_em_stops_when_prompts_and_weights_repeat() -> None:
+    from personagen.mixture.algorithms import em
+
+    # D_obs = 0 or 100 (half each), K = 2: once the two prompts aim at 0 and 100 every point's nearest prompt is
+    # its own value, the M-step redraws the same aims, prompts and weights (1/2, 1/2) repeat -> stop (Alg. 1)
+    target = np.array([0.0] * 50 + [100.0] * 50)
+    prim = _Scripted()
+    res = em(prim, target, MixtureOptions(method="em", components=2, max_iters=20, samples=4, seed=3))
+    assert res.converged and len(res.history) < 20
+    assert sorted(res.aims) == [0.0, 100.0] and res.w1 == pytest.approx(0.0, abs=1e-6)
+    assert np.allclose(sorted(res.weights), [0.5, 0.5], atol=1e-4)
+    # one iteration cap: stops there, unconverged, whatever the prompts do
+    capped = em(_Scripted(), target, MixtureOptions(method="em", components=2, max_iters=1, samples=4, seed=4))
+    assert len(capped.history) == 1
 
 
 def test_options_follow_the_paper() -> None:

@@ -201,10 +201,30 @@ def test_pairs_end_to_end_scripted_and_resume(tmp_path: Path) -> None:
     assert ev.evaluator["rate"] == 1.0 and ev.evaluator["parsed"] == pairs.height
     assert ev.agreement["kappa"] in (0.0, None)  # one constant rater: κ = 0 (or undefined if both constant)
     assert ev.agreement["configs"]["second"]["stand_in"] is True
-    assert len(ev.loo["age"]["kappas"]) == 2 and all(k in (0.0, None) for k in ev.loo["age"]["kappas"])
+    # LOO (§4.1, refinements design): both personas see the two refinements, both SHORT; the persona with age picks
+    # A (its first answer is SHORT) and the one without always says A: they agree on every question, so
+    # κ = 1 where both labels occur (the shown order is seeded per question) and undefined where only one does
+    ks = ev.loo["age"]["kappas"]
+    assert len(ks) == 2 and all(k in (1.0, None) for k in ks)
     for f in ("report.json", "report.md", "eval.png"):
         assert (lib.path / "prefs" / "eval" / f).stat().st_size > 0
     assert "| age |" in (lib.path / "prefs" / "eval" / "report.md").read_text()
+
+
+def test_undefined_kappa_is_reported_as_undefined() -> None:
+    from personagen.prefs.report import render_markdown
+
+    # both role-players pick the rewrite on all 20 items: p_e = 1, κ has no value
+    assert cohen_kappa(["chosen"] * 20, ["chosen"] * 20) != cohen_kappa(["chosen"] * 20, ["chosen"] * 20)  # NaN
+    pp = {"n": 1, "defined": 0, "mean": None, "median": None, "q1": None, "q3": None}
+    rep = {"evaluator": {"pairs": 20, "parsed": 20, "unparsed": 0, "prefers_chosen": 20, "rate": 1.0,
+                         "paper_rate": 0.96},
+           "agreement": {"configs": {}, "per_persona": pp, "n": 20, "kappa": None, "raw_agreement": 1.0},
+           "loo": {"age": {**pp, "n": 2, "kappas": [None, None]}}}
+    md = render_markdown(rep)
+    assert "| 20 | undefined | 1.000 |" in md and "| age | 2 | 0 | undefined | undefined |" in md
+    assert EvalOptions().loo_design == "refinements"
+    assert PrefsOptions(CurateOptions(str(DATA))).consistency_judge is True  # §3.1: the filter is part of PERSONA
 
 
 def test_consistency_filter_counts_reasons(tmp_path: Path) -> None:

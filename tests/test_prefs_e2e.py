@@ -46,7 +46,7 @@ def test_prefs_local_model_end_to_end(tmp_path: Path, local_llm_url: str) -> Non
     # pairs: 1 persona × (1 train-pool + 1 held-out prompt), classifier skipped so prompts are certain
     args = ["prefs", str(lib.path), "--prompts", str(DATA), *model, "--no-classify", "--personas", "1",
             "--per-persona", "1", "--train-per-persona", "1", "--heldout-per-persona", "1", "--answer-tokens", "16",
-            "--critique-tokens", "16", "--max-retries", "0", "--json"]
+            "--critique-tokens", "16", "--max-retries", "0", "--no-consistency-judge", "--json"]
     code, res, err = _cli(*args)
     assert code == 0, err[-2000:]
     p = res["pairs"]

@@ -93,17 +93,37 @@ def test_kmeans_medoids_pick_one_member_per_cluster() -> None:
 def test_dry_run_counts_by_hand(tmp_path: Path) -> None:
     wave = tmp_path / "American_Trends_Panel_W99"
     wave.mkdir()
-    rows = "".join(f'{i},Q{i},"{{}}","Question {i}?","[\'Yes\', \'No\']","[1, 2]"\n' for i in range(20))
+    rows = "".join(f'{i},Q{i},"{{}}","Question {i}?","[\'Yes\', \'No\', \'Refused\']","[1, 2]"\n' for i in range(26))
     (wave / "info.csv").write_text(",key,option_mapping,question,references,option_ordinal\n" + rows)
+    # human answers for 20 of the 26 listed questions: the run asks only those (W26: 22 of 78 rows)
+    counts = {f"Q{i}": {"MC_options": ["Yes", "No", "Refused"], "question_text": f"Question {i}?",
+                        "Northeast": {"Yes": 3, "No": 2, "Refused": 0}} for i in range(20)}
+    (wave / "CREGION_data.json").write_text(json.dumps(counts))
     opts = P2PReproOptions(waves=(wave,), out=tmp_path / "o", budget=300, repeats=3, n_updates=10,
-                           baselines=("vanilla", "persona", "average", "kmeans"))
-    plan = p2p_plan(opts)["waves"][wave.name]["parts"]
-    # P2P endowments: 3 × (ceil(300 / 2) + 1 survey learner + 3 questions × 10 updates) = 3 × 181 = 543
-    assert plan["P2P endowments"]["calls"] == 543
-    # answers: 3 repeats × 300 agents × 20 questions = 18,000 for each of P2P, Vanilla, PERSONA-style
+                           baselines=("vanilla", "persona", "average", "kmeans"), model="gpt-4o-mini")
+    full = p2p_plan(opts)
+    w = full["waves"][wave.name]
+    plan = w["parts"]
+    assert w["questions"] == 20
+    # P2P endowments per repeat: initial stage 11 modes (10 bank + learned) × 10 = 110 agents, 5 calls of 2 per
+    # mode = 55; then 10 steps of (300 − 110) / 10 = 19: patches round(.75 · 19) = 14 → 5, 5, 4 agents → 3 + 3 + 2
+    # calls, the other 5 agents → ceil(5 / 2) = 3 calls: 11 per step; 55 + 110 = 165, × 3 repeats = 495
+    assert plan["P2P endowments"]["calls"] == 495
+    # attribute learner: 1 survey-level + 3 questions × 10 steps = 31 per repeat → 93
+    assert plan["P2P attribute learner"]["calls"] == 93
+    # answers: 3 repeats × 300 agents × 20 questions (with human answers; 26 listed) = 18,000
     assert plan["P2P answers"]["calls"] == plan["Vanilla answers"]["calls"] == 18_000
-    # k-means: 1,000 − 300 = 700 extra endowments → 3 × 350 calls; answers 3 × (700 × 14 + 300 × 6) = 34,800
+    assert "PERSONA-style answers" not in plan  # no --census-lib: the run skips that baseline too
+    # k-means: the vanilla library topped up by 700 → 3 × 350 calls; the 700 new agents answer the 14 train
+    # questions as the pool grows, the 300 medoids the other 6: 3 × (700 × 14 + 300 × 6) = 34,800
     assert plan["k-means endowments"]["calls"] == 1050 and plan["k-means answers"]["calls"] == 34_800
+    # dollars at gpt-4o-mini's shipped price ($0.15 in, $0.60 out per million tokens)
+    t = w["total"]
+    assert t["usd"] == pytest.approx((t["input_tokens"] * 0.15 + t["output_tokens"] * 0.60) / 1e6)
+    # default update steps: the paper's for the wave's table (5; 10 on W42)
+    dflt = P2PReproOptions(waves=(wave,), out=tmp_path / "o")
+    assert dflt.n_updates is None and dflt.updates_for(wave) == 5
+    assert dflt.updates_for(Path("American_Trends_Panel_W42")) == 10
 
 
 @pytest.mark.slow
@@ -155,3 +175,64 @@ def test_reproduce_bad_input_exits_2(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "personagen.cli", "reproduce", "promptmix", "--target", "big5",
                         "--data", str(tmp_path / "nope.csv"), "--dry-run"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "--data" in r.stderr
+
+
+def _paper003(shared_data: Path) -> list[str]:
+    (txt,) = sorted((shared_data.parent / "papers").glob("003_*.txt"))
+    return txt.read_text(encoding="utf-8").splitlines()
+
+
+def _table_rows(lines: list[str], start: str, stop: str) -> dict[str, list[float]]:
+    """Group -> Llama-2-7B (human, base, fine-tuned) from a Table 9/10 block of the paper text. A line with two
+    groups ("Northeast South  0.023 0.017  0.165 0.149 ...") interleaves their columns."""
+    import re
+
+    i = next(k for k, line in enumerate(lines) if line.startswith(start))
+    rows: dict[str, list[float]] = {}
+    for line in lines[i + 1:]:
+        if line.startswith(stop):
+            break
+        cells = [c for c in line.split("\t") if c.strip()]
+        nums = [c for c in cells if re.fullmatch(r"[\d. ]+", c.strip())]
+        names = [c for c in cells if c not in nums]
+        if not nums:
+            continue
+        group = names[-1].replace("\\$", "$").replace("College grad*", "College graduate/some postgrad")
+        cols = [c.split() for c in nums]
+        if len(cols[0]) == 2:  # two groups on one line
+            a, b = _split_two(group)
+            rows[a] = [float(c[0]) for c in cols[:3]]
+            rows[b] = [float(c[1]) for c in cols[:3]]
+        else:
+            rows[group] = [float(c[0]) for c in cols[:3]]
+    return rows
+
+
+def _split_two(label: str) -> tuple[str, str]:
+    known = ("Northeast", "South", "College graduate/some postgrad", "Less than high school", "$100,000 or more", "Less than $30,000", "Democrat",
+             "Republican")
+    first = next(k for k in known if label.startswith(k + " "))
+    return first, label[len(first) + 1:]
+
+
+def test_subpop_paper_tables_transcribed_cell_by_cell(shared_data: Path) -> None:
+    from personagen.reproduce.subpop import PAPER_GROUPS, PAPER_TABLE1
+
+    lines = _paper003(shared_data)
+    t9 = _table_rows(lines, "Attribute\tGroup\tHuman Baseline", "Table 10")
+    t10_start = next(k for k, line in enumerate(lines) if line.startswith("Table 10"))
+    t10 = _table_rows(lines[t10_start:], "Attribute\tGroup\tHuman Baseline", "Question:")
+    assert t9.pop("Protestant") == [0.016, 0.015, 0.166]  # Table 9's garbled row, left out on purpose
+    for fam, table in (("opinionqa", t9), ("subpop_eval", t10)):
+        assert set(PAPER_GROUPS[fam]) == set(table), fam
+        for g, cells in table.items():
+            assert list(PAPER_GROUPS[fam][g]) == cells, (fam, g)
+    t1 = {line.split("\t")[0]: line.split("\t")[1:] for line in lines if "\t" in line}
+    for label, key in (("Zero-shot prompt (QA)", "zero_shot_qa"), ("Zero-shot prompt (BIO)", "zero_shot_bio"),
+                       ("Zero-shot prompt (PORTRAY)", "zero_shot_portray"), ("Few-shot prompt", "few_shot"),
+                       ("Ours (SubPOP-FT)", "fine_tuned")):
+        row = [float(x) for x in t1[label] if x.strip()]
+        assert (PAPER_TABLE1["opinionqa"][key], PAPER_TABLE1["subpop_eval"][key]) == (row[0], row[4]), label
+    bounds = [float(x) for x in t1["Upper bound (Unif.) Lower bound (Human)"][0].split() +
+              t1["Upper bound (Unif.) Lower bound (Human)"][1].split()]  # Table 6: 0.178 0.031 | 0.208 0.033
+    assert [PAPER_TABLE1[f][k] for f in ("opinionqa", "subpop_eval") for k in ("uniform", "human_bound")] == bounds

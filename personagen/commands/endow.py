@@ -46,7 +46,7 @@ from personagen.store import undo_on_bad_input
 @click.option("--lowest-k", type=Count(1, 10_000), default=3, show_default=True, help="Questions patched per step.")
 @click.option("--patch-ratio", type=Real(0.0, 1.0), default=0.75, show_default=True,
               help="Step budget share for patches.")
-@click.option("--mix-after", type=Count(0, 10_000), default=2, show_default=True,
+@click.option("--mix-after", type=Count(0, 10_000), default=1, show_default=True,
               help="Patches before a question uses mixed modes.")
 @click.option("--per-call", type=Count(1, 100), default=2, show_default=True, help="Personas per endowment call.")
 @click.option("--split", default="train", show_default=True, help="Survey split the pool answers.")

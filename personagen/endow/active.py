@@ -142,7 +142,7 @@ class EndowOptions:
     temperature: float = 1.0
     lowest_k: int = 3
     patch_ratio: float = 0.75
-    mix_after: int = 2
+    mix_after: int = 1  # App. C.1: mixed modes enter "from the second step onward" (2nd time lowest, > 1)
     per_call: int = 2
     split: str = "train"
     templates: str | os.PathLike | None = None

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from personagen.endow.bank import MAX_ATTRIBUTES, AttributeBank
-from personagen.endow.tracker import Tracker, update_schedule
+from personagen.endow.tracker import Tracker, patch_split, update_schedule
 
 MIXED_QUESTION_ATTRIBUTES = 5  # a mixed mode takes ≤ 5 question attributes, the rest (to 10) from the top mode
 
@@ -138,6 +138,23 @@ def step_sizes(budget: int, initial: int, n_updates: int, step_size: int | None)
         rest = max(0, budget - initial)
         return [min(step_size, rest - i) for i in range(0, rest, step_size)]
     return update_schedule(budget, initial, n_updates)
+
+
+def planned_calls(n_modes: int, budget: int, n_updates: int, per_call: int, n_train: int, *,
+                  per_mode: int = 10, lowest_k: int = 3, patch_ratio: float = 0.75) -> dict[str, int]:
+    """Endowment-model and attribute-learner calls of one active run (Alg. 1), for `--dry-run`: the initial
+    stage exactly (per-mode chunks of ≤ per_call personas), each update step's patches exactly, the
+    multinomial part as ceil(rest / per_call) (a split over several modes can add a call per extra mode),
+    and up to `lowest_k` question-learner calls per step (fewer when a patched question repeats)."""
+    init = initial_allocation([str(i) for i in range(n_modes)], budget, per_mode, np.random.default_rng(0))
+    endow = sum(len(_chunks(n, per_call)) for n in init.values())
+    learner = 1  # the survey-level attribute learner
+    k = min(lowest_k, n_train)
+    for b in update_schedule(budget, sum(init.values()), n_updates):
+        rest, per_q = patch_split(b, k, patch_ratio)
+        endow += math.ceil(rest / per_call) + sum(len(_chunks(n, per_call)) for n in per_q if n)
+        learner += len(per_q)
+    return {"endowment_calls": endow, "learner_calls": learner}
 
 
 def plan_record(plan: StepPlan, generated: dict[str, int], tracker: Tracker, n_made: int) -> dict[str, Any]:

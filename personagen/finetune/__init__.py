@@ -3,6 +3,7 @@ with the forward-KL / WD loss, bounds and baselines. torch/transformers/peft are
 imported only inside the functions that need them."""
 
 from personagen.finetune.bounds import (
+    BOUND_DISTANCES,
     HumanBound,
     example_wd,
     group_means,
@@ -12,6 +13,7 @@ from personagen.finetune.bounds import (
     uniform_wd,
 )
 from personagen.finetune.data import (
+    PAPER_GROUPS_22,
     Example,
     export_hub_config,
     export_jsonl,
@@ -23,6 +25,7 @@ from personagen.finetune.data import (
 from personagen.finetune.evaluate import METHODS, Predictions, predict
 from personagen.finetune.fewshot import HashedTfidf, fewshot_prompts, nearest
 from personagen.finetune.losses import LOSSES, forward_kl, wd_loss
+from personagen.finetune.overlap import EMBEDDERS, OVERLAP_THRESHOLD, overlapping, resolve_embedder
 from personagen.finetune.steering import (
     FORMATS,
     Steering,
@@ -34,6 +37,12 @@ from personagen.finetune.steering import (
 from personagen.finetune.train import FinetuneOptions, FinetuneResult, finetune, validation_loss
 
 __all__ = [
+    "EMBEDDERS",
+    "OVERLAP_THRESHOLD",
+    "overlapping",
+    "resolve_embedder",
+    "PAPER_GROUPS_22",
+    "BOUND_DISTANCES",
     "Example",
     "FORMATS",
     "FinetuneOptions",

@@ -21,12 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from personagen.errors import BadInput
-from personagen.finetune.steering import Steering, question_prompt
+from personagen.finetune.steering import Steering, group_label, question_prompt
 from personagen.infile import read_text
 from personagen.store import atomic_write_text
 from personagen.surveys import OVERALL, Survey, assign_splits, import_opinionqa, import_subpop, load
 
 VALID_FRACTION = 0.1
+# Paper 003, Table 3 (and the authors' demographics_22.csv): the 22 subpopulations SubPOP fine-tunes on.
+PAPER_GROUPS_22 = ("Northeast", "South", "College graduate/some postgrad", "Less than high school", "Male", "Female",
+                   "Black", "White", "Asian", "Hispanic", "$100,000 or more", "Less than $30,000", "Democrat",
+                   "Republican", "Liberal", "Conservative", "Moderate", "Protestant", "Jewish", "Hindu", "Atheist",
+                   "Muslim")
 HUB_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
 
 
@@ -38,7 +43,7 @@ class Example:
     qid: str
     question: str
     options: tuple[str, ...]
-    ordinal: tuple[float, ...] | None
+    ordinal: tuple[float, ...] | None  # NaN for an option outside the scale ("Refused", "Not sure")
     attribute: str
     group: str
     target: tuple[float, ...]
@@ -49,18 +54,23 @@ class Example:
 
     def to_json(self) -> dict:
         return {"survey_id": self.survey_id, "qid": self.qid, "question": self.question,
-                "options": list(self.options), "ordinal": list(self.ordinal) if self.ordinal else None,
+                "options": list(self.options),
+                "ordinal": [None if o != o else o for o in self.ordinal] if self.ordinal else None,
                 "attribute": self.attribute, "group": self.group, "distribution": list(self.target),
                 "split": HUB_SPLITS[self.split], "prompt": self.prompt("qa")}
 
 
-def open_survey(path: str | os.PathLike) -> Survey:
-    """A survey from a saved parquet, an OpinionQA wave folder, or a SubPOP .jsonl (imported on the fly)."""
+def open_survey(path: str | os.PathLike, refused: str = "keep") -> Survey:
+    """A survey from a saved parquet, an OpinionQA wave folder, or a SubPOP .jsonl (imported on the fly).
+
+    "Refused" is kept as an option by default: the paper's prompts list it and its KL runs over every letter
+    including it (Fig. 2, Fig. 14; the authors' targets are responses + [refusal_rate]); the WD leaves it out
+    (its ordinal position is NaN, as the authors' -1). refused="drop" is the former behaviour."""
     p = Path(path)
     if p.is_dir():
-        return import_opinionqa(p)
+        return import_opinionqa(p, refused=refused)
     if p.suffix == ".jsonl":
-        return import_subpop(p)
+        return import_subpop(p, refused=refused)
     return load(p)
 
 
@@ -82,7 +92,7 @@ def survey_examples(survey: Survey, *, split: str = "test", qids: Iterable[str] 
             if keep is not None and qid not in keep:
                 continue
             q = survey.question(qid)
-            out.append(Example(survey.survey_id, qid, q.text, q.options, q.ordinal, attrs[g], g,
+            out.append(Example(survey.survey_id, qid, q.text, q.options, survey.positions(qid), attrs[g], g,
                                tuple(dist[o] for o in q.options), split))
     return out
 
@@ -98,7 +108,8 @@ def training_examples(surveys: Sequence[Survey], *, valid_fraction: float = VALI
     train: list[Example] = []
     valid: list[Example] = []
     for s in surveys:
-        present = [g for g in (groups or []) if g in s.groups()] if groups is not None else None
+        present = [g for g in s.groups() if g != OVERALL and group_label(g) in set(groups)] \
+            if groups is not None else None
         for ex in survey_examples(s, split="train", groups=present):
             if split[f"{s.survey_id}/{ex.qid}"] == "valid":
                 valid.append(Example(**{**ex.__dict__, "split": "valid"}))
@@ -126,7 +137,8 @@ def read_jsonl(path: str | os.PathLike) -> list[Example]:
         try:
             r = json.loads(line)
             out.append(Example(r["survey_id"], r["qid"], r["question"], tuple(r["options"]),
-                               tuple(r["ordinal"]) if r["ordinal"] else None, r["attribute"], r["group"],
+                               tuple(float("nan") if o is None else float(o) for o in r["ordinal"])
+                               if r["ordinal"] else None, r["attribute"], r["group"],
                                tuple(float(x) for x in r["distribution"]), back[r["split"]]))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
             raise BadInput(f"{path}:{i}: not a training-example record") from None

@@ -11,7 +11,13 @@ from personagen.finetune.data import Example
 from personagen.finetune.fewshot import K_SHOTS, fewshot_prompts
 from personagen.finetune.steering import Steering, parse_distribution, question_prompt
 
-FEWSHOT_MAX_TOKENS = 64
+TOKENS_PER_OPTION = 12  # "'A': 0.050, " is 10 SmolLM2 tokens (digits split one by one); 2 spare
+
+
+def fewshot_max_tokens(n_options: int) -> int:
+    """Generation cap for the few-shot answer: room for the whole Fig. 15 dict of n options (three decimals)
+    plus braces and a little slack, so 7+ option questions are not cut into unparsable JSON."""
+    return TOKENS_PER_OPTION * n_options + 16
 
 
 @dataclass
@@ -32,7 +38,12 @@ def _zero_shot(fmt: str) -> Callable:
 
 
 def _few_shot(scorer: object, tests: Sequence[Example], train: Sequence[Example], k: int) -> Predictions:
-    texts = scorer.generate(fewshot_prompts(tests, train, k), FEWSHOT_MAX_TOKENS)
+    prompts = fewshot_prompts(tests, train, k)
+    texts: list[str] = [""] * len(tests)
+    for n in sorted({len(e.options) for e in tests}):  # one cap per option count (the cache keys on it)
+        idx = [i for i, e in enumerate(tests) if len(e.options) == n]
+        for i, t in zip(idx, scorer.generate([prompts[i] for i in idx], fewshot_max_tokens(n))):
+            texts[i] = t
     dists, bad = [], 0
     for e, t in zip(tests, texts):
         d = parse_distribution(t, len(e.options))

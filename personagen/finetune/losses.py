@@ -8,7 +8,7 @@ human distributions `target` (B, K), zero-padded. p_θ = softmax(logits) renorma
 * `wd_loss`: appendix B, the discrete 1-D Wasserstein distance Σ_i |F_{p_H}(i) − F_{p_θ}(i)| between the CDFs,
   taken on the question's ordinal positions (each CDF gap weighted by the distance to the next position) and
   divided by the position range, i.e. the same normalised WD the evaluation reports (metrics.wasserstein).
-  Questions without an ordinal mapping use positions 1..K (a deliberate fallback: the paper's WD needs
+  Questions without a full ordinal mapping (some option, e.g. "Refused", off the scale) use positions 1..K (a deliberate fallback: the paper's WD needs
   ordinals, and the KL loss is its default for that reason).
 """
 
@@ -35,7 +35,8 @@ def positions_tensor(ordinals: Sequence[Sequence[float] | None], n_options: Sequ
 
     rows = []
     for o, k in zip(ordinals, n_options):
-        pos = [float(x) for x in o] if o is not None else [float(i + 1) for i in range(k)]
+        usable = o is not None and all(x == x for x in o)  # NaN: an option outside the scale -> fallback
+        pos = [float(x) for x in o] if usable else [float(i + 1) for i in range(k)]
         rows.append(pos + [max(pos)] * (k_max - k))
     return torch.tensor(rows, dtype=torch.float32)
 

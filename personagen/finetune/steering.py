@@ -8,16 +8,19 @@ prompts are therefore never wrapped in a chat template.
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
 from personagen.errors import BadInput
-from personagen.resources import templates_dir
+from personagen.resources import resource_dir, templates_dir
 from personagen.templating import render
 
 FORMATS = ("qa", "bio", "portray")
@@ -83,8 +86,66 @@ def steering_text(s: Steering) -> str:
     return render("subpop/portray.j2", clause=str(w["portray"]).replace("{group}", g))
 
 
+STEERING_ENV = "PERSONAGEN_SUBPOP_STEERING"
+_OFFICIAL_REL = ("shared", "data", "subpop", "subpopulation_metadata", "steering_prompts.json")
+
+
+def official_steering_path() -> Path | None:
+    """The authors' steering_prompts.json: $PERSONAGEN_SUBPOP_STEERING ("" or "none": ours only), else
+    ../shared/data/subpop/subpopulation_metadata/ beside the checkout; None when absent."""
+    env = os.environ.get(STEERING_ENV)
+    if env is not None:
+        return Path(env) if env.strip() and env.strip().lower() != "none" else None
+    cand = resource_dir("templates").parent.parent.joinpath(*_OFFICIAL_REL)
+    return cand if cand.is_file() else None
+
+
+@functools.lru_cache(maxsize=4)
+def _official(path: str | None) -> dict[str, dict]:
+    if path is None:
+        return {}
+    try:
+        rows = json.loads(Path(path).read_text(encoding="utf-8"))
+        return {str(r["attribute"]): {**r, "options": [str(o) for o in ast.literal_eval(r["options"])]}
+                for r in rows}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, SyntaxError):
+        raise BadInput(f"{path}: not a SubPOP steering_prompts.json (a list of attribute records)") from None
+
+
+def official_prompts() -> dict[str, dict]:
+    """{attribute: the authors' record (qa_prompt, bio_prompt, portray_prompt, options)}; {} without the file."""
+    p = official_steering_path()
+    return _official(str(p) if p else None)
+
+
+def _official_prompt(s: Steering, question: str, options: Sequence[str]) -> str | None:
+    """The authors' prompt (templates/subpop/official.j2) when the official file covers this group, else None."""
+    table = official_prompts()
+    if not table:
+        return None
+    g = group_label(s.group)
+    rec = table.get(s.attribute)
+    if s.attribute == "overall":
+        fmt, steer, steer_opts = "none", "", []
+    elif rec is None or g not in rec["options"]:
+        return None
+    else:
+        fmt, steer_opts = s.format, rec["options"]
+        steer = str(rec[f"{s.format}_prompt"]).strip()
+        if s.format != "qa":
+            steer = ".\n".join(steer.split(". "))
+    return render("subpop/official.j2", format=fmt, steer=steer, steer_options=lettered(steer_opts),
+                  letter=LETTERS[steer_opts.index(g)] if fmt == "qa" else "", group=g, question=question.strip(),
+                  options=lettered([o.strip() for o in options]),
+                  choices=",".join(f"{c}." for c in LETTERS[: len(options)]))
+
+
 def question_prompt(s: Steering, question: str, options: Sequence[str]) -> str:
-    """The full completion prompt ending in "Answer:" (the next token is read as the option letter)."""
+    """The full completion prompt ending in "Answer:" (the next token is read as the option letter): the
+    authors' official wording (Fig. 14) for the groups their steering_prompts.json covers, ours otherwise."""
+    official = _official_prompt(s, question, options)
+    if official is not None:
+        return official
     letters = ", ".join(LETTERS[: len(options)])
     steer = steering_text(s)
     return render("subpop/question.j2", steering=steer, follow_up=bool(steer) and s.format == "qa",
@@ -92,8 +153,9 @@ def question_prompt(s: Steering, question: str, options: Sequence[str]) -> str:
 
 
 def distribution_json(dist: Sequence[float]) -> str:
-    """A distribution in the few-shot JSON format of Fig. 15: {"A": 0.050, "B": 0.210, ...}."""
-    return json.dumps({LETTERS[i]: round(float(p), 3) for i, p in enumerate(dist)})
+    """A distribution as Fig. 15 prints it: {'A': 0.050, 'B': 0.210, ...} (three decimals, Python-style quotes;
+    `parse_distribution` reads it back)."""
+    return "{" + ", ".join(f"'{LETTERS[i]}': {float(p):.3f}" for i, p in enumerate(dist)) + "}"
 
 
 def fewshot_prompt(attribute: str, group: str, shots: Sequence[tuple[str, Sequence[str], Sequence[float]]],

@@ -25,14 +25,14 @@ from typing import Any
 import numpy as np
 
 from personagen.errors import BadInput
-from personagen.finetune.data import Example, open_survey, training_examples
+from personagen.finetune.data import PAPER_GROUPS_22, Example, open_survey, training_examples
 from personagen.finetune.losses import LOSSES, batch_loss, positions_tensor
 from personagen.llm import load_causal_lm, option_logits, progress_bar, resolve_model, train_available
 from personagen.store import atomic_write_json
 
 # fields that must match for a rerun to resume an existing output folder
 _RUN_KEYS = ("train", "model", "loss", "lr", "batch_size", "rank", "alpha", "dropout", "target_modules",
-             "weight_decay", "valid_fraction", "seed", "max_length")
+             "weight_decay", "valid_fraction", "seed", "max_length", "groups")
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,11 @@ class FinetuneOptions:
     seed: int = 0
     max_length: int = 512
     threads: int | None = None
+    groups: tuple[str, ...] | None = PAPER_GROUPS_22  # Table 3; None: every group of the training surveys
 
     def __post_init__(self) -> None:
+        if self.groups is not None and not self.groups:
+            raise BadInput("--groups: give at least one group label, or 'all'")
         if not self.train:
             raise BadInput("--train: give at least one survey")
         for p in self.train:
@@ -85,6 +88,7 @@ class FinetuneOptions:
         d = asdict(self)
         d["train"] = [str(Path(p).resolve()) for p in self.train]
         d["target_modules"] = list(self.target_modules)
+        d["groups"] = list(self.groups) if self.groups is not None else None
         return d
 
 
@@ -253,7 +257,7 @@ def finetune(opts: FinetuneOptions, *, progress: Any = None) -> FinetuneResult:
     if reason:
         raise BadInput(reason)
     train, valid = training_examples([open_survey(p) for p in opts.train], valid_fraction=opts.valid_fraction,
-                                     seed=opts.seed)
+                                     seed=opts.seed, groups=opts.groups)
     valid = valid[: opts.max_valid]
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)

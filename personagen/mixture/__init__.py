@@ -2,6 +2,7 @@
 
 from personagen.mixture.algorithms import (
     ALGORITHMS,
+    EM_INITS,
     PAPER_K,
     WEIGHT_FITS,
     MixtureOptions,
@@ -23,7 +24,7 @@ from personagen.mixture.scenarios import (
 from personagen.mixture.searching import Primitives, load_ipip_target, load_target, mixture_library, search
 
 __all__ = [
-    "ALGORITHMS", "MOBLAB_GAMES", "PAPER_K", "WEIGHT_FITS", "EvalOptions", "MixtureOptions", "MixtureResult",
+    "ALGORITHMS", "EM_INITS", "MOBLAB_GAMES", "PAPER_K", "WEIGHT_FITS", "EvalOptions", "MixtureOptions", "MixtureResult",
     "Primitives", "Scenario", "big5_observed", "big5_scenario", "evaluate_mixture", "load_ipip_target",
     "load_target", "mixture_library", "moblab_observed", "moblab_scenario", "run_search", "search",
     "wasserstein1", "weights_eg", "weights_slsqp",

@@ -9,9 +9,15 @@
   `second_client` may be any other model.
 - Leave-one-out attribute analysis (§4.1, Fig. 5): for each attribute a_i, `loo_personas` personas of
   `loo_base` attributes without a_i and the same personas with a_i; baseline answers to `loo_questions`
-  questions are critiqued and refined for the persona with a_i (Appendix B), then both personas pick between the
-  baseline and the refinement; κ between the two annotators over the questions, one κ per persona pair, and
-  the distribution per attribute. Lower κ = more influence.
+  questions are critiqued and refined (Appendix B) for each persona of the pair, then both personas pick
+  between the two refinements (`loo_design="refinements"`, the default); κ between the two annotators over
+  the questions, one κ per persona pair, and the distribution per attribute. Lower κ = more influence.
+  §4.1 says "we critiqued and refined all 20 baseline answers ... for the given persona" and measures
+  agreement "between the original persona and the persona with the LOO attribute"; it does not say which two
+  answers the annotators compare. Comparing the two personas' refinements is our reading: it is the one that
+  yields the κ distributions of Fig. 5. `loo_design="baseline"` (baseline vs the with-a_i refinement, our
+  former reading) makes both personas pick the rewrite almost always, so κ is mostly undefined (p_e = 1) or
+  near 0 at high raw agreement (18/20 alike gives κ ≈ −0.05). An undefined κ is reported as undefined.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from personagen.prefs.kappa import cohen_kappa, paired, summary
 from personagen.prefs.pairs import PairOptions, base_requests, dpf_rewrite
 from personagen.prefs.profile import attributes, profile_text
 
+LOO_DESIGNS = ("refinements", "baseline")
+
 
 @dataclass(frozen=True)
 class EvalOptions:
@@ -46,8 +54,11 @@ class EvalOptions:
     max_retries: int = 1
     answer_tokens: int = 256  # LOO baseline answers and refinements (as `prefs --answer-tokens`)
     templates: str | None = None
+    loo_design: str = "refinements"  # §4.1 as we read it (module doc); "baseline": our former reading
 
     def __post_init__(self) -> None:
+        if self.loo_design not in LOO_DESIGNS:
+            raise BadInput(f"--loo-design {self.loo_design!r}: expected one of {', '.join(LOO_DESIGNS)}")
         if self.answer_tokens < 8:
             raise BadInput(f"--answer-tokens {self.answer_tokens}: must be >= 8")
         if self.limit is not None and self.limit < 1:
@@ -153,20 +164,28 @@ def loo_attribute(attribute: str, personas: pl.DataFrame, questions: list[dict],
     """§4.1 for one attribute: one κ per persona pair (without a_i vs with a_i) over the questions."""
     base = calls.texts(client, base_requests(questions, pair_opts), desc="prefs-loo-base")
     qs = [{**q, "rejected": b} for q, b in zip(questions, base) if b]
-    items, without = [], []
+    hi_items, lo_items = [], []
     for j, (lo, hi) in enumerate(loo_personas(personas, attribute, opts)):
         pid = f"loo:{attribute}:{j}"
         p_hi, p_lo = profile_text(hi, opts.templates), profile_text(lo, opts.templates)
         for q in qs:
-            items.append({"persona_id": pid, "prompt_id": q["prompt_id"], "prompt": q["prompt"],
-                          "persona": p_hi, "rejected": q["rejected"], "j": j})
-            without.append(p_lo)
-    dpf_rewrite(items, client, pair_opts, opts.templates)
-    ok = [i for i, it in enumerate(items) if it.get("chosen")]
-    with_items = [items[i] for i in ok]
-    lo_items = [{**items[i], "persona": without[i]} for i in ok]
+            common = {"persona_id": pid, "prompt_id": q["prompt_id"], "prompt": q["prompt"], "rejected": q["rejected"],
+                      "j": j}
+            hi_items.append({**common, "persona": p_hi})
+            lo_items.append({**common, "persona": p_lo, "persona_id": f"{pid}:without"})
+    dpf_rewrite(hi_items, client, pair_opts, opts.templates)
+    if opts.loo_design == "refinements":
+        dpf_rewrite(lo_items, client, pair_opts, opts.templates)
+        ok = [i for i, (h, w) in enumerate(zip(hi_items, lo_items)) if h.get("chosen") and w.get("chosen")]
+        # both annotators pick between the refinement for the persona with a_i and the one without it
+        with_items = [{**hi_items[i], "rejected": lo_items[i]["chosen"]} for i in ok]
+        without_items = [{**with_items[k], "persona": lo_items[i]["persona"]} for k, i in enumerate(ok)]
+    else:
+        ok = [i for i, it in enumerate(hi_items) if it.get("chosen")]
+        with_items = [hi_items[i] for i in ok]
+        without_items = [{**hi_items[i], "persona": lo_items[i]["persona"]} for i in ok]
     kw = {"max_retries": opts.max_retries, "templates": opts.templates, "tag": "loo"}
-    la, lb = judge(lo_items, client, **kw), judge(with_items, client, **kw)
+    la, lb = judge(without_items, client, **kw), judge(with_items, client, **kw)
     per: dict[int, tuple[list, list]] = {j: ([], []) for j in range(opts.loo_personas)}
     for it, x, y in zip(with_items, la, lb):
         if x is not None and y is not None:

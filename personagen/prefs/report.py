@@ -10,6 +10,11 @@ def _f(x: Any) -> str:
     return "—" if x is None else (f"{x:.3f}" if isinstance(x, float) else str(x))
 
 
+def _kappa(x: Any, n: int) -> str:
+    """A κ cell: "undefined" (not a number) when there were labels but κ has no value (p_e = 1)."""
+    return "undefined" if x is None and n else _f(x)
+
+
 def render_markdown(rep: dict[str, Any]) -> str:
     """Three tables: the evaluator check (paper 96%), two-role-player agreement, LOO κ per attribute (Fig. 5)."""
     ev, ag = rep["evaluator"], rep["agreement"]
@@ -26,14 +31,14 @@ def render_markdown(rep: dict[str, Any]) -> str:
     pp = ag["per_persona"]
     lines += ["", "| pairs | κ | raw agreement | personas | κ defined | per-persona κ median [q1, q3] |",
               "|---|---|---|---|---|---|",
-              f"| {ag['n']} | {_f(ag['kappa'])} | {_f(ag['raw_agreement'])} | {pp['n']} | {pp['defined']} "
+              f"| {ag['n']} | {_kappa(ag['kappa'], ag['n'])} | {_f(ag['raw_agreement'])} | {pp['n']} | {pp['defined']} "
               f"| {_f(pp['median'])} [{_f(pp['q1'])}, {_f(pp['q3'])}] |"]
     if rep.get("loo"):
         lines += ["", "## Leave-one-out attribute influence (Cohen's κ per persona pair, §4.1 / Fig. 5)", "",
                   "| attribute | pairs | κ defined | mean | median | q1 | q3 |", "|---|---|---|---|---|---|---|"]
         for a, s in rep["loo"].items():
-            lines.append(f"| {a} | {s['n']} | {s['defined']} | {_f(s['mean'])} | {_f(s['median'])} | {_f(s['q1'])} "
-                         f"| {_f(s['q3'])} |")
+            cells = [_kappa(s[k], s["n"]) for k in ("mean", "median", "q1", "q3")]
+            lines.append(f"| {a} | {s['n']} | {s['defined']} | " + " | ".join(cells) + " |")
         lines += ["", "Lower κ = the attribute changes the persona's choices more. κ is undefined when both "
                       "annotators give one and the same answer to every question."]
     return "\n".join(lines) + "\n"

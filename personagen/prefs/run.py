@@ -44,7 +44,7 @@ class PrefsOptions:
     model: str | None = None
     concurrency: int = 4
     profile: str = "attributes"  # Appendix C: the persona as an attribute dictionary
-    consistency_judge: bool = False  # §3.1 LLM filter of inconsistent demographic profiles
+    consistency_judge: bool = True  # §3.1 LLM filter of inconsistent demographic profiles (paper: ~8.5% removed)
     templates: str | None = None
     fresh: bool = False
 

@@ -39,13 +39,14 @@ KMEANS_EXPAND = 10 / 3  # Appendix G.3.1: 1000 personas reduced to 300
 
 @dataclass(frozen=True)
 class P2PReproOptions:
-    """What `reproduce p2p` runs; defaults follow paper 000 (§4.2: N_A = 300, 10 updates, 3 repeats)."""
+    """What `reproduce p2p` runs; defaults follow paper 000 (§4.2: N_A = 300, 3 repeats). n_updates None: the
+    setting of the table printed beside the wave (5 update steps, Tables 2/8; 10 on W42, Table 7)."""
 
     waves: tuple[Path, ...]
     out: Path
     budget: int = 300
     repeats: int = 3
-    n_updates: int = 10
+    n_updates: int | None = None
     baselines: tuple[str, ...] = BASELINES
     census_lib: Path | None = None
     max_questions: int | None = None
@@ -59,6 +60,12 @@ class P2PReproOptions:
     max_tokens: int = 320
     concurrency: int = 4
 
+    def updates_for(self, wave: Path) -> int:
+        """Alg. 1 update steps for this wave: --n-updates, else the paper's own for the wave's table."""
+        from personagen.reproduce.published import paper_updates
+
+        return self.n_updates if self.n_updates is not None else paper_updates(wave_name(wave))
+
     def __post_init__(self) -> None:
         if not self.waves:
             raise BadInput("WAVE_DIR: give at least one ATP wave folder")
@@ -66,7 +73,7 @@ class P2PReproOptions:
             if not (Path(w) / "info.csv").is_file():
                 raise BadInput(f"{w}: not an OpinionQA wave folder (no info.csv)")
         for name in ("budget", "repeats", "n_updates", "per_call"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise BadInput(f"--{name.replace('_', '-')}: must be at least 1")
         if self.budget < 2:
             raise BadInput("--budget: Stage 2 needs at least 2 agents")
@@ -253,7 +260,7 @@ def _run_repeat(c: Any, opts: P2PReproOptions, wave: Path, r: int) -> dict[str, 
         return elicit_pool(c, texts, ids, survey, qids)
 
     out: dict[str, dict] = {}
-    ids, texts = pool("active", opts.budget, n_updates=opts.n_updates)
+    ids, texts = pool("active", opts.budget, n_updates=opts.updates_for(wave))
     a = answers(ids, texts)
     out["P2P"] = score_pool(a, survey, {"lasso": None, "enet": None})
     if "average" in opts.baselines:
@@ -292,7 +299,7 @@ def reproduce_p2p(opts: P2PReproOptions) -> P2PReproResult:
             for r in range(opts.repeats):
                 reps.append(_run_repeat(c, opts, Path(wave), r))
                 bar.update(1)
-            table = p2p_table(wave_name(wave), reps, seed=opts.seed)
+            table = p2p_table(wave_name(wave), reps, seed=opts.seed, n_updates=opts.updates_for(Path(wave)))
             result.tables[wave_name(wave)] = table
             result.paths.update(write_table(Path(opts.out) / wave_name(wave), table))
     result.seconds = round(time.time() - t0, 2)

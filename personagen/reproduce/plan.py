@@ -1,13 +1,15 @@
 """`--dry-run`: the model calls and tokens a reproduction would make, without making any.
 
-Token counts are estimates: prompt tokens ≈ rendered characters / 4; output tokens are the requests' caps
-(an upper bound). Counts are for the configuration given (the paper's when the defaults are kept) and assume
-no cache hits; retries of invalid answers are not counted.
+Calls follow the run's schedule. A local P2P run (budget 4, 8 questions, 2 updates, vanilla + k-means): 150
+planned, 151 made; the run added 8 JSON repairs of malformed endowment replies, and the plan's upper bounds
+(3 question-learner calls per step, medoid answers that were cache hits) were 7 too high. Token counts are estimates: prompt tokens ≈ rendered characters / 4; output tokens
+are the requests' caps (an upper bound); dollars come from the price table when --model names a priced model.
+Counts are for the configuration given (the paper's when the defaults are kept) and assume no cache hits;
+retries of invalid answers and JSON repairs are not counted.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Any
@@ -30,15 +32,32 @@ def _add(plan: dict[str, dict], part: str, calls: int, in_tok: int, out_tok: int
 
 
 def _wave_questions(wave: Path) -> tuple[int, float]:
-    """(number of questions, mean characters of question + options) from the wave's info.csv."""
-    with open(Path(wave) / "info.csv", encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    chars = [len(r.get("question", "")) + len(r.get("references", "")) for r in rows]
-    return len(rows), (sum(chars) / len(chars) if chars else 0.0)
+    """(questions the run asks, mean characters of question + options): the questions with human answers, as
+    the run imports them (info.csv lists more: 78 rows on W26, 22 with answers)."""
+    import warnings
+
+    from personagen.surveys import import_opinionqa
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a skipped messy question is reported by the run itself
+        s = import_opinionqa(wave)
+    chars = [len(s.question(q).text) + sum(len(o) + 4 for o in s.options(q)) for q in s.qids]
+    return len(s.qids), (sum(chars) / len(chars) if chars else 0.0)
+
+
+def dollars(model: str | None, input_tokens: int, output_tokens: int) -> float | None:
+    """The price of the counted tokens from datasets/prices.yaml (+ $PERSONAGEN_PRICES); None when unknown."""
+    if not model:
+        return None
+    from personagen.llm import PriceTable
+
+    p = PriceTable.load().lookup(model)
+    return None if p is None else (input_tokens * p.input + output_tokens * p.output) / 1e6
 
 
 def p2p_plan(opts: Any) -> dict[str, Any]:
     """Calls and tokens per wave for `reproduce p2p` (opts: P2PReproOptions)."""
+    from personagen.endow import load_bank, planned_calls
     from personagen.reproduce.p2p import KMEANS_EXPAND
 
     waves = {}
@@ -50,24 +69,31 @@ def p2p_plan(opts: Any) -> dict[str, Any]:
         n, rep = opts.budget, opts.repeats
         gen_calls = math.ceil(n / opts.per_call)
         plan: dict[str, dict] = {}
-        _add(plan, "P2P endowments", rep * (gen_calls + 1 + 3 * opts.n_updates), _tok(ENDOW_PROMPT_CHARS),
-             opts.max_tokens)
-        _add(plan, "P2P answers", rep * n * q, elicit_in, ANSWER_TOKENS)
+        act = planned_calls(len(load_bank().modes) + 1, n, opts.updates_for(Path(wave)), opts.per_call, q_train)
+        _add(plan, "P2P endowments", rep * act["endowment_calls"], _tok(ENDOW_PROMPT_CHARS), opts.max_tokens)
+        _add(plan, "P2P attribute learner", rep * act["learner_calls"], _tok(ENDOW_PROMPT_CHARS), opts.max_tokens)
+        _add(plan, "P2P answers", rep * n * q, elicit_in, ANSWER_TOKENS)  # Stage 1's Q_train answers are reused
         if "vanilla" in opts.baselines:
             _add(plan, "Vanilla endowments", rep * gen_calls, _tok(ENDOW_PROMPT_CHARS // 2), opts.max_tokens)
             _add(plan, "Vanilla answers", rep * n * q, elicit_in, ANSWER_TOKENS)
-        if "persona" in opts.baselines:
+        if "persona" in opts.baselines and opts.census_lib is not None:  # the run skips it without a library
             _add(plan, "PERSONA-style answers", rep * n * q, elicit_in, ANSWER_TOKENS)
         if "kmeans" in opts.baselines:
-            big = math.ceil(n * KMEANS_EXPAND)
-            _add(plan, "k-means endowments", rep * math.ceil((big - n) / opts.per_call), _tok(ENDOW_PROMPT_CHARS // 2),
+            big = math.ceil(n * KMEANS_EXPAND)  # the vanilla library is topped up to 10/3·N_A, then clustered
+            more = big - n if "vanilla" in opts.baselines else big
+            _add(plan, "k-means endowments", rep * math.ceil(more / opts.per_call), _tok(ENDOW_PROMPT_CHARS // 2),
                  opts.max_tokens)
-            _add(plan, "k-means answers", rep * ((big - n) * q_train + n * (q - q_train)), elicit_in, ANSWER_TOKENS)
+            # every new vanilla agent answers Q_train while the pool grows; the N_A medoids answer the rest (≤:
+            # a medoid that is a vanilla-baseline agent is a cache hit)
+            _add(plan, "k-means answers", rep * (more * q_train + n * (q - q_train)), elicit_in, ANSWER_TOKENS)
         total = {k: sum(p[k] for p in plan.values()) for k in ("calls", "input_tokens", "output_tokens")}
-        waves[Path(wave).name] = {"questions": q, "parts": plan, "total": total}
+        total["usd"] = dollars(opts.model, total["input_tokens"], total["output_tokens"])
+        waves[Path(wave).name] = {"questions": q, "n_updates": opts.updates_for(Path(wave)), "parts": plan,
+                                  "total": total}
     grand = {k: sum(w["total"][k] for w in waves.values()) for k in ("calls", "input_tokens", "output_tokens")}
-    return {"waves": waves, "total": grand, "budget": opts.budget, "repeats": opts.repeats,
-            "n_updates": opts.n_updates, "note": __doc__.split("\n\n")[1].replace("\n", " ")}
+    grand["usd"] = dollars(opts.model, grand["input_tokens"], grand["output_tokens"])
+    return {"waves": waves, "total": grand, "budget": opts.budget, "repeats": opts.repeats, "model": opts.model,
+            "note": __doc__.split("\n\n")[1].replace("\n", " ")}
 
 
 def promptmix_plan(opts: Any) -> dict[str, Any]:
@@ -94,4 +120,5 @@ def promptmix_plan(opts: Any) -> dict[str, Any]:
         dims[d] = {"parts": plan,
                    "total": {k: sum(p[k] for p in plan.values()) for k in ("calls", "input_tokens", "output_tokens")}}
     grand = {k: sum(x["total"][k] for x in dims.values()) for k in ("calls", "input_tokens", "output_tokens")}
-    return {"target": opts.target, "dims": dims, "total": grand, "note": __doc__.split("\n\n")[1].replace("\n", " ")}
+    grand["usd"] = dollars(opts.model, grand["input_tokens"], grand["output_tokens"])
+    return {"target": opts.target, "model": opts.model, "dims": dims, "total": grand, "note": __doc__.split("\n\n")[1].replace("\n", " ")}

@@ -79,6 +79,12 @@ def p2p_published(wave: str) -> dict[str, dict[str, Cell]]:
     return out
 
 
+def paper_updates(wave: str) -> int:
+    """The update steps behind the paper's P2P numbers for this wave: 10 on W42 (Table 7, §4.2), 5 on every
+    other wave (the 14-wave panel of Tables 2 and 8)."""
+    return 10 if wave == "W42" else 5
+
+
 P2P_SOURCE = ("paper 000 (Prompts to Proxies), gemini-2.0-flash, N_A = 300, 3 runs: Tables 2 and 8 (P2P, 5 update "
               "steps), Tables 7 and 9-11 (Vanilla, PERSONA; P2P with 10 updates on W42), Table 12 and §4.4 (W42)")
 

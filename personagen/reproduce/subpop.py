@@ -1,10 +1,13 @@
 """`personagen reproduce subpop`: SubPOP's protocol (paper 003, sec. 4, Tables 1, 2, 9, 10) on our data.
 
-Fine-tune on the --train surveys' subgroup distributions (their questions split 90/10 train/valid), then on
-the held-out --eval survey (other waves, or another survey family) report the mean WD over its ordinal
-questions and groups for: the uniform upper bound, the human lower bound (respondent bootstrap), zero-shot
-QA/BIO/PORTRAY steering, few-shot (k similar training questions as JSON), and the fine-tuned model (QA
-steering); per group, the relative improvement. The paper's Llama-2-7B numbers are printed beside ours.
+Fine-tune on the --train surveys' subgroup distributions (the paper's 22 groups of Table 3 unless --groups says
+otherwise; their questions split 90/10 train/valid), then on the held-out --eval survey (other waves, or another
+survey family), after leaving out eval questions a training question repeats (cosine >= 0.87, appendix A.5),
+report the mean WD over its ordinal questions and groups for: the uniform upper bound, the human lower bound
+(respondent bootstrap), zero-shot QA/BIO/PORTRAY steering, few-shot (k similar training questions as JSON),
+and the fine-tuned model (QA steering); per group, the relative improvement. The paper's Llama-2-7B numbers
+are printed beside ours. `subpop_bounds` (--bounds-only) gives the two bounds per group over several waves
+without a model.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ import numpy as np
 
 from personagen.errors import BadInput
 from personagen.finetune import (
+    BOUND_DISTANCES,
+    OVERLAP_THRESHOLD,
+    PAPER_GROUPS_22,
     Example,
     FinetuneOptions,
     example_wd,
@@ -25,8 +31,10 @@ from personagen.finetune import (
     group_means,
     human_bound,
     open_survey,
+    overlapping,
     predict,
     relative_improvement,
+    resolve_embedder,
     respondents_for,
     survey_examples,
     training_examples,
@@ -79,15 +87,23 @@ class SubpopOptions:
     max_questions: int | None = 10
     questions: tuple[str, ...] | None = None  # instead of the seeded draw: these eval questions
     per_split: int | None = None  # instead of the seeded draw: N (seeded) from each split of the eval survey
-    groups: tuple[str, ...] | None = None
+    groups: tuple[str, ...] | None = PAPER_GROUPS_22  # Table 3, for training and evaluation; None: every group
     assumed_n: int | None = None
     reps: int = 1000
     k_shots: int = 5
     baselines: tuple[str, ...] = BASELINES
     seed: int = 0
     threads: int | None = None
+    bound_distance: str = "paper"
+    overlap_threshold: float | None = OVERLAP_THRESHOLD  # appendix A.5; None keeps every eval question
+    overlap_embedder: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.bound_distance not in BOUND_DISTANCES:
+            raise BadInput(f"--bound-distance {self.bound_distance!r}: expected one of {', '.join(BOUND_DISTANCES)}")
+        if self.overlap_threshold is not None and not 0 < self.overlap_threshold <= 1:
+            raise BadInput(f"--overlap-threshold {self.overlap_threshold}: must be in (0, 1]")
+        resolve_embedder(self.overlap_embedder)
         if not Path(self.eval).exists():
             raise BadInput(f"--eval {self.eval}: does not exist")
         unknown = [b for b in self.baselines if b not in BASELINES]
@@ -106,7 +122,7 @@ class SubpopOptions:
                                steps=self.steps, batch_size=self.batch_size, micro_batch=min(8, self.batch_size),
                                lr=self.lr, loss=self.loss, seed=self.seed, threads=self.threads,
                                save_every=max(1, min(10, self.steps)), eval_every=max(1, min(10, self.steps)),
-                               max_valid=64)
+                               max_valid=64, groups=self.groups)
 
 
 @dataclass
@@ -136,9 +152,10 @@ def _family(survey_id: str) -> str:
 
 
 def eval_examples(opts: SubpopOptions) -> tuple[list[Example], Any]:
-    """The eval survey's (question, group) examples with an ordinal mapping, questions capped by a seeded draw."""
+    """The eval survey's (question, group) examples with ordinal positions, questions capped by a seeded draw.
+    Questions with options off the scale are kept; the WD leaves those options out (the authors' ordinal_emd)."""
     sv = open_survey(opts.eval)
-    qids = [q for q in sv.qids if sv.ordinal(q) is not None]
+    qids = [q for q in sv.qids if sv.positions(q) is not None]
     if opts.questions is not None or opts.per_split is not None:
         qids = select_questions(sv.subset(qids), questions=opts.questions, per_split=opts.per_split, seed=opts.seed)
     elif opts.max_questions is not None and len(qids) > opts.max_questions:
@@ -151,6 +168,21 @@ def eval_examples(opts: SubpopOptions) -> tuple[list[Example], Any]:
     return exs, sv
 
 
+def _drop_overlap(opts: SubpopOptions, tests: list[Example], train: list[Example]) -> tuple[list[Example], str]:
+    """Leave out eval questions that a training question repeats (cosine >= threshold; appendix A.5)."""
+    if opts.overlap_threshold is None:
+        return tests, "train/eval overlap filter off"
+    texts = list(dict.fromkeys(e.question for e in tests))
+    hit = overlapping(texts, list(dict.fromkeys(e.question for e in train)), threshold=opts.overlap_threshold,
+                      embedder=opts.overlap_embedder)
+    same = {t for t, h in zip(texts, hit) if h}
+    kept = [e for e in tests if e.question not in same]
+    if not kept:
+        raise BadInput(f"--eval {opts.eval}: every question repeats a training question (appendix A.5 filter)")
+    return kept, (f"train/eval overlap (appendix A.5, {resolve_embedder(opts.overlap_embedder)} cosine >= "
+                  f"{opts.overlap_threshold}): {len(same)} of {len(texts)} eval questions left out")
+
+
 def _bound(opts: SubpopOptions, exs: list[Example]) -> tuple[dict, list[str]]:
     counts = opinionqa_respondents(opts.eval) if Path(opts.eval).is_dir() else None
     notes = []
@@ -158,7 +190,11 @@ def _bound(opts: SubpopOptions, exs: list[Example]) -> tuple[dict, list[str]]:
         notes.append("human bound: " + ("no respondent counts in the eval survey (weighted shares); "
                                         "pass --assume-respondents N" if opts.assumed_n is None else
                                         f"multinomial noise of an assumed {opts.assumed_n} respondents per group"))
-    return human_bound(exs, respondents_for(exs, counts, opts.assumed_n), reps=opts.reps, seed=opts.seed), notes
+    if opts.bound_distance == "paper":
+        notes.append("human bound: W1 on the ordinal positions, not divided by their range (reproduces Table 9; "
+                     "--bound-distance normalised puts it on the models' scale)")
+    return human_bound(exs, respondents_for(exs, counts, opts.assumed_n), reps=opts.reps, seed=opts.seed,
+                       distance=opts.bound_distance), notes
 
 
 def reproduce_subpop(opts: SubpopOptions, *, progress: Any = None) -> SubpopResult:
@@ -166,10 +202,12 @@ def reproduce_subpop(opts: SubpopOptions, *, progress: Any = None) -> SubpopResu
     t0 = time.perf_counter()
     out = Path(opts.out)
     tests, sv = eval_examples(opts)
-    train, _ = training_examples([open_survey(p) for p in opts.train], seed=opts.seed)
+    train, _ = training_examples([open_survey(p) for p in opts.train], seed=opts.seed, groups=opts.groups)
+    tests, overlap_note = _drop_overlap(opts, tests, train)
     out.mkdir(parents=True, exist_ok=True)  # only once the surveys are known to be usable
     wd: dict[str, np.ndarray] = {"uniform": uniform_wd(tests)}
     bound, notes = _bound(opts, tests)
+    notes = [overlap_note, *notes]
     cache = out / "llm.sqlite"
     base = HFScorer(opts.model, cache_path=cache, threads=opts.threads)
     invalid = 0
@@ -230,3 +268,76 @@ def subpop_markdown(res: SubpopResult) -> str:
     head = (f"SubPOP on {res.family}: {res.n_questions} questions, {res.n_examples} (question, group) pairs; "
             f"mean WD (lower is better); {res.seconds:.0f} s")
     return "\n".join([head, "", *rows, *[f"note: {n}" for n in res.notes]])
+
+
+@dataclass(frozen=True)
+class BoundsOptions:
+    """`reproduce subpop --bounds-only`: the bounds of paper 003 (sec. 4.1, appendix D) over one or more
+    evaluation waves, without a model."""
+
+    evals: tuple[str, ...]
+    groups: tuple[str, ...] | None = None
+    assumed_n: int | None = None
+    reps: int = 1000
+    seed: int = 0
+    bound_distance: str = "paper"
+
+    def __post_init__(self) -> None:
+        if not self.evals:
+            raise BadInput("--eval: give at least one evaluation survey")
+        for e in self.evals:
+            if not Path(e).exists():
+                raise BadInput(f"--eval {e}: does not exist")
+        if self.bound_distance not in BOUND_DISTANCES:
+            raise BadInput(f"--bound-distance {self.bound_distance!r}: expected one of {', '.join(BOUND_DISTANCES)}")
+        if self.assumed_n is not None and self.assumed_n < 1:
+            raise BadInput(f"--assume-respondents {self.assumed_n}: must be at least 1")
+        if not 10 <= self.reps <= 100_000:
+            raise BadInput(f"--reps {self.reps}: between 10 and 100,000 bootstrap replicates")
+
+
+def subpop_bounds(opts: BoundsOptions) -> dict[str, Any]:
+    """Per group over every ordinal question of the given waves (the paper's "all questions Q across all
+    waves", appendix D): the human lower bound (mean, 95% interval), the uniform upper bound, and the
+    paper's Table 9/10 bound. JSON-ready: {"family", "bound_distance", "n_questions", "groups": [...], "notes"}."""
+    exs: list[Example] = []
+    resp: list[int | None] = []
+    fams = set()
+    for path in opts.evals:
+        sv = open_survey(path)
+        fams.add(_family(sv.survey_id))
+        part = survey_examples(sv, qids=[q for q in sv.qids if sv.positions(q) is not None],
+                               groups=[g for g in opts.groups if g in sv.groups()] if opts.groups else None)
+        counts = opinionqa_respondents(path) if Path(path).is_dir() else None
+        exs += part
+        resp += respondents_for(part, counts, opts.assumed_n)
+    if not exs:
+        raise BadInput(f"--eval {opts.evals[0]}: no ordinal (question, group) pairs")
+    fam = sorted(fams)[0] if len(fams) == 1 else "mixed"
+    bound = human_bound(exs, resp, reps=opts.reps, seed=opts.seed, distance=opts.bound_distance)
+    uni = group_means(exs, uniform_wd(exs))
+    groups = []
+    for g in dict.fromkeys(e.group for e in exs):
+        hb = bound.get(g)
+        paper = PAPER_GROUPS.get(fam, {}).get(g)
+        groups.append({"group": g, "human_bound": hb.mean if hb else None,
+                       "human_bound_ci": [hb.lo, hb.hi] if hb else None, "uniform": uni[g],
+                       "n_questions": sum(1 for e in exs if e.group == g),
+                       "paper": {"human_bound": paper[0]} if paper else None})
+    notes = [] if all(r is not None for r in resp) else [
+        "human bound left out where the survey has no respondent counts; pass --assume-respondents N"]
+    return {"family": fam, "bound_distance": opts.bound_distance, "n_questions": len({(e.survey_id, e.qid) for e in exs}),
+            "groups": groups, "notes": notes}
+
+
+def bounds_markdown(res: dict[str, Any]) -> str:
+    """One row per group: our human bound (95% interval), the uniform bound, Table 9/10's human bound."""
+    fmt = lambda x: "—" if x is None else f"{x:.4f}"  # noqa: E731
+    rows = [f"SubPOP bounds on {res['family']}: {res['n_questions']} questions; human bound distance "
+            f"{res['bound_distance']}", "", "| group | human bound | 95% interval | uniform | paper human bound |",
+            "|---|---|---|---|---|"]
+    for g in res["groups"]:
+        ci = "—" if g["human_bound_ci"] is None else f"{g['human_bound_ci'][0]:.4f}–{g['human_bound_ci'][1]:.4f}"
+        paper = g["paper"]["human_bound"] if g["paper"] else None
+        rows.append(f"| {g['group']} | {fmt(g['human_bound'])} | {ci} | {fmt(g['uniform'])} | {fmt(paper)} |")
+    return "\n".join(rows + [f"note: {n}" for n in res["notes"]])

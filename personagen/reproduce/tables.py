@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from personagen.reproduce.published import P2P_SOURCE, p2p_published
+from personagen.reproduce.published import P2P_SOURCE, p2p_published, paper_updates
 
 P2P_ROWS: dict[str, tuple[str, str]] = {  # row label -> (estimator key, metric)
     "Avg. entropy": ("lasso", "entropy"),
@@ -47,7 +47,8 @@ def _question_ci(ms: list[dict[str, Any]], metric: str, rng: np.random.Generator
     return [float(np.quantile(vals, 0.025)), float(np.quantile(vals, 0.975))]
 
 
-def p2p_table(wave: str, repeats: list[dict[str, dict]], seed: int = 0) -> dict[str, Any]:
+def p2p_table(wave: str, repeats: list[dict[str, dict]], seed: int = 0, n_updates: int | None = None
+              ) -> dict[str, Any]:
     """{wave, methods, rows: {row: {method: {mean, sd, ci, paper}}}, source} from the repeats' scores."""
     rng = np.random.default_rng(seed)
     methods = [m for m in METHOD_ORDER if any(m in r for r in repeats)]
@@ -65,7 +66,8 @@ def p2p_table(wave: str, repeats: list[dict[str, dict]], seed: int = 0) -> dict[
             cells[m] = {"mean": float(np.mean(vals)), "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else None,
                         "ci": _question_ci(ms, metric, rng), "paper": pub}
         rows[label] = cells
-    return {"wave": wave, "repeats": len(repeats), "methods": methods, "rows": rows, "paper_source": P2P_SOURCE}
+    return {"wave": wave, "repeats": len(repeats), "methods": methods, "rows": rows, "paper_source": P2P_SOURCE,
+            "n_updates": n_updates, "paper_n_updates": paper_updates(wave)}
 
 
 def _fmt(v: float | None, digits: int = 4) -> str:
@@ -86,7 +88,10 @@ def _cell(c: dict[str, Any]) -> str:
 
 def p2p_markdown(table: dict[str, Any]) -> str:
     ms = table["methods"]
-    out = [f"## P2P reproduction, ATP {table['wave']} ({table['repeats']} repeats)", "",
+    steps = table.get("n_updates")
+    out = [f"## P2P reproduction, ATP {table['wave']} ({table['repeats']} repeats, P2P with "
+           f"{steps if steps is not None else '?'} update steps; the paper's P2P cells: {table['paper_n_updates']})",
+           "",
            "mean ± sd over repeats [95% bootstrap interval over test questions] (paper's value)", "",
            "| Metric | " + " | ".join(ms) + " |", "|---|" + "---|" * len(ms)]
     for label, cells in table["rows"].items():

@@ -109,6 +109,23 @@ def valid_ordinal(ords: Sequence[float] | None, n: int) -> tuple[float, ...] | N
     return tuple(vals)
 
 
+def positions(ords: Any, options: Sequence[str]) -> tuple[float | None, ...] | None:
+    """Per-option ordinal positions where the full mapping is not usable: the substantive options' values in
+    order (negative = outside the scale, the SubPOP authors' -1; missing trailing values, as OpinionQA leaves
+    "Not sure" unmapped, likewise), None for a refusal; None overall below two distinct positions."""
+    if not isinstance(ords, list | tuple):
+        return None
+    vals: list[float | None] = [float(o) if isinstance(o, int | float) and not isinstance(o, bool)
+                                and math.isfinite(o) and o >= 0 else None for o in ords]
+    subst = [o for o in options if not is_refusal(o)]
+    if len(vals) > len(subst):
+        return None
+    vals += [None] * (len(subst) - len(vals))
+    it = iter(vals)
+    out = tuple(None if is_refusal(o) else next(it) for o in options)
+    return out if len({v for v in out if v is not None}) >= 2 else None
+
+
 def read_csv_rows(path: Path, need: tuple[str, ...]) -> list[dict[str, str]]:
     """All rows of a CSV as dicts; BadInput naming the file (and line) when unreadable, lacking a needed column,
     or holding a row with more or fewer fields than the header (a ragged row)."""

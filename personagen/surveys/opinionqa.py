@@ -34,6 +34,7 @@ from personagen.surveys.common import (
     drop_refused,
     existing,
     finite_nonneg,
+    positions,
     provenance,
     read_csv_rows,
     valid_ordinal,
@@ -162,6 +163,8 @@ def _question(r: dict[str, str], counts: Counts, dist: Dist, info: Path, refused
         return None
     substantive = [o for o in refs if not is_refusal(o)]
     ordinal = valid_ordinal(ords, len(substantive)) if len(opts) == len(substantive) else None
+    if ordinal is None:  # off-scale options kept, left out of the distance (SubPOP authors' ordinal_emd)
+        ordinal = positions(ords, opts)
     return _Wave(key, r["question"].strip(), tuple(opts), ordinal, targets)
 
 

@@ -101,6 +101,7 @@ class Survey:
         self.frame = frame
         self.source = source
         self._questions: dict[str, Question] = {}
+        self._positions: dict[str, tuple[float, ...]] = {}
         ids = frame["survey_id"].unique().to_list()
         if len(ids) != 1:
             raise BadInput(f"{source}: survey_id must be one value, found {ids[:5]}")
@@ -117,6 +118,9 @@ class Survey:
             ords = sub["ordinal"].to_list()
             ordinal = None if any(o is None or (isinstance(o, float) and math.isnan(o)) for o in ords) \
                 else tuple(float(o) for o in ords)
+            pos = tuple(float("nan") if o is None else float(o) for o in ords)
+            if len({o for o in pos if not math.isnan(o)}) >= 2:
+                self._positions[qid] = pos
             split = sub["split"][0]
             if split not in SPLITS:
                 raise BadInput(f"{source}: question {qid!r} has split {split!r}; expected one of {SPLITS}")
@@ -187,6 +191,13 @@ class Survey:
     def ordinal(self, qid: str) -> list[float] | None:
         o = self.question(qid).ordinal
         return list(o) if o is not None else None
+
+    def positions(self, qid: str) -> tuple[float, ...] | None:
+        """Ordinal positions per option with NaN for options outside the scale ("Refused", "Not sure": the
+        SubPOP authors' ordinal of -1); None when fewer than two distinct positions. `ordinal` is the
+        all-ordinal special case."""
+        self.question(qid)
+        return self._positions.get(qid)
 
     def split_of(self, qid: str) -> str:
         return self.question(qid).split
@@ -279,7 +290,7 @@ class Survey:
                 for i, o in enumerate(opts):
                     rows.append({
                         "survey_id": survey_id, "qid": q.qid, "question": q.question, "option": o,
-                        "option_index": i, "ordinal": None if ords is None else float(ords[i]),
+                        "option_index": i, "ordinal": None if ords is None or ords[i] is None else float(ords[i]),
                         "attribute": q.attributes.get(group, OVERALL if group == OVERALL else "group"),
                         "group": group, "share": float(dist.get(o, 0.0)),
                         "split": q.split or splits[q.qid], KEEP_LAST: last[i],

@@ -25,6 +25,7 @@ from personagen.surveys.common import (
     clean_options,
     existing,
     finite_nonneg,
+    positions,
     provenance,
     valid_ordinal,
 )
@@ -82,6 +83,8 @@ def _new_question(rec: dict, options: list[str], subst: list[str], refused: str)
     if len(opts) == len(subst) and isinstance(ords, list) and all(
             isinstance(o, int | float) and not isinstance(o, bool) and o >= 0 for o in ords):
         ordinal = valid_ordinal(ords, len(subst))
+    if ordinal is None:  # off-scale options kept, left out of the distance (the authors' ordinal_emd)
+        ordinal = positions(ords, opts)
     return _Acc(str(rec["qkey"]), str(rec["question"]).strip(), opts, ordinal, (options, ords))
 
 
