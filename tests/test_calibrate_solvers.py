@@ -150,7 +150,8 @@ def test_lowrank_cv_path_matches_dense_folds():
     """CV on a census-shaped problem: every fold's λ path through D and the row-space solves equals the
     dense-Gram path (objective to 1e-9), no dense solve is larger than 2·rows, and fit_weights' CV runs on it."""
     from personagen.bench.solver import make_onehot_problem
-    from personagen.calibrate import fit_weights, solvers
+    from personagen.calibrate import fit_weights
+    from personagen.calibrate import quad as quad_module
     from personagen.calibrate import simplex as sx
     from personagen.calibrate.cv import fold_masks, fold_quads
 
@@ -170,17 +171,17 @@ def test_lowrank_cv_path_matches_dense_folds():
         assert qf.n_lowrank > 0
 
     sizes = []
-    orig = solvers._eq_solve
+    orig = quad_module.eq_solve
 
     def spy(H, fP, simplex):
         sizes.append(len(fP))
         return orig(H, fP, simplex)
 
-    solvers._eq_solve = spy
+    quad_module.eq_solve = spy
     try:
         res = fit_weights(D, r, groups=g)
     finally:
-        solvers._eq_solve = orig
+        quad_module.eq_solve = orig
     assert res.cv["folds"] == 5 and res.cv["grid_full"] == 20 and 8 <= len(res.cv["grid"]) <= 12
     assert max(sizes, default=0) < 2 * D.shape[0]
     assert abs(res.weights.sum() - 1) < 1e-12 and res.weights.min() >= 0

@@ -170,14 +170,16 @@ def family_problem(family: str, agents: int, rows: int, *, seed: int = 0,
     raise ValueError(f"unknown problem family {family!r} (choose from {', '.join(FAMILIES)})")
 
 
-def scale_case(agents: int, rows: int, how: str, seed: int = 0) -> dict:
+def scale_case(agents: int, rows: int, how: str, seed: int = 0, family: str = "sparse",
+               responses: str | None = None) -> dict:
     """One scale-benchmark case in this process: how = "cv" (default fit, λ by CV), "lam0" (λ = 0) or
-    "clarabel" (λ = 0 by cvxpy/Clarabel). Seconds of the fit and this process's peak RSS (MB)."""
+    "clarabel" (λ = 0 by cvxpy/Clarabel), on a problem of `family` (`family_problem`). Seconds of the fit and
+    this process's peak RSS (MB)."""
     import resource
 
     from personagen.calibrate import fit_weights
 
-    D, r, groups = make_large_problem(agents, rows, seed=seed)
+    D, r, groups = family_problem(family, agents, rows, seed=seed, responses=responses)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0, c0 = time.perf_counter(), time.process_time()
     if how == "clarabel":
@@ -186,7 +188,7 @@ def scale_case(agents: int, rows: int, how: str, seed: int = 0) -> dict:
     else:
         res = fit_weights(D, r, groups=groups) if how == "cv" else fit_weights(D, r, lam=0.0)
         extra = {"objective": res.objective, "lam": res.lam, "nonzeros": res.nonzeros}
-    return {"agents": agents, "rows": rows, "how": how, "seconds": time.perf_counter() - t0,
+    return {"agents": agents, "rows": rows, "how": how, "family": family, "seconds": time.perf_counter() - t0,
             "cpu_seconds": time.process_time() - c0, "rss_before_fit_mb": rss0, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             **extra}
 

@@ -24,6 +24,7 @@ from personagen.calibrate.solvers import (
     pg_simplex,
     project_simplex,
 )
+from personagen.calibrate.tuning import TUNING
 
 Array = np.ndarray
 
@@ -69,12 +70,10 @@ def solve(
     return active_set(quad, f, mu, simplex=True, w_start=w_start, pull=w0)
 
 
-PG_MIN_PULL = 4.5  # μ/‖PGP‖₂ from which projected gradient contracts by ≤ 0.1 a step
-
-
 def takes_pg(quad: Quad, mu: float, top: float | None) -> bool:
-    """Whether `solve` takes projected-gradient steps: a matrix-free quadratic with μ ≥ PG_MIN_PULL·‖PGP‖₂."""
-    return bool(top) and quad.G is None and mu >= PG_MIN_PULL * top
+    """Whether `solve` takes projected-gradient steps: a matrix-free quadratic with μ ≥ `Tuning.pg_min_pull`·‖PGP‖₂
+    (each step then contracts by ≤ 0.1)."""
+    return bool(top) and quad.G is None and mu >= TUNING.pg_min_pull * top
 
 
 class FoldPath:
@@ -125,14 +124,10 @@ class FoldPath:
         return res if res.converged and unique_minimiser(self.quad, res) else None
 
 
-UNIQUE_PIVOT = 1e-10  # smallest Cholesky pivot of G_PP, relative to its largest diagonal entry, of a unique fit
-UNIQUE_GAP = 1e-9  # smallest reduced gradient outside the support, relative to the gradient scale
-
-
 def unique_minimiser(quad: Quad, res: QPResult) -> bool:
     """Whether the λ = 0 fit `res` is the problem's only minimiser: G_PP on its support P nonsingular (no exact
-    dependence among the support's columns: pivots of its Cholesky factor above UNIQUE_PIVOT) and strict
-    complementarity (every agent outside P has a reduced gradient above UNIQUE_GAP). Both fail on degenerate
+    dependence among the support's columns: pivots of its Cholesky factor above `Tuning.unique_pivot`) and strict
+    complementarity (every agent outside P has a reduced gradient above `Tuning.unique_gap`). Both fail on degenerate
     designs (duplicate agents, supports wider than the rows), where different starts reach different minimisers."""
     idx = np.flatnonzero(res.w > 0)
     if not len(idx) or res.gw is None or (quad.rows and len(idx) >= quad.rows):
@@ -142,7 +137,7 @@ def unique_minimiser(quad: Quad, res: QPResult) -> bool:
     out = np.ones(quad.n, dtype=bool)
     out[idx] = False
     scale = max(float(np.max(np.abs(quad.b))), quad.diag_mean() / quad.n, 1e-300)
-    if out.any() and float(np.min(g[out] - nu)) <= UNIQUE_GAP * scale:
+    if out.any() and float(np.min(g[out] - nu)) <= TUNING.unique_gap * scale:
         return False
     H = quad.block(idx)
     top = float(np.max(np.diag(H)))
@@ -150,7 +145,7 @@ def unique_minimiser(quad: Quad, res: QPResult) -> bool:
         R = sla.cholesky(H, lower=False, overwrite_a=True, check_finite=False)
     except np.linalg.LinAlgError:
         return False
-    return bool(np.min(np.diag(R)) ** 2 > UNIQUE_PIVOT * top)
+    return bool(np.min(np.diag(R)) ** 2 > TUNING.unique_pivot * top)
 
 
 def path(
