@@ -190,7 +190,7 @@ def test_lowrank_cv_path_matches_dense_folds():
 def test_projected_gradient_for_strong_pulls(prob):
     """Large μ (the top of the CV grid): projected gradient with step 2/(L + 2μ) contracts by q = L/(L + 2μ) a step
     (L = ‖PGP‖₂), reaches the active set's minimiser (objective to 1e-12, Clarabel's to 1e-6) in about
-    log(tol)/log(q) steps, and `simplex.solve` takes it only from μ ≥ 4.5·L."""
+    log(tol)/log(q) steps, and `simplex.solve` takes it only from μ ≥ 0.9·L (`Tuning.pg_min_pull`)."""
     from personagen.calibrate import simplex as sx
     from personagen.calibrate.solvers import pg_simplex
 
@@ -203,7 +203,7 @@ def test_projected_gradient_for_strong_pulls(prob):
     P = np.eye(n) - 1.0 / n
     exact = np.linalg.eigvalsh(P @ gram(D) @ P).max()
     assert top <= exact * (1 + 1e-12) and top >= 0.95 * exact  # the estimate the 5% margin covers
-    for ratio in (4.5, 10.0):
+    for ratio in (0.9, 10.0):
         mu = ratio * top
         f = quad.b + mu * w0
         pg = pg_simplex(quad, f, mu, top, w0)
@@ -216,7 +216,7 @@ def test_projected_gradient_for_strong_pulls(prob):
         assert np.abs(pg.w - a.w).max() <= 1e-10 * a.w.max()
         assert (vp - _cvx_simplex(D, r, mu, w0)) / abs(va) <= 1e-6
         assert sx.solve(quad, mu / n, w0, top=top).solver == "projected-gradient"
-    assert sx.solve(quad, 4.0 * top / n, w0, top=top).solver.startswith("active-set")
+    assert sx.solve(quad, 0.8 * top / n, w0, top=top).solver.startswith("active-set")
 
 
 def test_row_space_corrections_by_woodbury(wide):

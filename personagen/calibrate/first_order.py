@@ -1,8 +1,9 @@
 """First-order solvers of the simplex fit: projected gradient for strong pulls, FISTA on request.
 
-* `pg_simplex`: projected gradient where μ = λN ≥ `Tuning.pg_min_pull`·‖PGP‖₂ (the top of the λ grid, supports
-  holding most agents): each step contracts the distance to the solution by a certified q ≤ 0.1, so ~10 pairs of
-  passes over D replace a rows × rows factorisation per active-set step (measured at 10k × 2,500, issue 15).
+* `pg_simplex`: projected gradient where μ = λN ≥ `Tuning.pg_min_pull`·‖PGP‖₂ (= 0.9: the top of the λ grid down to
+  λ_max/10, supports holding most agents): each step contracts the distance to the solution by a certified
+  q ≤ 0.37, so ~25 pairs of passes over D replace a rows × rows factorisation per active-set step (issue 15 at
+  μ ≥ 4.5·‖PGP‖₂; issue 23 moved the cut-off, measured at 5,000 × 1,250).
 * `fista_simplex`: accelerated projected gradient with exact simplex projection and adaptive restart
   (`solver="fista"`; a reference, slower than the active set to machine precision).
 """
@@ -65,8 +66,8 @@ def _pg_simplex(quad: Quad, f: Array, mu: float, top: float, w_start: Array, *, 
 
     On the simplex's tangent space the Hessian PGP + μI has its eigenvalues in [μ, L + μ] and the projection
     onto the simplex is nonexpansive, so each step contracts the distance to the solution by q = L/(L + 2μ)
-    (≤ 0.1 once μ ≥ 4.5·L): ~10 steps of two passes over D reach the solution where the active set would
-    factor a rows × rows kernel of a support holding most agents. Stops when the contraction bound
+    (≤ 0.1 once μ ≥ 4.5·L, ≤ 0.37 from μ ≥ 0.9·L): 10–25 steps of two passes over D reach the solution where
+    the active set would factor a rows × rows kernel of a support holding most agents. Stops when the contraction bound
     q/(1 − q)·‖w_k − w_{k−1}‖ on the distance to the solution is below `tol`·‖w‖; None if not within
     `max_iter` (the caller falls back to the active set)."""
     L = 1.05 * top  # the power iteration's estimate is a lower bound: a margin for the contraction factor

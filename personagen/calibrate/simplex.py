@@ -53,8 +53,9 @@ def solve(
 ) -> QPResult:
     """One simplex fit at a fixed λ (warm-startable).
 
-    `top` (≥ ‖PGP‖₂, known in CV from the λ grid) lets a matrix-free fit with a strong pull (μ = λN ≥ 4.5·top,
-    the top of the grid) take projected-gradient steps (`pg_simplex`, ~10 passes pairs over D) instead of the
+    `top` (≥ ‖PGP‖₂, known in CV from the λ grid) lets a matrix-free fit with a strong pull (μ = λN ≥
+    `Tuning.pg_min_pull`·top, the top of the grid) take projected-gradient steps (`pg_simplex`, 10–25 pairs of
+    passes over D) instead of the
     active set, whose support there holds most agents and costs a rows × rows factorisation per step."""
     n = quad.n
     if lam > 0 and pull == "kl":
@@ -72,7 +73,7 @@ def solve(
 
 def takes_pg(quad: Quad, mu: float, top: float | None) -> bool:
     """Whether `solve` takes projected-gradient steps: a matrix-free quadratic with μ ≥ `Tuning.pg_min_pull`·‖PGP‖₂
-    (each step then contracts by ≤ 0.1)."""
+    (each step then contracts by ≤ 0.37)."""
     return bool(top) and quad.G is None and mu >= TUNING.pg_min_pull * top
 
 
