@@ -8,6 +8,7 @@ Usage: .venv/bin/python benchmarks/solver.py [--big] [--scale] [--before DIR] [-
            found in DIR (e.g. an exported older commit) for a side-by-side table.
   --families F[,F...]  problem families of --scale (personagen.bench.solver.FAMILIES; default sparse,latent,
            and resampled when --responses PATH names a real LIB/responses.parquet to resample to size)
+  --sizes AxR[,AxR...]  agents × rows of --scale instead of 20000x5000,100000x1000; --no-clarabel skips Clarabel
   --before DIR also times single fits (λ = 0 and the mid-grid λ) at 1000 × 500 and 5000 × 2000 with this tree
            and with DIR, alternating fresh processes (--rounds N, default 2), best wall time of each.
 """
@@ -110,14 +111,15 @@ def _fmt(c: dict | None) -> str:
     return f"{c['seconds']:.1f} s (cpu {c.get('cpu_seconds', float('nan')):.1f} s), {c['peak_rss_mb'] / 1024:.2f} GB"
 
 
-def scale(cap: float, before: Path | None, families: list[str], responses: str) -> list[dict]:
+def scale(cap: float, before: Path | None, families: list[str], responses: str,
+          sizes: tuple[tuple[int, int], ...] = SCALE_CASES, clarabel: bool = True) -> list[dict]:
     """Run and print the scale table per problem family: after (this tree) and optionally before; Clarabel on
     the sparse family."""
     out = []
     print(f"scale (each case its own process, stopped at {cap:.0f} s; peak RSS includes the design; wall times "
           f"are under whatever load the machine has, CPU times count both cores)")
     for family in families:
-        for agents, rows in SCALE_CASES:
+        for agents, rows in sizes:
             row: dict = {"family": family, "agents": agents, "rows": rows}
             for how in ("cv", "lam0"):
                 row[f"{how}_after"] = run_case(agents, rows, how, cap, REPO, family, responses)
@@ -126,7 +128,7 @@ def scale(cap: float, before: Path | None, families: list[str], responses: str) 
             line = (f"  {family} {agents} agents × {rows} rows: default (CV) {_fmt(row['cv_after'])}"
                     f"{_lam(row['cv_after'])} [before {_fmt(row.get('cv_before'))}{_lam(row.get('cv_before'))}];"
                     f" λ=0 {_fmt(row['lam0_after'])} [before {_fmt(row.get('lam0_before'))}]")
-            if family == "sparse":
+            if family == "sparse" and clarabel:
                 row["clarabel"] = run_case(agents, rows, "clarabel", min(cap, 120.0), REPO, family)
                 line += f"; Clarabel λ=0 {_fmt(row['clarabel'])}"
             print(line, flush=True)
@@ -168,7 +170,9 @@ def main() -> None:
         responses = args[args.index("--responses") + 1] if "--responses" in args else ""
         fams = args[args.index("--families") + 1].split(",") if "--families" in args else \
             ["sparse", "latent"] + (["resampled"] if responses else [])
-        extra.append({"scale": scale(cap, before, fams, responses)})
+        sizes = tuple(tuple(int(x) for x in z.split("x")) for z in args[args.index("--sizes") + 1].split(",")) \
+            if "--sizes" in args else SCALE_CASES
+        extra.append({"scale": scale(cap, before, fams, responses, sizes, "--no-clarabel" not in args)})
     print(json.dumps(out + extra))
 
 
