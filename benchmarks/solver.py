@@ -2,10 +2,13 @@
 
 Usage: .venv/bin/python benchmarks/solver.py [--big] [--scale] [--before DIR] [--cap S]
   --big    adds the 5000 agents × 2000 questions fit
-  --scale  adds 20k agents × 5000 rows and 100k × 1000 rows (rows = questions × 4 options): the default fit
+  --scale  adds 20k agents × 5000 rows and 100k × 1000 rows per problem family: the default fit
            (λ by CV) and λ = 0, each in its own subprocess (time and peak RSS from ru_maxrss), Clarabel at λ = 0,
            every case stopped at --cap seconds (default 300). --before DIR runs the same cases with the package
            found in DIR (e.g. an exported older commit) for a side-by-side table.
+  --families F[,F...]  problem families of --scale (personagen.bench.solver.FAMILIES; default sparse,latent,
+           and resampled when --responses PATH names a real LIB/responses.parquet to resample to size)
+  --sizes AxR[,AxR...]  agents × rows of --scale instead of 20000x5000,100000x1000; --no-clarabel skips Clarabel
   --before DIR also times single fits (λ = 0 and the mid-grid λ) at 1000 × 500 and 5000 × 2000 with this tree
            and with DIR, alternating fresh processes (--rounds N, default 2), best wall time of each.
 """
@@ -45,13 +48,25 @@ print(json.dumps(out))
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_case(agents: int, rows: int, how: str, cap: float, root: Path) -> dict:
+# The problem generators come from this tree (loaded by path), the solver from the tree measured.
+CASE_CODE = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("gen", sys.argv[1])
+gen = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gen)
+agents, rows, how, family, responses = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
+print(json.dumps(gen.scale_case(agents, rows, how, family=family, responses=responses or None)))
+"""
+
+
+def run_case(agents: int, rows: int, how: str, cap: float, root: Path, family: str = "sparse",
+             responses: str = "") -> dict:
     """One scale case in a fresh interpreter with `root` first on the path; None figures when it ran past cap."""
-    code = ("import json, sys; from personagen.bench.solver import scale_case; "
-            f"print(json.dumps(scale_case({agents}, {rows}, {how!r})))")
+    code = CASE_CODE
+    argv = [str(REPO / "personagen" / "bench" / "solver.py"), str(agents), str(rows), how, family, responses]
     env = {**os.environ, "PYTHONPATH": str(root)}
     try:
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=cap, env=env,
+        r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=cap, env=env,
                            cwd=root)  # cwd first on sys.path: run inside the tree measured
     except subprocess.TimeoutExpired:
         return {"agents": agents, "rows": rows, "how": how, "seconds": None, "stopped_at": cap}
@@ -96,22 +111,35 @@ def _fmt(c: dict | None) -> str:
     return f"{c['seconds']:.1f} s (cpu {c.get('cpu_seconds', float('nan')):.1f} s), {c['peak_rss_mb'] / 1024:.2f} GB"
 
 
-def scale(cap: float, before: Path | None) -> list[dict]:
-    """Run and print the scale table: after (this tree) and optionally before, plus Clarabel."""
+def scale(cap: float, before: Path | None, families: list[str], responses: str,
+          sizes: tuple[tuple[int, int], ...] = SCALE_CASES, clarabel: bool = True) -> list[dict]:
+    """Run and print the scale table per problem family: after (this tree) and optionally before; Clarabel on
+    the sparse family."""
     out = []
-    print(f"scale (each case its own process, stopped at {cap:.0f} s; peak RSS includes the 0.8 GB design)")
-    for agents, rows in SCALE_CASES:
-        row: dict = {"agents": agents, "rows": rows}
-        for how in ("cv", "lam0"):
-            row[f"{how}_after"] = run_case(agents, rows, how, cap, REPO)
-            if before is not None:
-                row[f"{how}_before"] = run_case(agents, rows, how, cap, before)
-        row["clarabel"] = run_case(agents, rows, "clarabel", min(cap, 120.0), REPO)
-        print(f"  {agents} agents × {rows} rows: default (CV) {_fmt(row['cv_after'])}"
-              f" [before {_fmt(row.get('cv_before'))}]; λ=0 {_fmt(row['lam0_after'])}"
-              f" [before {_fmt(row.get('lam0_before'))}]; Clarabel λ=0 {_fmt(row['clarabel'])}", flush=True)
-        out.append(row)
+    print(f"scale (each case its own process, stopped at {cap:.0f} s; peak RSS includes the design; wall times "
+          f"are under whatever load the machine has, CPU times count both cores)")
+    for family in families:
+        for agents, rows in sizes:
+            row: dict = {"family": family, "agents": agents, "rows": rows}
+            for how in ("cv", "lam0"):
+                row[f"{how}_after"] = run_case(agents, rows, how, cap, REPO, family, responses)
+                if before is not None:
+                    row[f"{how}_before"] = run_case(agents, rows, how, cap, before, family, responses)
+            line = (f"  {family} {agents} agents × {rows} rows: default (CV) {_fmt(row['cv_after'])}"
+                    f"{_lam(row['cv_after'])} [before {_fmt(row.get('cv_before'))}{_lam(row.get('cv_before'))}];"
+                    f" λ=0 {_fmt(row['lam0_after'])} [before {_fmt(row.get('lam0_before'))}]")
+            if family == "sparse" and clarabel:
+                row["clarabel"] = run_case(agents, rows, "clarabel", min(cap, 120.0), REPO, family)
+                line += f"; Clarabel λ=0 {_fmt(row['clarabel'])}"
+            print(line, flush=True)
+            out.append(row)
     return out
+
+
+def _lam(c: dict | None) -> str:
+    if not c or c.get("lam") is None:
+        return ""
+    return f", λ = {c['lam']:.4g}, {c['nonzeros']} agents"
 
 
 def main() -> None:
@@ -139,7 +167,12 @@ def main() -> None:
         rounds = int(args[args.index("--rounds") + 1]) if "--rounds" in args else 2
         extra.append({"single_fits": single_fits(before, rounds)})
     if "--scale" in args:
-        extra.append({"scale": scale(cap, before)})
+        responses = args[args.index("--responses") + 1] if "--responses" in args else ""
+        fams = args[args.index("--families") + 1].split(",") if "--families" in args else \
+            ["sparse", "latent"] + (["resampled"] if responses else [])
+        sizes = tuple(tuple(int(x) for x in z.split("x")) for z in args[args.index("--sizes") + 1].split(",")) \
+            if "--sizes" in args else SCALE_CASES
+        extra.append({"scale": scale(cap, before, fams, responses, sizes, "--no-clarabel" not in args)})
     print(json.dumps(out + extra))
 
 

@@ -76,3 +76,58 @@ def test_matrix_free_cv_equals_fold_by_fold_dense_fits():
             ref[f, k] = heldout_mse(D[m], r[m], sw[m], w)
     assert np.allclose(res.cv["mean"], ref.mean(axis=0), rtol=1e-8, atol=0)
     assert res.lam == grid[int(np.argmin(ref.mean(axis=0)))]
+
+
+def _latent_fold(agents: int = 600, rows: int = 200):
+    from personagen.bench.solver import make_latent_problem
+    from personagen.calibrate import simplex as sx
+    from personagen.calibrate.solvers import Quad
+
+    D, r, g = make_latent_problem(agents, rows, seed=3)
+    m = fold_masks(g, 5, 0)[0]
+    quad = Quad(D=D, r=r, sw=np.where(m, 0.0, 1.0))
+    return D, r, g, quad, sx.lam_grid(Quad.from_design(D, r)), np.full(agents, 1 / agents)
+
+
+def test_cv_lambda_zero_from_small_lambda_support_is_the_cold_fit():
+    """CV's λ = 0 fit starts from the smallest λ's support (latent-type answers: the cold start cycles and then
+    adds one agent per step) and returns the cold fit's weights: the pure fit is unique there."""
+    from personagen.calibrate import simplex as sx
+
+    _, _, _, quad, grid, w0 = _latent_fold()
+    fp = sx.FoldPath(quad, w0)
+    fp.fit(float(grid[-1]))
+    warm = fp.fit(0.0)
+    cold = sx.solve(quad, 0.0, w0)
+    assert warm.n_iter <= 5 < cold.n_iter
+    assert np.abs(warm.w - cold.w).max() <= 1e-12
+    assert abs(sx.objective(quad, warm.w, 0, w0, "l2") - sx.objective(quad, cold.w, 0, w0, "l2")) <= 1e-12
+
+
+def test_cv_lambda_zero_solved_cold_where_the_pure_fit_is_not_unique():
+    """With a duplicate of a support agent the λ = 0 minimiser is not unique (any split of the weight between the
+    copies): `unique_minimiser` says so and CV's λ = 0 fit is the cold one, as before."""
+    from personagen.calibrate import simplex as sx
+    from personagen.calibrate.solvers import Quad
+
+    D, r, g, quad, grid, w0 = _latent_fold()
+    j = int(np.argmax(sx.solve(quad, 0.0, w0).w))
+    D2 = np.column_stack([D, D[:, j]])
+    q2 = Quad(D=D2, r=r, sw=quad.sw)
+    w02 = np.full(D2.shape[1], 1 / D2.shape[1])
+    fp = sx.FoldPath(q2, w02)
+    fp.fit(float(grid[-1]))
+    warm = sx.solve(q2, 0.0, w02, w_start=fp.fits[float(grid[-1])][0])
+    assert not sx.unique_minimiser(q2, warm)
+    assert np.array_equal(fp.fit(0.0).w, sx.solve(q2, 0.0, w02).w)
+
+
+def test_default_fit_on_latent_types_matches_full_grid_choice():
+    """The default fit (coarse-to-fine λ search) on a dense-support latent-type problem picks the full grid's λ."""
+    from personagen.bench.solver import make_latent_problem
+
+    D, r, g = make_latent_problem(400, 160, seed=1)
+    full = fit_weights(D, r, groups=g, lam_search="full")
+    fast = fit_weights(D, r, groups=g)
+    assert fast.lam == full.lam and fast.lam > 0
+    assert abs(fast.objective - full.objective) <= 1e-9 * abs(full.objective)

@@ -150,7 +150,8 @@ def test_lowrank_cv_path_matches_dense_folds():
     """CV on a census-shaped problem: every fold's λ path through D and the row-space solves equals the
     dense-Gram path (objective to 1e-9), no dense solve is larger than 2·rows, and fit_weights' CV runs on it."""
     from personagen.bench.solver import make_onehot_problem
-    from personagen.calibrate import fit_weights, solvers
+    from personagen.calibrate import fit_weights
+    from personagen.calibrate import quad as quad_module
     from personagen.calibrate import simplex as sx
     from personagen.calibrate.cv import fold_masks, fold_quads
 
@@ -170,17 +171,17 @@ def test_lowrank_cv_path_matches_dense_folds():
         assert qf.n_lowrank > 0
 
     sizes = []
-    orig = solvers._eq_solve
+    orig = quad_module.eq_solve
 
     def spy(H, fP, simplex):
         sizes.append(len(fP))
         return orig(H, fP, simplex)
 
-    solvers._eq_solve = spy
+    quad_module.eq_solve = spy
     try:
         res = fit_weights(D, r, groups=g)
     finally:
-        solvers._eq_solve = orig
+        quad_module.eq_solve = orig
     assert res.cv["folds"] == 5 and res.cv["grid_full"] == 20 and 8 <= len(res.cv["grid"]) <= 12
     assert max(sizes, default=0) < 2 * D.shape[0]
     assert abs(res.weights.sum() - 1) < 1e-12 and res.weights.min() >= 0
@@ -189,7 +190,7 @@ def test_lowrank_cv_path_matches_dense_folds():
 def test_projected_gradient_for_strong_pulls(prob):
     """Large μ (the top of the CV grid): projected gradient with step 2/(L + 2μ) contracts by q = L/(L + 2μ) a step
     (L = ‖PGP‖₂), reaches the active set's minimiser (objective to 1e-12, Clarabel's to 1e-6) in about
-    log(tol)/log(q) steps, and `simplex.solve` takes it only from μ ≥ 4.5·L."""
+    log(tol)/log(q) steps, and `simplex.solve` takes it only from μ ≥ 0.9·L (`Tuning.pg_min_pull`)."""
     from personagen.calibrate import simplex as sx
     from personagen.calibrate.solvers import pg_simplex
 
@@ -202,7 +203,7 @@ def test_projected_gradient_for_strong_pulls(prob):
     P = np.eye(n) - 1.0 / n
     exact = np.linalg.eigvalsh(P @ gram(D) @ P).max()
     assert top <= exact * (1 + 1e-12) and top >= 0.95 * exact  # the estimate the 5% margin covers
-    for ratio in (4.5, 10.0):
+    for ratio in (0.9, 10.0):
         mu = ratio * top
         f = quad.b + mu * w0
         pg = pg_simplex(quad, f, mu, top, w0)
@@ -215,7 +216,7 @@ def test_projected_gradient_for_strong_pulls(prob):
         assert np.abs(pg.w - a.w).max() <= 1e-10 * a.w.max()
         assert (vp - _cvx_simplex(D, r, mu, w0)) / abs(va) <= 1e-6
         assert sx.solve(quad, mu / n, w0, top=top).solver == "projected-gradient"
-    assert sx.solve(quad, 4.0 * top / n, w0, top=top).solver.startswith("active-set")
+    assert sx.solve(quad, 0.8 * top / n, w0, top=top).solver.startswith("active-set")
 
 
 def test_row_space_corrections_by_woodbury(wide):

@@ -55,14 +55,131 @@ def make_large_problem(agents: int, rows: int, *, options: int = 4, k_true: int 
     return D, r, np.repeat([f"q{i}" for i in range(questions)], options)
 
 
-def scale_case(agents: int, rows: int, how: str, seed: int = 0) -> dict:
+def make_latent_problem(agents: int, rows: int, *, types: int = 8, options: tuple[int, int] = (3, 5),
+                        spread: float = 1.0, mix: float = 0.3, noise_logit: float = 0.5, noise: float = 0.01,
+                        seed: int = 0) -> tuple[Array, Array, Array]:
+    """(D, r, groups) from latent answer types, the shape of real persona answers (issue 23).
+
+    Each of `types` latent types answers question q with softmax(spread·z_tq) (z standard normal); each agent is
+    a Dirichlet(`mix`) mixture of the types' distributions with Gaussian noise (sd `noise_logit`) on its own
+    logits; questions have 3–5 options (`options`, inclusive); the target is another Dirichlet(1) mixture of the
+    types plus `noise` Gaussian sampling noise, clipped and renormalised per question. The fitted support is
+    dense (thousands of agents at the CV-chosen λ), unlike `make_large_problem`'s sparse truth. Generated a
+    question at a time into the final array (no second copy of D)."""
+    rng = np.random.default_rng(seed)
+    sizes: list[int] = []
+    while sum(sizes) < rows:
+        k = int(rng.integers(options[0], options[1] + 1))
+        left = rows - sum(sizes)
+        if left - k < options[0]:
+            k = left if left <= options[1] else left - options[0]
+        sizes.append(k)
+    pi = rng.dirichlet(np.full(types, mix), size=agents)  # agents × types
+    rho = rng.dirichlet(np.ones(types))
+    D = np.empty((rows, agents))
+    r = np.empty(rows)
+    groups = np.empty(rows, dtype=object)
+    at = 0
+    for q, k in enumerate(sizes):
+        z = spread * rng.standard_normal((types, k))
+        P = np.exp(z - z.max(axis=1, keepdims=True))
+        P /= P.sum(axis=1, keepdims=True)  # types × k
+        A = np.log(pi @ P) + noise_logit * rng.standard_normal((agents, k))
+        A = np.exp(A - A.max(axis=1, keepdims=True))
+        D[at:at + k] = (A / A.sum(axis=1, keepdims=True)).T
+        t = np.maximum(rho @ P + noise * rng.standard_normal(k), 1e-6)
+        r[at:at + k] = t / t.sum()
+        groups[at:at + k] = f"q{q}"
+        at += k
+    return D, r, groups.astype(str)
+
+
+def responses_matrix(path: str, *, survey_id: str | None = None) -> tuple[Array, list[str]]:
+    """The (question-option rows × personas) answer matrix of a real LIB/responses.parquet (valid rows of its
+    first model/mode and survey) and the question id of each row; personas missing a question are dropped."""
+    import polars as pl
+
+    df = pl.read_parquet(path)
+    if "valid" in df.columns:
+        df = df.filter(pl.col("valid").fill_null(False))
+    for col in ("survey_id", "model", "mode"):
+        if col in df.columns and df.height:
+            first = survey_id if col == "survey_id" and survey_id else df[col][0]
+            df = df.filter(pl.col(col) == first)
+    df = df.group_by("persona_id", "qid", "option").agg(pl.col("prob").sum())
+    wide = df.pivot(on="persona_id", index=["qid", "option"], values="prob").sort("qid", "option")
+    wide = wide.drop([c for c in wide.columns[2:] if wide[c].null_count() > 0])
+    if wide.width <= 2:
+        raise ValueError(f"{path}: no persona answers every question")
+    return wide.drop("qid", "option").to_numpy().astype(float), wide["qid"].to_list()
+
+
+def make_resampled_problem(agents: int, rows: int, path: str, *, noise_logit: float = 0.3, noise: float = 0.01,
+                           seed: int = 0) -> tuple[Array, Array, Array]:
+    """(D, r, groups) from real elicited answers resampled to size: whole questions of `path`'s
+    responses.parquet drawn with replacement until `rows` rows, personas drawn with replacement to `agents`
+    columns, each drawn persona's answers jittered by Gaussian noise (sd `noise_logit`) on its logits (so no two
+    columns or questions are copies); the target is a Dirichlet(1)-weighted mix of 20 random real personas'
+    answers, like a population of the answer types the model expresses, plus `noise` sampling noise."""
+    rng = np.random.default_rng(seed)
+    base, qids = responses_matrix(path)
+    qs = list(dict.fromkeys(qids))
+    rows_of = {q: np.flatnonzero(np.asarray(qids) == q) for q in qs}
+    pick: list[int] = []
+    groups: list[str] = []
+    while len(pick) < rows:
+        q = qs[int(rng.integers(len(qs)))]
+        if len(pick) + len(rows_of[q]) > rows and pick:
+            break
+        groups += [f"{q}#{len(groups)}"] * len(rows_of[q])
+        pick += rows_of[q].tolist()
+    cols = rng.integers(base.shape[1], size=agents)
+    D = np.empty((len(pick), agents))
+    r = np.empty(len(pick))
+    mixers = rng.choice(base.shape[1], size=min(20, base.shape[1]), replace=False)
+    mw = rng.dirichlet(np.ones(len(mixers)))
+    at = 0
+    for g in dict.fromkeys(groups):
+        k = groups.count(g)
+        B = base[pick[at:at + k]]
+        A = np.log(np.maximum(B[:, cols], 1e-6)) + noise_logit * rng.standard_normal((k, agents))
+        A = np.exp(A - A.max(axis=0, keepdims=True))
+        D[at:at + k] = A / A.sum(axis=0, keepdims=True)
+        t = np.maximum(B[:, mixers] @ mw + noise * rng.standard_normal(k), 1e-6)
+        r[at:at + k] = t / t.sum()
+        at += k
+    return D, r, np.asarray(groups)
+
+
+FAMILIES = ("sparse", "latent", "resampled")  # problem families of the scale benchmark (see `family_problem`)
+
+
+def family_problem(family: str, agents: int, rows: int, *, seed: int = 0,
+                   responses: str | None = None) -> tuple[Array, Array, Array]:
+    """(D, r, groups) of one family: "sparse" (`make_large_problem`: sparse true mix of 10 agents), "latent"
+    (`make_latent_problem`: dense supports), "resampled" (`make_resampled_problem` from `responses`, a real
+    responses.parquet path)."""
+    if family == "sparse":
+        return make_large_problem(agents, rows, seed=seed)
+    if family == "latent":
+        return make_latent_problem(agents, rows, seed=seed)
+    if family == "resampled":
+        if not responses:
+            raise ValueError("family 'resampled' needs the path of a real responses.parquet")
+        return make_resampled_problem(agents, rows, responses, seed=seed)
+    raise ValueError(f"unknown problem family {family!r} (choose from {', '.join(FAMILIES)})")
+
+
+def scale_case(agents: int, rows: int, how: str, seed: int = 0, family: str = "sparse",
+               responses: str | None = None) -> dict:
     """One scale-benchmark case in this process: how = "cv" (default fit, λ by CV), "lam0" (λ = 0) or
-    "clarabel" (λ = 0 by cvxpy/Clarabel). Seconds of the fit and this process's peak RSS (MB)."""
+    "clarabel" (λ = 0 by cvxpy/Clarabel), on a problem of `family` (`family_problem`). Seconds of the fit and
+    this process's peak RSS (MB)."""
     import resource
 
     from personagen.calibrate import fit_weights
 
-    D, r, groups = make_large_problem(agents, rows, seed=seed)
+    D, r, groups = family_problem(family, agents, rows, seed=seed, responses=responses)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0, c0 = time.perf_counter(), time.process_time()
     if how == "clarabel":
@@ -71,7 +188,7 @@ def scale_case(agents: int, rows: int, how: str, seed: int = 0) -> dict:
     else:
         res = fit_weights(D, r, groups=groups) if how == "cv" else fit_weights(D, r, lam=0.0)
         extra = {"objective": res.objective, "lam": res.lam, "nonzeros": res.nonzeros}
-    return {"agents": agents, "rows": rows, "how": how, "seconds": time.perf_counter() - t0,
+    return {"agents": agents, "rows": rows, "how": how, "family": family, "seconds": time.perf_counter() - t0,
             "cpu_seconds": time.process_time() - c0, "rss_before_fit_mb": rss0, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             **extra}
 

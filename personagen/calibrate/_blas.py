@@ -10,8 +10,11 @@ libraries (~0.8 ms) on every call, `controller.limit` costs ~40 µs.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
+
+from personagen.calibrate.tuning import TUNING
 
 _CONTROLLER: Any = None
 
@@ -31,3 +34,20 @@ def blas_threads(n: int) -> Iterator[None]:
     """Temporarily limit BLAS threads to n (restored on exit)."""
     with _controller().limit(limits=n, user_api="blas"):
         yield
+
+
+def big_threads(m: int) -> contextlib.AbstractContextManager:
+    """Every BLAS thread for an O(m³) or O(m²·c) kernel step when m ≥ TUNING.big_rows (the solve loop runs with
+    one: thread hand-off dominates small factorisations, not a 4000 × 4000 Cholesky or a rank-512 update)."""
+    return blas_threads(os.cpu_count() or 1) if m >= TUNING.big_rows else contextlib.nullcontext()
+
+
+def pass_threads(size: int) -> contextlib.AbstractContextManager:
+    """Every BLAS thread for a matrix–vector pass over a D of `size` entries ≥ TUNING.big_pass (memory-bound:
+    two threads stream it ~25% faster on the 2-core machine); small passes stay on the solve loop's one thread."""
+    return blas_threads(os.cpu_count() or 1) if size >= TUNING.big_pass else contextlib.nullcontext()
+
+
+def all_threads(on: bool) -> contextlib.AbstractContextManager:
+    """Every BLAS thread when `on`, else no change."""
+    return blas_threads(os.cpu_count() or 1) if on else contextlib.nullcontext()

@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.linalg as sla
 
 from personagen.calibrate.solvers import (
     QPResult,
@@ -24,6 +25,7 @@ from personagen.calibrate.solvers import (
     pg_simplex,
     project_simplex,
 )
+from personagen.calibrate.tuning import TUNING
 
 Array = np.ndarray
 
@@ -52,8 +54,9 @@ def solve(
 ) -> QPResult:
     """One simplex fit at a fixed λ (warm-startable).
 
-    `top` (≥ ‖PGP‖₂, known in CV from the λ grid) lets a matrix-free fit with a strong pull (μ = λN ≥ 4.5·top,
-    the top of the grid) take projected-gradient steps (`pg_simplex`, ~10 passes pairs over D) instead of the
+    `top` (≥ ‖PGP‖₂, known in CV from the λ grid) lets a matrix-free fit with a strong pull (μ = λN ≥
+    `Tuning.pg_min_pull`·top, the top of the grid) take projected-gradient steps (`pg_simplex`, 10–25 pairs of
+    passes over D) instead of the
     active set, whose support there holds most agents and costs a rows × rows factorisation per step."""
     n = quad.n
     if lam > 0 and pull == "kl":
@@ -69,12 +72,10 @@ def solve(
     return active_set(quad, f, mu, simplex=True, w_start=w_start, pull=w0)
 
 
-PG_MIN_PULL = 4.5  # μ/‖PGP‖₂ from which projected gradient contracts by ≤ 0.1 a step
-
-
 def takes_pg(quad: Quad, mu: float, top: float | None) -> bool:
-    """Whether `solve` takes projected-gradient steps: a matrix-free quadratic with μ ≥ PG_MIN_PULL·‖PGP‖₂."""
-    return bool(top) and quad.G is None and mu >= PG_MIN_PULL * top
+    """Whether `solve` takes projected-gradient steps: a matrix-free quadratic with μ ≥ `Tuning.pg_min_pull`·‖PGP‖₂
+    (each step then contracts by ≤ 0.37)."""
+    return bool(top) and quad.G is None and mu >= TUNING.pg_min_pull * top
 
 
 class FoldPath:
@@ -103,10 +104,50 @@ class FoldPath:
                 if not seen:  # one step of the KKT map from the start (contracting when μ is large)
                     seen = [(math.nan, self.quad.matvec(start))]
                 start = predict(self.quad, self.w0, lam * self.quad.n, seen)
-        res = solve(self.quad, lam, self.w0, pull=self.pull, w_start=start, top=self.top)
+        res = self._warm_zero() if lam == 0 else None
+        if res is None:
+            res = solve(self.quad, lam, self.w0, pull=self.pull, w_start=start, top=self.top)
         self.fits[lam] = (res.w, res.gw if lam > 0 else None)
         res.gw = None
         return res
+
+    def _warm_zero(self) -> QPResult | None:
+        """λ = 0 started from the support of the smallest λ > 0 fit made, kept only where the pure fit is unique
+        (`unique_minimiser`), hence the very fit a cold start reaches; None otherwise (the caller solves cold).
+
+        Why: cold, the primal–dual active set at μ = 0 cycles on dense answer matrices and the primal active set
+        that finishes it adds one agent per step (~770 steps, each a Cholesky and a pass over D, at 3,000 × 600
+        latent-type answers); from the small-λ support it takes 2–3 steps to the same weights."""
+        pos = [x for x in self.fits if x > 0]
+        if self.pull != "l2" or not pos:
+            return None
+        start = self.fits[min(pos)][0]
+        res = solve(self.quad, 0.0, self.w0, w_start=start)
+        return res if res.converged and unique_minimiser(self.quad, res) else None
+
+
+def unique_minimiser(quad: Quad, res: QPResult) -> bool:
+    """Whether the λ = 0 fit `res` is the problem's only minimiser: G_PP on its support P nonsingular (no exact
+    dependence among the support's columns: pivots of its Cholesky factor above `Tuning.unique_pivot`) and strict
+    complementarity (every agent outside P has a reduced gradient above `Tuning.unique_gap`). Both fail on degenerate
+    designs (duplicate agents, supports wider than the rows), where different starts reach different minimisers."""
+    idx = np.flatnonzero(res.w > 0)
+    if not len(idx) or res.gw is None or (quad.rows and len(idx) >= quad.rows):
+        return False
+    g = res.gw - quad.b
+    nu = float(np.mean(g[idx]))
+    out = np.ones(quad.n, dtype=bool)
+    out[idx] = False
+    scale = max(float(np.max(np.abs(quad.b))), quad.diag_mean() / quad.n, 1e-300)
+    if out.any() and float(np.min(g[out] - nu)) <= TUNING.unique_gap * scale:
+        return False
+    H = quad.block(idx)
+    top = float(np.max(np.diag(H)))
+    try:
+        R = sla.cholesky(H, lower=False, overwrite_a=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        return False
+    return bool(np.min(np.diag(R)) ** 2 > TUNING.unique_pivot * top)
 
 
 def path(

@@ -1,0 +1,60 @@
+"""The solver's cut-offs, in one place: every threshold that was tuned by measurement on the project's 2-core
+machine (OpenBLAS, 2 threads), with where it was measured.
+
+Why one object: the cut-offs trade one cost against another (a thread hand-off against a kernel's flops, a
+dense Gram against passes over D, a Woodbury correction against a refactorisation); on a machine with more
+cores or another BLAS they move together, and a reader looking for "why 1000?" finds every answer here.
+`TUNING` is the instance the solvers read; tests may pass their own through `dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Cut-offs of the calibration solvers (see each field)."""
+
+    # BLAS threads (calibrate/_blas.py). The solve loop runs on one thread: thread hand-off dominates a 200 × 200
+    # Cholesky (10–20× slower with two threads on a busy 2-core machine, issue 15).
+    big_rows: int = 1000  # O(m³) / O(m²·c) kernels of at least this size use every thread (a 4000² Cholesky)
+    big_pass: int = 4_000_000  # a pass over a D of at least this many entries (32 MB) uses every thread (~25%)
+    big_block_flops: float = 2e8  # a new Gram block (rows × new × cached) of this many flops uses every thread
+
+    # Dense Gram or matrix-free (calibrate/quad.py): a dense N × N Gram pays when N is moderate and D is not
+    # wide; measured at 1,000–5,000 agents × 500–2,000 questions (issue 7).
+    dense_max_agents: int = 3000
+    dense_min_rows_per_agent: float = 0.5  # dense only when rows ≥ this × agents
+    # G·w from the nonzero columns only when fewer than N // divisor agents have weight
+    dense_matvec_divisor: int = 3
+    free_matvec_divisor: int = 4
+
+    # Matrix-free storage (calibrate/column_cache.py, calibrate/row_space.py).
+    cache_mb: float = 256.0  # the Gram-column cache of one quadratic (issue 15: 20k × 5,000 at 2.4 GB peak)
+    kernel_chunk: int = 512  # columns gathered per rank-k update of the row-space kernel
+    kernel_rebuild_moves: float = 4.0  # rebuild the kernel after this many × N column moves (round-off guard)
+    woodbury_min: int = 16  # a factored row operator is corrected by Woodbury for at most
+    woodbury_divisor: int = 5  # max(woodbury_min, rows // woodbury_divisor) changed agents (issue 15, 10k × 2,500)
+    lowrank_refine_mu: float = 1e-3  # below this × K's mean eigenvalue, a row-space solve is refined on the
+    # full system (z = (f + ν − X_Pᵀa)/μ cancels large terms)
+
+    # Active set (calibrate/active_set.py): the support grows by at most this many agents beyond its size.
+    max_add_floor: int = 20
+
+    # Projected gradient (calibrate/first_order.py): μ/‖PGP‖₂ from which CV fits take projected-gradient steps,
+    # each contracting by q = L/(L + 2μ) ≤ 0.37 (L = 1.05·‖PGP‖₂): ~25 pairs of passes over D to 1e-13. Issue 15
+    # took 4.5 (q ≤ 0.1); issue 23 measured 0.9, which adds the grid's λ = λ_max/10 (μ = ‖PGP‖₂, supports of ~90%
+    # of the agents, each active-set step a rows × rows factorisation): latent types 5,000 × 1,250, CV 12.7 → 8.8
+    # CPU s; sparse truth 5.0 → 4.7 CPU s; the same λ and CV errors to 1e-14.
+    pg_min_pull: float = 0.9
+
+    # CV's λ = 0 fits start from the smallest λ's support only where the pure fit is unique (calibrate/simplex.py,
+    # `unique_minimiser`): Cholesky pivots of G_PP above unique_pivot × its largest diagonal entry, and every
+    # agent outside the support with a reduced gradient above unique_gap × the gradient scale (exact ties,
+    # duplicate agents, fail both; generic answers pass with orders of magnitude to spare, issue 23).
+    unique_pivot: float = 1e-10
+    unique_gap: float = 1e-9
+
+
+TUNING = Tuning()
