@@ -88,7 +88,11 @@ def test_calibrate_cli_overall(calibrated, capsys) -> None:  # noqa: ANN001
     for f in ("weights.parquet", "report.json", "report.md", "predicted_vs_target.png", "cv_curve.png"):
         assert (d / f).is_file(), f
     w = pl.read_parquet(d / "weights.parquet")
-    assert w.columns == ["persona_id", "weight"] and w.height == 60
+    assert w.columns[:3] == ["persona_id", "weight", "asked"] and w.height == 60 and w["asked"].all()
+    reps = [c for c in w.columns if c.startswith("rep_")]
+    assert reps == [f"rep_{b}" for b in range(1, 81)]
+    for c in reps[:5]:
+        assert w[c].sum() == pytest.approx(1.0, abs=1e-9) and w[c].min() >= 0
     assert w["weight"].sum() == pytest.approx(1.0, abs=1e-9)
     assert w["weight"].min() >= 0
     saved = json.loads((d / "report.json").read_text())
@@ -169,7 +173,9 @@ def test_drop_incomplete(tmp_path: Path, survey, capsys) -> None:  # noqa: ANN00
         ~((pl.col("persona_id") == "p003") & (pl.col("qid") == q))))
     with pytest.warns(UserWarning, match="lack answers"):
         cal = lib.calibrate(survey, drop_incomplete=True, write=False, n_boot=20)
-    assert cal.weights.height == 59 and "p003" not in cal.weights["persona_id"].to_list()
+    asked = dict(zip(cal.weights["persona_id"].to_list(), cal.weights["asked"].to_list()))
+    assert cal.weights.height == 60 and asked["p003"] is False and sum(asked.values()) == 59
+    assert cal.weights.filter(~pl.col("asked"))["weight"].sum() == 0
 
 
 def test_bad_survey_mismatch(tmp_path: Path, survey, capsys) -> None:  # noqa: ANN001
