@@ -7,6 +7,8 @@ to census margins and writes LIB/calibrations/NAME.
 
 from personagen.calibrate.constraints import MarginConstraints
 from personagen.calibrate.design import Design, block_row_weights
+from personagen.calibrate.estimate import Estimate, EstimateOptions, conformal_halfwidth, estimate_library
+from personagen.calibrate.estimate_plot import plot_estimate
 from personagen.calibrate.fit import ESTIMATORS, FitOptions, FitResult, fit_weights
 from personagen.calibrate.honesty import honesty_notes
 from personagen.calibrate.library import (
@@ -21,6 +23,6 @@ from personagen.calibrate.replicates import DEFAULT_REPLICATES, bootstrap_varian
 
 __all__ = [
     "BASES", "CENSUS_SURVEY_ID", "DEFAULT_REPLICATES", "bootstrap_variance", "ESTIMATORS", "METHODS", "PULLS", "SEARCHES",
-    "CalibrateOptions", "Calibration", "Design", "FitOptions", "FitResult", "MarginConstraints", "Prepared",
+    "CalibrateOptions", "Estimate", "EstimateOptions", "conformal_halfwidth", "estimate_library", "plot_estimate", "Calibration", "Design", "FitOptions", "FitResult", "MarginConstraints", "Prepared",
     "block_row_weights", "calibrate_library", "fit_weights", "honesty_notes",
 ]

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prefs": ("prefs", "prefs"),
     "prefs-eval": ("prefs_eval", "prefs_eval"),
     "finetune": ("finetune", "finetune"),
+    "estimate": ("estimate", "estimate"),
 }
 
 # one-line help shown by `personagen --help` without importing any command
@@ -50,6 +51,7 @@ HELP: dict[str, str] = {
     "prefs-eval": "Validate preference pairs (evaluator check, role-player agreement).",
     "finetune": "SubPOP LoRA fine-tuning on survey distributions (extra [train]).",
     "reproduce": "Run a paper's protocol and print its table beside the published numbers.",
+    "estimate": "Weighted answer shares of a calibrated panel, with intervals, overall and by group.",
 }
 
 
