@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import polars as pl
 
 from personagen.errors import BadInput, PersonagenError
 from personagen.library import MANIFEST, Library
+from personagen.metrics import kish_ess
 from personagen.publish.export import (
     FORMAT,
     PANEL_JSON,
@@ -171,11 +173,15 @@ def pull_panel(repo_or_path: str | os.PathLike, out: str | os.PathLike | None = 
             lib.append_responses(responses)
         cdir = lib.calibration_dir(name)
         cdir.mkdir(parents=True)
+        keep = [c for c in personas.columns if c == "asked" or (c.startswith("rep_") and c[4:].isdigit())]
         atomic_write_parquet(cdir / "weights.parquet",
-                             personas.select("persona_id", pl.col("weight").cast(pl.Float64)))
+                             personas.select("persona_id", pl.col("weight").cast(pl.Float64), *keep))
         atomic_write_json(cdir / "report.json", {**report, "name": name, "pulled_from": source})
         lib.record("pull", **source)
     return Library.open(out)
+
+
+FEW_DISTINCT = 10  # sample-panel warns when the draws hold fewer than n/10 distinct personas
 
 
 def sample_panel(lib: Library | str | os.PathLike, n: int, *, seed: int = 0,
@@ -189,5 +195,11 @@ def sample_panel(lib: Library | str | os.PathLike, n: int, *, seed: int = 0,
     w = panel["weight"].cast(pl.Float64).to_numpy()
     rng = np.random.default_rng(seed)
     idx = rng.choice(panel.height, size=n, replace=True, p=w / w.sum())
+    uniq = len(set(idx.tolist()))
+    if uniq < n / FEW_DISTINCT:
+        warnings.warn(f"the {n} draws hold only {uniq} distinct personas (< n/{FEW_DISTINCT}): the weight sits on "
+                      f"few personas (Kish ESS {kish_ess(w):.1f}), so the sample repeats them; use the weights "
+                      "directly (personagen estimate) or a calibration with a larger effective sample size",
+                      stacklevel=2)
     return panel[idx.tolist()].with_columns(pl.Series("draw", np.arange(n), dtype=pl.Int64)) \
         .select(["draw", *panel.columns])
