@@ -131,7 +131,7 @@ def new_figure(width: float, height: float, nrows: int = 1, ncols: int = 1) -> t
 
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
-    return fig, fig.subplots(nrows, ncols, squeeze=nrows * ncols == 1)
+    return fig, fig.subplots(nrows, ncols)
 
 
 def save_png(fig: Any, path: str | Path) -> None:
