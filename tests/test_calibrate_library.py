@@ -90,7 +90,9 @@ def test_calibrate_cli_overall(calibrated, capsys) -> None:  # noqa: ANN001
     w = pl.read_parquet(d / "weights.parquet")
     assert w.columns[:3] == ["persona_id", "weight", "asked"] and w.height == 60 and w["asked"].all()
     reps = [c for c in w.columns if c.startswith("rep_")]
-    assert reps == [f"rep_{b}" for b in range(1, 81)]
+    from personagen.calibrate import DEFAULT_REPLICATES
+
+    assert reps == [f"rep_{b}" for b in range(1, DEFAULT_REPLICATES + 1)]
     for c in reps[:5]:
         assert w[c].sum() == pytest.approx(1.0, abs=1e-9) and w[c].min() >= 0
     assert w["weight"].sum() == pytest.approx(1.0, abs=1e-9)

@@ -333,7 +333,7 @@ def estimate_library(lib: Library | str, survey: Survey | str, options: Estimate
     n_reps = w.width - 2
     if n_reps < 2:
         notes.append("the calibration has no replicate weights (made with --replicates 0, by an older version, or "
-                     "pulled): se/lo/hi are null; re-run calibrate with --replicates 80")
+                     "pulled): se/lo/hi are null; re-run calibrate (default --replicates 40)")
     missing = answers.filter(~pl.col("persona_id").is_in(w["persona_id"].to_list()))["persona_id"].n_unique()
     if missing:
         notes.append(f"{missing} personas answered but are not in the calibration's weights (weight 0)")
