@@ -182,23 +182,29 @@ def _panel(lib: Library, w: pl.DataFrame, by: Sequence[str], notes: list[str]) -
     return _Panel(index, W, groups)
 
 
-def _question_matrix(a: pl.DataFrame, options: list[str], panel: _Panel, qid: str, source: str
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """(persona rows into the panel, P: their answer distributions over `options`, rows summing to 1)."""
-    pos = {o: k for k, o in enumerate(options)}
-    unk = [o for o in a["option"].unique().to_list() if o not in pos]
-    if unk:
-        raise BadInput(f"{source}: option {unk[0]!r} of {qid!r} is not one of the survey's options")
-    pid = a["persona_id"].to_list()
-    rows = np.fromiter((panel.index.get(p, -1) for p in pid), dtype=np.int64, count=len(pid))
-    keep = rows >= 0
-    u, inv = np.unique(rows[keep], return_inverse=True)
-    P = np.zeros((len(u), len(options)))
-    opt = np.fromiter((pos[o] for o in a["option"].to_list()), dtype=np.int64, count=len(pid))[keep]
-    prob = a["prob"].to_numpy()[keep]
-    if not np.isfinite(prob).all() or (prob < 0).any():
-        raise BadInput(f"{source}: answers to {qid!r} have NaN or negative probabilities")
-    np.add.at(P, (inv, opt), prob)
+def _indexed(answers: pl.DataFrame, qids: list[str], survey: Survey, panel: _Panel, source: str) -> pl.DataFrame:
+    """Answers with integer columns: _row (the persona's row in the panel; personas without a weight dropped) and
+    _opt (the option's position in the survey's options); BadInput for an option the survey does not list."""
+    opts = pl.DataFrame([(q, o, k) for q in qids for k, o in enumerate(survey.options(q))],
+                        schema={"qid": pl.String, "option": pl.String, "_opt": pl.Int64}, orient="row")
+    rows = pl.DataFrame({"persona_id": list(panel.index), "_row": list(panel.index.values())},
+                        schema={"persona_id": pl.String, "_row": pl.Int64})
+    a = answers.join(opts, on=["qid", "option"], how="left")
+    unk = a.filter(pl.col("_opt").is_null())
+    if unk.height:
+        r = unk.row(0, named=True)
+        raise BadInput(f"{source}: option {r['option']!r} of {r['qid']!r} is not one of the survey's options")
+    bad = a.filter(pl.col("prob").is_null() | pl.col("prob").is_nan() | (pl.col("prob") < 0))
+    if bad.height:
+        raise BadInput(f"{source}: answers to {bad['qid'][0]!r} have null, NaN or negative probabilities")
+    return a.join(rows, on="persona_id", how="inner").select("qid", "_row", "_opt", "prob")
+
+
+def _question_matrix(a: pl.DataFrame, n_options: int) -> tuple[np.ndarray, np.ndarray]:
+    """(persona rows into the panel, P: their answer distributions over the options, rows summing to 1)."""
+    u, inv = np.unique(a["_row"].to_numpy(), return_inverse=True)
+    P = np.zeros((len(u), n_options))
+    np.add.at(P, (inv, a["_opt"].to_numpy()), a["prob"].to_numpy())
     s = P.sum(axis=1, keepdims=True)
     ok = s[:, 0] > 0
     return u[ok], P[ok] / s[ok]
@@ -208,7 +214,7 @@ def _shares(u: np.ndarray, P: np.ndarray, panel: _Panel, mask: np.ndarray, z: fl
     """Weighted shares of one question in one group, with replicate SEs, normal interval, n and Kish ESS."""
     m = mask[u]
     Wq = panel.W[u[m]]
-    num = P[m].T @ Wq  # K × (1+R)
+    num = np.einsum("nk,nr->kr", P[m], Wq)  # K × (1+R); einsum: no BLAS thread hand-off on a busy machine
     den = Wq.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         est = np.where(den > 0, num / den, np.nan)
@@ -217,28 +223,33 @@ def _shares(u: np.ndarray, P: np.ndarray, panel: _Panel, mask: np.ndarray, z: fl
     w = Wq[:, 0]
     n = int((w > 0).sum())
     ess = kish_ess(w) if n else 0.0
+    if e.size and not n:
+        e = np.full(e.size, np.nan)
     return {"estimate": e, "se": se, "lo": np.clip(e - z * se, 0, 1), "hi": np.clip(e + z * se, 0, 1),
             "n": np.full(e.size, n), "ess": np.full(e.size, ess)}
 
 
-def _target_group(survey: Survey, by: str | None, group: str, cal_group: str) -> str | None:
+def _target_group(known: set[str], by: str | None, group: str, cal_group: str) -> str | None:
     """The survey group whose human shares stand beside a row: the calibration's target group for the whole
     panel (the weighted panel stands for it), the group's own value otherwise; None when the survey lacks it."""
     name = cal_group if by is None else group
-    return name if name in survey.groups() else None
+    return name if name in known else None
 
 
 def _table(answers: pl.DataFrame, qids: list[str], survey: Survey, panel: _Panel, cal_group: str, z: float,
            source: str) -> pl.DataFrame:
     """Every question × option × group row (estimate, se, lo, hi, n, ess, target, error, split)."""
-    parts = {q: g for (q,), g in answers.partition_by("qid", as_dict=True).items()}
-    dists = {}
+    parts = {q: g for (q,), g in _indexed(answers, qids, survey, panel, source)
+             .partition_by("qid", as_dict=True).items()}
+    dists: dict[str, dict] = {}
+    known_groups = set(survey.groups())
     cols: dict[str, list] = {k: [] for k in SCHEMA if k not in ("plo", "phi")}
     for q in qids:
         options = survey.options(q)
-        u, P = _question_matrix(parts[q], options, panel, q, source)
+        u, P = _question_matrix(parts[q], len(options)) if q in parts else (np.zeros(0, np.int64),
+                                                                             np.zeros((0, len(options))))
         for by, group, mask in panel.groups:
-            tg = _target_group(survey, by, group, cal_group)
+            tg = _target_group(known_groups, by, group, cal_group)
             if tg is not None and tg not in dists:
                 dists[tg] = survey.distributions(tg)
             tq = dists[tg].get(q) if tg is not None else None
