@@ -38,7 +38,15 @@ def panel(tmp_path_factory, w26):  # noqa: ANN001, ANN201
                              "weight_census": [1.0 / n] * n, "region": [REGIONS[i % 4] for i in range(n)]})
     lib = make_library(root / "lib", w26, personas=personas)
     sp = w26.save(root / "w26.parquet")
-    cal = lib.calibrate(w26, name="w26", n_boot=20, replicates=200)
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")  # a notebook user's backend: calibrate's plots must not switch it
+    try:
+        cal = lib.calibrate(w26, name="w26", n_boot=20, replicates=200)
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
     return lib, sp, cal
 
 
