@@ -40,6 +40,13 @@ class Library(_library.Library):
                                mode=mode)
         return estimate_library(self, survey, opts).table
 
+    def describe(self, calibration: str | None = None, census: str | None = None) -> dict:
+        """The weighted panel beside the pool and the census (personagen.calibrate.describe_calibration): per
+        attribute shares, TVD/ASMD before and after weighting, Kish ESS, design effect."""
+        from personagen.calibrate import describe_calibration
+
+        return describe_calibration(self, calibration, census)
+
 
 def build(out: str | os.PathLike, census: str | None = None, n: int = 1000, seed: int = 0, **kw: Any) -> Library:
     """Build a persona library from PUMS (see personagen.pipeline.build_library) -> Library."""

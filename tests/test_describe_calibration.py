@@ -45,3 +45,4 @@ def test_describe_calibration_json_and_plot(vt, tmp_path: Path, capsys) -> None:
     assert p.get("18-24", 0.0) == pytest.approx(share)
     assert {"pool", "weighted", "census"} <= set(res["attributes"]["education"])
     assert png.stat().st_size > 10_000
+    assert vt.describe(calibration="m")["design_effect"] == pytest.approx(res["design_effect"])
