@@ -62,5 +62,12 @@ def test_newcomer_warns_and_caveats_travel(newcomer, tmp_path: Path, capsys) -> 
     pers = pl.read_parquet(tmp_path / "P" / "data/personas/train-00000-of-00001.parquet")
     assert {"asked", "rep_1", "rep_10"} <= set(pers.columns)
 
+    code, out, err = run_cli(["pull", str(tmp_path / "P"), "-o", str(tmp_path / "L2")], capsys)
+    assert code == 0, err  # the replicate weights come back with a pulled panel: estimate has its SEs
+    code, out, err = run_cli(["estimate", str(tmp_path / "L2"), "--survey", str(sp), "--json"], capsys)
+    assert code == 0, err
+    rows = json.loads(out.strip().splitlines()[-1])["rows"]
+    assert rows and all(r["se"] is not None and r["n"] <= 20 for r in rows)
+
     code, out, err = run_cli(["sample-panel", str(lib.path), "-n", "1000"], capsys)
     assert code == 0 and err.startswith("warning: the 1000 draws hold only"), err

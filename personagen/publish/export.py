@@ -229,7 +229,7 @@ def _sanitize_census(c: Any) -> dict[str, Any] | None:
 _REPORT_KEYS = ("name", "method", "survey_id", "group", "created", "lam", "alpha", "l1_ratio", "pull",
                 "n_personas", "nonzeros", "ess", "negative_weights", "solver", "solver_seconds", "objective",
                 "census_margins", "block_weighting", "metrics", "baselines", "caveats", "replicates",
-                "personas_built", "personas_asked", "n_questions", "split_seed")
+                "personas_built", "personas_asked", "n_questions", "split_seed", "model", "mode")
 
 
 def panel_caveats(report: dict[str, Any], personas: pl.DataFrame) -> list[str]:
