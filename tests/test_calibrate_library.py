@@ -125,7 +125,7 @@ def test_calibrate_api_methods(calibrated) -> None:  # noqa: ANN001
 
     s = load(sp)
     for method in ("sparse", "rake", "p2p-lasso"):
-        cal = lib.calibrate(s, method=method, write=False, n_boot=50)
+        cal = lib.calibrate(s, method=method, write=False, n_boot=50, replicates=5)  # each method's refit path
         w = cal.weights["weight"].to_numpy()
         assert w.sum() == pytest.approx(1.0, abs=1e-6), method
         assert cal.report["metrics"]["test"]["mse"]["value"] is not None
@@ -135,11 +135,12 @@ def test_calibrate_api_methods(calibrated) -> None:  # noqa: ANN001
             sp_ = cal.prepared.splits
             assert set(cal.prepared.train.qids) == set(sp_["train"]) | set(sp_["valid"]) and sp_["valid"]
             assert any("train + valid" in n for n in cal.report["notes"])
-    cal = lib.calibrate(s, block_weighting=True, pull="kl", max_agents=10, write=False, n_boot=50)
+    cal = lib.calibrate(s, block_weighting=True, pull="kl", max_agents=10, write=False, n_boot=50, replicates=5)
+    assert cal.weights.select("rep_1").to_series().sum() == pytest.approx(1.0)
     assert cal.report["nonzeros"] <= 10
-    sub = lib.calibrate(s, group="Northeast", write=False, n_boot=50)
+    sub = lib.calibrate(s, group="Northeast", write=False, n_boot=50, replicates=0)
     assert sub.report["group"] == "Northeast"
-    cen = lib.calibrate(s, base="census", write=False, n_boot=50)
+    cen = lib.calibrate(s, base="census", write=False, n_boot=50, replicates=0)
     assert cen.report["base"] == "census" and "census_base" in cen.report["baselines"]
 
 
@@ -262,7 +263,7 @@ def test_survey_with_census_margin_constraints(tmp_path: Path, survey, vt_pums: 
     pool = load_population(vt_pums).sample(n=120, seed=5).with_row_index("i").with_columns(
         pl.format("vt{}", pl.col("i")).alias("persona_id")).drop("i")
     lib = make_library(tmp_path / "lib", survey, census={"path": str(vt_pums), "state": "Vermont"}, personas=pool)
-    cal = lib.calibrate(survey, census_margins="age_band,sex", name="both", n_boot=50)
+    cal = lib.calibrate(survey, census_margins="age_band,sex", name="both", n_boot=50, replicates=5)
     rep = cal.report
     assert rep["census_margins"] == ["age_band", "sex"]
     after = rep["margins_tvd"]["after"]
