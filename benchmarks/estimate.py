@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ import polars as pl
 from personagen.calibrate import EstimateOptions, estimate_library
 from personagen.library import Library
 from personagen.store import atomic_write_json, atomic_write_parquet
-from personagen.surveys import Survey
+from personagen.surveys import Survey, load
 
 
 def make(root: Path, n: int, nq: int, reps: int) -> Survey:
@@ -59,10 +61,16 @@ def main() -> None:
     ap.add_argument("--personas", type=int, default=100_000)
     ap.add_argument("--questions", type=int, default=50)
     ap.add_argument("--replicates", type=int, default=40)
+    ap.add_argument("--make", default=None, help=argparse.SUPPRESS)  # internal: generate into this folder
     a = ap.parse_args()
+    if a.make:
+        make(Path(a.make), a.personas, a.questions, a.replicates).save(Path(a.make) / "survey.parquet")
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        survey = make(Path(tmp), a.personas, a.questions, a.replicates)
+        t0 = time.perf_counter()  # generated in a child process, so peak RSS below is estimate's own
+        subprocess.run([sys.executable, __file__, "--make", tmp, "--personas", str(a.personas), "--questions",
+                        str(a.questions), "--replicates", str(a.replicates)], check=True)
+        survey = load(Path(tmp) / "survey.parquet")
         made = time.perf_counter() - t0
         out = {"personas": a.personas, "questions": a.questions, "replicates": a.replicates,
                "generate_s": round(made, 1)}

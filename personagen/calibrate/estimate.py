@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from personagen.calibrate.design import select_responses
 from personagen.calibrate.replicates import bootstrap_variance
 from personagen.errors import BadInput
 from personagen.library import Library
@@ -125,29 +124,80 @@ def read_weights(lib: Library, name: str) -> tuple[pl.DataFrame, dict[str, Any]]
     return w, report if isinstance(report, dict) else {}
 
 
-def _answers(lib: Library, survey: Survey, report: dict[str, Any], o: EstimateOptions,
-             qids_wanted: Sequence[str] | None) -> tuple[pl.DataFrame, list[str]]:
-    """Valid answers (persona_id, qid, option, prob) of the calibration's model/mode to the survey's questions."""
-    model = o.model or report.get("model")
-    mode = o.mode or report.get("mode")
-    resp, _, _ = select_responses(lib.responses(), survey_id=survey.survey_id, model=model, mode=mode,
-                                  source=str(lib.responses_path))
-    known = set(survey.qids)
-    answered = set(resp["qid"].unique().to_list()) & known
-    if qids_wanted is not None:
-        bad = [q for q in qids_wanted if q not in known]
+def _model_mode(lf: pl.LazyFrame, survey_id: str, model: str | None, mode: str | None, source: str
+                ) -> pl.LazyFrame:
+    """The valid answers to `survey_id` of one (model, mode); BadInput when none or when the choice is ambiguous."""
+    lf = lf.filter((pl.col("survey_id") == survey_id) & pl.col("valid").fill_null(False))
+    if model is not None:
+        lf = lf.filter(pl.col("model") == model)
+    if mode is not None:
+        lf = lf.filter(pl.col("mode") == mode)
+    combos = _collect(lf.select("model", "mode").unique(), source).rows()
+    if not combos:
+        raise BadInput(f"{source}: no valid responses for survey {survey_id!r} with model={model!r} mode={mode!r} "
+                       "(elicit the survey first, or choose --model/--mode)")
+    if len(combos) > 1:
+        listed = "; ".join(f"{m}/{d}" for m, d in combos[:6])
+        raise BadInput(f"{source}: responses from several model/mode pairs ({listed}); choose with --model/--mode")
+    return lf
+
+
+def _collect(lf: pl.LazyFrame, source: str) -> pl.DataFrame:
+    try:
+        return lf.collect()
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise BadInput(f"{source}: unreadable responses table ({str(e).splitlines()[0][:200]})") from None
+
+
+def _answers(lib: Library, survey: Survey, report: dict[str, Any], o: EstimateOptions, panel: _Panel
+             ) -> tuple[dict[str, tuple[np.ndarray, ...]], list[str]]:
+    """Valid answers of the calibration's model/mode to the survey's questions, as integer arrays per question:
+    {qid: (persona rows into the panel, option positions, probabilities)}; personas without a weight left out.
+    Read lazily (only the needed columns and rows of responses.parquet), joined on integer codes."""
+    source = str(lib.responses_path)
+    if not lib.responses_path.is_file():
+        raise BadInput(f"{source}: library has no responses (run `personagen elicit` first)")
+    lf = _model_mode(pl.scan_parquet(lib.responses_path), survey.survey_id, o.model or report.get("model"),
+                     o.mode or report.get("mode"), source)
+    opts = pl.DataFrame([(q, opt, i, k) for i, q in enumerate(survey.qids) for k, opt in enumerate(survey.options(q))],
+                        schema={"qid": pl.String, "option": pl.String, "_q": pl.Int32, "_opt": pl.Int32},
+                        orient="row")
+    rows = pl.DataFrame({"persona_id": list(panel.index), "_row": np.arange(len(panel.index), dtype=np.int64)})
+    a = _collect(lf.filter(pl.col("qid").is_in(survey.qids)).select(
+        pl.col("persona_id").cast(pl.String), pl.col("qid").cast(pl.String), pl.col("option").cast(pl.String),
+        pl.col("prob").cast(pl.Float64)).join(opts.lazy(), on=["qid", "option"], how="left")
+        .join(rows.lazy(), on="persona_id", how="left").select("qid", "option", "_q", "_opt", "_row", "prob"), source)
+    _check_answers(a, source)
+    a = a.filter(pl.col("_row").is_not_null()).drop("qid", "option")
+    q = a["_q"].to_numpy()
+    order = np.argsort(q, kind="stable")
+    cols = [a[c].to_numpy()[order] for c in ("_row", "_opt", "prob")]
+    bounds = np.searchsorted(q[order], np.arange(len(survey.qids) + 1))
+    per = {survey.qids[i]: tuple(c[bounds[i]:bounds[i + 1]] for c in cols)
+           for i in range(len(survey.qids)) if bounds[i + 1] > bounds[i]}
+    wanted = o.questions
+    if wanted is not None:
+        bad = [x for x in wanted if x not in set(survey.qids)]
         if bad:
             raise BadInput(f"--questions: {', '.join(bad[:5])} not in survey {survey.survey_id!r}")
-        none = [q for q in qids_wanted if q not in answered]
+        none = [x for x in wanted if x not in per]
         if none:
-            raise BadInput(f"--questions: {', '.join(none[:5])} have no valid answers in {lib.responses_path}")
-    qids = [q for q in survey.qids if q in answered]
-    if not qids:
-        raise BadInput(f"{lib.responses_path}: no valid answers to the questions of survey {survey.survey_id!r}")
-    a = (resp.filter(pl.col("qid").is_in(qids)).select(pl.col("persona_id").cast(pl.String), "qid",
-                                                      pl.col("option").cast(pl.String), "prob")
-         .group_by("persona_id", "qid", "option").agg(pl.col("prob").sum()))
-    return a, qids
+            raise BadInput(f"--questions: {', '.join(none[:5])} have no valid answers from weighted personas in "
+                           f"{source}")
+    if not per:
+        raise BadInput(f"{source}: no valid answers of weighted personas to the questions of survey "
+                       f"{survey.survey_id!r}")
+    return per, [x for x in survey.qids if x in per]
+
+
+def _check_answers(a: pl.DataFrame, source: str) -> None:
+    unk = a.filter(pl.col("_opt").is_null())
+    if unk.height:
+        r = unk.row(0, named=True)
+        raise BadInput(f"{source}: option {r['option']!r} of {r['qid']!r} is not one of the survey's options")
+    bad = a.filter(pl.col("prob").is_null() | pl.col("prob").is_nan() | (pl.col("prob") < 0))
+    if bad.height:
+        raise BadInput(f"{source}: answers to {bad['qid'][0]!r} have null, NaN or negative probabilities")
 
 
 @dataclass(frozen=True)
@@ -182,29 +232,12 @@ def _panel(lib: Library, w: pl.DataFrame, by: Sequence[str], notes: list[str]) -
     return _Panel(index, W, groups)
 
 
-def _indexed(answers: pl.DataFrame, qids: list[str], survey: Survey, panel: _Panel, source: str) -> pl.DataFrame:
-    """Answers with integer columns: _row (the persona's row in the panel; personas without a weight dropped) and
-    _opt (the option's position in the survey's options); BadInput for an option the survey does not list."""
-    opts = pl.DataFrame([(q, o, k) for q in qids for k, o in enumerate(survey.options(q))],
-                        schema={"qid": pl.String, "option": pl.String, "_opt": pl.Int64}, orient="row")
-    rows = pl.DataFrame({"persona_id": list(panel.index), "_row": list(panel.index.values())},
-                        schema={"persona_id": pl.String, "_row": pl.Int64})
-    a = answers.join(opts, on=["qid", "option"], how="left")
-    unk = a.filter(pl.col("_opt").is_null())
-    if unk.height:
-        r = unk.row(0, named=True)
-        raise BadInput(f"{source}: option {r['option']!r} of {r['qid']!r} is not one of the survey's options")
-    bad = a.filter(pl.col("prob").is_null() | pl.col("prob").is_nan() | (pl.col("prob") < 0))
-    if bad.height:
-        raise BadInput(f"{source}: answers to {bad['qid'][0]!r} have null, NaN or negative probabilities")
-    return a.join(rows, on="persona_id", how="inner").select("qid", "_row", "_opt", "prob")
-
-
-def _question_matrix(a: pl.DataFrame, n_options: int) -> tuple[np.ndarray, np.ndarray]:
+def _question_matrix(rows: np.ndarray, opt: np.ndarray, prob: np.ndarray, n_options: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """(persona rows into the panel, P: their answer distributions over the options, rows summing to 1)."""
-    u, inv = np.unique(a["_row"].to_numpy(), return_inverse=True)
+    u, inv = np.unique(rows, return_inverse=True)
     P = np.zeros((len(u), n_options))
-    np.add.at(P, (inv, a["_opt"].to_numpy()), a["prob"].to_numpy())
+    np.add.at(P, (inv, opt), prob)
     s = P.sum(axis=1, keepdims=True)
     ok = s[:, 0] > 0
     return u[ok], P[ok] / s[ok]
@@ -236,18 +269,15 @@ def _target_group(known: set[str], by: str | None, group: str, cal_group: str) -
     return name if name in known else None
 
 
-def _table(answers: pl.DataFrame, qids: list[str], survey: Survey, panel: _Panel, cal_group: str, z: float,
-           source: str) -> pl.DataFrame:
+def _table(per: dict[str, tuple[np.ndarray, ...]], qids: list[str], survey: Survey, panel: _Panel, cal_group: str,
+           z: float) -> pl.DataFrame:
     """Every question × option × group row (estimate, se, lo, hi, n, ess, target, error, split)."""
-    parts = {q: g for (q,), g in _indexed(answers, qids, survey, panel, source)
-             .partition_by("qid", as_dict=True).items()}
     dists: dict[str, dict] = {}
     known_groups = set(survey.groups())
     cols: dict[str, list] = {k: [] for k in SCHEMA if k not in ("plo", "phi")}
     for q in qids:
         options = survey.options(q)
-        u, P = _question_matrix(parts[q], len(options)) if q in parts else (np.zeros(0, np.int64),
-                                                                             np.zeros((0, len(options))))
+        u, P = _question_matrix(*per[q], len(options))
         for by, group, mask in panel.groups:
             tg = _target_group(known_groups, by, group, cal_group)
             if tg is not None and tg not in dists:
@@ -340,18 +370,15 @@ def estimate_library(lib: Library | str, survey: Survey | str, options: Estimate
     notes: list[str] = []
     if report.get("split_seed") is not None and report.get("survey_id") == survey.survey_id:
         survey = survey.with_splits(seed=int(report["split_seed"]))
-    answers, qids = _answers(lib, survey, report, o, o.questions)
+    panel = _panel(lib, w, o.by, notes)
+    per, qids = _answers(lib, survey, report, o, panel)
     n_reps = w.width - 2
     if n_reps < 2:
         notes.append("the calibration has no replicate weights (made with --replicates 0, by an older version, or "
                      "pulled): se/lo/hi are null; re-run calibrate (default --replicates 40)")
-    missing = answers.filter(~pl.col("persona_id").is_in(w["persona_id"].to_list()))["persona_id"].n_unique()
-    if missing:
-        notes.append(f"{missing} personas answered but are not in the calibration's weights (weight 0)")
-    panel = _panel(lib, w, o.by, notes)
     z = NormalDist().inv_cdf(0.5 + o.level / 2)
     cal_group = str(report.get("group") or OVERALL)
-    tab = _table(answers, qids, survey, panel, cal_group, z, str(lib.responses_path))
+    tab = _table(per, qids, survey, panel, cal_group, z)
     tab, info = _prediction(tab, _heldout(survey, qids, report, notes), o.level)
     if o.questions is not None:
         tab = tab.filter(pl.col("qid").is_in(list(o.questions)))
