@@ -77,6 +77,9 @@ def calibrate(lib: Path, survey: Path | None, census_margins: str | None, group:
         ua = rep["baselines"]["uniform_average"][s]["mse"]["value"]
         click.echo(f"  {s:5s} MSE {m['mse']['value']:.3e} (equal weights {ua:.3e})  "
                    f"1-JSD {m['one_minus_jsd']['value']:.4f}")
+    rp = rep.get("replicates") or {}
+    click.echo(f"  replicate weights: {rp['r']} {rp.get('method')} (refits at the chosen penalty, {rp.get('seconds')} s)"
+               if rp.get("r") else "  replicate weights: none (--replicates 0): estimate gives no standard errors")
     for n in rep.get("notes") or []:
         click.echo(f"  note: {n}")
 
