@@ -16,6 +16,8 @@ new questions. Reported over the new questions' (question, option) rows:
 - mean SE / empirical SD of the estimates across replications (1 = replicate SEs are right).
 
 Usage: .venv/bin/python benchmarks/estimate_coverage.py [--reps S] [--replicates R] [--tau 0.3] [--level 0.9]
+       [--replicate-cv]   (re-choose λ by CV inside every replicate instead of fixing it: the cost of the
+                           penalty's selection variance, measured)
 """
 
 from __future__ import annotations
@@ -59,9 +61,13 @@ def one_panel(w: dict, args: argparse.Namespace, seed: int) -> dict:
     tr = slice(0, args.train * k)
     groups = np.repeat(np.arange(args.train), k).astype(str)
     res = fit_weights(D[tr], w["target"][:args.train].ravel(), groups=groups, seed=seed)
-    reps = bootstrap_replicates(args.personas, args.replicates, seed,
-                                lambda idx: fit_weights(D[tr][:, idx], w["target"][:args.train].ravel(),
-                                                        lam=res.lam).weights)
+    r_tr = w["target"][:args.train].ravel()
+    if args.replicate_cv:  # λ chosen again by CV inside every replicate (its selection variance included)
+        reps = bootstrap_replicates(args.personas, args.replicates, seed,
+                                    lambda idx: fit_weights(D[tr][:, idx], r_tr, groups=groups, seed=seed).weights)
+    else:  # what calibrate does: λ fixed at the main fit's choice
+        reps = bootstrap_replicates(args.personas, args.replicates, seed,
+                                    lambda idx: fit_weights(D[tr][:, idx], r_tr, lam=res.lam).weights)
     est = D @ res.weights
     se = np.sqrt(bootstrap_variance(D @ reps.weights))
     ho = slice(args.train * k, (args.train + args.heldout) * k)
@@ -76,6 +82,7 @@ def main() -> None:
         ap.add_argument(f"--{name}", type=int, default=default)
     for name, default in (("tau", 0.3), ("beta", 1.5), ("shift", 0.5), ("level", 0.9)):
         ap.add_argument(f"--{name}", type=float, default=default)
+    ap.add_argument("--replicate-cv", action="store_true", help="re-choose λ by CV in every replicate")
     args = ap.parse_args()
     t0 = time.process_time()
     w = world(args, np.random.default_rng(args.seed))
