@@ -138,6 +138,8 @@ def test_calibrate_api_methods(calibrated) -> None:  # noqa: ANN001
     cal = lib.calibrate(s, block_weighting=True, pull="kl", max_agents=10, write=False, n_boot=50, replicates=5)
     assert cal.weights.select("rep_1").to_series().sum() == pytest.approx(1.0)
     assert cal.report["nonzeros"] <= 10
+    cvr = lib.calibrate(s, write=False, n_boot=20, replicates=3, replicate_penalty="cv")
+    assert "cross-validation" in cvr.report["replicates"]["penalty"] and "rep_3" in cvr.weights.columns
     sub = lib.calibrate(s, group="Northeast", write=False, n_boot=50, replicates=0)
     assert sub.report["group"] == "Northeast"
     cen = lib.calibrate(s, base="census", write=False, n_boot=50, replicates=0)

@@ -40,6 +40,7 @@ from personagen.calibrate.honesty import honesty_notes
 from personagen.calibrate.names import BASES, METHODS, PULLS, SEARCHES
 from personagen.calibrate.replicates import (
     DEFAULT_REPLICATES,
+    REPLICATE_PENALTIES,
     Replicates,
     bootstrap_replicates,
     check_replicates,
@@ -85,9 +86,13 @@ class CalibrateOptions:
     overwrite: bool = False
     write: bool = True
     replicates: int = DEFAULT_REPLICATES
+    replicate_penalty: str = "fixed"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "replicates", check_replicates(self.replicates))
+        if self.replicate_penalty not in REPLICATE_PENALTIES:
+            raise BadInput(f"--replicate-penalty {self.replicate_penalty!r}: expected one of "
+                           f"{', '.join(REPLICATE_PENALTIES)}")
         if self.method not in METHODS:
             raise BadInput(f"--method {self.method!r}: expected one of {', '.join(METHODS)}")
         if self.pull not in PULLS:
@@ -397,17 +402,20 @@ def _fit_train(prep: Prepared, w0: np.ndarray, constraints: MarginConstraints | 
 
 def _replicate(prep: Prepared, fitted: _Fitted, w0: np.ndarray, constraints: MarginConstraints | None,
                o: CalibrateOptions) -> Replicates | None:
-    """Bootstrap replicate weights: the same estimator at the chosen penalty on resampled personas (no CV)."""
+    """Bootstrap replicate weights: the same estimator on resampled personas, at the chosen penalty (default) or
+    with the penalty chosen again by CV in every replicate (replicate_penalty="cv": R times the CV's cost)."""
     if o.replicates == 0:
         return None
     train = prep.train
+    cv = o.replicate_penalty == "cv" and len(train.qids) >= 2
     kw = _fit_kwargs(prep, w0, constraints, o)
-    kw.pop("lam_search", None)
-    kw.pop("folds", None)
-    kw.update(lam=fitted.lam, alpha=fitted.alpha)
-    if o.method == "p2p-enet":
-        kw["l1_ratio"] = fitted.l1_ratio
-    needs_groups = o.method == "rake" or o.method.startswith("p2p")
+    if not cv:
+        kw.pop("lam_search", None)
+        kw.pop("folds", None)
+        kw.update(lam=fitted.lam, alpha=fitted.alpha)
+        if o.method == "p2p-enet":
+            kw["l1_ratio"] = fitted.l1_ratio
+    needs_groups = cv or o.method == "rake" or o.method.startswith("p2p")
     native_top_k = o.method == "sparse" and o.max_agents is not None
 
     def refit(idx: np.ndarray) -> np.ndarray:
@@ -421,10 +429,10 @@ def _replicate(prep: Prepared, fitted: _Fitted, w0: np.ndarray, constraints: Mar
                           max_agents=o.max_agents if native_top_k else None, **k)
         w = np.asarray(res.weights, dtype=float)
         if o.max_agents is not None and o.max_agents < len(w) and not native_top_k:
-            w, _ = _refit_top_k(D, prep.r_train, w, o.max_agents, k)
+            w, _ = _refit_top_k(D, prep.r_train, w, o.max_agents, dict(k, lam=res.lam, alpha=res.alpha))
         return w
 
-    return bootstrap_replicates(train.D.shape[1], o.replicates, o.seed, refit)
+    return bootstrap_replicates(train.D.shape[1], o.replicates, o.seed, refit, penalty="cv" if cv else "fixed")
 
 
 def _write(lib: Library, cal: Calibration, nm: str, o: CalibrateOptions) -> Calibration:

@@ -26,6 +26,9 @@ from personagen.errors import BadInput
 # relative error at 1/√(2(R−1)) = 11% (8% at 80). docs/estimate.md has the trade-off.
 DEFAULT_REPLICATES = 40
 METHOD = "bootstrap"
+REPLICATE_PENALTIES = ("fixed", "cv")
+PENALTY_TEXT = {"fixed": "fixed at the value chosen for the main fit (its selection is not replicated)",
+                "cv": "chosen again by cross-validation in every replicate (its selection variance included)"}
 VARIANCE = "v = 1/(R-1) * sum_b (theta_b - mean_b theta_b)^2  (svrepdesign type='bootstrap')"
 
 
@@ -37,6 +40,7 @@ class Replicates:
     seed: int
     seconds: float
     method: str = METHOD
+    penalty: str = "fixed"
 
     @property
     def r(self) -> int:
@@ -46,7 +50,7 @@ class Replicates:
         """What the report records about the replicates."""
         return {"r": self.r, "method": self.method, "seed": self.seed, "seconds": round(self.seconds, 3),
                 "variance": VARIANCE,
-                "penalty": "fixed at the value chosen for the main fit (its selection is not replicated)"}
+                "penalty": PENALTY_TEXT[self.penalty]}
 
 
 def check_replicates(r: int) -> int:
@@ -58,8 +62,8 @@ def check_replicates(r: int) -> int:
     return int(r)
 
 
-def bootstrap_replicates(n: int, reps: int, seed: int,
-                         refit: Callable[[np.ndarray], np.ndarray]) -> Replicates:
+def bootstrap_replicates(n: int, reps: int, seed: int, refit: Callable[[np.ndarray], np.ndarray], *,
+                         penalty: str = "fixed") -> Replicates:
     """Refit on `reps` bootstrap resamples of n personas; `refit(idx)` returns the weights of the columns idx.
 
     Each returned column is the per-persona sum of its copies' weights, renormalised to sum to 1.
@@ -73,7 +77,7 @@ def bootstrap_replicates(n: int, reps: int, seed: int,
         col = np.bincount(idx, weights=wb, minlength=n)
         s = col.sum()
         out[:, b] = col / s if s != 0 else np.full(n, 1.0 / n)
-    return Replicates(out, int(seed), time.perf_counter() - t0)
+    return Replicates(out, int(seed), time.perf_counter() - t0, penalty=penalty)
 
 
 def bootstrap_variance(theta_hat: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from personagen.calibrate import BASES, DEFAULT_REPLICATES, METHODS, PULLS, SEARCHES
+from personagen.calibrate import BASES, DEFAULT_REPLICATES, METHODS, PULLS, REPLICATE_PENALTIES, SEARCHES
 from personagen.commands.types import SEED, Count, Name
 
 
@@ -38,6 +38,9 @@ from personagen.commands.types import SEED, Count, Name
 @click.option("--replicates", type=Count(0, 1000), default=DEFAULT_REPLICATES, show_default=True,
               help="Bootstrap replicate weights (refits at the chosen penalty) stored as rep_1..rep_R for standard "
                    "errors; 0 = none.")
+@click.option("--replicate-penalty", "replicate_penalty", type=click.Choice(REPLICATE_PENALTIES), default="fixed",
+              show_default=True, help="Replicates refit at the chosen penalty, or re-choose it by CV in each (R × "
+              "the CV's cost; SEs then include the penalty's selection variance).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--name", type=Name(), default=None, help="Calibration name (folder under LIB/calibrations).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing calibration of the same name.")
@@ -45,7 +48,7 @@ from personagen.commands.types import SEED, Count, Name
 def calibrate(lib: Path, survey: Path | None, census_margins: str | None, group: str, method: str,
               block_weighting: bool, pull: str, base: str, max_agents: int | None, model: str | None,
               mode: str | None, drop_incomplete: bool, split_seed: int | None, folds: int | None, lam_search: str,
-              replicates: int, seed: int,
+              replicates: int, replicate_penalty: str, seed: int,
               name: str | None, overwrite: bool, as_json: bool) -> None:
     """Fit persona weights of LIB to a survey (--survey) and/or census margins (--census-margins)."""
     from personagen.calibrate import calibrate_library
@@ -63,7 +66,8 @@ def calibrate(lib: Path, survey: Path | None, census_margins: str | None, group:
                                 block_weighting=block_weighting, pull=pull, seed=seed, name=name,
                                 max_agents=max_agents, split_seed=split_seed, base=base, model=model, mode=mode,
                                 drop_incomplete=drop_incomplete, folds=folds, lam_search=lam_search,
-                                overwrite=overwrite, replicates=replicates)
+                                overwrite=overwrite, replicates=replicates,
+                                replicate_penalty=replicate_penalty)
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
     rep = cal.report
