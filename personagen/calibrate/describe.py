@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from personagen.calibrate.estimate import _choose, read_weights
+from personagen.calibrate.estimate import choose_calibration, read_weights
 from personagen.calibrate.report import new_figure, save_png
 from personagen.census import describe_library
 from personagen.errors import BadInput
@@ -58,7 +58,7 @@ def describe_calibration(lib: Library | str, calibration: str | None = None, cen
     """Pool vs weighted panel vs census per attribute, ESS, design effect, weights summary (a JSON-ready dict)."""
     if not isinstance(lib, Library):
         lib = Library.open(lib)
-    name = _choose(lib, calibration)
+    name = choose_calibration(lib, calibration)
     w, report = read_weights(lib, name)
     raw = pl.read_parquet(lib.calibration_dir(name) / "weights.parquet")
     asked = raw["asked"].to_numpy() if "asked" in raw.columns else np.ones(raw.height, bool)

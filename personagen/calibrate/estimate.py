@@ -90,15 +90,18 @@ class Estimate:
 
 # ---- inputs ---------------------------------------------------------------------------------------
 
-def _choose(lib: Library, name: str | None) -> str:
+def choose_calibration(lib: Library, name: str | None) -> str:
+    """`name` when the library has it, else the library's only calibration; BadInput otherwise."""
     have = lib.calibrations()
     if name is not None:
         if name not in have:
             raise BadInput(f"--calibration {name!r}: no such calibration in {lib.path} (have: "
                            f"{', '.join(have) or 'none'})")
         return name
-    if len(have) != 1:
-        raise BadInput(f"{lib.path}: {'no calibration (run `personagen calibrate` first)' if not have else 'several calibrations (' + ', '.join(have) + '); choose one with --calibration'}")
+    if not have:
+        raise BadInput(f"{lib.path}: no calibration (run `personagen calibrate` first)")
+    if len(have) > 1:
+        raise BadInput(f"{lib.path}: several calibrations ({', '.join(have)}); choose one with --calibration")
     return have[0]
 
 
@@ -365,7 +368,7 @@ def estimate_library(lib: Library | str, survey: Survey | str, options: Estimate
     o = options or EstimateOptions()
     if not hasattr(survey, "qids"):
         survey = load_survey(survey)
-    name = _choose(lib, o.calibration)
+    name = choose_calibration(lib, o.calibration)
     w, report = read_weights(lib, name)
     notes: list[str] = []
     if report.get("split_seed") is not None and report.get("survey_id") == survey.survey_id:
