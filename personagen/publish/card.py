@@ -123,7 +123,8 @@ def _replicates(rep: dict[str, Any], personas: Any) -> dict[str, Any] | None:
     if not r:
         return None
     info = rep.get("replicates") if isinstance(rep.get("replicates"), dict) else {}
-    return {"r": r, "method": info.get("method", "bootstrap"), "seed": info.get("seed", "—")}
+    return {"r": r, "method": info.get("method", "bootstrap"), "seed": info.get("seed", "—"),
+            "penalty": info.get("penalty", "not recorded")}
 
 
 def render_card(panel: dict[str, Any], *, repo: str | None = None,
