@@ -8,6 +8,7 @@ package (and the CLI) stays cheap, and no stage ever imports this module.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from personagen import library as _library
@@ -27,6 +28,24 @@ class Library(_library.Library):
         from personagen.calibrate import calibrate_library
 
         return calibrate_library(self, survey, **kw)
+
+    def estimate(self, survey: Any, calibration: str | None = None, by: Sequence[str] | str = (),
+                 questions: Sequence[str] | str | None = None, level: float = 0.95, model: str | None = None,
+                 mode: str | None = None) -> Any:
+        """Weighted answer shares of the calibrated panel -> polars frame (qid, option, by, group, estimate, se,
+        lo, hi, n, ess, target, error, split, plo, phi); personagen.calibrate.estimate_library has the details."""
+        from personagen.calibrate import EstimateOptions, estimate_library
+
+        opts = EstimateOptions(calibration=calibration, by=by, questions=questions, level=level, model=model,
+                               mode=mode)
+        return estimate_library(self, survey, opts).table
+
+    def describe(self, calibration: str | None = None, census: str | None = None) -> dict:
+        """The weighted panel beside the pool and the census (personagen.calibrate.describe_calibration): per
+        attribute shares, TVD/ASMD before and after weighting, Kish ESS, design effect."""
+        from personagen.calibrate import describe_calibration
+
+        return describe_calibration(self, calibration, census)
 
 
 def build(out: str | os.PathLike, census: str | None = None, n: int = 1000, seed: int = 0, **kw: Any) -> Library:

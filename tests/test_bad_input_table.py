@@ -138,6 +138,8 @@ CASES: dict[str, list[str]] = {
     "reproduce p2p not a wave": ["reproduce", "p2p", "LIB", "--dry-run", "--out", "RP", *OPENAI],
     "reproduce promptmix --draws -1": ["reproduce", "promptmix", "--target", "big5", "--data", "t.csv",
                                        "--draws", "-1", "--out", "RM", *OPENAI],
+    "estimate --level 2": ["estimate", "LIB", "--survey", "S.parquet", "--level", "2"],
+    "estimate without a calibration": ["estimate", "LIB", "--survey", "S.parquet"],
 }
 
 

@@ -88,7 +88,13 @@ def test_calibrate_cli_overall(calibrated, capsys) -> None:  # noqa: ANN001
     for f in ("weights.parquet", "report.json", "report.md", "predicted_vs_target.png", "cv_curve.png"):
         assert (d / f).is_file(), f
     w = pl.read_parquet(d / "weights.parquet")
-    assert w.columns == ["persona_id", "weight"] and w.height == 60
+    assert w.columns[:3] == ["persona_id", "weight", "asked"] and w.height == 60 and w["asked"].all()
+    reps = [c for c in w.columns if c.startswith("rep_")]
+    from personagen.calibrate import DEFAULT_REPLICATES
+
+    assert reps == [f"rep_{b}" for b in range(1, DEFAULT_REPLICATES + 1)]
+    for c in reps[:5]:
+        assert w[c].sum() == pytest.approx(1.0, abs=1e-9) and w[c].min() >= 0
     assert w["weight"].sum() == pytest.approx(1.0, abs=1e-9)
     assert w["weight"].min() >= 0
     saved = json.loads((d / "report.json").read_text())
@@ -119,7 +125,7 @@ def test_calibrate_api_methods(calibrated) -> None:  # noqa: ANN001
 
     s = load(sp)
     for method in ("sparse", "rake", "p2p-lasso"):
-        cal = lib.calibrate(s, method=method, write=False, n_boot=50)
+        cal = lib.calibrate(s, method=method, write=False, n_boot=50, replicates=5)  # each method's refit path
         w = cal.weights["weight"].to_numpy()
         assert w.sum() == pytest.approx(1.0, abs=1e-6), method
         assert cal.report["metrics"]["test"]["mse"]["value"] is not None
@@ -129,11 +135,14 @@ def test_calibrate_api_methods(calibrated) -> None:  # noqa: ANN001
             sp_ = cal.prepared.splits
             assert set(cal.prepared.train.qids) == set(sp_["train"]) | set(sp_["valid"]) and sp_["valid"]
             assert any("train + valid" in n for n in cal.report["notes"])
-    cal = lib.calibrate(s, block_weighting=True, pull="kl", max_agents=10, write=False, n_boot=50)
+    cal = lib.calibrate(s, block_weighting=True, pull="kl", max_agents=10, write=False, n_boot=50, replicates=5)
+    assert cal.weights.select("rep_1").to_series().sum() == pytest.approx(1.0)
     assert cal.report["nonzeros"] <= 10
-    sub = lib.calibrate(s, group="Northeast", write=False, n_boot=50)
+    cvr = lib.calibrate(s, write=False, n_boot=20, replicates=3, replicate_penalty="cv")
+    assert "cross-validation" in cvr.report["replicates"]["penalty"] and "rep_3" in cvr.weights.columns
+    sub = lib.calibrate(s, group="Northeast", write=False, n_boot=50, replicates=0)
     assert sub.report["group"] == "Northeast"
-    cen = lib.calibrate(s, base="census", write=False, n_boot=50)
+    cen = lib.calibrate(s, base="census", write=False, n_boot=50, replicates=0)
     assert cen.report["base"] == "census" and "census_base" in cen.report["baselines"]
 
 
@@ -169,7 +178,9 @@ def test_drop_incomplete(tmp_path: Path, survey, capsys) -> None:  # noqa: ANN00
         ~((pl.col("persona_id") == "p003") & (pl.col("qid") == q))))
     with pytest.warns(UserWarning, match="lack answers"):
         cal = lib.calibrate(survey, drop_incomplete=True, write=False, n_boot=20)
-    assert cal.weights.height == 59 and "p003" not in cal.weights["persona_id"].to_list()
+    asked = dict(zip(cal.weights["persona_id"].to_list(), cal.weights["asked"].to_list()))
+    assert cal.weights.height == 60 and asked["p003"] is False and sum(asked.values()) == 59
+    assert cal.weights.filter(~pl.col("asked"))["weight"].sum() == 0
 
 
 def test_bad_survey_mismatch(tmp_path: Path, survey, capsys) -> None:  # noqa: ANN001
@@ -254,7 +265,7 @@ def test_survey_with_census_margin_constraints(tmp_path: Path, survey, vt_pums: 
     pool = load_population(vt_pums).sample(n=120, seed=5).with_row_index("i").with_columns(
         pl.format("vt{}", pl.col("i")).alias("persona_id")).drop("i")
     lib = make_library(tmp_path / "lib", survey, census={"path": str(vt_pums), "state": "Vermont"}, personas=pool)
-    cal = lib.calibrate(survey, census_margins="age_band,sex", name="both", n_boot=50)
+    cal = lib.calibrate(survey, census_margins="age_band,sex", name="both", n_boot=50, replicates=5)
     rep = cal.report
     assert rep["census_margins"] == ["age_band", "sex"]
     after = rep["margins_tvd"]["after"]

@@ -116,7 +116,7 @@ def test_export_folder_layout_and_card(lib: Library, tmp_path: Path) -> None:
     assert [c["config_name"] for c in fm["configs"]] == ["personas", "responses", "calibration"]
     assert fm["configs"][0]["data_files"][0]["path"] == "data/personas/train-00000-of-00001.parquet"
     for needle in ("Provenance", "psam_p50.csv.gz", "ab" * 32, "Vermont", "smollm2", "cd" * 32, "simplex",
-                   "λ", "Held-out metrics", "0.008", "Intended use", "Limitations and ethics", "Castricato",
+                   "λ", "train (in-sample)", "| test | held out |", "0.008", "## Caveats", "Intended use", "Limitations and ethics", "Castricato",
                    "Prompts to Proxies", "Suh", "Santurkar", "ACS PUMS", "public domain", "question text",
                    "survey target distributions", "0.1.0"):
         assert needle in text, needle

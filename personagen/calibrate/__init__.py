@@ -6,7 +6,10 @@ survey or to census margins and writes LIB/calibrations/NAME.
 """
 
 from personagen.calibrate.constraints import MarginConstraints
+from personagen.calibrate.describe import describe_calibration, plot_calibration
 from personagen.calibrate.design import Design, block_row_weights
+from personagen.calibrate.estimate import Estimate, EstimateOptions, conformal_halfwidth, estimate_library
+from personagen.calibrate.estimate_plot import plot_estimate
 from personagen.calibrate.fit import ESTIMATORS, FitOptions, FitResult, fit_weights
 from personagen.calibrate.honesty import honesty_notes
 from personagen.calibrate.library import (
@@ -17,9 +20,11 @@ from personagen.calibrate.library import (
     calibrate_library,
 )
 from personagen.calibrate.names import BASES, METHODS, PULLS, SEARCHES
+from personagen.calibrate.replicates import DEFAULT_REPLICATES, REPLICATE_PENALTIES, bootstrap_variance
 
 __all__ = [
-    "BASES", "CENSUS_SURVEY_ID", "ESTIMATORS", "METHODS", "PULLS", "SEARCHES",
-    "CalibrateOptions", "Calibration", "Design", "FitOptions", "FitResult", "MarginConstraints", "Prepared",
+    "BASES", "CENSUS_SURVEY_ID", "DEFAULT_REPLICATES", "REPLICATE_PENALTIES", "bootstrap_variance", "ESTIMATORS", "METHODS", "PULLS", "SEARCHES",
+    "CalibrateOptions", "Estimate", "EstimateOptions", "conformal_halfwidth", "estimate_library", "plot_estimate", "describe_calibration",
+    "plot_calibration", "Calibration", "Design", "FitOptions", "FitResult", "MarginConstraints", "Prepared",
     "block_row_weights", "calibrate_library", "fit_weights", "honesty_notes",
 ]

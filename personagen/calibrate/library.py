@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from personagen.calibrate.caveats import calibration_caveats
 from personagen.calibrate.constraints import MarginConstraints
 from personagen.calibrate.design import (
     Design,
@@ -37,6 +38,13 @@ from personagen.calibrate.design import (
 from personagen.calibrate.fit import FitResult, fit_weights
 from personagen.calibrate.honesty import honesty_notes
 from personagen.calibrate.names import BASES, METHODS, PULLS, SEARCHES
+from personagen.calibrate.replicates import (
+    DEFAULT_REPLICATES,
+    REPLICATE_PENALTIES,
+    Replicates,
+    bootstrap_replicates,
+    check_replicates,
+)
 from personagen.calibrate.report import write_calibration
 from personagen.census import check_same_states, load_population, manifest_census
 from personagen.errors import BadInput
@@ -77,8 +85,14 @@ class CalibrateOptions:
     census_tol: float = 0.01
     overwrite: bool = False
     write: bool = True
+    replicates: int = DEFAULT_REPLICATES
+    replicate_penalty: str = "fixed"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "replicates", check_replicates(self.replicates))
+        if self.replicate_penalty not in REPLICATE_PENALTIES:
+            raise BadInput(f"--replicate-penalty {self.replicate_penalty!r}: expected one of "
+                           f"{', '.join(REPLICATE_PENALTIES)}")
         if self.method not in METHODS:
             raise BadInput(f"--method {self.method!r}: expected one of {', '.join(METHODS)}")
         if self.pull not in PULLS:
@@ -139,6 +153,7 @@ class _Fitted:
     solver_seconds: float
     objective: float
     cv: dict[str, Any] | None
+    l1_ratio: float | None = None
 
 
 @dataclass
@@ -281,13 +296,40 @@ def calibrate_library(lib: Library | str | Path, survey: Survey | str | Path | N
     if survey is not None and o.census_margins:
         constraints, margin_info = _margin_constraints(lib, personas, pids, o)
     fitted = _fit_train(prep, w0, constraints, o, notes)
+    reps = _replicate(prep, fitted, w0, constraints, o)
     report = _build_report(survey, prep, fitted, w0, o, margin_info, notes)
     report["seconds_total"] = round(time.perf_counter() - t0, 3)
     report = {"name": nm, **report}
-    weights = pl.DataFrame({"persona_id": pids, "weight": fitted.weights},
-                           schema={"persona_id": pl.String, "weight": pl.Float64})
+    _add_caveats(report, reps, len(all_pids), prep)
+    weights = _weights_frame(all_pids, pids, fitted.weights, reps)
     cal = Calibration(weights, report, None, prepared=prep, w0=w0)
     return _write(lib, cal, nm, o) if o.write else cal
+
+
+def _add_caveats(report: dict[str, Any], reps: Replicates | None, n_built: int, prep: Prepared) -> None:
+    """Record replicates, personas asked vs built and the caveats; each caveat is also a UserWarning."""
+    report["replicates"] = reps.info() if reps is not None else {"r": 0}
+    report["personas_built"] = n_built
+    report["personas_asked"] = len(prep.design.persona_ids)
+    report["caveats"] = calibration_caveats(report, census=prep.kind == "census")
+    for c in report["caveats"]:
+        warnings.warn(c, stacklevel=3)
+
+
+def _weights_frame(all_pids: list[str], pids: Sequence[str], w: np.ndarray, reps: Replicates | None
+                   ) -> pl.DataFrame:
+    """persona_id, weight, asked (False: never fitted, weight 0 by construction), rep_1..rep_R; every persona
+    of the library, the fitted ones first in design order."""
+    fitted = set(pids)
+    rest = [p for p in all_pids if p not in fitted]
+    n, m = len(pids), len(rest)
+    cols: dict[str, Any] = {"persona_id": list(pids) + rest,
+                            "weight": np.concatenate([w, np.zeros(m)]),
+                            "asked": np.concatenate([np.ones(n, bool), np.zeros(m, bool)])}
+    if reps is not None:
+        for b in range(reps.r):
+            cols[f"rep_{b + 1}"] = np.concatenate([reps.weights[:, b], np.zeros(m)])
+    return pl.DataFrame(cols).with_columns(pl.col("persona_id").cast(pl.String))
 
 
 def _check_survey(survey: Survey | str | Path | None, o: CalibrateOptions) -> Survey | None:
@@ -322,17 +364,24 @@ def _margin_constraints(lib: Library, personas: pl.DataFrame, pids: Sequence[str
     return MarginConstraints(mdes.D, mr, o.census_tol), _Margins(variables, mdes, mt)
 
 
-def _fit_train(prep: Prepared, w0: np.ndarray, constraints: MarginConstraints | None, o: CalibrateOptions,
-               notes: list[str]) -> _Fitted:
-    """Fit on the train questions (CV inside fit_weights), then the optional top-k refit; weights sum to 1."""
-    train = prep.train
-    row_w = block_row_weights(train.groups) if o.block_weighting else None
+def _fit_kwargs(prep: Prepared, w0: np.ndarray, constraints: MarginConstraints | None,
+                o: CalibrateOptions) -> dict[str, Any]:
+    """The keyword options of `fit_weights` for this calibration (penalty left to CV)."""
+    row_w = block_row_weights(prep.train.groups) if o.block_weighting else None
     fit_kw: dict[str, Any] = dict(method=o.method, row_weights=row_w, base=None if o.base == "uniform" else w0,
                                   pull=o.pull, seed=o.seed, constraints=constraints)
     if o.method == "simplex" and constraints is None:
         fit_kw["lam_search"] = o.lam_search
     if o.folds is not None:
         fit_kw["folds"] = o.folds
+    return fit_kw
+
+
+def _fit_train(prep: Prepared, w0: np.ndarray, constraints: MarginConstraints | None, o: CalibrateOptions,
+               notes: list[str]) -> _Fitted:
+    """Fit on the train questions (CV inside fit_weights), then the optional top-k refit; weights sum to 1."""
+    train = prep.train
+    fit_kw = _fit_kwargs(prep, w0, constraints, o)
     native_top_k = o.method == "sparse" and o.max_agents is not None
     res = fit_weights(train.D, prep.r_train, groups=train.groups if len(train.qids) >= 2 else None,
                       max_agents=o.max_agents if native_top_k else None, **fit_kw)
@@ -347,7 +396,43 @@ def _fit_train(prep: Prepared, w0: np.ndarray, constraints: MarginConstraints | 
     s = w.sum()
     if abs(s - 1) > 1e-6 and s > 0:
         w = w / s
-    return _Fitted(w, res.lam, res.alpha, res.solver, res.n_iter, seconds, objective, _json_ready(res.cv))
+    return _Fitted(w, res.lam, res.alpha, res.solver, res.n_iter, seconds, objective, _json_ready(res.cv),
+                   res.l1_ratio)
+
+
+def _replicate(prep: Prepared, fitted: _Fitted, w0: np.ndarray, constraints: MarginConstraints | None,
+               o: CalibrateOptions) -> Replicates | None:
+    """Bootstrap replicate weights: the same estimator on resampled personas, at the chosen penalty (default) or
+    with the penalty chosen again by CV in every replicate (replicate_penalty="cv": R times the CV's cost)."""
+    if o.replicates == 0:
+        return None
+    train = prep.train
+    cv = o.replicate_penalty == "cv" and len(train.qids) >= 2
+    kw = _fit_kwargs(prep, w0, constraints, o)
+    if not cv:
+        kw.pop("lam_search", None)
+        kw.pop("folds", None)
+        kw.update(lam=fitted.lam, alpha=fitted.alpha)
+        if o.method == "p2p-enet":
+            kw["l1_ratio"] = fitted.l1_ratio
+    needs_groups = cv or o.method == "rake" or o.method.startswith("p2p")
+    native_top_k = o.method == "sparse" and o.max_agents is not None
+
+    def refit(idx: np.ndarray) -> np.ndarray:
+        k = dict(kw)
+        if kw["base"] is not None:
+            k["base"] = w0[idx] / w0[idx].sum() if w0[idx].sum() > 0 else None
+        if constraints is not None:
+            k["constraints"] = type(constraints)(np.asarray(constraints.A)[:, idx], constraints.m, constraints.tol)
+        D = train.D[:, idx]
+        res = fit_weights(D, prep.r_train, groups=train.groups if needs_groups else None,
+                          max_agents=o.max_agents if native_top_k else None, **k)
+        w = np.asarray(res.weights, dtype=float)
+        if o.max_agents is not None and o.max_agents < len(w) and not native_top_k:
+            w, _ = _refit_top_k(D, prep.r_train, w, o.max_agents, dict(k, lam=res.lam, alpha=res.alpha))
+        return w
+
+    return bootstrap_replicates(train.D.shape[1], o.replicates, o.seed, refit, penalty="cv" if cv else "fixed")
 
 
 def _write(lib: Library, cal: Calibration, nm: str, o: CalibrateOptions) -> Calibration:

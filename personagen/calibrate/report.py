@@ -52,6 +52,15 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     if r.get("model"):
         lines.append(f"- responses: model `{r['model']}`, mode `{r['mode']}`")
+    if r.get("personas_built") is not None:
+        lines.append(f"- personas asked (fitted) / built: {r.get('personas_asked')} / {r['personas_built']} "
+                     "(weights.parquet `asked` = false marks the never-fitted ones, weight 0 by construction)")
+    rp = r.get("replicates") or {}
+    if rp.get("r"):
+        lines.append(f"- {rp['r']} {rp.get('method')} replicate weights (rep_1..rep_{rp['r']}, seed {rp.get('seed')},"
+                     f" {_fmt(rp.get('seconds'))} s); variance {rp.get('variance')}; penalty {rp.get('penalty')}")
+    elif "replicates" in r:
+        lines.append("- no replicate weights (--replicates 0): `estimate` gives no standard errors")
     if r.get("overfit") and r["overfit"].get("test_over_train") is not None:
         o = r["overfit"]
         lines.append(f"- overfitting check: test MSE / train MSE = {o['test_over_train']:.2f}; "
@@ -80,24 +89,22 @@ def render_markdown(report: dict[str, Any]) -> str:
         for v in t["after"]:
             lines.append(f"| {v} | {t['before'][v]:.4f} | {t['after'][v]:.4f} |")
         lines.append("")
+    if r.get("caveats"):
+        lines += ["## Caveats", ""] + [f"- warning: {c}" for c in r["caveats"]] + [""]
     if r.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in r["notes"]] + [""]
     return "\n".join(lines)
 
 
 def _plot_pred_vs_target(path: Path, cal: Any) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     prep = cal.prepared
     des = prep.design
-    w = cal.weights["weight"].to_numpy()
-    n = len(w)
+    n = len(des.persona_ids)
+    w = cal.weights["weight"].to_numpy()[:n]  # the fitted personas come first, in design order
     pred = des.predict(w)
     uni = des.predict(np.full(n, 1.0 / n))
-    fig, ax = plt.subplots(figsize=(5.5, 5.5), dpi=100)
+    fig, ax = new_figure(5.5, 5.5)
     colors = {"train": "tab:blue", "valid": "tab:orange", "test": "tab:red"}
     for s, qs in prep.splits.items():
         if not qs:
@@ -114,19 +121,26 @@ def _plot_pred_vs_target(path: Path, cal: Any) -> None:
     ax.set_title(f"{cal.report['name']}: predicted vs target")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _save_png(fig, path)
+    save_png(fig, path)
 
 
-def _save_png(fig: Any, path: Path) -> None:
-    """Render a matplotlib figure to PNG bytes and write them atomically; the figure is closed."""
+def new_figure(width: float, height: float, nrows: int = 1, ncols: int = 1) -> tuple[Any, Any]:
+    """A matplotlib Figure on its own Agg canvas (no pyplot, no global backend switch) and its axes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols)
+
+
+def save_png(fig: Any, path: str | Path) -> None:
+    """Render a figure to PNG bytes and write them atomically."""
     import io
-
-    import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def _cv_series(cv: dict[str, Any] | None) -> tuple[list[float], list[float], list[float], str] | None:
@@ -138,13 +152,9 @@ def _cv_series(cv: dict[str, Any] | None) -> tuple[list[float], list[float], lis
 
 
 def _plot_cv(path: Path, cal: Any) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     rep = cal.report
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    fig, ax = new_figure(6, 4)
     ser = _cv_series(rep.get("cv"))
     if ser is None:
         ax.text(0.5, 0.5, "no cross-validation curve\n(penalty fixed or not tuned for this method)",
@@ -172,7 +182,7 @@ def _plot_cv(path: Path, cal: Any) -> None:
         ax.legend(fontsize=8)
     ax.set_title(f"{rep['name']}: cross-validation")
     fig.tight_layout()
-    _save_png(fig, path)
+    save_png(fig, path)
 
 
 def write_calibration(folder: str | Path, cal: Any) -> None:

@@ -123,9 +123,9 @@ def plot_describe(result: dict[str, Any], path: str | os.PathLike, *, top: int =
     """Write a PNG of pool vs census shares per attribute: correct percentage ticks, wrapped category names,
     every bar labelled with its share, small categories grouped as "other (k categories)"."""
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401  (the panels' tick locators and formatters)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     path = Path(path)
     if not path.parent.exists():
@@ -139,7 +139,8 @@ def plot_describe(result: dict[str, Any], path: str | os.PathLike, *, top: int =
     lines = [max(sum(1 + len(c) // 31 for c in p[2]) for p in r) for r in rows]
     heights = [n * 0.3 + 0.9 for n in lines]
     total = sum(heights) + 0.8
-    fig = plt.figure(figsize=(15, total))
+    fig = Figure(figsize=(15, total))  # its own Agg canvas: the caller's pyplot backend is left alone
+    FigureCanvasAgg(fig)
     gs = fig.add_gridspec(len(rows), ncol, height_ratios=heights, hspace=0.55, wspace=0.45,
                           top=1 - 0.7 / total, bottom=0.3 / total, left=0.14, right=0.98)
     for i, r in enumerate(rows):
@@ -154,6 +155,4 @@ def plot_describe(result: dict[str, Any], path: str | os.PathLike, *, top: int =
         fig.savefig(path, dpi=80)
     except OSError as e:
         raise BadInput(f"{path}: cannot write the plot ({e.strerror})") from None
-    finally:
-        plt.close(fig)
     return path

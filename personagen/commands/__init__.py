@@ -29,12 +29,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prefs": ("prefs", "prefs"),
     "prefs-eval": ("prefs_eval", "prefs_eval"),
     "finetune": ("finetune", "finetune"),
+    "estimate": ("estimate", "estimate"),
 }
 
 # one-line help shown by `personagen --help` without importing any command
 HELP: dict[str, str] = {
     "build": "Build a persona library from census microdata.",
-    "describe": "Compare a library's marginals with its weighted census source.",
+    "describe": "Compare a library (or a calibrated panel) with its census source.",
     "surveys": "Import survey targets and inspect them.",
     "elicit": "Every persona answers a survey through a model.",
     "serve-local": "Serve the bundled local model over the OpenAI API.",
@@ -50,6 +51,7 @@ HELP: dict[str, str] = {
     "prefs-eval": "Validate preference pairs (evaluator check, role-player agreement).",
     "finetune": "SubPOP LoRA fine-tuning on survey distributions (extra [train]).",
     "reproduce": "Run a paper's protocol and print its table beside the published numbers.",
+    "estimate": "Weighted answer shares of a panel, with intervals, by group.",
 }
 
 

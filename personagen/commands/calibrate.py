@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from personagen.calibrate import BASES, METHODS, PULLS, SEARCHES
+from personagen.calibrate import BASES, DEFAULT_REPLICATES, METHODS, PULLS, REPLICATE_PENALTIES, SEARCHES
 from personagen.commands._options import PER_SPLIT, QUESTIONS, selected_survey
 from personagen.commands.types import SEED, Count, Name
 
@@ -36,6 +36,12 @@ from personagen.commands.types import SEED, Count, Name
 @click.option("--lam-search", "lam_search", type=click.Choice(SEARCHES), default="refine", show_default=True,
               help="How CV walks the simplex λ grid: coarse-to-fine (the full grid's choice when the CV curve is "
                    "unimodal, ~60% of the fits) or every value.")
+@click.option("--replicates", type=Count(0, 1000), default=DEFAULT_REPLICATES, show_default=True,
+              help="Bootstrap replicate weights (refits at the chosen penalty) stored as rep_1..rep_R for standard "
+                   "errors; 0 = none.")
+@click.option("--replicate-penalty", "replicate_penalty", type=click.Choice(REPLICATE_PENALTIES), default="fixed",
+              show_default=True, help="Replicates refit at the chosen penalty, or re-choose it by CV in each (R × "
+              "the CV's cost; SEs then include the penalty's selection variance).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @QUESTIONS
 @PER_SPLIT
@@ -45,7 +51,7 @@ from personagen.commands.types import SEED, Count, Name
 def calibrate(lib: Path, survey: Path | None, census_margins: str | None, group: str, method: str,
               block_weighting: bool, pull: str, base: str, max_agents: int | None, model: str | None,
               mode: str | None, drop_incomplete: bool, split_seed: int | None, folds: int | None, lam_search: str,
-              seed: int, questions: str | None, per_split: int | None,
+              replicates: int, replicate_penalty: str, seed: int, questions: str | None, per_split: int | None,
               name: str | None, overwrite: bool, as_json: bool) -> None:
     """Fit persona weights of LIB to a survey (--survey) and/or census margins (--census-margins)."""
     from personagen.calibrate import calibrate_library
@@ -65,7 +71,8 @@ def calibrate(lib: Path, survey: Path | None, census_margins: str | None, group:
                                 block_weighting=block_weighting, pull=pull, seed=seed, name=name,
                                 max_agents=max_agents, split_seed=split_seed, base=base, model=model, mode=mode,
                                 drop_incomplete=drop_incomplete, folds=folds, lam_search=lam_search,
-                                overwrite=overwrite)
+                                overwrite=overwrite, replicates=replicates,
+                                replicate_penalty=replicate_penalty)
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
     rep = cal.report
@@ -79,6 +86,9 @@ def calibrate(lib: Path, survey: Path | None, census_margins: str | None, group:
         ua = rep["baselines"]["uniform_average"][s]["mse"]["value"]
         click.echo(f"  {s:5s} MSE {m['mse']['value']:.3e} (equal weights {ua:.3e})  "
                    f"1-JSD {m['one_minus_jsd']['value']:.4f}")
+    rp = rep.get("replicates") or {}
+    click.echo(f"  replicate weights: {rp['r']} {rp.get('method')} (refits at the chosen penalty, {rp.get('seconds')} s)"
+               if rp.get("r") else "  replicate weights: none (--replicates 0): estimate gives no standard errors")
     for n in rep.get("notes") or []:
         click.echo(f"  note: {n}")
 

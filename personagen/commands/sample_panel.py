@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import click
@@ -28,13 +29,18 @@ def sample_panel(lib: Path, n: int, seed: int, calibration: str | None, out: Pat
         raise BadInput(f"-o {out}: output must be a .parquet file")
     if out is not None and not out.parent.exists():
         raise BadInput(f"-o {out}: directory {out.parent} does not exist")
-    df = _sample(lib, n, seed=seed, calibration=calibration)
+    with warnings.catch_warnings(record=True) as caught:  # library warnings as plain `warning:` lines
+        warnings.simplefilter("always")
+        df = _sample(lib, n, seed=seed, calibration=calibration)
+    for w in caught:
+        click.echo(f"warning: {w.message}", err=True)
     if out is not None:
         atomic_write_parquet(out, df)
     uniq = df["persona_id"].n_unique()
     if as_json:
         keep = [c for c in df.columns if not c.startswith("text_")]
-        click.echo(json.dumps({"n": n, "seed": seed, "unique_personas": uniq, "path": str(out) if out else None,
+        click.echo(json.dumps({"n": n, "seed": seed, "unique_personas": uniq,
+                               "warnings": [str(w.message) for w in caught], "path": str(out) if out else None,
                                "rows": df.select(keep).to_dicts()}, default=str))
     else:
         click.echo(f"sampled {n} draws ({uniq} distinct personas) from {lib}"

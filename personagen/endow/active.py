@@ -96,13 +96,13 @@ def _split(n: int, per_call: int) -> list[int]:
 
 
 def _plot(log: dict, path: Any) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     steps = log["steps"]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))  # its own Agg canvas: the caller's pyplot backend is left alone
+    FigureCanvasAgg(fig)
+    (a1, a2) = fig.subplots(1, 2)
     xs = [s["n_pool_after"] for s in steps]
     a1.plot(xs, [s["mean_entropy_after"] for s in steps], marker="o")
     a1.set_xlabel("agents in pool")
@@ -122,7 +122,6 @@ def _plot(log: dict, path: Any) -> None:
         a2.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 @dataclass(frozen=True)

@@ -310,12 +310,12 @@ def _finish(state: _State, out: Path, opts: FinetuneOptions, resumed: int, sec: 
 
 def plot_losses(res: FinetuneResult, path: Path, kind: str) -> None:
     """Train (per step) and valid (every eval_every steps) loss curves, written atomically."""
-    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))  # its own Agg canvas: the caller's pyplot backend is left alone
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     ax.plot(range(1, len(res.train_loss) + 1), res.train_loss, label="train", lw=1)
     if res.valid_loss:
         ax.plot(*zip(*res.valid_loss), "o-", label="valid", lw=1.5)
@@ -325,5 +325,4 @@ def plot_losses(res: FinetuneResult, path: Path, kind: str) -> None:
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=100)
-    plt.close(fig)
     tmp.replace(path)

@@ -5,6 +5,7 @@ bootstrap CIs and the handling of questions without an ordinal mapping.
 """
 
 from personagen.metrics.core import (
+    asmd,
     entropy_coverage,
     entropy_coverage_ratio,
     group_entropy,
@@ -28,6 +29,7 @@ from personagen.metrics.scoring import (
 
 __all__ = [
     "ALL_METRICS",
+    "asmd",
     "DEFAULT_METRICS",
     "entropy_coverage",
     "entropy_coverage_ratio",

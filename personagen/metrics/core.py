@@ -22,6 +22,7 @@ Definitions (docs/design.md §6):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -189,3 +190,12 @@ def tvd(p: Mapping[str, float] | Sequence[float] | np.ndarray, q: Mapping[str, f
     if isinstance(p, Mapping) and isinstance(q, Mapping):
         return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q))
     return float(0.5 * np.abs(np.asarray(p, dtype=float) - np.asarray(q, dtype=float)).sum())
+
+
+def asmd(p: Mapping[str, float], q: Mapping[str, float]) -> float | None:
+    """Absolute standardised mean difference of a categorical variable, as facebookresearch/balance computes it
+    for one-hot columns against a target: the mean over categories k of |p_k − q_k| / √(q_k (1 − q_k)) (the
+    target's standard deviation of the indicator), categories with q_k ∈ {0, 1} skipped; None when none is left.
+    """
+    vals = [abs(p.get(k, 0.0) - v) / math.sqrt(v * (1 - v)) for k, v in q.items() if 0 < v < 1]
+    return float(np.mean(vals)) if vals else None

@@ -330,13 +330,13 @@ def mixture_library(target_path: str | os.PathLike, out: str | os.PathLike, *, c
 
 
 def _plot(samples: list[np.ndarray], w: np.ndarray, target: np.ndarray, lo: float, hi: float, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     edges = np.linspace(lo, hi, 21)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))  # its own Agg canvas: the caller's pyplot backend is left alone
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     ax.hist(target, bins=edges, density=True, alpha=0.5, label="target")
     mix = sum(wk * np.histogram(s, bins=edges, density=True)[0] for wk, s in zip(w, samples) if s.size)
     if not np.isscalar(mix):
@@ -345,4 +345,3 @@ def _plot(samples: list[np.ndarray], w: np.ndarray, target: np.ndarray, lo: floa
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -46,12 +46,12 @@ def render_markdown(rep: dict[str, Any]) -> str:
 
 def render_plot(rep: dict[str, Any], path: Path) -> None:
     """eval.png: LOO κ per attribute (box plot, Fig. 5) and the per-persona κ of the two role-players (histogram)."""
-    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))  # its own Agg canvas: the caller's pyplot backend is left alone
+    FigureCanvasAgg(fig)
+    (ax1, ax2) = fig.subplots(1, 2)
     loo = {f"{a} ({s['defined']}/{s['n']})": [k for k in s["kappas"] if k is not None]
            for a, s in (rep.get("loo") or {}).items()}
     if loo:
@@ -65,5 +65,4 @@ def render_plot(rep: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
-    plt.close(fig)
     tmp.replace(path)

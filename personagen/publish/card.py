@@ -15,6 +15,7 @@ SPLIT_FILE = "train-00000-of-00001.parquet"  # one parquet file per config, the 
 CONFIGS = ("personas", "responses", "calibration")
 CARD_TEMPLATE = "publish/dataset_card.md.j2"
 LICENSE = "cc-by-4.0"
+SPLIT_ROLE = {"train": "in-sample (fitted)", "valid": "held out", "test": "held out"}
 
 _METHOD_TEXT = {
     "simplex": "Simplex-constrained least squares with a pull towards base weights w0: "
@@ -82,7 +83,7 @@ def card_context(panel: dict[str, Any], repo: str | None = None) -> dict[str, An
     for r in metrics.iter_rows(named=True):
         ci = f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]" if r["ci_low"] is not None else "—"
         rows.append({"estimator": r["estimator"], "split": r["split"], "metric": r["metric"],
-                     "value": _fmt(r["value"]), "ci": ci})
+                     "value": _fmt(r["value"]), "ci": ci, "role": SPLIT_ROLE.get(r["split"], "—")})
     census = prov.get("census") or {}
     return {
         "repo": repo or "ORG/NAME",
@@ -111,7 +112,19 @@ def card_context(panel: dict[str, Any], repo: str | None = None) -> dict[str, An
         "response_columns": panel["responses"].columns,
         "n_preferences": panel["preferences"].height if panel.get("preferences") is not None else 0,
         "license": LICENSE,
+        "caveats": panel.get("caveats") or [],
+        "replicates": _replicates(rep, panel["personas"]),
     }
+
+
+def _replicates(rep: dict[str, Any], personas: Any) -> dict[str, Any] | None:
+    """How the published replicate weight columns were made (None when the panel has none)."""
+    r = sum(c.startswith("rep_") for c in personas.columns)
+    if not r:
+        return None
+    info = rep.get("replicates") if isinstance(rep.get("replicates"), dict) else {}
+    return {"r": r, "method": info.get("method", "bootstrap"), "seed": info.get("seed", "—"),
+            "penalty": info.get("penalty", "not recorded")}
 
 
 def render_card(panel: dict[str, Any], *, repo: str | None = None,

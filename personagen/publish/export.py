@@ -129,7 +129,10 @@ def read_calibration(lib: Library, name: str) -> tuple[pl.DataFrame, dict[str, A
             raise BadInput(f"{wp}: lacks column {c!r}")
     if not w.schema["weight"].is_numeric():
         raise BadInput(f"{wp}: column 'weight' is {w.schema['weight']}, expected a number")
-    w = w.select(pl.col("persona_id").cast(pl.String), pl.col("weight").cast(pl.Float64))
+    reps = sorted((c for c in w.columns if c.startswith("rep_") and c[4:].isdigit()), key=lambda c: int(c[4:]))
+    extra = ([pl.col("asked").cast(pl.Boolean)] if "asked" in w.columns else []) + \
+        [pl.col(c).cast(pl.Float64) for c in reps]
+    w = w.select(pl.col("persona_id").cast(pl.String), pl.col("weight").cast(pl.Float64), *extra)
     report: dict[str, Any] = {}
     if rp.exists():
         report = load_json(rp, "calibration report", MANIFEST_MAX_BYTES)
@@ -228,7 +231,28 @@ def _sanitize_census(c: Any) -> dict[str, Any] | None:
 
 _REPORT_KEYS = ("name", "method", "survey_id", "group", "created", "lam", "alpha", "l1_ratio", "pull",
                 "n_personas", "nonzeros", "ess", "negative_weights", "solver", "solver_seconds", "objective",
-                "census_margins", "block_weighting", "metrics", "baselines")
+                "census_margins", "block_weighting", "metrics", "baselines", "caveats", "replicates",
+                "personas_built", "personas_asked", "n_questions", "split_seed", "model", "mode")
+
+
+def panel_caveats(report: dict[str, Any], personas: pl.DataFrame) -> list[str]:
+    """What a reader of the panel must know: the calibration's warnings, then the questions and splits it used,
+    personas asked vs built, and whether replicate weights travel with it."""
+    out = [f"warning: {c}" for c in report.get("caveats") or [] if isinstance(c, str)]
+    nq = report.get("n_questions")
+    if isinstance(nq, dict):
+        out.append(f"questions used: {nq.get('train', 0)} train (fitted), {nq.get('valid', 0)} valid and "
+                   f"{nq.get('test', 0)} test (held out) of survey {report.get('survey_id')!r}, group "
+                   f"{report.get('group')!r}")
+    asked = int(personas["asked"].sum()) if "asked" in personas.columns else report.get("personas_asked")
+    line = f"personas asked (fitted) / in the panel: {'not recorded' if asked is None else asked} / {personas.height}"
+    if asked is not None and asked < personas.height:
+        line += "; the others carry weight 0 because they were never fitted, not because the fit gave them none"
+    out.append(line)
+    r = sum(c.startswith("rep_") for c in personas.columns)
+    out.append(f"{r} bootstrap replicate weights (rep_1..rep_{r}) travel with `weight`" if r else
+               "no replicate weights: standard errors cannot be computed from this panel")
+    return out
 
 
 def _clean_report(report: dict[str, Any], name: str) -> dict[str, Any]:
@@ -279,15 +303,16 @@ def build_panel(lib: Library, calibration: str | None = None) -> dict[str, Any]:
     name = choose_calibration(lib, calibration)
     weights, report = read_calibration(lib, name)
     personas = lib.personas()
-    if "weight" in personas.columns:
-        personas = personas.drop("weight")
+    personas = personas.drop([c for c in personas.columns if c in ("weight", "asked") or
+                              (c.startswith("rep_") and c[4:].isdigit())])
     known = set(personas["persona_id"].to_list())
     unknown = [p for p in weights["persona_id"].to_list() if p not in known]
     if unknown:
         raise BadInput(f"{lib.calibration_dir(name) / 'weights.parquet'}: {len(unknown)} persona_id(s) not in "
                        f"personas.parquet (e.g. {unknown[0]!r})")
     personas = personas.join(weights, on="persona_id", how="left").with_columns(
-        pl.col("weight").fill_null(0.0))
+        pl.col("weight").fill_null(0.0), *[pl.col(c).fill_null(0.0) for c in weights.columns if c.startswith("rep_")],
+        *([pl.col("asked").fill_null(False)] if "asked" in weights.columns else []))
 
     left_out: list[dict[str, str]] = [
         {"item": "survey target distributions",
@@ -329,7 +354,7 @@ def build_panel(lib: Library, calibration: str | None = None) -> dict[str, Any]:
     }
     return {"calibration": name, "report": _clean_report(report, name), "personas": personas,
             "responses": responses, "metrics": metrics, "surveys": surveys, "left_out": left_out,
-            "provenance": provenance, "preferences": preference_frame(lib), "source_counts": personas["source"].value_counts().sort("source").rows()
+            "provenance": provenance, "caveats": panel_caveats(report, personas), "preferences": preference_frame(lib), "source_counts": personas["source"].value_counts().sort("source").rows()
             if "source" in personas.columns else []}
 
 
@@ -349,7 +374,8 @@ def write_panel_folder(panel: dict[str, Any], out: Path, *, repo: str | None = N
         configs.append(PREFERENCES)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "repo": repo,
             "calibration": panel["calibration"], "report": panel["report"], "provenance": panel["provenance"],
-            "surveys": panel["surveys"], "left_out": panel["left_out"], "configs": configs}
+            "surveys": panel["surveys"], "left_out": panel["left_out"], "configs": configs,
+            "caveats": panel.get("caveats", [])}
     atomic_write_json(out / PANEL_JSON, meta)
     files.append(PANEL_JSON)
     card = render_card(panel, repo=repo, templates=templates)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import polars as pl
 from personagen.errors import BadInput, PersonagenError
 from personagen.infile import MANIFEST_MAX_BYTES, load_json
 from personagen.library import MANIFEST, Library
+from personagen.metrics import kish_ess
 from personagen.publish.export import (
     FORMAT,
     FORMAT_VERSION,
@@ -179,11 +181,15 @@ def _pull_into(repo_or_path: str | os.PathLike, out: Path, revision: str | None)
             lib.append_responses(responses)
         cdir = lib.calibration_dir(name)
         cdir.mkdir(parents=True)
+        keep = [c for c in personas.columns if c == "asked" or (c.startswith("rep_") and c[4:].isdigit())]
         atomic_write_parquet(cdir / "weights.parquet",
-                             personas.select("persona_id", pl.col("weight").cast(pl.Float64)))
+                             personas.select("persona_id", pl.col("weight").cast(pl.Float64), *keep))
         atomic_write_json(cdir / "report.json", {**report, "name": name, "pulled_from": source})
         lib.record("pull", **source)
     return Library.open(out)
+
+
+FEW_DISTINCT = 10  # sample-panel warns when the draws hold fewer than n/10 distinct personas
 
 
 def sample_panel(lib: Library | str | os.PathLike, n: int, *, seed: int = 0,
@@ -197,5 +203,11 @@ def sample_panel(lib: Library | str | os.PathLike, n: int, *, seed: int = 0,
     w = panel["weight"].cast(pl.Float64).to_numpy()
     rng = np.random.default_rng(seed)
     idx = rng.choice(panel.height, size=n, replace=True, p=w / w.sum())
+    uniq = len(set(idx.tolist()))
+    if uniq < n / FEW_DISTINCT:
+        warnings.warn(f"the {n} draws hold only {uniq} distinct personas (< n/{FEW_DISTINCT}): the weight sits on "
+                      f"few personas (Kish ESS {kish_ess(w):.1f}), so the sample repeats them; use the weights "
+                      "directly (personagen estimate) or a calibration with a larger effective sample size",
+                      stacklevel=2)
     return panel[idx.tolist()].with_columns(pl.Series("draw", np.arange(n), dtype=pl.Int64)) \
         .select(["draw", *panel.columns])
