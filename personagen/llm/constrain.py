@@ -1,0 +1,136 @@
+"""Answers restricted to the option letters, where the server can: what it supports is probed, not guessed.
+
+Three ways an OpenAI-compatible server may restrict a completion, tried in this order with one small probe
+request each (a prompt that invites a free word, constrained to the letters Q and Z):
+
+- ``grammar``: a GBNF grammar field (llama.cpp servers, the bundled xllamacpp one included);
+- ``guided_choice``: vLLM's choice list (its OpenAI server and Ray/vLLM engines);
+- ``json_schema``: structured outputs, ``response_format`` with a JSON schema whose answer is an enum of the
+  letters (OpenAI and most hosted APIs); the answer comes back as ``{"answer": "B"}``.
+
+A kind counts as supported when the probe's answer is one of the allowed letters (a server that ignores an
+unknown field answers a word; one that rejects it answers HTTP 4xx). For logprob answers a second probe asks
+whether the returned first-token distribution itself is constrained (at least 0.99 of its mass on the
+allowed letters): llama.cpp reports the distribution after its sampler chain with ``post_sampling_probs``
+(temperature 1 and top-k/top-p/min-p off, so that chain is only the grammar); where the probabilities are
+those before the constraint, logprob requests go unconstrained and the covered letter mass is scored as
+before. ``logit_bias`` needs the model's token ids for the letters (llama.cpp also takes strings); it
+shifts the sampled token but not llama.cpp's reported probabilities, so it is not used here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+CONSTRAINTS = ("auto", "none")
+KINDS = ("grammar", "guided_choice", "json_schema")
+PROBE_LETTERS = ("Q", "Z")
+PROBE_MESSAGES = [{"role": "user", "content": "Say hello to me in one word."}]
+JSON_MAX_TOKENS = 24  # {"answer": "B"} with the whitespace a server may add
+_MEMORY: dict[str, Capability] = {}  # this process: client identity@url -> what it supports
+
+
+@dataclass(frozen=True)
+class Capability:
+    """How a server can restrict answers: `sample` / `logprobs` name a kind of KINDS (None: it cannot);
+    `note` is the one line a run prints when a constraint was asked for and cannot be applied."""
+
+    sample: str | None
+    logprobs: str | None
+    note: str | None = None
+
+    def kind(self, mode: str) -> str | None:
+        return self.logprobs if mode == "logprobs" else self.sample
+
+
+NONE = Capability(None, None)
+
+
+def letter_grammar(letters: list[str] | tuple[str, ...]) -> str:
+    """A GBNF grammar whose only sentences are the single letters."""
+    return "root ::= " + " | ".join(f'"{a}"' for a in letters)
+
+
+def constraint_body(kind: str, letters: list[str] | tuple[str, ...], mode: str) -> dict[str, Any]:
+    """The extra request-body fields that restrict the first answer token to `letters` (mode: sample or
+    logprobs; logprobs with a grammar also asks for the distribution after the constraint)."""
+    letters = list(letters)
+    if kind == "grammar":
+        body: dict[str, Any] = {"grammar": letter_grammar(letters)}
+        if mode == "logprobs":  # the sampler chain reduced to the grammar: its output is the renormalised
+            body.update(post_sampling_probs=True, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=0)
+        return body
+    if kind == "guided_choice":
+        return {"guided_choice": letters}
+    if kind == "json_schema":
+        schema = {"type": "object", "properties": {"answer": {"type": "string", "enum": letters}},
+                  "required": ["answer"], "additionalProperties": False}
+        return {"response_format": {"type": "json_schema",
+                                    "json_schema": {"name": "answer", "strict": True, "schema": schema}}}
+    raise ValueError(f"unknown constraint kind {kind!r}")
+
+
+def unwrap_answer(text: str | None) -> str | None:
+    """The letter inside a structured-output answer ({"answer": "B"} -> "B"); other text as it is."""
+    if text is None or not text.lstrip().startswith("{"):
+        return text
+    try:
+        got = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return str(got["answer"]) if isinstance(got, dict) and "answer" in got else text
+
+
+def _probe_request(kind: str, mode: str) -> Any:
+    from personagen.llm.client import ChatRequest
+
+    extra = constraint_body(kind, PROBE_LETTERS, mode)
+    if mode == "logprobs":
+        return ChatRequest(messages=PROBE_MESSAGES, max_tokens=1, logprobs=True, top_logprobs=20, extra=extra)
+    return ChatRequest(messages=PROBE_MESSAGES, max_tokens=JSON_MAX_TOKENS if kind == "json_schema" else 2,
+                       extra=extra)
+
+
+def _on_letters(res: Any) -> bool:
+    return res.error is None and (unwrap_answer(res.text) or "").strip() in PROBE_LETTERS
+
+
+def _letter_mass(res: Any) -> float:
+    tops = res.top_logprobs[0] if res.error is None and res.top_logprobs else {}
+    return sum(math.exp(v) for t, v in tops.items() if t.strip() in PROBE_LETTERS and v is not None)
+
+
+def detect(client: Any) -> Capability:
+    """What `client`'s server supports (probe requests through the client: cached, counted, logged), once per
+    process and server. Backends that schedule work up front (batch files) or run in-process are not probed."""
+    if client.backend not in ("local", "openai") or not client.handles_n():
+        return Capability(None, None, f"--constrain auto: {client.backend} through {type(client).__name__} is not "
+                                      "probed; answers are not constrained (matched to the options afterwards)")
+    where = f"{client.identity}@{client.base_url if client.backend == 'openai' else 'local'}"
+    if where in _MEMORY:
+        return _MEMORY[where]
+    sample = logprobs = None
+    for kind in KINDS:
+        if _on_letters(client.run([_probe_request(kind, "sample")], desc="constraint probe")[0]):
+            sample = kind
+            break
+    if sample in ("grammar", "guided_choice") and \
+            _letter_mass(client.run([_probe_request(sample, "logprobs")], desc="constraint probe")[0]) >= 0.99:
+        logprobs = sample
+    note = None
+    if sample is None:
+        note = (f"--constrain auto: {client.model!r} at this server takes no grammar, guided_choice or JSON-schema "
+                "constraint; answers are matched to the options afterwards")
+    elif logprobs is None:
+        note = (f"--constrain auto: {client.model!r} reports logprobs from before the {sample} constraint; "
+                "logprob answers are unconstrained (covered letter mass scored by --min-mass)")
+    cap = Capability(sample, logprobs, note)
+    _MEMORY[where] = cap
+    return cap
+
+
+__all__ = ["CONSTRAINTS", "KINDS", "Capability", "NONE", "constraint_body", "detect", "letter_grammar",
+           "unwrap_answer"]
