@@ -165,7 +165,7 @@ def probe_reply(req: dict, honours: frozenset[str] | set[str] = frozenset()) -> 
     honours none of the constraint kinds answers a free word; `honours` names the kinds it obeys."""
     from personagen.llm import PROBE_MESSAGES
 
-    if req.get("messages") != PROBE_MESSAGES:
+    if req.get("messages") not in PROBE_MESSAGES:
         return None
     if "grammar" in honours and req.get("grammar"):
         return "Q"

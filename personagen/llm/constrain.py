@@ -9,26 +9,35 @@ request each (a prompt that invites a free word, constrained to the letters Q an
   letters (OpenAI and most hosted APIs); the answer comes back as ``{"answer": "B"}``.
 
 A kind counts as supported when the probe's answer is one of the allowed letters (a server that ignores an
-unknown field answers a word; one that rejects it answers HTTP 4xx). For logprob answers a second probe asks
-whether the returned first-token distribution itself is constrained (at least 0.99 of its mass on the
-allowed letters): llama.cpp reports the distribution after its sampler chain with ``post_sampling_probs``
-(temperature 1 and top-k/top-p/min-p off, so that chain is only the grammar); where the probabilities are
-those before the constraint, logprob requests go unconstrained and the covered letter mass is scored as
-before. ``logit_bias`` needs the model's token ids for the letters (llama.cpp also takes strings); it
-shifts the sampled token but not llama.cpp's reported probabilities, so it is not used here.
+unknown field answers a word; one that rejects it answers HTTP 4xx). For logprob answers two more probes
+(one inviting a free word, one inviting an allowed letter) ask whether the returned first-token
+distribution itself is constrained (only allowed letters listed, at least 0.99 of the mass): llama.cpp
+reports the distribution after its sampler chain with ``post_sampling_probs`` (temperature 1 and
+top-k/top-p/min-p off, so that chain is only the grammar); where the probabilities are those before the
+constraint, logprob requests go unconstrained and the covered letter mass is scored as before. On the
+bundled model the constrained distribution equals the unconstrained letter probabilities renormalised
+(measured), so constraining changes which answers count as valid, not their distributions.
+``logit_bias`` alone shifts the sampled token but not the probabilities llama.cpp reports, and hosted APIs
+want the model's token ids for it, so it only serves the grammar path here (see `constraint_body`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 CONSTRAINTS = ("auto", "none")
 KINDS = ("grammar", "guided_choice", "json_schema")
 PROBE_LETTERS = ("Q", "Z")
-PROBE_MESSAGES = [{"role": "user", "content": "Say hello to me in one word."}]
+# the probes' prompts: one invites a free word, one a letter the constraint allows (a server that reports the
+# distribution before the constraint shows other tokens beside it)
+PROBE_MESSAGES = ([{"role": "user", "content": "Say hello to me in one word."}],
+                  [{"role": "user", "content": "Reply with the letter Q."}])
 JSON_MAX_TOKENS = 24  # {"answer": "B"} with the whitespace a server may add
 _MEMORY: dict[str, Capability] = {}  # this process: client identity@url -> what it supports
 
@@ -60,8 +69,13 @@ def constraint_body(kind: str, letters: list[str] | tuple[str, ...], mode: str) 
     letters = list(letters)
     if kind == "grammar":
         body: dict[str, Any] = {"grammar": letter_grammar(letters)}
-        if mode == "logprobs":  # the sampler chain reduced to the grammar: its output is the renormalised
-            body.update(post_sampling_probs=True, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=0)
+        if mode == "logprobs":  # the distribution after a sampler chain reduced to the grammar
+            # llama.cpp applies the grammar only when the token sampled without it is rejected, and then reports
+            # the distribution after it; a newline pushed to the top (+100) is always rejected, so the reported
+            # distribution is always the one over the letters (measured: the raw letter probabilities,
+            # renormalised)
+            body.update(post_sampling_probs=True, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=0,
+                        logit_bias=[["\n", 100]])
         return body
     if kind == "guided_choice":
         return {"guided_choice": letters}
@@ -84,23 +98,40 @@ def unwrap_answer(text: str | None) -> str | None:
     return str(got["answer"]) if isinstance(got, dict) and "answer" in got else text
 
 
-def _probe_request(kind: str, mode: str) -> Any:
+def _probe_request(kind: str, mode: str, messages: list[dict] = PROBE_MESSAGES[0]) -> Any:
     from personagen.llm.client import ChatRequest
 
     extra = constraint_body(kind, PROBE_LETTERS, mode)
     if mode == "logprobs":
-        return ChatRequest(messages=PROBE_MESSAGES, max_tokens=1, logprobs=True, top_logprobs=20, extra=extra)
-    return ChatRequest(messages=PROBE_MESSAGES, max_tokens=JSON_MAX_TOKENS if kind == "json_schema" else 2,
-                       extra=extra)
+        return ChatRequest(messages=messages, max_tokens=1, logprobs=True, top_logprobs=20, extra=extra)
+    return ChatRequest(messages=messages, max_tokens=JSON_MAX_TOKENS if kind == "json_schema" else 2, extra=extra)
 
 
 def _on_letters(res: Any) -> bool:
     return res.error is None and (unwrap_answer(res.text) or "").strip() in PROBE_LETTERS
 
 
-def _letter_mass(res: Any) -> float:
+def _only_letters(res: Any) -> bool:
+    """Whether a logprob probe's first-token distribution lies on the allowed letters (at least 0.99 of it, and
+    no other token listed)."""
     tops = res.top_logprobs[0] if res.error is None and res.top_logprobs else {}
-    return sum(math.exp(v) for t, v in tops.items() if t.strip() in PROBE_LETTERS and v is not None)
+    on = sum(math.exp(v) for t, v in tops.items() if t.strip() in PROBE_LETTERS and v is not None)
+    return bool(tops) and all(t.strip() in PROBE_LETTERS for t in tops) and on >= 0.99
+
+
+@contextlib.contextmanager
+def _aside(client: Any) -> Iterator[None]:
+    """Probe outside the run's books: no budget applies to the probes (a few tokens each, cached in llm.sqlite
+    like any request) and the client's counts and progress display are left as they were."""
+    saved = {k: copy.copy(getattr(client, k)) for k in ("stats", "_dispatched", "max_requests", "max_tokens_budget",
+                                                         "progress") if hasattr(client, k)}
+    client.max_requests = client.max_tokens_budget = None
+    client.progress = False
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(client, k, v)
 
 
 def detect(client: Any) -> Capability:
@@ -113,13 +144,15 @@ def detect(client: Any) -> Capability:
     if where in _MEMORY:
         return _MEMORY[where]
     sample = logprobs = None
-    for kind in KINDS:
-        if _on_letters(client.run([_probe_request(kind, "sample")], desc="constraint probe")[0]):
-            sample = kind
-            break
-    if sample in ("grammar", "guided_choice") and \
-            _letter_mass(client.run([_probe_request(sample, "logprobs")], desc="constraint probe")[0]) >= 0.99:
-        logprobs = sample
+    with _aside(client):
+        for kind in KINDS:
+            if _on_letters(client.run([_probe_request(kind, "sample")], desc="constraint probe")[0]):
+                sample = kind
+                break
+        if sample in ("grammar", "guided_choice"):
+            probes = [_probe_request(sample, "logprobs", m) for m in PROBE_MESSAGES]
+            if all(_only_letters(r) for r in client.run(probes, desc="constraint probe")):
+                logprobs = sample
     note = None
     if sample is None:
         note = (f"--constrain auto: {client.model!r} at this server takes no grammar, guided_choice or JSON-schema "
