@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
 from personagen.commands.types import Count, Real
 from personagen.errors import PersonagenError
+
+
+def _answer_options(f: Any) -> Any:
+    """--constrain, --option-order and --show-prompt (issue 21: answers on the options, order, the prompt)."""
+    for opt in reversed(_ANSWER_OPTIONS):
+        f = opt(f)
+    return f
+
+
+_ANSWER_OPTIONS = [
+    click.option("--constrain", type=click.Choice(["auto", "none"]), default="auto", show_default=True,
+                  help="auto: restrict answers to the option letters where the server can (grammar, guided_choice or "
+                       "a JSON-schema enum; probed once, said on stderr when it cannot); none: free answers, matched."),
+    click.option("--option-order", type=click.Choice(["given", "shuffle", "reverse"]), default="given",
+                  show_default=True,
+                  help="given: the survey's order (the paper protocols' choice); shuffle: a seeded order per persona "
+                       "and question; reverse: for ordinal scales. Refused/Don't know stay last; answers are "
+                       "stored against the survey's options."),
+    click.option("--show-prompt", type=Count(1, 1000), default=None,
+                  help="Print the first N requests as they would be sent (messages, options, sampling parameters); "
+                       "send and write nothing."),
+]
 
 
 @click.command()
@@ -50,17 +73,7 @@ from personagen.errors import PersonagenError
 @click.option("--ray-processor", type=click.Choice(["http", "vllm"]), default="http", show_default=True,
               help="http: the --base-url endpoint; vllm: vLLM engines on the cluster for --model (a path or id).")
 @click.option("--vllm-engine", default=None, help="vLLM engine options as a JSON object (--ray-processor vllm).")
-@click.option("--constrain", type=click.Choice(["auto", "none"]), default="auto", show_default=True,
-              help="auto: restrict answers to the option letters where the server can (grammar, guided_choice or "
-                   "a JSON-schema enum; probed once, said on stderr when it cannot); none: free answers, matched.")
-@click.option("--option-order", type=click.Choice(["given", "shuffle", "reverse"]), default="given",
-              show_default=True,
-              help="given: the survey's order (the paper protocols' choice); shuffle: a seeded order per persona "
-                   "and question; reverse: for ordinal scales. Refused/Don't know stay last; answers are "
-                   "stored against the survey's options.")
-@click.option("--show-prompt", type=Count(1, 1000), default=None,
-              help="Print the first N requests as they would be sent (messages, options, sampling parameters); "
-                   "send and write nothing.")
+@_answer_options
 def elicit(lib: str, survey_path: str, split: str, backend: str, adapter: str | None, base_url: str | None,
            model: str | None, mode: str,
            samples: int, temperature: float, concurrency: int, limit: int | None, max_questions: int | None,
