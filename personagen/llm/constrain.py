@@ -39,7 +39,6 @@ PROBE_LETTERS = ("Q", "Z")
 PROBE_MESSAGES = ([{"role": "user", "content": "Say hello to me in one word."}],
                   [{"role": "user", "content": "Reply with the letter Q."}])
 JSON_MAX_TOKENS = 24  # {"answer": "B"} with the whitespace a server may add
-_MEMORY: dict[str, Capability] = {}  # this process: client identity@url -> what it supports
 
 
 @dataclass(frozen=True)
@@ -135,14 +134,15 @@ def _aside(client: Any) -> Iterator[None]:
 
 
 def detect(client: Any) -> Capability:
-    """What `client`'s server supports (probe requests through the client: cached, counted, logged), once per
-    process and server. Backends that schedule work up front (batch files) or run in-process are not probed."""
+    """What `client`'s server supports, probed once per client (the probes are ordinary requests: cached in and
+    logged to llm.sqlite, so a rerun sends none). Backends and engines that schedule work up front (batch
+    files, Ray datasets) or run in-process are not probed."""
     if client.backend not in ("local", "openai") or not client.handles_n():
         return Capability(None, None, f"--constrain auto: {client.backend} through {type(client).__name__} is not "
                                       "probed; answers are not constrained (matched to the options afterwards)")
-    where = f"{client.identity}@{client.base_url if client.backend == 'openai' else 'local'}"
-    if where in _MEMORY:
-        return _MEMORY[where]
+    known = client.__dict__.get("_constraint_capability")
+    if known is not None:
+        return known
     sample = logprobs = None
     with _aside(client):
         for kind in KINDS:
@@ -161,7 +161,7 @@ def detect(client: Any) -> Capability:
         note = (f"--constrain auto: {client.model!r} reports logprobs from before the {sample} constraint; "
                 "logprob answers are unconstrained (covered letter mass scored by --min-mass)")
     cap = Capability(sample, logprobs, note)
-    _MEMORY[where] = cap
+    client.__dict__["_constraint_capability"] = cap
     return cap
 
 
