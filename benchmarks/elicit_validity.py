@@ -8,7 +8,12 @@ the share of persona-question answers that are invalid, and for logprobs the cov
 median) of the unconstrained answers, which is what `--min-mass` judges. Each configuration answers into its
 own fresh library; one local server (default settings) serves every run.
 
+`--bias-wave W26` instead measures the position-bias figure on one wave: logprob answers (constrained) with
+the options in the given order and shuffled per persona and question; the share of answer probability on the
+first letter shown, beside the share expected from the options that were shown first.
+
 Usage: .venv/bin/python benchmarks/elicit_validity.py [--personas 3] [--questions 4] [--waves W26,W82] [--seed 0]
+       [--bias-wave W26]
 Prints a Markdown table and one JSON object last.
 """
 
@@ -64,12 +69,29 @@ def run_wave(wave: Path, personas: pl.DataFrame, client: LLMClient, n_questions:
     return out
 
 
+def position_bias(wave: Path, personas: pl.DataFrame, client: LLMClient, n_questions: int, seed: int) -> list[dict]:
+    """Logprob answers of one wave with the given and the shuffled option order; the summary's position bias."""
+    survey = import_opinionqa(wave)
+    survey = survey.subset(sorted(random.Random(seed).sample(survey.qids, min(n_questions, len(survey.qids)))))
+    out = []
+    for order in ("given", "shuffle"):
+        with tempfile.TemporaryDirectory() as d:
+            lib = Library.init(Path(d) / "lib", seed=seed)
+            lib.write_personas(personas)
+            s = elicit_library(lib, survey, client=client, option_order=order, progress=False)
+            out.append({"wave": wave.name.rsplit("_", 1)[-1], "option_order": order, "constraint": s["constraint"],
+                        **s["position_bias"]})
+        print(json.dumps(out[-1]), file=sys.stderr, flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--personas", type=int, default=3)
     ap.add_argument("--questions", type=int, default=4)
     ap.add_argument("--waves", default=None, help="comma-separated wave tags (default: every wave found)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--bias-wave", default=None, help="measure the position bias on this wave only (e.g. W26)")
     a = ap.parse_args()
     waves = sorted(p for p in WAVES.glob("American_Trends_Panel_W*") if p.is_dir())
     if a.waves:
@@ -78,6 +100,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         personas = pg.build(out=Path(d) / "pool", census=PUMS, n=a.personas, seed=a.seed).personas()
     rows: list[dict] = []
+    if a.bias_wave:
+        with LLMClient.create(backend="local", progress=False) as client:
+            bias = position_bias(WAVES / f"American_Trends_Panel_{a.bias_wave}", personas, client, a.questions, a.seed)
+        print("| wave | option order | first letter shown | expected from the options shown first | uniform |")
+        print("|---|---|---|---|---|")
+        for b in bias:
+            print(f"| {b['wave']} | {b['option_order']} | {b['first_share']:.1%} | {b['expected_first_share']:.1%} "
+                  f"| {b['uniform_first_share']:.1%} |")
+        print(json.dumps({"personas": a.personas, "questions": a.questions, "seed": a.seed, "bias": bias}))
+        return
     with LLMClient.create(backend="local", progress=False) as client:
         for w in waves:
             rows += run_wave(w, personas, client, a.questions, a.seed)

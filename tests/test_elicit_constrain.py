@@ -87,9 +87,13 @@ def test_constraint_detected_and_answers_on_the_options(tmp_path, kind):
         srv.keep_bodies = True
         kw = dict(backend="openai", base_url=srv.base_url, model=srv.model, progress=False, mode="sample")
         lib = _lib(tmp_path / "auto", 3)
+        old = pl.DataFrame({"persona_id": ["p00"], "survey_id": ["older"], "qid": ["Q0"], "option": ["Yes"],
+                            "prob": [1.0], "mode": ["sample"], "model": ["loopback"], "n": [1], "valid": [True]})
+        lib.append_responses(old)  # a library from before the constrained / option_order columns
         s = elicit_library(lib, _survey(), **kw)
+        assert lib.responses().filter(pl.col("survey_id") == "older")["constrained"].to_list() == [None]
         assert s["constraint"] == kind and s["constraint_note"] is None and s["invalid"] == 0
-        r = lib.responses().filter(pl.col("prob") > 0)
+        r = lib.responses().filter((pl.col("prob") > 0) & (pl.col("survey_id") == "toy"))
         assert set(r["option"]) == {"Refused"} and set(r["constrained"]) == {True}  # D: the last letter
         assert all((kind == "guided_choice") == ("guided_choice" in b) for b in srv.bodies)
         lib2 = _lib(tmp_path / "none", 3)

@@ -581,7 +581,8 @@ def _record(lib: Library, survey: Survey, client: LLMClient, o: ElicitOptions, h
                model_identity=client.identity, mode=o.mode, samples=o.k,
                temperature=o.temperature if o.mode == "sample" else 0.0, split=o.split, limit=o.limit,
                max_questions=o.max_questions, min_mass=o.min_mass, text_column=o.text_column, style=o.style,
-               templates=hashes,
+               templates=hashes, constrain=o.constrain, constraint=summary.get("constraint"),
+               option_order=o.option_order,
                **{key: summary[key] for key in ("answers_written", "invalid", "errors", "requests_sent",
                                                 "cache_hits", "input_tokens", "output_tokens", "cost_usd")})
 

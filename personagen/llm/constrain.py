@@ -27,12 +27,11 @@ import contextlib
 import copy
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 CONSTRAINTS = ("auto", "none")
-KINDS = ("grammar", "guided_choice", "json_schema")
 PROBE_LETTERS = ("Q", "Z")
 # the probes' prompts: one invites a free word, one a letter the constraint allows (a server that reports the
 # distribution before the constraint shows other tokens beside it)
@@ -62,28 +61,38 @@ def letter_grammar(letters: list[str] | tuple[str, ...]) -> str:
     return "root ::= " + " | ".join(f'"{a}"' for a in letters)
 
 
+def _grammar(letters: list[str], mode: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"grammar": letter_grammar(letters)}
+    if mode == "logprobs":  # the distribution after a sampler chain reduced to the grammar
+        # llama.cpp applies the grammar only when the token sampled without it is rejected, and then reports the
+        # distribution after it; a newline pushed to the top (+100) is always rejected, so the reported
+        # distribution is always the one over the letters (measured: the raw letter probabilities, renormalised)
+        body.update(post_sampling_probs=True, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=0,
+                    logit_bias=[["\n", 100]])
+    return body
+
+
+def _guided_choice(letters: list[str], mode: str) -> dict[str, Any]:
+    return {"guided_choice": letters}
+
+
+def _json_schema(letters: list[str], mode: str) -> dict[str, Any]:
+    schema = {"type": "object", "properties": {"answer": {"type": "string", "enum": letters}},
+              "required": ["answer"], "additionalProperties": False}
+    return {"response_format": {"type": "json_schema",
+                                "json_schema": {"name": "answer", "strict": True, "schema": schema}}}
+
+
+# constraint kind -> the extra body fields for (letters, mode); probed in this order
+BODIES: dict[str, Callable[[list[str], str], dict[str, Any]]] = {
+    "grammar": _grammar, "guided_choice": _guided_choice, "json_schema": _json_schema}
+KINDS = tuple(BODIES)
+
+
 def constraint_body(kind: str, letters: list[str] | tuple[str, ...], mode: str) -> dict[str, Any]:
     """The extra request-body fields that restrict the first answer token to `letters` (mode: sample or
     logprobs; logprobs with a grammar also asks for the distribution after the constraint)."""
-    letters = list(letters)
-    if kind == "grammar":
-        body: dict[str, Any] = {"grammar": letter_grammar(letters)}
-        if mode == "logprobs":  # the distribution after a sampler chain reduced to the grammar
-            # llama.cpp applies the grammar only when the token sampled without it is rejected, and then reports
-            # the distribution after it; a newline pushed to the top (+100) is always rejected, so the reported
-            # distribution is always the one over the letters (measured: the raw letter probabilities,
-            # renormalised)
-            body.update(post_sampling_probs=True, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=0,
-                        logit_bias=[["\n", 100]])
-        return body
-    if kind == "guided_choice":
-        return {"guided_choice": letters}
-    if kind == "json_schema":
-        schema = {"type": "object", "properties": {"answer": {"type": "string", "enum": letters}},
-                  "required": ["answer"], "additionalProperties": False}
-        return {"response_format": {"type": "json_schema",
-                                    "json_schema": {"name": "answer", "strict": True, "schema": schema}}}
-    raise ValueError(f"unknown constraint kind {kind!r}")
+    return BODIES[kind](list(letters), mode)
 
 
 def unwrap_answer(text: str | None) -> str | None:
@@ -165,5 +174,5 @@ def detect(client: Any) -> Capability:
     return cap
 
 
-__all__ = ["CONSTRAINTS", "KINDS", "Capability", "NONE", "constraint_body", "detect", "letter_grammar",
+__all__ = ["BODIES", "CONSTRAINTS", "KINDS", "Capability", "NONE", "constraint_body", "detect", "letter_grammar",
            "unwrap_answer"]
