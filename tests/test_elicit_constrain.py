@@ -16,7 +16,7 @@ import pytest
 from loopback import LoopbackServer
 
 from personagen import Library
-from personagen.elicit import elicit_library
+from personagen.elicit import display_order, elicit_library, stays_last
 from personagen.surveys import Survey
 
 OPTS = ["Yes", "No", "Maybe", "Refused"]  # "Refused" must stay last whatever the order
@@ -68,6 +68,18 @@ def test_a_server_that_always_says_a_under_given_shuffle_and_reverse(tmp_path, m
                 for order_s, opt in r.filter(pl.col("prob") == 1.0).select("option_order", "option").rows():
                     assert OPTS[int(order_s.split(",")[0])] == opt
         assert srv.probes == 3 * 3  # grammar, guided_choice, JSON schema: once per run (a new library each)
+
+
+def test_non_substantive_options_stay_last_in_every_order():
+    scale = ["Very likely", "Somewhat likely", "Not too likely", "Don't know", "Refused"]
+    assert [stays_last(o) for o in scale] == [False, False, False, True, True]
+    assert stays_last("DK/Refused") and stays_last("I am not sure if there were guns in my household")
+    assert not stays_last("Nothing at all") and not stays_last("No, never")
+    assert display_order(scale, "given", 0, "p", "q") == [0, 1, 2, 3, 4]
+    assert display_order(scale, "reverse", 0, "p", "q") == [2, 1, 0, 3, 4]
+    drawn = {tuple(display_order(scale, "shuffle", 0, f"p{i}", "q")) for i in range(40)}
+    assert all(sorted(d[:3]) == [0, 1, 2] and d[3:] == (3, 4) for d in drawn) and len(drawn) == 6  # all 3!
+    assert display_order(scale, "shuffle", 0, "p1", "q") == display_order(scale, "shuffle", 0, "p1", "q")
 
 
 def _honouring(req: dict) -> str:
