@@ -91,8 +91,10 @@ class LoopbackServer(Served):
     reports as an error result). The reply's logprobs put all the top mass on the reply text."""
 
     def __init__(self, model: str = "loopback", delay_s: float = 0.0,
-                 responder: Callable[[dict], str | None] | None = None):
+                 responder: Callable[[dict], str | None] | None = None, honours: frozenset[str] = frozenset()):
         self.model = model
+        self.honours = honours  # constraint kinds this server obeys (probe_reply); the probes count in `probes`
+        self.probes = 0
         self.delay_s = delay_s
         self.responder = responder
         self.script: deque[tuple[int, dict[str, str], dict]] = deque()
@@ -117,6 +119,12 @@ class LoopbackServer(Served):
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                     return
                 req = json.loads(raw or b"{}")
+                probe = probe_reply(req, outer.honours)
+                if probe is not None:  # a constraint probe: answered apart, not counted as an answer
+                    with outer._lock:
+                        outer.probes += 1
+                    self._send(200, completion_body(outer.model, text=probe, top={probe: 0.0}))
+                    return
                 with outer._lock:
                     outer.hits += 1
                     outer.times.append(time.perf_counter())
@@ -150,3 +158,19 @@ class LoopbackServer(Served):
                                                 finish_reason="stop"))
 
         self.base_url = f"http://127.0.0.1:{self._serve(Handler)}/v1"
+
+
+def probe_reply(req: dict, honours: frozenset[str] | set[str] = frozenset()) -> str | None:
+    """The reply to personagen's constraint probe (llm.constrain), or None when `req` is not one: a server that
+    honours none of the constraint kinds answers a free word; `honours` names the kinds it obeys."""
+    from personagen.llm import PROBE_MESSAGES
+
+    if req.get("messages") not in PROBE_MESSAGES:
+        return None
+    if "grammar" in honours and req.get("grammar"):
+        return "Q"
+    if "guided_choice" in honours and req.get("guided_choice"):
+        return str(req["guided_choice"][-1])
+    if "json_schema" in honours and req.get("response_format"):
+        return '{"answer": "Z"}'
+    return "Hello"

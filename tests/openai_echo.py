@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from loopback import JSONHandler, Served
+from loopback import JSONHandler, Served, completion_body, probe_reply
 
 
 def _choice(i: int, text: str, low_mass: bool = False) -> dict[str, Any]:
@@ -64,6 +64,7 @@ class EchoServer(Served):
         self.misbehave = misbehave
         self.model, self.delay_s, self.echo_headers, self.support_n = model, delay_s, echo_headers, support_n
         self.calls: Counter[str] = Counter()
+        self.probes = 0  # constraint probes (llm.constrain), answered apart: a server that obeys none
         self.n_values: list[int] = []
         self.lock = threading.Lock()
         outer = self
@@ -87,6 +88,11 @@ class EchoServer(Served):
         self.base_url = f"http://127.0.0.1:{self._serve(Handler)}/v1"
 
     def answer(self, body: dict, headers: dict[str, str]) -> tuple[int, dict | bytes]:
+        probe = probe_reply(body)
+        if probe is not None:
+            with self.lock:
+                self.probes += 1
+            return 200, completion_body(self.model, text=probe)
         n = int(body.get("n") or 1)
         ident = json.dumps({k: body.get(k) for k in ("messages", "seed", "temperature", "max_tokens", "n")},
                            sort_keys=True)

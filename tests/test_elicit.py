@@ -94,7 +94,7 @@ def test_logprobs_mode_rerun_and_cache(setup, local_llm_url):
     s3 = lib.elicit(survey, mode="logprobs", **kw)
     assert s3["requests_sent"] == 0 and s3["cache_hits"] == 15
     assert lib.responses().sort("persona_id", "qid", "option").equals(before)
-    assert len(_log(lib)) == 15
+    assert len(_log(lib)) == 15 + 3  # and the constraint probes of the first run (grammar; logprobs on 2 prompts)
     hist = [h for h in Library.open(lib.path).manifest["history"] if h["stage"] == "elicit"]
     assert len(hist) == 2 and set(hist[0]["templates"]) == {"elicit/system.j2", "elicit/user.j2"}
     assert hist[0]["mode"] == "logprobs" and hist[0]["model"] == "smollm2"
@@ -104,7 +104,7 @@ def test_logprobs_mode_rerun_and_cache(setup, local_llm_url):
 def test_sample_mode_keeps_unmatched(setup, local_llm_url):
     lib, survey, _ = setup
     s = lib.elicit(survey, mode="sample", samples=2, temperature=1.0, backend="openai", base_url=local_llm_url,
-                   model="smollm2", progress=False)
+                   model="smollm2", progress=False, constrain="none")
     # the llama.cpp server rejects the API's n=2 once (the probe), then 15 answers x 2 seeded single calls
     assert s["answers_written"] == 15 and s["requests_sent"] == 1 + 30
     r = lib.responses()
@@ -116,7 +116,7 @@ def test_sample_mode_keeps_unmatched(setup, local_llm_url):
     assert bad["raw"].is_not_null().all() and bad["option"].is_null().all()
     assert set(r.filter(pl.col("valid"))["prob"].to_list()) <= {0.0, 0.5, 1.0}
     s2 = lib.elicit(survey, mode="sample", samples=2, backend="openai", base_url=local_llm_url, model="smollm2",
-                    progress=False)
+                    progress=False, constrain="none")
     assert s2["requests_sent"] == 0
 
 
@@ -124,7 +124,7 @@ def test_sample_mode_keeps_unmatched(setup, local_llm_url):
 def test_min_mass_marks_invalid_not_guessed(setup, local_llm_url):
     lib, survey, _ = setup
     s = lib.elicit(survey, limit=1, max_questions=2, min_mass=1.0, backend="openai", base_url=local_llm_url,
-                   model="smollm2", progress=False)
+                   model="smollm2", progress=False, constrain="none")
     r = lib.responses()
     assert s["invalid"] == 2 and s["invalid_total"] == 2 and s["answers_total"] == 2
     # the renormalised distribution is kept (marked invalid) so --min-mass can be re-applied without calls
@@ -137,7 +137,8 @@ def test_min_mass_marks_invalid_not_guessed(setup, local_llm_url):
 def test_kill9_then_rerun_answers_each_once(setup, local_llm_url):
     lib, survey, spath = setup
     args = ["elicit", str(lib.path), "--survey", str(spath), "--backend", "openai", "--base-url", local_llm_url,
-            "--model", "smollm2", "--limit", "3", "--max-questions", "5", "--concurrency", "2", "--no-progress"]
+            "--model", "smollm2", "--limit", "3", "--max-questions", "5", "--concurrency", "2", "--no-progress",
+            "--constrain", "none"]
     proc = subprocess.Popen([sys.executable, "-m", "personagen.cli", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     killed = False

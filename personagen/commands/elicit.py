@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
 from personagen.commands._options import OLD_MAX_TOKENS, PER_SPLIT, QUESTIONS
 from personagen.commands.types import Count, Real
 from personagen.errors import PersonagenError
+
+
+def _answer_options(f: Any) -> Any:
+    """--constrain, --option-order and --show-prompt (issue 21: answers on the options, order, the prompt)."""
+    for opt in reversed(_ANSWER_OPTIONS):
+        f = opt(f)
+    return f
+
+
+_ANSWER_OPTIONS = [
+    click.option("--constrain", type=click.Choice(["auto", "none"]), default="auto", show_default=True,
+                  help="auto: restrict answers to the option letters where the server can (grammar, guided_choice or "
+                       "a JSON-schema enum; probed once, said on stderr when it cannot); none: free answers, matched."),
+    click.option("--option-order", type=click.Choice(["given", "shuffle", "reverse"]), default="given",
+                  show_default=True,
+                  help="given: the survey's order (the paper protocols' choice); shuffle: a seeded order per persona "
+                       "and question; reverse: for ordinal scales. Refused/Don't know stay last; answers are "
+                       "stored against the survey's options."),
+    click.option("--show-prompt", type=Count(1, 1000), default=None,
+                  help="Print the first N requests as they would be sent (messages, options, sampling parameters); "
+                       "send and write nothing."),
+]
 
 
 @click.command()
@@ -59,6 +82,7 @@ from personagen.errors import PersonagenError
 @click.option("--ray-processor", type=click.Choice(["http", "vllm"]), default="http", show_default=True,
               help="http: the --base-url endpoint; vllm: vLLM engines on the cluster for --model (a path or id).")
 @click.option("--vllm-engine", default=None, help="vLLM engine options as a JSON object (--ray-processor vllm).")
+@_answer_options
 def elicit(lib: str, survey_path: str, split: str, backend: str, adapter: str | None, base_url: str | None,
            model: str | None, mode: str,
            samples: int, temperature: float, concurrency: int, limit: int | None, max_questions: int | None,
@@ -66,7 +90,8 @@ def elicit(lib: str, survey_path: str, split: str, backend: str, adapter: str | 
            prices: str | None, templates: str | None, style: str, no_progress: bool, as_json: bool,
            engine: str, ray_address: str | None, ray_workers: int, ray_batch_size: int, ray_processor: str,
            vllm_engine: str | None, timeout: float, time_limit: float | None, questions: str | None,
-           per_split: int | None, old_max_tokens: str | None) -> None:
+           per_split: int | None, old_max_tokens: str | None, constrain: str, option_order: str,
+           show_prompt: int | None) -> None:
     """Every persona in LIB answers the survey; answers go to LIB/responses.parquet."""
     from personagen.elicit import check_errors, elicit_library
     from personagen.library import Library
@@ -87,11 +112,15 @@ def elicit(lib: str, survey_path: str, split: str, backend: str, adapter: str | 
                                  dry_run=dry_run, min_mass=min_mass, progress=not no_progress, templates=templates,
                                  prices=prices, max_requests=max_requests, max_tokens_budget=max_tokens_budget,
                                  style=style, client=client, adapter=adapter, timeout=timeout, time_limit=time_limit,
-                                 questions=qids, per_split=per_split)
+                                 questions=qids, per_split=per_split, constrain=constrain,
+                                 option_order=option_order, show_prompt=show_prompt)
     finally:
         if client is not None:
             client.close()
     summary["engine"] = engine
+    if show_prompt is not None:
+        _print_prompts(summary, as_json)
+        return
     _print_summary(summary, dry_run, as_json, min_mass)
     check_errors(summary)
 
@@ -118,6 +147,7 @@ def _print_summary(summary: dict, dry_run: bool, as_json: bool, min_mass: float)
                    f"{summary['answers_skipped']} already done), {summary['requests_sent']} calls sent, "
                    f"{summary['cache_hits']} cached, {summary['input_tokens']}+{summary['output_tokens']} tokens, "
                    f"${summary['cost_usd']:.4f}, {summary['seconds']:.1f}s", err=as_json)
+        _print_figures(summary, as_json)
         if summary.get("rescored"):
             click.echo(f"elicit: --min-mass {min_mass:g} re-applied to stored answers: {summary['rescored']} "
                        "changed validity (no model calls)", err=True)
@@ -126,6 +156,37 @@ def _print_summary(summary: dict, dry_run: bool, as_json: bool, min_mass: float)
             click.echo(f"warning: {warn}", err=True)
     if as_json:
         click.echo(json.dumps(summary, default=str))
+
+
+def _print_prompts(summary: dict, as_json: bool) -> None:
+    """The rendered requests of --show-prompt, one block each (or the JSON object under --json)."""
+    if as_json:
+        click.echo(json.dumps(summary, default=str))
+        return
+    for i, p in enumerate(summary["prompts"], 1):
+        req = dict(p["request"])
+        click.echo(f"--- request {i}: persona {p['persona_id']}, question {p['qid']} "
+                   f"(options shown in survey order {p['option_order']})")
+        for m in req.pop("messages"):
+            click.echo(f"[{m['role']}]\n{m['content']}")
+        click.echo("[parameters] " + json.dumps(req, default=str))
+    click.echo(f"--- constraint: {summary['constrain']}")
+
+
+def _print_figures(summary: dict, err: bool) -> None:
+    """The constraint note, the position-bias figure and the covered-mass quantiles of a run (stderr)."""
+    if summary.get("constraint_note"):
+        click.echo(f"note: {summary['constraint_note']}", err=True)
+    pb = summary.get("position_bias")
+    if pb:
+        click.echo(f"elicit: first letter shown got {pb['first_share']:.1%} of answers (expected from the options "
+                   f"shown first {pb['expected_first_share']:.1%}, uniform {pb['uniform_first_share']:.1%}; "
+                   f"option order {summary.get('option_order')})", err=err)
+    mq = summary.get("mass_quantiles")
+    if mq:
+        click.echo(f"elicit: covered letter mass min {mq['min']:.3f}, p01 {mq['p01']:.3f}, p05 {mq['p05']:.3f}, "
+                   f"p25 {mq['p25']:.3f}, median {mq['median']:.3f} ({'constrained: ' + summary['constraint'] if summary.get('constraint') else 'unconstrained'})",
+                   err=err)
 
 
 def _engine_client(engine: str, ray_address: str | None, ray_workers: int, ray_batch_size: int,

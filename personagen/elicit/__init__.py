@@ -6,6 +6,7 @@ other stages reuse (endow's answer pool), the row builders, and the engine regis
 
 from personagen.elicit.engines import ENGINES, EngineOptions, make_client
 from personagen.elicit.matching import MAX_OPTIONS, letter_distribution, letters_for, match_answer
+from personagen.elicit.order import ORDERS, display_order, stays_last
 from personagen.elicit.rescore import invalid_warning, rescore_logprobs
 from personagen.elicit.run import (
     MODES,
@@ -25,4 +26,5 @@ __all__ = [
     "ENGINES", "EngineOptions", "make_client",
     "elicit_library", "invalid_warning", "letter_distribution", "letters_for", "logprob_rows", "match_answer",
     "rescore_logprobs", "sample_rows",
+    "ORDERS", "display_order", "stays_last",
 ]

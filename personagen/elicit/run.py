@@ -9,6 +9,7 @@ killed run loses no finished answer; the SQLite cache makes the rerun send nothi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 import warnings
@@ -20,10 +21,23 @@ from typing import Any
 import polars as pl
 
 from personagen.elicit.matching import MAX_OPTIONS, letter_distribution, letters_for, match_answer
+from personagen.elicit.order import ORDERS, PositionBias, display_order, order_text, to_survey
 from personagen.elicit.rescore import rescore_logprobs, with_validity
 from personagen.errors import BadInput, PersonagenError
 from personagen.library import RESPONSE_SCHEMA, Library
-from personagen.llm import BudgetExceeded, ChatRequest, ChatResult, LLMClient, singles
+from personagen.llm import (
+    CONSTRAINTS,
+    BudgetExceeded,
+    Capability,
+    ChatRequest,
+    ChatResult,
+    LLMClient,
+    chat_body,
+    constraint_body,
+    detect,
+    singles,
+    unwrap_answer,
+)
 from personagen.locking import library_lock, remove_stale
 from personagen.personas import STYLES
 from personagen.store import atomic_write_parquet
@@ -38,8 +52,10 @@ KEY = ["persona_id", "survey_id", "qid", "model", "mode", "style"]
 SYSTEM_T = "elicit/system.j2"
 USER_T = "elicit/user.j2"
 SAMPLE_MAX_TOKENS = 12  # a letter, or a short option text, on one line
+JSON_MAX_TOKENS = 24  # a structured-output answer: {"answer": "B"} with a server's whitespace
 TOP_LOGPROBS = 20  # the OpenAI API maximum (llama.cpp serves more)
-OUT_SCHEMA: dict[str, pl.DataType] = {**RESPONSE_SCHEMA, "mass": pl.Float64, "raw": pl.String, "style": pl.String}
+OUT_SCHEMA: dict[str, pl.DataType] = {**RESPONSE_SCHEMA, "mass": pl.Float64, "raw": pl.String, "style": pl.String,
+                                      "constrained": pl.Boolean, "option_order": pl.String}
 
 
 def _keys(df: pl.DataFrame) -> pl.DataFrame:
@@ -126,42 +142,54 @@ def build_messages(persona_text: str, question: str, options: Sequence[str], *,
 
 # ---- answers -> rows -------------------------------------------------------------------------------------
 def _row(pid: str, sid: str, qid: str, option: str | None, prob: float | None, mode: str, model: str, n: int,
-         valid: bool, mass: float | None, raw: str | None) -> dict:
+         valid: bool, mass: float | None, raw: str | None, how: tuple[bool, str | None] = (False, None)) -> dict:
     return {"persona_id": pid, "survey_id": sid, "qid": qid, "option": option, "prob": prob, "mode": mode,
-            "model": model, "n": n, "valid": valid, "mass": mass, "raw": raw}
+            "model": model, "n": n, "valid": valid, "mass": mass, "raw": raw, "constrained": how[0],
+            "option_order": how[1]}
 
 
 def logprob_rows(pid: str, sid: str, qid: str, options: list[str], res: ChatResult, model: str,
-                 min_mass: float) -> list[dict]:
+                 min_mass: float, *, order: Sequence[int] | None = None, constrained: bool = False) -> list[dict]:
     """One row per option (renormalised letter probabilities, covered letter mass in `mass`), valid when
     mass >= min_mass -- kept either way so the threshold can be re-applied later without a model call
-    (personagen.elicit.rescore); one invalid row without options when no letter got any mass."""
+    (personagen.elicit.rescore); one invalid row without options when no letter got any mass.
+
+    `order`: the survey option shown at each letter (`elicit --option-order`); letter probabilities are mapped
+    back to the survey's options. `constrained`: the request restricted the answer to the letters."""
+    order = list(order) if order is not None else list(range(len(options)))
+    how = (constrained, order_text(order))
     tops = res.top_logprobs[0] if res.top_logprobs else None
     probs, mass = letter_distribution(tops, len(options))
     if tops is None or mass <= 0.0:
-        return [_row(pid, sid, qid, None, None, "logprobs", model, 1, False, mass, res.text)]
+        return [_row(pid, sid, qid, None, None, "logprobs", model, 1, False, mass, res.text, how)]
     ok = mass >= min_mass
-    return [_row(pid, sid, qid, o, p, "logprobs", model, 1, ok, mass, None if ok else res.text)
-            for o, p in zip(options, probs)]
+    return [_row(pid, sid, qid, o, p, "logprobs", model, 1, ok, mass, None if ok else res.text, how)
+            for o, p in zip(options, to_survey(probs, order))]
 
 
 def sample_rows(pid: str, sid: str, qid: str, options: list[str], texts: list[str | None],
-                model: str) -> tuple[list[dict], int]:
+                model: str, *, order: Sequence[int] | None = None, constrained: bool = False
+                ) -> tuple[list[dict], int]:
     """Rows for K sampled answers: prob = count/K per option; each unmatched answer an invalid row with its
-    raw text. Returns (rows, number unmatched)."""
+    raw text. Returns (rows, number unmatched). `order`/`constrained`: as for `logprob_rows` (an answer's
+    letter, or its text, is matched against the options as shown, then mapped back)."""
+    order = list(order) if order is not None else list(range(len(options)))
+    how = (constrained, order_text(order))
+    shown = [options[i] for i in order]
     k = len(texts)
     counts = [0] * len(options)
     unmatched: list[str | None] = []
     for t in texts:
-        i, _how = match_answer(t, options)
-        if i is None:
+        j, _how = match_answer(unwrap_answer(t) if constrained else t, shown)
+        if j is None:
             unmatched.append(t)
         else:
-            counts[i] += 1
+            counts[order[j]] += 1
     rows = []
     if sum(counts):
-        rows = [_row(pid, sid, qid, o, c / k, "sample", model, k, True, None, None) for o, c in zip(options, counts)]
-    rows += [_row(pid, sid, qid, None, 1 / k, "sample", model, k, False, None, t if t is not None else "")
+        rows = [_row(pid, sid, qid, o, c / k, "sample", model, k, True, None, None, how)
+                for o, c in zip(options, counts)]
+    rows += [_row(pid, sid, qid, None, 1 / k, "sample", model, k, False, None, t if t is not None else "", how)
              for t in unmatched]
     return rows, len(unmatched)
 
@@ -203,6 +231,9 @@ class ElicitOptions:
     persona_ids: Sequence[str] | None = None
     timeout: float = 120.0  # seconds per HTTP request (llm.client.DEFAULT_TIMEOUT_S); a timed-out one is resent once
     time_limit: float | None = None  # seconds for the whole run: then it stops, keeping what was paid (resumable)
+    constrain: str = "auto"  # restrict answers to the option letters where the server can (llm.constrain)
+    option_order: str = "given"  # given (the paper protocols' choice) | shuffle | reverse (elicit.order)
+    show_prompt: int | None = None  # build the first N requests and return them; send and write nothing
 
     def __post_init__(self) -> None:
         checks = [
@@ -217,6 +248,12 @@ class ElicitOptions:
             (not 0 < self.timeout < float("inf"), f"--timeout {self.timeout}: must be a positive number of seconds"),
             (self.time_limit is not None and not 0 < self.time_limit < float("inf"),
              f"--time-limit {self.time_limit}: must be a positive number of seconds"),
+            (self.constrain not in CONSTRAINTS,
+             f"--constrain {self.constrain!r}: expected one of {', '.join(CONSTRAINTS)}"),
+            (self.option_order not in ORDERS,
+             f"--option-order {self.option_order!r}: expected one of {', '.join(ORDERS)}"),
+            (self.show_prompt is not None and self.show_prompt < 1, f"--show-prompt {self.show_prompt}: must be at "
+                                                                     "least 1"),
         ]
         for bad, msg in checks:
             if bad:
@@ -246,6 +283,9 @@ class _Work:
     requests: list[ChatRequest]
     options: dict[str, list[str]]
     skipped: int
+    orders: list[list[int]]  # per item: the survey option shown at each letter
+    kind: str | None = None  # the constraint the requests carry (llm.constrain), None: unconstrained
+    messages: list[list[dict]] = dataclasses.field(default_factory=list)  # per item: its chat messages
 
 
 def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = None, **options: Any
@@ -260,7 +300,10 @@ def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = N
     mode "logprobs": one request per (persona, question), max_tokens 1, distribution over option letters
     from the top-20 logprobs (renormalised; covered mass below `min_mass` -> invalid row).
     mode "sample": `samples` requests per (persona, question) with distinct seeds at `temperature`, matched to
-    options (letter, exact text, fuzzy); unmatched answers are kept as invalid rows with the raw text."""
+    options (letter, exact text, fuzzy); unmatched answers are kept as invalid rows with the raw text.
+    `constrain` "auto" restricts answers to the letters where the server can (probed once, llm.constrain);
+    `option_order` shows the options as given, shuffled or reversed (answers mapped back, elicit.order);
+    `show_prompt` N returns the first N requests (`prompts`) without sending or writing anything."""
     o = ElicitOptions(**options)
     personas = _select_personas(lib, o)
     qids = _select_questions(survey, o)
@@ -271,6 +314,8 @@ def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = N
                                   concurrency=o.concurrency, fresh=o.fresh, max_requests=o.max_requests,
                                   max_tokens_budget=o.max_tokens_budget, prices=o.prices, progress=o.progress,
                                   adapter=o.adapter, timeout=o.timeout, time_limit_s=o.time_limit)
+    if o.show_prompt is not None:
+        return _show_prompts(personas, survey, qids, o, client)
     rescored = 0
     if not o.dry_run:
         lib.recover_runs()  # the history entry of a killed run (its answers are consolidated next)
@@ -278,16 +323,10 @@ def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = N
         if o.mode == "logprobs":  # the threshold is a scoring choice: re-apply it to stored answers
             rescored = rescore_logprobs(lib, survey.survey_id, client.model_name, o.min_mass).changed
     done = _done_keys(lib, survey.survey_id, client.model_name, o.mode, o.style)
-    work = _work_list(personas, survey, qids, done, o, use_n=client.handles_n())
-    summary: dict[str, Any] = {
-        "survey_id": survey.survey_id, "model": client.model_name, "backend": client.backend, "mode": o.mode,
-        "style": o.style, "samples": o.k, "personas": personas.height, "questions": len(qids),
-        "answers_skipped": work.skipped,
-        "answers_todo": len(work.items), "requests": len(work.requests), "requests_sent": 0, "cache_hits": 0,
-        "answers_written": 0, "rows_written": 0, "invalid": 0, "errors": 0, "input_tokens": 0,
-        "output_tokens": 0, "cost_usd": 0.0, "http_requests": 0, "paid_calls": 0,
-        "dry_run": o.dry_run, "estimate": None, "seconds": 0.0,
-        "rescored": rescored}
+    work = _work_list(personas, survey, qids, done, o)
+    cap = _capability(client, o, own_client) if work.items else NONE_CAP
+    work = _with_requests(work, o, cap.kind(o.mode), use_n=client.handles_n())
+    summary = _new_summary(survey, client, o, personas.height, len(qids), work, rescored, cap)
     if o.dry_run:
         summary["estimate"] = client.estimate(work.requests)
         return summary
@@ -297,7 +336,7 @@ def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = N
     stats0 = dict(client.stats)  # a reused client's earlier counts are not this run's
     stopped: BudgetExceeded | None = None
     refused = False  # a failure before any answer (unknown model, rejected key, full disk): nothing recorded
-    entry = _entry(survey, client, o, hashes)
+    entry = {**_entry(survey, client, o, hashes), "constraint": summary.get("constraint")}
     run = lib.begin_run("elicit", **entry, **_counts(summary))  # a kill -9 cannot lose the record
 
     def checkpoint() -> None:  # each flush of answers updates the pending record's counts
@@ -321,6 +360,54 @@ def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = N
     if stopped is not None:
         raise stopped
     return with_validity(lib, summary)
+
+
+NONE_CAP = Capability(None, None)
+
+
+def _capability(client: LLMClient, o: ElicitOptions, own_client: bool) -> Capability:
+    """What the server can constrain (probed once; nothing for --constrain none or a dry run)."""
+    if o.constrain == "none" or o.dry_run:
+        return NONE_CAP
+    try:
+        return detect(client)
+    except BaseException:
+        if own_client:
+            client.close()
+        raise
+
+
+def _new_summary(survey: Survey, client: LLMClient, o: ElicitOptions, n_personas: int, n_questions: int,
+                 work: _Work, rescored: int, cap: Capability) -> dict[str, Any]:
+    return {
+        "survey_id": survey.survey_id, "model": client.model_name, "backend": client.backend, "mode": o.mode,
+        "style": o.style, "samples": o.k, "personas": n_personas, "questions": n_questions,
+        "answers_skipped": work.skipped,
+        "answers_todo": len(work.items), "requests": len(work.requests), "requests_sent": 0, "cache_hits": 0,
+        "answers_written": 0, "rows_written": 0, "invalid": 0, "errors": 0, "input_tokens": 0,
+        "output_tokens": 0, "cost_usd": 0.0, "http_requests": 0, "paid_calls": 0, "dry_run": o.dry_run,
+        "estimate": None, "seconds": 0.0,
+        "rescored": rescored, "constrain": o.constrain, "constraint": work.kind,
+        "constraint_note": cap.note if o.constrain == "auto" and work.kind is None else None,
+        "option_order": o.option_order, "position_bias": None, "mass_quantiles": None}
+
+
+def _show_prompts(personas: pl.DataFrame, survey: Survey, qids: list[str], o: ElicitOptions,
+                  client: LLMClient) -> dict[str, Any]:
+    """The first N requests as they would be sent (bodies with messages and sampling parameters); nothing is
+    sent, started or written. A constraint is probed only when a run starts, so it is described, not shown."""
+    n = int(o.show_prompt or 0)
+    work = _work_list(personas.head(n), survey, qids, set(), o)
+    work = _with_requests(work, o, None, use_n=True)
+    per = len(work.requests) // max(len(work.items), 1)
+    shown = [{"persona_id": pid, "qid": q, "option_order": order_text(order),
+              "request": chat_body(client.model, work.requests[i * per])}
+             for i, ((pid, q), order) in enumerate(zip(work.items[:n], work.orders[:n]))]
+    note = ("none" if o.constrain == "none" else "auto: the server is probed when a run starts; where it takes "
+            "one, the request also carries a grammar (llama.cpp), guided_choice (vLLM) or a JSON-schema enum "
+            "(structured outputs) restricting the answer to the option letters")
+    return {"survey_id": survey.survey_id, "model": client.model_name, "backend": client.backend,
+            "mode": o.mode, "show_prompt": n, "constrain": note, "prompts": shown}
 
 
 def _select_personas(lib: Library, o: ElicitOptions) -> pl.DataFrame:
@@ -358,20 +445,27 @@ def _select_questions(survey: Survey, o: ElicitOptions) -> list[str]:
 
 
 def _work_list(personas: pl.DataFrame, survey: Survey, qids: list[str], done: set[tuple[str, str]],
-               o: ElicitOptions, use_n: bool = True) -> _Work:
-    """Requests for every (persona, question) not answered yet, persona-major (the cache keeps prefixes warm).
-
-    Sample mode: one request with the API's `n` per answer when `use_n`, else K seeded single requests."""
+               o: ElicitOptions) -> _Work:
+    """Messages for every (persona, question) not answered yet, persona-major (the cache keeps prefixes warm),
+    the options shown in the order `option_order` gives each persona and question."""
     sys_t, user_t = get_template(SYSTEM_T, o.templates), get_template(USER_T, o.templates)
-    options, user_text = {}, {}
-    for q in qids:
-        opts = survey.options(q)
-        options[q] = opts
-        user_text[q] = user_t.render(question=survey.question(q).text,
-                                     options=[{"letter": a, "text": x}
-                                              for a, x in zip(letters_for(len(opts)), opts)]).strip()
+    options = {q: survey.options(q) for q in qids}
+    given: dict[str, str] = {}
+
+    def user_text(pid: str, q: str, order: list[int]) -> str:
+        if o.option_order == "given" and q in given:
+            return given[q]
+        opts = options[q]
+        text = user_t.render(question=survey.question(q).text,
+                             options=[{"letter": a, "text": opts[i]}
+                                      for a, i in zip(letters_for(len(opts)), order)]).strip()
+        if o.option_order == "given":
+            given[q] = text
+        return text
+
     items: list[tuple[str, str]] = []
-    requests: list[ChatRequest] = []
+    messages: list[list[dict]] = []
+    orders: list[list[int]] = []
     skipped = 0
     for pid, text in personas.select("persona_id", o.text_column).iter_rows():
         system = {"role": "system", "content": sys_t.render(persona=text).strip()}
@@ -379,28 +473,43 @@ def _work_list(personas: pl.DataFrame, survey: Survey, qids: list[str], done: se
             if (pid, q) in done:
                 skipped += 1
                 continue
-            msgs = [system, {"role": "user", "content": user_text[q]}]
+            order = display_order(options[q], o.option_order, o.seed, pid, q)
             items.append((pid, q))
-            if o.mode == "logprobs":
-                requests.append(ChatRequest(messages=msgs, temperature=0.0, max_tokens=1, logprobs=True,
-                                            top_logprobs=TOP_LOGPROBS))
-            else:  # one request for the K answers (the API's `n`; K seeded calls where it is unsupported)
-                one = ChatRequest(messages=msgs, temperature=o.temperature, max_tokens=SAMPLE_MAX_TOKENS,
-                                  seed=o.seed, stop=["\n"], n=o.k)
-                requests.extend([one] if use_n else singles(one))
-    return _Work(items, requests, options, skipped)
+            orders.append(order)
+            messages.append([system, {"role": "user", "content": user_text(pid, q, order)}])
+    return _Work(items, [], options, skipped, orders, messages=messages)
+
+
+def _with_requests(work: _Work, o: ElicitOptions, kind: str | None, use_n: bool = True) -> _Work:
+    """The requests of the work list (1 or K per item), carrying the constraint `kind` where it is not None.
+
+    Sample mode: one request with the API's `n` per answer when `use_n`, else K seeded single requests."""
+    requests: list[ChatRequest] = []
+    for (_pid, q), msgs in zip(work.items, work.messages):
+        extra = constraint_body(kind, letters_for(len(work.options[q])), o.mode) if kind else None
+        if o.mode == "logprobs":
+            requests.append(ChatRequest(messages=msgs, temperature=0.0, max_tokens=1, logprobs=True,
+                                        top_logprobs=TOP_LOGPROBS, extra=extra))
+        else:  # one request for the K answers (the API's `n`; K seeded calls where it is unsupported)
+            structured = kind == "json_schema"
+            one = ChatRequest(messages=msgs, temperature=o.temperature,
+                              max_tokens=JSON_MAX_TOKENS if structured else SAMPLE_MAX_TOKENS,
+                              seed=o.seed, stop=None if structured else ["\n"], n=o.k, extra=extra)
+            requests.extend([one] if use_n else singles(one))
+    return dataclasses.replace(work, requests=requests, kind=kind)
 
 
 def _collect(lib: Library, client: LLMClient, sid: str, work: _Work, o: ElicitOptions, summary: dict[str, Any],
              checkpoint: Callable[[], None] | None = None) -> BudgetExceeded | None:
     """Run the requests; turn each finished item into response rows, flushed to part files every few seconds.
 
-    Counts go into `summary`; a budget stop is returned (the caller raises it once the run is recorded)."""
-    model_name = client.model_name
+    Counts go into `summary` (with the position-bias figure and, for logprobs, the covered-mass quantiles);
+    a budget stop is returned (the caller raises it once the run is recorded)."""
     per = len(work.requests) // max(len(work.items), 1)  # requests per answer: 1 (the API's `n`) or K singles
     pending: dict[int, list[ChatResult | None]] = {}
     buffer: list[dict] = []
     last_flush = time.perf_counter()
+    tally = _Tally()
 
     def flush() -> None:
         nonlocal buffer, last_flush
@@ -419,14 +528,12 @@ def _collect(lib: Library, client: LLMClient, sid: str, work: _Work, o: ElicitOp
             if any(r is None for r in got):
                 continue
             del pending[i // per]
-            pid, q = work.items[i // per]
             errs = [r.error for r in got if r.error and not r.invalid]
             if errs:
                 summary["errors"] += 1
                 summary.setdefault("first_error", errs[0])
                 continue
-            rows, bad = _answer_rows(pid, sid, q, work.options[q], got, o, model_name)
-            summary["invalid"] += bad
+            rows = _item_rows(work, i // per, got, o, client.model_name, sid, summary, tally)
             buffer.extend({**r, "style": o.style} for r in rows)
             summary["answers_written"] += 1
             if time.perf_counter() - last_flush >= o.flush_every_s:
@@ -435,26 +542,54 @@ def _collect(lib: Library, client: LLMClient, sid: str, work: _Work, o: ElicitOp
         return e
     finally:
         flush()
+        summary["position_bias"] = tally.bias.summary()
+        summary["mass_quantiles"] = tally.mass_quantiles()
     return None
 
 
-def _answer_rows(pid: str, sid: str, q: str, options: list[str], got: list[ChatResult], o: ElicitOptions,
-                 model_name: str) -> tuple[list[dict], int]:
-    """Rows of one answered item and how many of its answers are invalid. A paid answer whose body was unusable
-    (ChatResult.invalid) is kept as an invalid row holding the reason, so a rerun does not pay for it again."""
-    bad = [r.invalid for r in got if r.invalid]
+@dataclass
+class _Tally:
+    """What a run's summary reports beyond counts: first-letter answers and logprob answers' covered mass."""
+
+    bias: PositionBias = dataclasses.field(default_factory=PositionBias)
+    masses: list[float] = dataclasses.field(default_factory=list)
+
+    def mass_quantiles(self) -> dict[str, float] | None:
+        if not self.masses:
+            return None
+        m = sorted(self.masses)
+        at = {"min": 0.0, "p01": 0.01, "p05": 0.05, "p25": 0.25, "median": 0.5}
+        return {k: round(m[min(len(m) - 1, int(q * len(m)))], 4) for k, q in at.items()} | {"n": len(m)}
+
+
+def _item_rows(work: _Work, idx: int, got: list[ChatResult], o: ElicitOptions, model_name: str, sid: str,
+               summary: dict[str, Any], tally: _Tally) -> list[dict]:
+    """The response rows of one finished (persona, question); counts invalid answers and feeds the tally."""
+    pid, q = work.items[idx]
+    how = {"order": work.orders[idx], "constrained": work.kind is not None}
+    bad = [r.invalid for r in got if r.invalid]  # paid, body unusable: kept as invalid rows with the reason
+    shown = (how["constrained"], order_text(list(how["order"]) if how["order"] is not None
+                                            else list(range(len(work.options[q])))))
+    if bad and (o.mode == "logprobs" or len(got) == 1):
+        summary["invalid"] += 1 if o.mode == "logprobs" else o.k
+        return [_row(pid, sid, q, None, None if o.mode == "logprobs" else 1.0, o.mode, model_name,
+                     1 if o.mode == "logprobs" else o.k, False, None, bad[0], shown)]
     if o.mode == "logprobs":
-        if bad:
-            return [_row(pid, sid, q, None, None, "logprobs", model_name, 1, False, None, bad[0])], 1
-        rows = logprob_rows(pid, sid, q, options, got[0], model_name, o.min_mass)
-        return rows, int(not rows[0]["valid"])
-    if bad and len(got) == 1:  # one request for the K answers: all K unusable
-        return [_row(pid, sid, q, None, 1.0, "sample", model_name, o.k, False, None, bad[0])], o.k
-    texts = _texts([r for r in got if not r.invalid], o.k)
-    rows, unmatched = sample_rows(pid, sid, q, options, texts + [None] * len(bad), model_name)
-    rows = [r for r in rows if r["valid"]] + [r for r in rows if not r["valid"]][:unmatched - len(bad)]
-    rows += [_row(pid, sid, q, None, 1 / o.k, "sample", model_name, o.k, False, None, why) for why in bad]
-    return rows, unmatched
+        rows = logprob_rows(pid, sid, q, work.options[q], got[0], model_name, o.min_mass, **how)
+        summary["invalid"] += int(not rows[0]["valid"])
+        tally.masses.append(rows[0]["mass"] or 0.0)
+    else:
+        texts = _texts([r for r in got if not r.invalid], o.k)
+        rows, unmatched = sample_rows(pid, sid, q, work.options[q], texts + [None] * len(bad), model_name, **how)
+        if bad:  # the unusable answers' rows say why, instead of an empty text
+            rows = [r for r in rows if r["valid"]] + [r for r in rows if not r["valid"]][:unmatched - len(bad)]
+            rows += [_row(pid, sid, q, None, 1 / o.k, "sample", model_name, o.k, False, None, why, shown)
+                     for why in bad]
+        summary["invalid"] += unmatched
+    probs = [r["prob"] for r in rows if r["option"] is not None and r["valid"]]
+    if probs and sum(probs) > 0:
+        tally.bias.add(q, work.orders[idx][0], [p / sum(probs) for p in probs])
+    return rows
 
 
 def _texts(got: list[ChatResult], k: int) -> list[str | None]:
@@ -478,7 +613,7 @@ def _entry(survey: Survey, client: LLMClient, o: ElicitOptions, hashes: dict[str
                 temperature=o.temperature if o.mode == "sample" else 0.0, split=o.split, limit=o.limit,
                 max_questions=o.max_questions, questions=list(o.questions) if o.questions else None,
                 per_split=o.per_split, min_mass=o.min_mass, text_column=o.text_column, style=o.style,
-                templates=hashes)
+                templates=hashes, constrain=o.constrain, option_order=o.option_order)
 
 
 def _counts(summary: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,15 @@ past one process: the Batch API client (backend openai-batch) and the Ray Data c
 
 from personagen.llm.batch import client_stats, model_name, open_client, prompt, request, seed_of, texts
 from personagen.llm.batch_api import BatchClient, BatchOptions
-from personagen.llm.client import BudgetExceeded, ChatRequest, ChatResult, LLMClient
+from personagen.llm.client import BudgetExceeded, ChatRequest, ChatResult, LLMClient, chat_body
+from personagen.llm.constrain import (
+    CONSTRAINTS,
+    PROBE_MESSAGES,
+    Capability,
+    constraint_body,
+    detect,
+    unwrap_answer,
+)
 from personagen.llm.hf import (
     HFScorer,
     HFServer,
@@ -38,4 +46,5 @@ __all__ = [
     "option_distributions", "option_logits", "resolve_model", "train_available",
     "BatchClient", "BatchOptions", "RayClient", "RayOptions",
     "redact", "register_secret", "singles", "progress_bar",
+    "CONSTRAINTS", "PROBE_MESSAGES", "Capability", "chat_body", "constraint_body", "detect", "unwrap_answer",
 ]

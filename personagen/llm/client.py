@@ -69,6 +69,7 @@ class ChatRequest:
     seed: int | None = None
     stop: list[str] | None = None
     n: int = 1  # completions per request (the API's `n`; see personagen.llm.multi for servers without it)
+    extra: dict[str, Any] | None = None  # extra body fields: answer constraints (personagen.llm.constrain)
 
     def params(self) -> dict[str, Any]:
         p = {"temperature": float(self.temperature), "max_tokens": int(self.max_tokens),
@@ -76,6 +77,8 @@ class ChatRequest:
              "seed": self.seed, "stop": list(self.stop) if self.stop else None}
         if self.n > 1:  # only then: single-completion cache keys stay what they always were
             p["n"] = int(self.n)
+        if self.extra:  # only then: unconstrained cache keys stay what they always were
+            p["extra"] = dict(self.extra)
         return p
 
 
@@ -171,8 +174,8 @@ def _parse_body(data: Any) -> dict[str, Any]:
 def _token_logprobs(tok: dict) -> dict[str, float]:
     """{token: logprob} of one position's alternatives; a logprob that is not a number <= 0 is a ValueError."""
     d: dict[str, float] = {}
-    for alt in tok.get("top_logprobs") or [{"token": tok.get("token"), "logprob": tok.get("logprob")}]:
-        t, v = alt.get("token"), alt.get("logprob")
+    for alt in tok.get("top_logprobs") or tok.get("top_probs") or [tok]:  # top_probs: llama.cpp post-sampling
+        t, v = alt.get("token"), alt.get("logprob", _log(alt.get("prob")))
         if t is None or v is None:
             continue
         v = float(v)
@@ -181,6 +184,13 @@ def _token_logprobs(tok: dict) -> dict[str, float]:
         if t not in d or v > d[t]:
             d[t] = min(v, 0.0)
     return d
+
+
+def _log(prob: Any) -> float | None:
+    """log(prob) for servers that report probabilities (llama.cpp's post_sampling_probs); None when absent."""
+    import math
+
+    return math.log(prob) if isinstance(prob, (int, float)) and prob > 0 else None
 
 
 def chat_body(model: str, req: ChatRequest) -> dict[str, Any]:
@@ -197,6 +207,8 @@ def chat_body(model: str, req: ChatRequest) -> dict[str, Any]:
         body["stop"] = req.stop
     if req.n > 1:
         body["n"] = req.n
+    if req.extra:
+        body.update(req.extra)
     return body
 
 
@@ -213,7 +225,7 @@ def request_from_json(request_json: str) -> ChatRequest:
     p = json.loads(request_json)
     return ChatRequest(messages=p["messages"], temperature=p["temperature"], max_tokens=p["max_tokens"],
                        logprobs=p["logprobs"], top_logprobs=p["top_logprobs"], seed=p["seed"], stop=p["stop"],
-                       n=int(p.get("n") or 1))
+                       n=int(p.get("n") or 1), extra=p.get("extra"))
 
 
 def _heuristic_tokens(messages: list[dict]) -> int:
@@ -785,6 +797,8 @@ class LLMClient:
 
         kwargs = chat_body(self.model, req)
         projected = projected_tokens(req.messages, req.max_tokens)
+        if req.extra:  # fields outside the openai SDK's signature travel in extra_body
+            kwargs["extra_body"] = {k: kwargs.pop(k) for k in req.extra}
         t0 = time.perf_counter()
         attempt = timeouts = 0
         paid: list[tuple[dict[str, int], float]] = []
