@@ -3,8 +3,8 @@
 `given` shows the survey's order (what the paper protocols do). `shuffle` draws a permutation per persona and
 question from the run's seed, so LLMs' preference for the first letters spreads over the options instead of
 landing on the survey's first one; `reverse` turns an ordinal scale around. Either way, options that must
-stay last ("Refused", "Don't know", ...) stay last in their own order. The survey schema has no per-question
-flag for them yet (the surveys stage owns it); until it has, `stays_last` reads the label.
+stay last ("Refused", "Don't know", ...) stay last in their own order: the survey's per-option `keep_last` flag
+(`Survey.keep_last`) where given, else `stays_last` reads the label.
 """
 
 from __future__ import annotations
@@ -25,12 +25,15 @@ def stays_last(label: str) -> bool:
     return bool(_LAST.search(label.replace("\u2019", "'")))
 
 
-def display_order(options: Sequence[str], how: str, seed: int, persona_id: str, qid: str) -> list[int]:
-    """Survey option indices in the order shown: position j shows option order[j]."""
+def display_order(options: Sequence[str], how: str, seed: int, persona_id: str, qid: str,
+                  keep_last: Sequence[bool] | None = None) -> list[int]:
+    """Survey option indices in the order shown: position j shows option order[j]. `keep_last`: the survey's
+    per-option flag (`Survey.keep_last`, the surveys stage's one refusal rule); without it, `stays_last`."""
     n = len(options)
     if how == "given":
         return list(range(n))
-    last = [i for i in range(n) if stays_last(options[i])]
+    flags = list(keep_last) if keep_last is not None and len(keep_last) == n else [stays_last(o) for o in options]
+    last = [i for i in range(n) if flags[i]]
     if len(last) == n:
         last = []
     body = [i for i in range(n) if i not in last]

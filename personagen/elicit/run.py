@@ -450,6 +450,7 @@ def _work_list(personas: pl.DataFrame, survey: Survey, qids: list[str], done: se
     the options shown in the order `option_order` gives each persona and question."""
     sys_t, user_t = get_template(SYSTEM_T, o.templates), get_template(USER_T, o.templates)
     options = {q: survey.options(q) for q in qids}
+    keep = {q: survey.keep_last(q) for q in qids}
     given: dict[str, str] = {}
 
     def user_text(pid: str, q: str, order: list[int]) -> str:
@@ -473,7 +474,7 @@ def _work_list(personas: pl.DataFrame, survey: Survey, qids: list[str], done: se
             if (pid, q) in done:
                 skipped += 1
                 continue
-            order = display_order(options[q], o.option_order, o.seed, pid, q)
+            order = display_order(options[q], o.option_order, o.seed, pid, q, keep_last=keep[q])
             items.append((pid, q))
             orders.append(order)
             messages.append([system, {"role": "user", "content": user_text(pid, q, order)}])
