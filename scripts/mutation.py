@@ -72,7 +72,7 @@ def configure(work: Path, module: str, tests: list[str]) -> None:
                  # fork from a server that has imported nothing of ours: polars' and BLAS's thread pools do not
                  # survive a fork, and a test that touches them in a forked child hangs (a false "timeout")
                  'process_isolation = "forkserver"\n'
-                 'forkserver_warmup = "import"\n'
+                 'forkserver_warmup = "collect"\n'
                  'preload_modules_file = "mutation-preload.txt"\n'
                  "timeout_constant = 5.0\n")
 

@@ -76,6 +76,13 @@ NESTED = ["Good", "Very good", "Bad"]
     ("very gd", OPTS, (None, "unmatched")),    # 0.875 vs 0.800: not 0.1 ahead
     ("Très  BIEN", ["tres bien", "pas bien"], (0, "exact")),  # accents, case and spaces normalised
     ("Z", OPTS, (None, "unmatched")),
+    # the longest option wins by its length, not by its position in the list
+    ("very good overall", ["Very good", "Good", "Bad"], (0, "contains")),
+    # "b) x": the text after a lower-case letter is the option itself (exact, not merely contained)
+    ("b) x", ["X", "Y"], (0, "exact")),
+    # fuzzy with one option (no runner-up) and with two close ones
+    ("Yess", ["Yes"], (0, "fuzzy")),
+    ("very gd", ["Very good", "Very bad"], (None, "unmatched")),
 ])
 def test_match_answer_rules(text, options, expected):
     assert match_answer(text, options) == expected
