@@ -166,12 +166,15 @@ def test_predict_is_the_kkt_projection():
     res = sx.solve(quad, lam, w0)
     gw = D.T @ (D @ res.w)
     np.testing.assert_allclose(sx.predict(quad, w0, lam * 30, [(np.nan, gw)]), res.w, atol=1e-9)
-    # linear extrapolation in log μ from two fits: G·w at log μ = 2 from (0, y0) and (1, y1) is 2·y1 − y0
-    y0, y1 = np.zeros(30), gw
-    expect = sx.project_simplex(w0 + (quad.b - (2 * y1 - y0)) / np.exp(2.0)) if hasattr(sx, "project_simplex") \
-        else None
-    if expect is not None:
-        np.testing.assert_allclose(sx.predict(quad, w0, np.exp(2.0), [(0.0, y0), (1.0, y1)]), expect, atol=1e-12)
+    # linear extrapolation in log μ from two fits, by hand: from (0.5, y0) and (1.0, y1) to log μ = 2 the slope
+    # (y1 − y0)/0.5 runs for 1.0, so G·w ≈ y1 + 2(y1 − y0) = 3·y1 − 2·y0
+    y0, y1 = 0.5 * gw, gw
+    expect = sx.project_simplex(w0 + (quad.b - (3 * y1 - 2 * y0)) / np.exp(2.0))
+    got = sx.predict(quad, w0, np.exp(2.0), [(9.0, 5 * gw), (0.5, y0), (1.0, y1)])  # the last two fits count
+    np.testing.assert_allclose(got, expect, atol=1e-12)
+    # a first fit with no log μ (the KKT map's one step) is not extrapolated from
+    np.testing.assert_allclose(sx.predict(quad, w0, np.exp(2.0), [(np.nan, y0), (1.0, y1)]),
+                               sx.project_simplex(w0 + (quad.b - y1) / np.exp(2.0)), atol=1e-12)
 
 
 def test_projected_gradient_rule():
@@ -179,7 +182,7 @@ def test_projected_gradient_rule():
     D, r, g, _ = make_problem(30, 12, seed=9)
     free, dense = Quad.from_design(D, r, dense=False), Quad.from_design(D, r, dense=True)
     assert sx.takes_pg(free, 4.5, 1.0) and sx.takes_pg(free, 10.0, 1.0)
-    assert not sx.takes_pg(free, 4.49, 1.0)
+    assert not sx.takes_pg(free, 4.49, 1.0) and not sx.takes_pg(free, 8.9, 2.0) and sx.takes_pg(free, 9.0, 2.0)
     assert not sx.takes_pg(dense, 10.0, 1.0)
     assert not sx.takes_pg(free, 10.0, None) and not sx.takes_pg(free, 10.0, 0.0)
 
@@ -196,3 +199,66 @@ def test_foldpath_lambda_zero_is_the_cold_fit():
     # and each λ > 0 equals its cold solve (the warm start changes the path, not the answer)
     for lam in (1.0, 0.1, 0.01):
         np.testing.assert_allclose(fp.fits[lam][0], sx.solve(quad, lam, w0).w, atol=1e-7)
+
+
+def _ref_l2(quad, lam, w0):
+    """The unique minimiser at λ > 0 by the dense active set (a reference for the other routes)."""
+    dense = Quad(G=quad.G if quad.G is not None else quad.densify().G, b=quad.b, c=quad.c)
+    return sx.solve(dense, lam, w0).w
+
+
+def test_every_solver_route_gives_the_same_weights():
+    """FISTA, projected gradient (strong pull, matrix-free) and the active set solve one problem: same weights."""
+    D, r, g, _ = make_problem(150, 10, seed=13)
+    free = Quad.from_design(D, r, dense=False)
+    w0 = np.random.default_rng(5).dirichlet(np.ones(150))
+    P = np.eye(150) - 1 / 150
+    top = float(np.linalg.eigvalsh(P @ (D.T @ D) @ P).max())
+    for lam in (1e-3, 1e-1):
+        ref = _ref_l2(free, lam, w0)
+        np.testing.assert_allclose(sx.solve(free, lam, w0, solver="fista").w, ref, atol=1e-7)
+        assert sx.solve(free, lam, w0, solver="fista").solver == "fista"
+    lam = 6.0 * top / 150  # μ = λN = 6·‖PGP‖₂ ≥ 4.5·‖PGP‖₂: projected gradient
+    res = sx.solve(free, lam, w0, top=top)
+    assert res.solver == "projected-gradient"
+    np.testing.assert_allclose(res.w, _ref_l2(free, lam, w0), atol=1e-9)
+    start = np.full(150, 1 / 150)
+    np.testing.assert_allclose(sx.solve(free, lam, w0, top=top, w_start=start).w, res.w, atol=1e-9)
+    # λ = 0 with the KL pull is the pure fit (no KL term), solved by the active set, not KL-Newton
+    zero = sx.solve(free, 0.0, w0, pull="kl")
+    assert zero.solver != "kl-newton"
+    assert sx.objective(free, zero.w, 0.0, w0, "kl") == pytest.approx(
+        sx.objective(free, sx.solve(free, 0.0, w0).w, 0.0, w0, "l2"), abs=1e-12)
+
+
+def test_path_and_foldpath_honour_the_kl_pull_and_wide_supports():
+    """Along a grid: the KL pull is used when asked (not the l2 one), and a support wider than the rows (the
+    predicted warm starts) or a strong pull (projected gradient) still gives each λ's own minimiser."""
+    D, r, g, _ = make_problem(200, 3, seed=14)  # 12 rows, 200 agents: supports wider than the rows
+    quad = Quad.from_design(D, r, dense=False)
+    w0 = np.random.default_rng(6).dirichlet(np.ones(200))
+    lams = [0.3, 0.03, 0.003]
+    for res, lam in zip(sx.path(Quad.from_design(D, r), lams, w0, pull="kl"), lams):
+        np.testing.assert_allclose(res.w, sx.solve(Quad.from_design(D, r), lam, w0, pull="kl").w, atol=1e-7)
+    P = np.eye(200) - 1 / 200
+    top = float(np.linalg.eigvalsh(P @ (D.T @ D) @ P).max())
+    fp = sx.FoldPath(quad, w0, top=top)
+    grid = [10 * top / 200, 1.0 * top / 200, 0.1 * top / 200, 0.01 * top / 200, 0.001 * top / 200]
+    for lam in grid:
+        res = fp.fit(lam)
+        np.testing.assert_allclose(res.w, _ref_l2(quad, lam, w0), atol=1e-8)
+    assert int(np.sum(fp.fits[grid[2]][0] > 0)) > quad.rows  # the wide-support branch was taken
+    assert fp.fits[grid[0]][1] is not None  # G·w kept for the next predictions
+    assert np.allclose(fp.fits[grid[1]][1], D.T @ (D @ fp.fits[grid[1]][0]), atol=1e-9)
+    # fits are kept per λ and reused: a second fit at a λ already made starts from the nearest larger one
+    again = fp.fit(grid[3])
+    np.testing.assert_allclose(again.w, fp.fits[grid[3]][0], atol=1e-12)
+
+
+def test_lam_grid_when_the_agents_cannot_be_told_apart():
+    """Identical agents: ‖PGP‖₂ = 0, so the grid's scale falls back to the Gram's mean diagonal."""
+    col = np.array([0.2, 0.8, 0.5, 0.5])
+    D = np.column_stack([col] * 5)
+    quad = Quad.from_design(D, np.array([0.3, 0.7, 0.4, 0.6]))
+    grid = sx.lam_grid(quad)
+    assert grid[1] == pytest.approx(10 * float(col @ col) / 5, rel=1e-12)
