@@ -77,3 +77,96 @@ def test_one_hot_ipf_and_newton_agree_and_ipf_stays_fast():
     res = fit_weights(D, r, groups=g, method="rake")
     assert res.solver == "ipf" and res.converged
     assert time.perf_counter() - t0 < 1.0  # ~10 ms unloaded; generous for a shared machine
+
+
+# ---- the fallbacks and edges of DESIGN §5's raking, each with numbers worked out by hand --------------------
+from personagen.calibrate.rake import ALGORITHMS, is_one_hot, min_margin_error  # noqa: E402
+
+
+def test_agents_without_an_option_keep_their_weight_through_ipf():
+    """An agent with no answer to a question (an all-zero column there) keeps its weight ratio in that
+    question's update, so by hand the fixed point is x = .3, y = .3 and the silent agent holds the other .4."""
+    D = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    r = np.array([0.3, 0.3])
+    res = rake(D, r, np.array(["a", "a"]), np.ones(3))
+    assert res.algorithm == "ipf" and res.converged
+    np.testing.assert_allclose(res.w, [0.3, 0.3, 0.4], atol=1e-9)
+
+
+def test_cells_only_zero_base_agents_reach_are_unmatched():
+    """A cell reached only by agents with base weight 0 cannot be matched (their weight stays 0): it counts as
+    unmatched and the question's other targets are rescaled to its total (x: 0.6 → 1.0), so raking converges."""
+    D = np.array([[1.0, 0.0], [0.0, 1.0]])
+    res = rake(D, np.array([0.6, 0.4]), np.array(["q", "q"]), np.array([1.0, 0.0]))
+    assert res.unmatched_cells == 1 and res.converged
+    np.testing.assert_array_equal(res.w, [1.0, 0.0])
+    soft = np.array([[0.9, 0.0], [0.1, 1.0]])
+    with pytest.warns(RuntimeWarning, match="no weights reproduce the margins"):
+        res = rake(soft, np.array([0.6, 0.4]), np.array(["q", "q"]), np.array([1.0, 0.0]), algorithm="newton")
+    assert res.unmatched_cells == 0  # agent 0 reaches both cells: nothing is dropped
+    assert not res.converged and res.min_error == pytest.approx(0.3, abs=1e-7)  # only (0.9, 0.1) is possible
+
+
+def test_margins_reachable_only_with_zero_weights_are_told_apart():
+    """Target (1, 0) on agents (1, 0) and (.5, .5): reachable, but only with the second agent at exactly 0,
+    which the exponential form w0·exp(Aᵀλ) and IPF's sweeps approach only in the limit (the second weight
+    halves each sweep): short of a tolerance they cannot reach it is feasible (smallest error 0, by the LP),
+    not converged, and the warning says which case it is."""
+    D = np.array([[1.0, 0.5], [0.0, 0.5]])
+    with pytest.warns(RuntimeWarning, match="reachable only with some weights at zero"):
+        res = rake(D, np.array([1.0, 0.0]), np.array(["q", "q"]), np.ones(2), algorithm="newton", max_iter=5,
+                   tol=1e-200)
+    assert not res.converged and res.feasible is True
+    assert res.min_error == pytest.approx(0.0, abs=1e-9)
+    assert res.algorithm == "ipf" and res.w[1] < 1e-140  # IPF's 500 sweeps: 2^-500, kept as the closer
+    assert min_margin_error(D, np.array([1.0, 0.0]), [np.array([0, 1])], np.full(2, 0.5)) == pytest.approx(0, abs=1e-9)
+
+
+def test_unreachable_margins_keep_the_better_of_newton_and_ipf():
+    """When no weights reproduce the margins, the weights kept are those with the smaller margin error left,
+    whichever algorithm found them; the error reported is theirs."""
+    rng = np.random.default_rng(1)
+    p1 = rng.uniform(0.1, 0.6, 50)
+    p1[0] = 0.6
+    b = np.tile([[0.2], [0.3], [0.5]], 50)
+    D = np.vstack([p1, 1 - p1, b])
+    r = np.array([0.9, 0.1, 0.2, 0.3, 0.5])
+    g = np.array(["a", "a", "b", "b", "b"])
+    rows = [np.arange(2), np.arange(2, 5)]
+    w0 = np.full(50, 1 / 50)
+    newton, ipf = ALGORITHMS["newton"](D, r, rows, w0, 100, 1e-9), ALGORITHMS["ipf"](D, r, rows, w0, 500, 1e-9)
+    assert not newton.converged and not ipf.converged and newton.max_error != ipf.max_error
+    best = min((newton, ipf), key=lambda x: x.max_error)
+    with pytest.warns(RuntimeWarning, match="no weights reproduce the margins"):
+        res = rake(D, r, g, np.ones(50), algorithm="newton")
+    assert res.max_error == best.max_error and res.algorithm == best.algorithm
+    np.testing.assert_array_equal(res.w, best.w)
+    assert res.feasible is False and res.min_error == pytest.approx(0.3, abs=1e-7)
+
+
+def test_one_hot_detection_and_base_scaling():
+    rows = [np.array([0, 1]), np.array([2, 3])]
+    onehot = np.array([[1, 0], [0, 1], [1, 1], [0, 0]], dtype=float)
+    assert is_one_hot(onehot, rows)
+    assert not is_one_hot(np.array([[1, 0], [1, 1], [1, 1], [0, 0]], dtype=float), rows)  # two options in a question
+    assert not is_one_hot(np.array([[0.5, 0], [0.5, 1], [1, 1], [0, 0]]), rows)  # soft
+    # the base is normalised: base (2, 6) is w0 = (.25, .75); targets equal to it leave it unchanged
+    D = np.array([[1.0, 0.0], [0.0, 1.0]])
+    res = rake(D, np.array([0.25, 0.75]), np.array(["q", "q"]), np.array([2.0, 6.0]))
+    assert res.converged and res.n_iter == 1 and res.max_error == 0.0
+    np.testing.assert_allclose(res.w, [0.25, 0.75], atol=1e-15)
+    # one question, one-hot: one IPF update gives the targets exactly
+    res = rake(D, np.array([0.7, 0.3]), np.array(["q", "q"]), np.ones(2))
+    assert res.n_iter == 1 and res.converged
+    np.testing.assert_allclose(res.w, [0.7, 0.3], atol=1e-15)
+
+
+def test_tolerance_and_iteration_cap_are_honoured():
+    D, r, g = latent_type_problem(n=80, questions=6, options=3, seed=2)
+    loose = rake(D, r, g, np.ones(80), tol=1e-3)
+    tight = rake(D, r, g, np.ones(80), tol=1e-12)
+    assert loose.converged and tight.converged and loose.max_error <= 1e-3 and tight.max_error <= 1e-12
+    assert loose.n_iter < tight.n_iter
+    with pytest.warns(RuntimeWarning):
+        capped = rake(D, r, g, np.ones(80), algorithm="ipf", max_iter=3, tol=1e-12)
+    assert capped.n_iter == 3 and not capped.converged and capped.feasible is True

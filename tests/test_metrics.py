@@ -124,6 +124,126 @@ def test_evaluate_on_survey(shared_data) -> None:  # noqa: ANN001
         pytest.skip("subpop eval not present")
     s = import_subpop(p)
     tgt, ords = M.survey_arrays(s, s.split_qids("test"), group="South")
-    r = M.evaluate(M.uniform_like(list(tgt.values())) and {q: np.full(len(v), 1 / len(v)) for q, v in tgt.items()},
-                   tgt, ordinals=ords, n_boot=100)
+    uniform = dict(zip(tgt, M.uniform_like(list(tgt.values())), strict=True))
+    for q, v in tgt.items():  # the baseline is 1/K over each question's own options, by hand
+        np.testing.assert_array_equal(uniform[q], np.full(len(v), 1 / len(v)))
+    r = M.evaluate(uniform, tgt, ordinals=ords, n_boot=100)
     assert 0 < r["wd"]["n_questions"] <= len(tgt) and 0 <= r["wd"]["value"] <= 1
+
+
+# ---- edges, guards and documented promises (each value by hand from the definitions in metrics/core.py) ----
+def test_jsd_and_wd_renormalise_unnormalised_inputs() -> None:
+    """Counts and shares give the same 1-JSD and WD: both renormalise each question to sum 1 (documented)."""
+    p, t, o = [[2.0, 6.0]], [[1.0, 1.0]], [[1, 2]]
+    # by hand: p = (.25, .75), t = (.5, .5); m = (.375, .625)
+    kl_pm = 0.25 * math.log2(0.25 / 0.375) + 0.75 * math.log2(0.75 / 0.625)
+    kl_tm = 0.5 * math.log2(0.5 / 0.375) + 0.5 * math.log2(0.5 / 0.625)
+    assert M.one_minus_jsd(p, t)[0] == pytest.approx(1 - math.sqrt(0.5 * kl_pm + 0.5 * kl_tm), abs=1e-12)
+    assert M.one_minus_jsd([[0.25, 0.75]], [[0.5, 0.5]])[0] == pytest.approx(M.one_minus_jsd(p, t)[0], abs=1e-15)
+    # WD on positions 1, 2: |F_p(1) - F_t(1)| * 1 / span 1 = |.25 - .5| = .25
+    assert M.wasserstein(p, [[3.0, 3.0]], o)[0] == pytest.approx(0.25, abs=1e-12)
+    # (0, 1, 0) vs (.5, 0, .5) on 0, 1, 2: CDF gaps |0 - .5| + |1 - .5| = 1, span 2 -> 0.5
+    assert M.wasserstein([[0.0, 4.0, 0.0]], [[1.0, 0.0, 1.0]], [[0, 1, 2]])[0] == pytest.approx(0.5, abs=1e-12)
+    with pytest.raises(BadInput, match="pred: a question's distribution sums to 0"):
+        M.one_minus_jsd([[0.0, 0.0]], [[0.5, 0.5]])
+    with pytest.raises(BadInput, match="target: a question's distribution sums to 0"):
+        M.wasserstein([[0.5, 0.5]], [[0.0, 0.0]], [[1, 2]])
+
+
+def test_wd_positions_and_padding_by_hand() -> None:
+    """Uneven gaps weigh the CDF difference by the gap; a short question next to a long one pads nothing."""
+    # positions 0, 1, 4 (span 4): F_p - F_t = (1-0, 1-0.5) at gaps (1, 3) -> (1*1 + 0.5*3)/4 = 0.625
+    wd = M.wasserstein([[1, 0, 0], [0.5, 0.5]], [[0, 0.5, 0.5], [0.5, 0.5]], [[0, 1, 4], [7, 9]])
+    np.testing.assert_allclose(wd, [0.625, 0.0], atol=1e-12)
+    # positions given out of order are sorted with their mass: (4, 0, 1) holding (0, 1, 0) vs (0, 0, 1)
+    assert M.wasserstein([[0, 1, 0]], [[0, 0, 1]], [[4, 0, 1]])[0] == pytest.approx(0.25)
+    with pytest.raises(BadInput, match="one position per option"):
+        M.wasserstein([[0.5, 0.5]], [[0.5, 0.5]], [[1, 2, 3]])
+    with pytest.raises(BadInput, match="question 1 has all positions equal"):
+        M.wasserstein([[0.5, 0.5], [0.5, 0.5]], [[0.5, 0.5], [0.5, 0.5]], [[1, 2], [3, 3]])
+
+
+def test_input_guards_name_the_side() -> None:
+    with pytest.raises(BadInput, match="^pred: no questions$"):
+        M.mse([], [])
+    with pytest.raises(BadInput, match="^target: a question has no options$"):
+        M.mse([[1.0]], [[]])
+    with pytest.raises(BadInput, match="^pred: contains NaN or infinite values$"):
+        M.mse([[np.nan, 1.0]], [[0.5, 0.5]])
+    with pytest.raises(BadInput, match="^target: contains NaN or infinite values$"):
+        M.mse([[0.5, 0.5]], [[np.inf, 0.0]])
+    with pytest.raises(BadInput, match="^ordinals: contains NaN"):
+        M.wasserstein([[0.5, 0.5]], [[0.5, 0.5]], [[1, np.nan]])
+    with pytest.raises(BadInput, match="^distribution: a question has no options$"):
+        M.normalised_entropy([[]])
+    with pytest.raises(BadInput, match="^pred and target differ in number of questions or options per question$"):
+        M.mse([[0.5, 0.5]], [[0.2, 0.3, 0.5]])
+    with pytest.raises(BadInput, match="differ in number"):
+        M.mse([[0.5, 0.5]], [[0.5, 0.5], [0.5, 0.5]])
+    with pytest.raises(BadInput, match="^normalised entropy needs at least 2 options per question$"):
+        M.normalised_entropy([[1.0], [0.5, 0.5]])
+    with pytest.raises(BadInput, match="^r2: target rows have zero variance$"):
+        M.r2([[0.4, 0.6]], [[0.5, 0.5]])
+    # a one-option question is a valid row for MSE (only entropy needs two options): (0.9 - 1)^2 / 1
+    assert M.mse([[0.9]], [[1.0]]) == pytest.approx(0.01)
+    # ragged questions pack without mixing options across questions: MSE over 1 + 3 rows
+    assert M.mse([[1.0], [0.2, 0.3, 0.5]], [[0.0], [0.5, 0.3, 0.2]]) == pytest.approx((1 + 0.09 + 0.09) / 4)
+
+
+def test_entropy_coverage_tolerance_and_ties() -> None:
+    """Equal entropies count as covered; `tol` is honoured, in the documented direction (H_p >= H_t - tol)."""
+    same = [[0.7, 0.3], [0.5, 0.5]]
+    np.testing.assert_array_equal(M.entropy_coverage(same, same), [1.0, 1.0])
+    assert M.entropy_coverage(same, same).dtype == np.float64
+    a, b = [[0.70, 0.30]], [[0.69, 0.31]]  # H(a) < H(b) by ~0.0017
+    gap = M.normalised_entropy(b)[0] - M.normalised_entropy(a)[0]
+    assert 0 < gap < 0.02
+    assert M.entropy_coverage_ratio(a, b) == 0.0
+    assert M.entropy_coverage_ratio(a, b, tol=0.02) == 1.0
+    assert M.entropy_coverage_ratio(a, b, tol=gap / 2) == 0.0
+    assert M.entropy_coverage_ratio(b, a, tol=0.0) == 1.0
+
+
+def test_entropy_zero_mass_options_add_nothing() -> None:
+    """0·log 0 = 0 exactly, without floating-point warnings."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        h = M.normalised_entropy([[0.0, 1.0, 0.0, 0.0], [0.5, 0.0, 0.5, 0.0]])
+    np.testing.assert_allclose(h, [0.0, 0.5], atol=0)
+
+
+def test_kish_ess_signed_weights_and_guards() -> None:
+    """Signed weights (p2p estimators) are read as |w|: (Σ|w|)² / Σw²; a single weight is ESS 1."""
+    assert M.kish_ess([0.5, -0.5, 1.0]) == pytest.approx(4 / 1.5)
+    assert M.kish_ess(np.array([[0.2, -0.2], [0.2, 0.4]])) == pytest.approx(1.0**2 / 0.28)
+    assert M.kish_ess([2.0]) == pytest.approx(1.0)
+    assert M.kish_ess([True, False, True]) == pytest.approx(2.0)
+    with pytest.raises(BadInput, match="^weights: empty or contains NaN/inf$"):
+        M.kish_ess([])
+    with pytest.raises(BadInput, match="^weights: empty or contains NaN/inf$"):
+        M.kish_ess([np.nan, 1.0])
+    with pytest.raises(BadInput, match="^weights: empty or contains NaN/inf$"):
+        M.kish_ess([np.inf, 1.0])
+    with pytest.raises(BadInput, match="^weights: all zero$"):
+        M.kish_ess([0.0, -0.0])
+
+
+def test_majority_ties_within_tolerance_and_padding() -> None:
+    """Values within 1e-12 of the max tie (lowest index wins); padded slots of short questions never win."""
+    acc = M.majority_match([[0.5 - 1e-13, 0.5 + 1e-13], [0.3, 0.3, 0.4]], [[0.6, 0.4], [0.0, 0.0, 1.0]])
+    np.testing.assert_array_equal(acc, [1.0, 1.0])
+    acc = M.majority_match([[0.49, 0.51]], [[0.6, 0.4]])
+    np.testing.assert_array_equal(acc, [0.0])
+    # question 1 has 2 options packed beside a 3-option question: its padding (0) must not beat negatives
+    acc = M.majority_match([[-0.2, -0.1], [0.1, 0.2, 0.7]], [[-0.3, -0.1], [0.1, 0.2, 0.7]])
+    np.testing.assert_array_equal(acc, [1.0, 1.0])
+
+
+def test_tvd_arrays_and_mappings_by_hand() -> None:
+    assert M.tvd([0.2, 0.8], [0.5, 0.5]) == pytest.approx(0.3)
+    assert M.tvd(np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0])) == pytest.approx(1.0)
+    assert M.tvd({"a": 0.2, "b": 0.8}, {"b": 0.5, "c": 0.5}) == pytest.approx(0.5 * (0.2 + 0.3 + 0.5))
+    assert M.tvd({"a": 1.0}, {"a": 1.0}) == 0.0
+    assert isinstance(M.tvd([0.1, 0.9], [0.9, 0.1]), float)

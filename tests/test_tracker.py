@@ -180,3 +180,113 @@ def test_toy_loop_raises_entropy_and_exploits_the_varied_mode() -> None:
                 t.add(answers(m, k), [m] * k)
     assert t.n_agents == 60 and t.question_entropy().mean() > h0
     assert t.agent_modes.count("flat") > 45  # V(flat) ≈ 3 ≫ V(stuck) = 0: p(flat) ≈ e^3 / (e^3 + 1) ≈ .95
+
+
+# ---- edges of eq. 4/5, the softmax, the allocation and the bank (each by hand) -----------------------------
+def test_softmax_is_shifted_for_large_scores() -> None:
+    """V sums entropy ratios over many questions, so it can be large: e^1000 must not overflow."""
+    e = math.e
+    assert softmax(np.array([1000.0, 999.0])) == pytest.approx([e / (e + 1), 1 / (e + 1)], abs=1e-12)
+    assert softmax(np.array([-1000.0, -1001.0])) == pytest.approx([e / (e + 1), 1 / (e + 1)], abs=1e-12)
+    assert softmax(np.array([2.0, 0.0]), temperature=2.0) == pytest.approx([e / (e + 1), 1 / (e + 1)], abs=1e-12)
+    with pytest.raises(ValueError, match="^temperature must be > 0$"):
+        softmax(np.array([1.0]), -1.0)
+
+
+def test_answers_outside_the_options_are_not_counted() -> None:
+    """An option index ≥ K (or < 0) is an invalid answer, not a new category: q1 counts stay (1, 1) → 1.0."""
+    assert answer_entropies(np.array([[0], [1], [2], [5], [-1]]), [2]) == pytest.approx([1.0])
+    # K = 3, answers 0, 0, 3: counts (2, 0, 0) → 0, not the entropy of (2, 1) over 3 options
+    assert answer_entropies(np.array([[0], [0], [3]]), [3]) == pytest.approx([0.0])
+    # fewer than two options, or no answers: 0 by definition
+    assert normalised_entropy(np.array([5]), 1) == 0.0
+    assert normalised_entropy(np.array([0, 0, 0]), 3) == 0.0
+    # (1, 3) over K = 2 with a zero-count option beside it in K = 3: −(.25·log2 .25 + .75·log2 .75) / log2 3
+    assert normalised_entropy(np.array([1, 3, 0]), 3) == pytest.approx(H1 / math.log2(3), abs=1e-7)
+
+
+def test_allocate_over_a_subset_uses_the_subset_probabilities() -> None:
+    t = make()
+    assert t.allocate(10, ["b"]) == {"b": 10}
+    assert t.allocate(7, ["a"]) == {"a": 7}
+    # probabilities over a subset are the softmax of the subset's scores alone
+    assert make().probabilities(["b", "a"]) == pytest.approx([P_B, P_A], abs=1e-5)
+    t3 = make()
+    t3.add(np.array([[1, 2]]), ["c"], ["p4"])  # mode c scores V(c) = 0 (a single agent agrees with itself)
+    # over (b, c) both score 0 → 1/2 each; 20,000 draws within 0.01
+    tot = np.zeros(2)
+    for _ in range(400):
+        tot += list(t3.allocate(50, ["b", "c"]).values())
+    assert tot / tot.sum() == pytest.approx([0.5, 0.5], abs=0.01)
+
+
+def test_new_patch_and_mixed_modes_join_the_bank() -> None:
+    """Alg. 1 line 13: agents of a mode not in the bank (patch:<qid>, mixed) add that mode, once."""
+    t = make()
+    t.add(np.array([[0, 1], [1, 2]]), ["patch:q2", "mixed:patch:q2+a"])
+    t.add(np.array([[1, 3]]), ["patch:q2"])
+    assert t.modes == ["a", "b", "patch:q2", "mixed:patch:q2+a"]
+    assert t.agent_ids[-3:] == ["agent-4", "agent-5", "agent-6"]  # default ids continue the pool's numbering
+    assert len(t.mode_scores()) == 4
+    with pytest.raises(ValueError, match="^one mode per answered agent is needed$"):
+        t.add(np.array([[0, 0]]), ["a", "b"])
+    with pytest.raises(ValueError, match="^one id per answered agent is needed$"):
+        t.add(np.array([[0, 0]]), ["a"], ids=["x", "y"])
+    with pytest.raises(ValueError, match="^qids and n_options differ in length$"):
+        Tracker(["q1"], [2, 3], ["a"])
+
+
+def test_snapshot_uses_the_temperature() -> None:
+    snap = make(temperature=0.5).snapshot(1)
+    # τ = 0.5 by hand (test_softmax_by_hand): (0.992829, 0.007171)
+    assert snap["probabilities"] == pytest.approx({"a": 0.992829, "b": 0.007171}, abs=1e-5)
+    assert snap["temperature"] == 0.5 and snap["n_pool"] == 4
+
+
+def test_scores_and_patches_of_an_empty_pool() -> None:
+    t = Tracker(["q1", "q2"], [2, 4], ["a", "b"], lowest_k=1, patch_ratio=0.5)
+    assert t.mode_scores() == pytest.approx([0.0, 0.0])  # no agent anywhere: every mode scores 0
+    assert t.plan_patches(6) == (6, [])  # nothing to patch before the first agents answer
+    assert t.low_counts == {"q1": 0, "q2": 0}
+    # lowest_k larger than the question count is capped; k = 0 gives none
+    u = make()
+    assert u.lowest_questions(5) == ["q2", "q1"] and u.lowest_questions(0) == []
+
+
+def test_top_mode_ties_and_patch_edges() -> None:
+    t = Tracker(["q1"], [2], ["x", "y"])
+    t.add(np.array([[0], [1], [0], [1]]), ["x", "x", "y", "y"])  # both modes split 1:1 → equal scores
+    assert t.mode_scores() == pytest.approx([1.0, 1.0])
+    assert t.top_mode() == "x"  # first in mode order on ties
+    assert patch_split(10, 2, 0.0) == (10, [])
+    assert patch_split(3, 2, 1.0) == (0, [2, 1])
+    assert patch_split(4, 1, 2.0) == (0, [4])  # never more than the step budget
+    assert update_schedule(20, 10, 0) == [] and update_schedule(10, 12, 3) == []
+    # 3 left over 5 steps: (1, 1, 1, 0, 0) → the empty steps are dropped
+    assert update_schedule(13, 10, 5) == [1, 1, 1]
+    assert update_schedule(11, 10, 3) == [1] and update_schedule(15, 10, 1) == [5]
+    # a step of one agent is allocated, not skipped
+    assert sum(make().allocate(1).values()) == 1
+    # the top mode is found wherever it sits in the mode list
+    u = Tracker(["q1"], [2], ["stuck", "varied"])
+    u.add(np.array([[0], [0], [0], [1]]), ["stuck", "stuck", "varied", "varied"])
+    assert u.top_mode() == "varied"
+
+
+def test_mix_after_threshold_is_honoured() -> None:
+    t = make(mix_after=1)
+    kinds = [t.plan_patches(6)[1][0]["kind"] for _ in range(3)]
+    assert kinds == ["new", "mixed", "mixed"]  # times > t = 1 → mixed from the second time
+    assert t.plan_patches(6)[1][0]["times_lowest"] == 4
+
+
+def test_lowest_questions_break_ties_by_question_order() -> None:
+    """Twenty questions whose pool entropies alternate 1, 0, 1, 0, ...: the lowest ten are the odd ones, in
+    question order (a stable sort; numpy's default sort reorders such ties)."""
+    qids = [f"q{i}" for i in range(20)]
+    t = Tracker(qids, [2] * 20, ["a"], lowest_k=10)
+    row0 = [0] * 20
+    row1 = [1 if i % 2 == 0 else 0 for i in range(20)]
+    t.add(np.array([row0, row1]), ["a", "a"])
+    assert t.question_entropy() == pytest.approx([1.0, 0.0] * 10)
+    assert t.lowest_questions() == [f"q{i}" for i in range(1, 20, 2)]
