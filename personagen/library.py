@@ -308,5 +308,20 @@ class Library:
         d = self.path / CALIBRATIONS
         return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) if d.is_dir() else []
 
+    def choose_calibration(self, name: str | None) -> str:
+        """The calibration to use: `name`, else the library's only one; BadInput otherwise (publish, estimate
+        and describe share this rule)."""
+        have = self.calibrations()
+        if name is not None:
+            if name not in have:
+                raise BadInput(f"{self.calibration_dir(name)}: no calibration {name!r} in {self.path} "
+                               f"(have: {', '.join(have) or 'none'})")
+            return name
+        if not have:
+            raise BadInput(f"{self.path}: library has no calibration (run `personagen calibrate` first)")
+        if len(have) > 1:
+            raise BadInput(f"{self.path}: several calibrations ({', '.join(have)}); choose one with --calibration")
+        return have[0]
+
     def __repr__(self) -> str:
         return f"Library({str(self.path)!r})"

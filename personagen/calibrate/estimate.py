@@ -91,18 +91,8 @@ class Estimate:
 # ---- inputs ---------------------------------------------------------------------------------------
 
 def choose_calibration(lib: Library, name: str | None) -> str:
-    """`name` when the library has it, else the library's only calibration; BadInput otherwise."""
-    have = lib.calibrations()
-    if name is not None:
-        if name not in have:
-            raise BadInput(f"--calibration {name!r}: no such calibration in {lib.path} (have: "
-                           f"{', '.join(have) or 'none'})")
-        return name
-    if not have:
-        raise BadInput(f"{lib.path}: no calibration (run `personagen calibrate` first)")
-    if len(have) > 1:
-        raise BadInput(f"{lib.path}: several calibrations ({', '.join(have)}); choose one with --calibration")
-    return have[0]
+    """`Library.choose_calibration` (kept as a function for this module's callers)."""
+    return lib.choose_calibration(name)
 
 
 def read_weights(lib: Library, name: str) -> tuple[pl.DataFrame, dict[str, Any]]:

@@ -103,18 +103,8 @@ def survey_licence(survey_id: str, source: str | None = None) -> dict[str, Any]:
 # ---- reading the library --------------------------------------------------------------------------
 
 def choose_calibration(lib: Library, name: str | None) -> str:
-    """The calibration to use: `name`, else the library's only one; BadInput otherwise."""
-    have = lib.calibrations()
-    if name is not None:
-        if name not in have:
-            raise BadInput(f"{lib.calibration_dir(name)}: no calibration {name!r} in {lib.path} "
-                           f"(have: {', '.join(have) or 'none'})")
-        return name
-    if not have:
-        raise BadInput(f"{lib.path}: library has no calibration (run `personagen calibrate` first)")
-    if len(have) > 1:
-        raise BadInput(f"{lib.path}: several calibrations ({', '.join(have)}); choose one with --calibration")
-    return have[0]
+    """`Library.choose_calibration` (kept as a function for this module's callers)."""
+    return lib.choose_calibration(name)
 
 
 def read_calibration(lib: Library, name: str) -> tuple[pl.DataFrame, dict[str, Any]]:
