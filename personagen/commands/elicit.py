@@ -93,36 +93,41 @@ def elicit(lib: str, survey_path: str, split: str, backend: str, adapter: str | 
            per_split: int | None, old_max_tokens: str | None, constrain: str, option_order: str,
            show_prompt: int | None) -> None:
     """Every persona in LIB answers the survey; answers go to LIB/responses.parquet."""
-    from personagen.elicit import check_errors, elicit_library
+    from personagen.elicit import check_errors
     from personagen.library import Library
     from personagen.surveys import load, parse_qids
 
-    qids = parse_qids(questions)
-    library = Library.open(lib)
-    survey = load(survey_path)
-    client = _engine_client(engine, ray_address, ray_workers, ray_batch_size, ray_processor, vllm_engine,
-                            backend=backend, base_url=base_url, model=model, cache_path=library.llm_db,
-                            concurrency=concurrency, fresh=fresh, max_requests=max_requests,
-                            max_tokens_budget=max_tokens_budget, prices=prices, progress=not no_progress,
-                            timeout=timeout, time_limit_s=time_limit)
-    try:
-        summary = elicit_library(library, survey, backend=backend, base_url=base_url, model=model, mode=mode,
-                                 samples=samples, temperature=temperature, split=split, limit=limit,
-                                 max_questions=max_questions, concurrency=concurrency, fresh=fresh,
-                                 dry_run=dry_run, min_mass=min_mass, progress=not no_progress, templates=templates,
-                                 prices=prices, max_requests=max_requests, max_tokens_budget=max_tokens_budget,
-                                 style=style, client=client, adapter=adapter, timeout=timeout, time_limit=time_limit,
-                                 questions=qids, per_split=per_split, constrain=constrain,
-                                 option_order=option_order, show_prompt=show_prompt)
-    finally:
-        if client is not None:
-            client.close()
+    a = dict(locals())  # the options as parsed, handed to `_run` by name
+    a["questions"] = parse_qids(questions)
+    summary = _run(Library.open(lib), load(survey_path), a)
     summary["engine"] = engine
     if show_prompt is not None:
         _print_prompts(summary, as_json)
         return
     _print_summary(summary, dry_run, as_json, min_mass)
     check_errors(summary)
+
+
+def _run(library: Any, survey: Any, a: dict[str, Any]) -> dict[str, Any]:
+    """The engine's client and `elicit_library` with the command's options `a` (closed afterwards)."""
+    from personagen.elicit import elicit_library
+
+    client = _engine_client(a["engine"], a["ray_address"], a["ray_workers"], a["ray_batch_size"], a["ray_processor"],
+                            a["vllm_engine"], backend=a["backend"], base_url=a["base_url"], model=a["model"],
+                            cache_path=library.llm_db, concurrency=a["concurrency"], fresh=a["fresh"],
+                            max_requests=a["max_requests"], max_tokens_budget=a["max_tokens_budget"],
+                            prices=a["prices"], progress=not a["no_progress"], timeout=a["timeout"],
+                            time_limit_s=a["time_limit"])
+    keys = ("backend", "base_url", "model", "mode", "samples", "temperature", "split", "limit", "max_questions",
+            "concurrency", "fresh", "dry_run", "min_mass", "templates", "prices", "max_requests",
+            "max_tokens_budget", "style", "adapter", "timeout", "time_limit", "questions", "per_split",
+            "constrain", "option_order", "show_prompt")
+    try:
+        return elicit_library(library, survey, progress=not a["no_progress"], client=client,
+                              **{k: a[k] for k in keys})
+    finally:
+        if client is not None:
+            client.close()
 
 
 def _print_summary(summary: dict, dry_run: bool, as_json: bool, min_mass: float) -> None:
