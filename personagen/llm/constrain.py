@@ -131,15 +131,18 @@ def _only_letters(res: Any) -> bool:
 def _aside(client: Any) -> Iterator[None]:
     """Probe outside the run's books: no budget applies to the probes (a few tokens each, cached in llm.sqlite
     like any request) and the client's counts and progress display are left as they were."""
-    saved = {k: copy.copy(getattr(client, k)) for k in ("stats", "_dispatched", "max_requests", "max_tokens_budget",
-                                                         "progress") if hasattr(client, k)}
-    client.max_requests = client.max_tokens_budget = None
+    books = getattr(client, "ledger", client)  # the accounting (llm.accounting.Ledger) or, for other clients, itself
+    saved = {k: copy.copy(getattr(books, k)) for k in ("stats", "max_requests", "max_tokens_budget")
+             if hasattr(books, k)}
+    progress = getattr(client, "progress", None)
+    books.max_requests = books.max_tokens_budget = None
     client.progress = False
     try:
         yield
     finally:
         for k, v in saved.items():
-            setattr(client, k, v)
+            setattr(books, k, v)
+        client.progress = progress
 
 
 def detect(client: Any) -> Capability:
