@@ -178,11 +178,11 @@ def test_predict_is_the_kkt_projection():
 
 
 def test_projected_gradient_rule():
-    """Projected gradient only for a matrix-free quadratic with μ ≥ 4.5·‖PGP‖₂."""
+    """Projected gradient only for a matrix-free quadratic with μ ≥ 0.9·‖PGP‖₂ (`Tuning.pg_min_pull`)."""
     D, r, g, _ = make_problem(30, 12, seed=9)
     free, dense = Quad.from_design(D, r, dense=False), Quad.from_design(D, r, dense=True)
-    assert sx.takes_pg(free, 4.5, 1.0) and sx.takes_pg(free, 10.0, 1.0)
-    assert not sx.takes_pg(free, 4.49, 1.0) and not sx.takes_pg(free, 8.9, 2.0) and sx.takes_pg(free, 9.0, 2.0)
+    assert sx.takes_pg(free, 0.9, 1.0) and sx.takes_pg(free, 10.0, 1.0)
+    assert not sx.takes_pg(free, 0.89, 1.0) and not sx.takes_pg(free, 1.79, 2.0) and sx.takes_pg(free, 1.8, 2.0)
     assert not sx.takes_pg(dense, 10.0, 1.0)
     assert not sx.takes_pg(free, 10.0, None) and not sx.takes_pg(free, 10.0, 0.0)
 
