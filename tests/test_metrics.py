@@ -247,3 +247,42 @@ def test_tvd_arrays_and_mappings_by_hand() -> None:
     assert M.tvd({"a": 0.2, "b": 0.8}, {"b": 0.5, "c": 0.5}) == pytest.approx(0.5 * (0.2 + 0.3 + 0.5))
     assert M.tvd({"a": 1.0}, {"a": 1.0}) == 0.0
     assert isinstance(M.tvd([0.1, 0.9], [0.9, 0.1]), float)
+
+
+# ---- edges pinned from the definitions (issue 25: mutation survivors) ----
+
+
+def test_error_messages_name_the_offending_input() -> None:
+    with pytest.raises(BadInput, match=r"^target: a question's distribution sums to 0$"):
+        M.one_minus_jsd([[0.5, 0.5]], [[0.0, 0.0]])
+    with pytest.raises(BadInput, match=r"^pred: a question's distribution sums to 0$"):
+        M.wasserstein([[0.0, 0.0]], [[0.5, 0.5]], [[0, 1]])
+    with pytest.raises(BadInput, match=r"^ordinals must give one position per option of every question$"):
+        M.wasserstein([[0.5, 0.5]], [[0.5, 0.5]], [[0, 1, 2]])
+
+
+def test_jsd_similarity_stays_in_0_1_despite_rounding() -> None:
+    """Disjoint supports: JSD is exactly 1 (similarity 0), though the sum rounds to 1 + 2^-52 here; equal
+    distributions: JSD 0 (similarity 1), though the sum rounds to −2e-16 here. The clip keeps both in range."""
+    disjoint = M.one_minus_jsd([[0.34676425744831085, 0.25803744098061804, 0.39519830157107105, 0.0, 0.0, 0.0]],
+                               [[0.0, 0.0, 0.0, 0.3949832690523621, 0.5043281637468138, 0.1006885672008241]])
+    assert disjoint[0] == 0.0
+    same = M.one_minus_jsd([[0.05096644263013634, 0.5779905536153056, 0.2630550941513347, 0.10798790960322341]],
+                           [[0.050966442630207186, 0.5779905536154817, 0.2630550941516737, 0.10798790960331714]])
+    assert same[0] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_ties_at_the_tolerance_count() -> None:
+    """Coverage is H(pred) ≥ H(target) − tol (equality counts, also at tol 0); the majority option is the lowest
+    index within TIE_TOL = 1e-12 of the maximum (a value exactly TIE_TOL below it still ties)."""
+    d = [[0.3, 0.7], [0.5, 0.5]]
+    np.testing.assert_array_equal(M.entropy_coverage(d, d, tol=0.0), [1.0, 1.0])
+    assert M.majority_match([[0.5 - 1e-12, 0.5]], [[1.0, 0.0]])[0] == 1.0
+    assert M.majority_match([[0.5 - 1e-11, 0.5]], [[1.0, 0.0]])[0] == 0.0
+
+
+def test_tvd_of_mappings_counts_missing_categories_as_zero() -> None:
+    assert M.tvd({"a": 1.0}, {"a": 0.8, "b": 0.2}) == pytest.approx(0.2)
+    assert M.tvd({"a": 0.8, "b": 0.2}, {"a": 1.0}) == pytest.approx(0.2)
+    with pytest.raises(TypeError):  # a mapping against an array: no alignment to infer
+        M.tvd({"a": 1.0}, [1.0])
