@@ -262,3 +262,36 @@ def test_lam_grid_when_the_agents_cannot_be_told_apart():
     quad = Quad.from_design(D, np.array([0.3, 0.7, 0.4, 0.6]))
     grid = sx.lam_grid(quad)
     assert grid[1] == pytest.approx(10 * float(col @ col) / 5, rel=1e-12)
+
+
+def test_unique_minimiser_by_hand():
+    """The λ = 0 fit is unique when G_PP on its support is nonsingular and every agent outside has a strictly larger
+    reduced gradient; a support as wide as the rows, a duplicate agent (in the support or just outside it) and a
+    fit without G·w are not called unique."""
+    from types import SimpleNamespace
+
+    D = np.column_stack([A2, B2])
+    quad = Quad.from_design(D, R2)
+    w = np.array([0.99 / 2.18, 1 - 0.99 / 2.18])  # t = (a − b)·(r − b)/‖a − b‖² (interior: the pure fit)
+    assert sx.unique_minimiser(quad, SimpleNamespace(w=w, gw=D.T @ (D @ w)))
+    assert not sx.unique_minimiser(quad, SimpleNamespace(w=w, gw=None))
+    assert not sx.unique_minimiser(quad, SimpleNamespace(w=np.zeros(2), gw=np.zeros(2)))
+    # a third agent equal to b, outside the support: its reduced gradient ties b's (another minimiser shifts weight)
+    D3 = np.column_stack([A2, B2, B2])
+    q3 = Quad.from_design(D3, R2)
+    w3 = np.append(w, 0.0)
+    assert not sx.unique_minimiser(q3, SimpleNamespace(w=w3, gw=D3.T @ (D3 @ w3)))
+    # ... and inside it: G_PP singular
+    w3 = np.array([w[0], w[1] / 2, w[1] / 2])
+    assert not sx.unique_minimiser(q3, SimpleNamespace(w=w3, gw=D3.T @ (D3 @ w3)))
+    # a fourth agent far from the target stays outside with a clear gap: unique again
+    D4 = np.column_stack([A2, B2, np.ones(4)])
+    q4 = Quad.from_design(D4, R2)
+    w4 = np.append(w, 0.0)
+    assert sx.unique_minimiser(q4, SimpleNamespace(w=w4, gw=D4.T @ (D4 @ w4)))
+    # two rows and two agents in the support: as wide as the rows (known only to a matrix-free quadratic), which
+    # the rule does not call unique (it cannot tell a wide support's dependence cheaply)
+    D2 = np.eye(2)
+    q2 = Quad.from_design(D2, np.array([0.3, 0.7]), dense=False)
+    w2 = np.array([0.3, 0.7])
+    assert not sx.unique_minimiser(q2, SimpleNamespace(w=w2, gw=D2.T @ (D2 @ w2)))
