@@ -295,3 +295,44 @@ def test_unique_minimiser_by_hand():
     q2 = Quad.from_design(D2, np.array([0.3, 0.7]), dense=False)
     w2 = np.array([0.3, 0.7])
     assert not sx.unique_minimiser(q2, SimpleNamespace(w=w2, gw=D2.T @ (D2 @ w2)))
+
+
+def test_foldpath_first_wide_fit_and_lambda_zero_edges():
+    """A first λ > 0 fit with a support wider than the rows (no pg: no `top`) starts from one KKT step and still
+    gives that λ's own minimiser; λ = 0 before any λ > 0 is the cold fit; λ = 1 after a smaller λ is the λ = 1 fit
+    (not the λ = 0 one); with a duplicate agent the pure fit is not unique and λ = 0 is still the cold fit."""
+    D, r, g, _ = make_problem(60, 2, seed=15)  # 8 rows, 60 agents
+    quad = Quad.from_design(D, r, dense=False)
+    w0 = np.random.default_rng(7).dirichlet(np.ones(60))
+    fp = sx.FoldPath(quad, w0)
+    np.testing.assert_array_equal(fp.fit(0.0).w, sx.solve(quad, 0.0, w0).w)
+    lam = 1e-3
+    np.testing.assert_allclose(fp.fit(lam).w, _ref_l2(quad, lam, w0), atol=1e-8)
+    np.testing.assert_allclose(fp.fit(1.0).w, _ref_l2(quad, 1.0, w0), atol=1e-8)
+    j = int(np.argmax(sx.solve(quad, 0.0, w0).w))
+    D2 = np.column_stack([D, D[:, j]])
+    q2 = Quad.from_design(D2, r, dense=False)
+    w02 = np.full(61, 1 / 61)
+    fp = sx.FoldPath(q2, w02)
+    fp.fit(1e-2)
+    np.testing.assert_array_equal(fp.fit(0.0).w, sx.solve(q2, 0.0, w02).w)
+
+
+def test_predict_extrapolates_from_exactly_two_fits_and_small_grid_scales():
+    D, r, g, _ = make_problem(30, 12, seed=9)
+    quad = Quad.from_design(D, r)
+    w0 = np.full(30, 1 / 30)
+    gw = D.T @ (D @ sx.solve(quad, 0.5, w0).w)
+    y0, y1 = 0.5 * gw, gw
+    expect = sx.project_simplex(w0 + (quad.b - (3 * y1 - 2 * y0)) / np.exp(2.0))
+    np.testing.assert_allclose(sx.predict(quad, w0, np.exp(2.0), [(0.5, y0), (1.0, y1)]), expect, atol=1e-12)
+    # ‖PGP‖₂ below 1 still sets the scale (λ_max = 10·‖PGP‖₂/N); identical agents with a Gram diagonal below 1
+    # fall back to it
+    Ds = 0.1 * D
+    P = np.eye(30) - 1 / 30
+    top = np.linalg.eigvalsh(P @ (Ds.T @ Ds) @ P).max()
+    assert 0 < top < 1
+    assert 0.95 * 10 * top / 30 <= sx.lam_grid(Quad.from_design(Ds, r))[1] <= 10 * top / 30 * (1 + 1e-9)
+    col = 0.5 * np.array([0.2, 0.8, 0.5, 0.5])
+    grid = sx.lam_grid(Quad.from_design(np.column_stack([col] * 5), np.array([0.3, 0.7, 0.4, 0.6])))
+    assert grid[1] == pytest.approx(10 * float(col @ col) / 5, rel=1e-12)
