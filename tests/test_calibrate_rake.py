@@ -212,6 +212,7 @@ def test_exact_margins_converge_at_zero_tolerance():
     w0 = np.array([0.3, 0.7])
     res = rake(soft, soft @ w0, Q2, w0, algorithm="newton", tol=0.0)
     assert res.converged
+    assert ALGORITHMS["newton"](soft, soft @ w0, [np.arange(2)], w0, 100, 0.0).converged  # Newton itself, no IPF
     np.testing.assert_allclose(res.w, w0, atol=1e-15)
 
 
