@@ -199,6 +199,8 @@ def test_foldpath_lambda_zero_is_the_cold_fit():
     # and each λ > 0 equals its cold solve (the warm start changes the path, not the answer)
     for lam in (1.0, 0.1, 0.01):
         np.testing.assert_allclose(fp.fits[lam][0], sx.solve(quad, lam, w0).w, atol=1e-7)
+    # a refit at λ = 1 once λ = 0 is made is still the λ = 1 fit
+    np.testing.assert_allclose(fp.fit(1.0).w, sx.solve(quad, 1.0, w0).w, atol=1e-7)
 
 
 def _ref_l2(quad, lam, w0):
