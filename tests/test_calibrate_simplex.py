@@ -178,7 +178,11 @@ def test_predict_is_the_kkt_projection():
 
 
 def test_projected_gradient_rule():
-    """Projected gradient only for a matrix-free quadratic with μ ≥ 0.9·‖PGP‖₂ (`Tuning.pg_min_pull`)."""
+    """Projected gradient only for a matrix-free quadratic with μ ≥ Tuning.pg_min_pull·‖PGP‖₂ (0.9, measured in
+    issue 23: each step then contracts by ≤ L/(L + 2μ) = 1/(1 + 1.8) < 0.37)."""
+    from personagen.calibrate.tuning import TUNING
+
+    assert TUNING.pg_min_pull == 0.9
     D, r, g, _ = make_problem(30, 12, seed=9)
     free, dense = Quad.from_design(D, r, dense=False), Quad.from_design(D, r, dense=True)
     assert sx.takes_pg(free, 0.9, 1.0) and sx.takes_pg(free, 10.0, 1.0)
