@@ -3,7 +3,9 @@ and agreement with IPF on one-hot (census-shaped) columns."""
 
 from __future__ import annotations
 
+import math
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -104,6 +106,7 @@ def test_cells_only_zero_base_agents_reach_are_unmatched():
     with pytest.warns(RuntimeWarning, match="no weights reproduce the margins"):
         res = rake(soft, np.array([0.6, 0.4]), np.array(["q", "q"]), np.array([1.0, 0.0]), algorithm="newton")
     assert res.unmatched_cells == 0  # agent 0 reaches both cells: nothing is dropped
+    assert res.algorithm == "newton"  # IPF's fallback reaches the same w = (1, 0): a tie keeps Newton's
     assert not res.converged and res.min_error == pytest.approx(0.3, abs=1e-7)  # only (0.9, 0.1) is possible
 
 
@@ -170,3 +173,135 @@ def test_tolerance_and_iteration_cap_are_honoured():
     with pytest.warns(RuntimeWarning):
         capped = rake(D, r, g, np.ones(80), algorithm="ipf", max_iter=3, tol=1e-12)
     assert capped.n_iter == 3 and not capped.converged and capped.feasible is True
+
+
+# ---- edges pinned from the definitions (issue 25: mutation survivors) ----
+
+Q2 = np.array(["q", "q"])
+
+
+def test_ipf_sweeps_are_counted_exactly():
+    """D = [[1, .5], [0, .5]], target (1, 0), w0 = (.5, .5): one sweep maps (a, b) to (a, b/2)/(a + b/2), so after
+    k sweeps w = (1, 2^-k)/(1 + 2^-k) and the margin error is w_2/2. Three sweeps: w = (8/9, 1/9), error 1/18;
+    the default cap is 500 sweeps; a cap of 0 leaves the normalised base (error inf)."""
+    D = np.array([[1.0, 0.5], [0.0, 0.5]])
+    r = np.array([1.0, 0.0])
+    with pytest.warns(RuntimeWarning, match="reachable only with some weights at zero"):
+        res = rake(D, r, Q2, np.ones(2), algorithm="ipf", max_iter=3, tol=1e-200)
+    assert res.n_iter == 3 and res.converged is False and res.unmatched_cells == 0 and res.algorithm == "ipf"
+    np.testing.assert_allclose(res.w, [8 / 9, 1 / 9], rtol=1e-13)
+    assert res.max_error == pytest.approx(1 / 18, rel=1e-12)
+    with pytest.warns(RuntimeWarning):
+        res = rake(D, r, Q2, np.ones(2), algorithm="ipf", tol=1e-200)
+    assert res.n_iter == 500 and res.w[1] == pytest.approx(2.0**-500, rel=1e-9)
+    with pytest.warns(RuntimeWarning):  # Newton's fallback: IPF's 500 sweeps
+        res = rake(D, r, Q2, np.ones(2), algorithm="newton", max_iter=5, tol=1e-200)
+    assert res.w[1] == pytest.approx(2.0**-500, rel=1e-9)
+    with pytest.warns(RuntimeWarning, match="max margin error left inf"):
+        res = rake(D, r, Q2, np.array([2.0, 6.0]), algorithm="ipf", max_iter=0)
+    assert res.n_iter == 0 and res.max_error == math.inf and res.unmatched_cells == 0
+    np.testing.assert_array_equal(res.w, [0.25, 0.75])
+
+
+def test_exact_margins_converge_at_zero_tolerance():
+    """tol is an upper bound (≤): margins met exactly (error 0.0) converge even with tol = 0."""
+    D = np.eye(2)
+    res = rake(D, np.array([0.25, 0.75]), Q2, np.array([2.0, 6.0]), algorithm="ipf", tol=0.0)
+    assert res.converged and res.n_iter == 1 and res.max_error == 0.0
+    soft = np.array([[0.2, 0.8], [0.8, 0.2]])
+    w0 = np.array([0.3, 0.7])
+    res = rake(soft, soft @ w0, Q2, w0, algorithm="newton", tol=0.0)
+    assert res.converged
+    assert ALGORITHMS["newton"](soft, soft @ w0, [np.arange(2)], w0, 100, 0.0).converged  # Newton itself, no IPF
+    np.testing.assert_allclose(res.w, w0, atol=1e-15)
+
+
+def test_unmatched_cells_are_counted_and_left_out_of_the_error():
+    """Three cells: one reached, one that no positive-base agent reaches (target .2: unmatched) and one nobody
+    reaches with target 0 (nothing to match: not unmatched). The reached cell's target is rescaled to the question's
+    total (IPF's fixed point), the error ignores the unmatched cell, and no division by zero is warned about."""
+    D = np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    r = np.array([0.8, 0.2, 0.0])
+    g = np.array(["q", "q", "q"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for algorithm in ("ipf", "newton"):
+            res = rake(D, r, g, np.array([1.0, 3.0, 0.0]), algorithm=algorithm)
+            assert res.converged and res.unmatched_cells == 1 and res.max_error <= 1e-9, algorithm
+            np.testing.assert_allclose(res.w, [0.25, 0.75, 0.0], atol=1e-9)
+        # soft columns (Newton); agent 2 (base 0) alone reaches cell 3: unmatched, the others rescaled to (.5, .5)
+        soft = np.array([[0.4, 0.8, 0.0], [0.6, 0.2, 0.2], [0.0, 0.0, 0.8]])
+        res = rake(soft, np.array([0.45, 0.45, 0.1]), g, np.array([1.0, 1.0, 0.0]))
+        assert res.algorithm == "newton" and res.converged and res.unmatched_cells == 1 and res.max_error <= 1e-9
+        np.testing.assert_allclose(res.w, [0.75, 0.25, 0.0], atol=1e-9)  # .4·w_1 + .8·(1 − w_1) = .5
+    # no cell is reachable: nothing to match, error 0 over the empty set of cells
+    res = rake(np.zeros((1, 2)), np.array([1.0]), np.array(["q"]), np.ones(2))
+    assert res.converged and res.unmatched_cells == 1 and res.max_error == 0.0
+
+
+def test_a_sweep_that_zeroes_every_weight_stops_without_dividing_by_zero():
+    """Target (1, 0) where every agent answers option 2: option 1 is unmatched, option 2's target is 0 (not
+    rescaled: the question's reachable targets sum to 0), so one update zeroes every weight; the sweep stops
+    there (no 0/0) and the zero weights meet the one reachable margin exactly."""
+    D = np.array([[0.0, 0.0], [1.0, 1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = rake(D, np.array([1.0, 0.0]), Q2, np.ones(2), algorithm="ipf")
+    assert res.converged and res.unmatched_cells == 1 and res.max_error == 0.0
+    np.testing.assert_array_equal(res.w, [0.0, 0.0])
+
+
+def test_newton_counts_its_steps():
+    """Targets equal to D·w0 are met at the first iterate (n_iter 1); a far target takes several Newton steps,
+    so a cap of one step stops after one (n_iter 1, not converged)."""
+    soft = np.array([[0.2, 0.8], [0.8, 0.2]])
+    w0 = np.array([0.3, 0.7])
+    assert rake(soft, soft @ w0, Q2, w0, algorithm="newton").n_iter == 1
+    res = rake(soft, np.array([0.79, 0.21]), Q2, np.array([0.99, 0.01]), algorithm="newton")
+    # one question, two agents: .2·w_1 + .8·(1 − w_1) = .79 gives w_1 = 1/60
+    assert res.converged and res.n_iter > 8
+    np.testing.assert_allclose(res.w, [1 / 60, 59 / 60], atol=1e-9)
+    res = ALGORITHMS["newton"](soft, np.array([0.79, 0.21]), [np.arange(2)], np.array([0.99, 0.01]), 1, 1e-9)
+    assert res.n_iter == 1 and not res.converged
+
+
+def test_newton_gives_up_after_eight_steps_without_a_tenth_off_the_best_error(monkeypatch):
+    """STALL_STEPS: on unreachable margins Newton stops at the first step where, for 8 steps in a row, the margin
+    error has not fallen below 0.9 × the best so far. The errors it saw are recorded and the rule replayed."""
+    import personagen.calibrate.rake as rake_mod
+
+    seen: list[float] = []
+    step = rake_mod._newton_step
+
+    def recording(H, g):
+        seen.append(float(np.abs(g).max()))
+        return step(H, g)
+
+    monkeypatch.setattr(rake_mod, "_newton_step", recording)
+    rng = np.random.default_rng(3)
+    D = rng.dirichlet(np.ones(3), size=6).T
+    res = ALGORITHMS["newton"](D, np.array([0.9, 0.05, 0.05]), [np.arange(3)], np.full(6, 1 / 6), 100, 1e-9)
+    assert not res.converged and len(seen) == res.n_iter - 1 > 8
+    best, since = math.inf, 0
+    for err in seen:
+        best, since = (err, 0) if err < 0.9 * best else (best, since + 1)
+        assert since < 8
+    assert since == 7  # the next error (not a new best) was the eighth in a row
+
+
+def test_warning_text():
+    D = np.array([[1.0, 0.5], [0.0, 0.5]])
+    with pytest.warns(RuntimeWarning, match=r"^raking did not converge: the margins are reachable only with some "
+                      r"weights at zero; max margin error left "):
+        res = rake(D, np.array([1.0, 0.0]), Q2, np.ones(2), algorithm="newton", max_iter=5, tol=0.0)
+    assert res.feasible is True and res.min_error == 0.0  # the LP reaches error 0 exactly: feasible at tol 0
+    soft = np.array([[0.9, 0.0], [0.1, 1.0]])
+    with pytest.warns(RuntimeWarning, match=r"^raking did not converge: no weights reproduce the margins; max "):
+        rake(soft, np.array([0.6, 0.4]), Q2, np.array([1.0, 0.0]), algorithm="newton")
+
+
+def test_min_margin_error_is_the_largest_deviation_either_way():
+    """One agent (.4, .3, .3) against targets (.8, .1, .1): the only weights are w = 1, whose largest deviation
+    is the shortfall .4 on the first option (the overshoots are .2)."""
+    D = np.array([[0.4], [0.3], [0.3]])
+    assert min_margin_error(D, np.array([0.8, 0.1, 0.1]), [np.arange(3)], np.ones(1)) == pytest.approx(0.4, abs=1e-7)

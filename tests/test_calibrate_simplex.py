@@ -203,6 +203,8 @@ def test_foldpath_lambda_zero_is_the_cold_fit():
     # and each λ > 0 equals its cold solve (the warm start changes the path, not the answer)
     for lam in (1.0, 0.1, 0.01):
         np.testing.assert_allclose(fp.fits[lam][0], sx.solve(quad, lam, w0).w, atol=1e-7)
+    # a refit at λ = 1 once λ = 0 is made is still the λ = 1 fit
+    np.testing.assert_allclose(fp.fit(1.0).w, sx.solve(quad, 1.0, w0).w, atol=1e-7)
 
 
 def _ref_l2(quad, lam, w0):
@@ -265,4 +267,78 @@ def test_lam_grid_when_the_agents_cannot_be_told_apart():
     D = np.column_stack([col] * 5)
     quad = Quad.from_design(D, np.array([0.3, 0.7, 0.4, 0.6]))
     grid = sx.lam_grid(quad)
+    assert grid[1] == pytest.approx(10 * float(col @ col) / 5, rel=1e-12)
+
+
+def test_unique_minimiser_by_hand():
+    """The λ = 0 fit is unique when G_PP on its support is nonsingular and every agent outside has a strictly larger
+    reduced gradient; a support as wide as the rows, a duplicate agent (in the support or just outside it) and a
+    fit without G·w are not called unique."""
+    from types import SimpleNamespace
+
+    D = np.column_stack([A2, B2])
+    quad = Quad.from_design(D, R2)
+    w = np.array([0.99 / 2.18, 1 - 0.99 / 2.18])  # t = (a − b)·(r − b)/‖a − b‖² (interior: the pure fit)
+    assert sx.unique_minimiser(quad, SimpleNamespace(w=w, gw=D.T @ (D @ w)))
+    assert not sx.unique_minimiser(quad, SimpleNamespace(w=w, gw=None))
+    assert not sx.unique_minimiser(quad, SimpleNamespace(w=np.zeros(2), gw=np.zeros(2)))
+    # a third agent equal to b, outside the support: its reduced gradient ties b's (another minimiser shifts weight)
+    D3 = np.column_stack([A2, B2, B2])
+    q3 = Quad.from_design(D3, R2)
+    w3 = np.append(w, 0.0)
+    assert not sx.unique_minimiser(q3, SimpleNamespace(w=w3, gw=D3.T @ (D3 @ w3)))
+    # ... and inside it: G_PP singular
+    w3 = np.array([w[0], w[1] / 2, w[1] / 2])
+    assert not sx.unique_minimiser(q3, SimpleNamespace(w=w3, gw=D3.T @ (D3 @ w3)))
+    # a fourth agent far from the target stays outside with a clear gap: unique again
+    D4 = np.column_stack([A2, B2, np.ones(4)])
+    q4 = Quad.from_design(D4, R2)
+    w4 = np.append(w, 0.0)
+    assert sx.unique_minimiser(q4, SimpleNamespace(w=w4, gw=D4.T @ (D4 @ w4)))
+    # two rows and two agents in the support: as wide as the rows (known only to a matrix-free quadratic), which
+    # the rule does not call unique (it cannot tell a wide support's dependence cheaply)
+    D2 = np.eye(2)
+    q2 = Quad.from_design(D2, np.array([0.3, 0.7]), dense=False)
+    w2 = np.array([0.3, 0.7])
+    assert not sx.unique_minimiser(q2, SimpleNamespace(w=w2, gw=D2.T @ (D2 @ w2)))
+
+
+def test_foldpath_first_wide_fit_and_lambda_zero_edges():
+    """A first λ > 0 fit with a support wider than the rows (no pg: no `top`) starts from one KKT step and still
+    gives that λ's own minimiser; λ = 0 before any λ > 0 is the cold fit; λ = 1 after a smaller λ is the λ = 1 fit
+    (not the λ = 0 one); with a duplicate agent the pure fit is not unique and λ = 0 is still the cold fit."""
+    D, r, g, _ = make_problem(60, 2, seed=15)  # 8 rows, 60 agents
+    quad = Quad.from_design(D, r, dense=False)
+    w0 = np.random.default_rng(7).dirichlet(np.ones(60))
+    fp = sx.FoldPath(quad, w0)
+    np.testing.assert_array_equal(fp.fit(0.0).w, sx.solve(quad, 0.0, w0).w)
+    lam = 1e-3
+    np.testing.assert_allclose(fp.fit(lam).w, _ref_l2(quad, lam, w0), atol=1e-8)
+    np.testing.assert_allclose(fp.fit(1.0).w, _ref_l2(quad, 1.0, w0), atol=1e-8)
+    j = int(np.argmax(sx.solve(quad, 0.0, w0).w))
+    D2 = np.column_stack([D, D[:, j]])
+    q2 = Quad.from_design(D2, r, dense=False)
+    w02 = np.full(61, 1 / 61)
+    fp = sx.FoldPath(q2, w02)
+    fp.fit(1e-2)
+    np.testing.assert_array_equal(fp.fit(0.0).w, sx.solve(q2, 0.0, w02).w)
+
+
+def test_predict_extrapolates_from_exactly_two_fits_and_small_grid_scales():
+    D, r, g, _ = make_problem(30, 12, seed=9)
+    quad = Quad.from_design(D, r)
+    w0 = np.full(30, 1 / 30)
+    gw = D.T @ (D @ sx.solve(quad, 0.5, w0).w)
+    y0, y1 = 0.5 * gw, gw
+    expect = sx.project_simplex(w0 + (quad.b - (3 * y1 - 2 * y0)) / np.exp(2.0))
+    np.testing.assert_allclose(sx.predict(quad, w0, np.exp(2.0), [(0.5, y0), (1.0, y1)]), expect, atol=1e-12)
+    # ‖PGP‖₂ below 1 still sets the scale (λ_max = 10·‖PGP‖₂/N); identical agents with a Gram diagonal below 1
+    # fall back to it
+    Ds = 0.1 * D
+    P = np.eye(30) - 1 / 30
+    top = np.linalg.eigvalsh(P @ (Ds.T @ Ds) @ P).max()
+    assert 0 < top < 1
+    assert 0.95 * 10 * top / 30 <= sx.lam_grid(Quad.from_design(Ds, r))[1] <= 10 * top / 30 * (1 + 1e-9)
+    col = 0.5 * np.array([0.2, 0.8, 0.5, 0.5])
+    grid = sx.lam_grid(Quad.from_design(np.column_stack([col] * 5), np.array([0.3, 0.7, 0.4, 0.6])))
     assert grid[1] == pytest.approx(10 * float(col @ col) / 5, rel=1e-12)

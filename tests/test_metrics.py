@@ -247,3 +247,55 @@ def test_tvd_arrays_and_mappings_by_hand() -> None:
     assert M.tvd({"a": 0.2, "b": 0.8}, {"b": 0.5, "c": 0.5}) == pytest.approx(0.5 * (0.2 + 0.3 + 0.5))
     assert M.tvd({"a": 1.0}, {"a": 1.0}) == 0.0
     assert isinstance(M.tvd([0.1, 0.9], [0.9, 0.1]), float)
+
+
+# ---- edges pinned from the definitions (issue 25: mutation survivors) ----
+
+
+def test_error_messages_name_the_offending_input() -> None:
+    with pytest.raises(BadInput, match=r"^target: a question's distribution sums to 0$"):
+        M.one_minus_jsd([[0.5, 0.5]], [[0.0, 0.0]])
+    with pytest.raises(BadInput, match=r"^pred: a question's distribution sums to 0$"):
+        M.wasserstein([[0.0, 0.0]], [[0.5, 0.5]], [[0, 1]])
+    with pytest.raises(BadInput, match=r"^ordinals must give one position per option of every question$"):
+        M.wasserstein([[0.5, 0.5]], [[0.5, 0.5]], [[0, 1, 2]])
+
+
+def test_jsd_similarity_stays_in_0_1_despite_rounding() -> None:
+    """Disjoint supports: JSD is exactly 1 (similarity 0), though the sum rounds above 1; equal
+    distributions: JSD 0 (similarity 1), though the sum rounds to −2e-16 here. The clip keeps both in range."""
+    a = [0.18865571122549774, 0.3647991562853584, 0.12083436469816124, 0.25918869607622946, 0.0320407343296078,
+         0.03448133738514535]
+    b = [0.3238281031780491, 0.07241366978171429, 0.13899913100079347, 0.2197252291273753, 0.20908879938558192,
+         0.03594506752648598]
+    disjoint = M.one_minus_jsd([a + [0.0] * 6], [[0.0] * 6 + b])  # the sum rounds to 1 + 2^-51 here
+    assert disjoint[0] == 0.0
+    same = M.one_minus_jsd([[0.05096644263013634, 0.5779905536153056, 0.2630550941513347, 0.10798790960322341]],
+                           [[0.050966442630207186, 0.5779905536154817, 0.2630550941516737, 0.10798790960331714]])
+    assert same[0] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_ties_at_the_tolerance_count() -> None:
+    """Coverage is H(pred) ≥ H(target) − tol (equality counts, also at tol 0); the majority option is the lowest
+    index within TIE_TOL = 1e-12 of the maximum (a value exactly TIE_TOL below it still ties)."""
+    d = [[0.3, 0.7], [0.5, 0.5]]
+    np.testing.assert_array_equal(M.entropy_coverage(d, d, tol=0.0), [1.0, 1.0])
+    assert M.majority_match([[0.5 - 1e-12, 0.5]], [[1.0, 0.0]])[0] == 1.0
+    assert M.majority_match([[0.5 - 1e-11, 0.5]], [[1.0, 0.0]])[0] == 0.0
+
+
+def test_tvd_of_mappings_counts_missing_categories_as_zero() -> None:
+    assert M.tvd({"a": 1.0}, {"a": 0.8, "b": 0.2}) == pytest.approx(0.2)
+    assert M.tvd({"a": 0.8, "b": 0.2}, {"a": 1.0}) == pytest.approx(0.2)
+    with pytest.raises(TypeError):  # a mapping against an array: no alignment to infer
+        M.tvd({"a": 1.0}, [1.0])
+
+
+def test_asmd_by_hand() -> None:
+    """mean over target categories with 0 < q_k < 1 of |p_k − q_k| / √(q_k(1 − q_k)); a category missing from p
+    has share 0; categories with q_k ∈ {0, 1} are skipped; None when none is left."""
+    p, q = {"a": 0.5, "b": 0.5}, {"a": 0.2, "b": 0.4, "c": 0.4}
+    hand = (0.3 / math.sqrt(0.16) + 0.1 / math.sqrt(0.24) + 0.4 / math.sqrt(0.24)) / 3
+    assert M.asmd(p, q) == pytest.approx(hand, rel=1e-12)
+    assert M.asmd({"a": 0.4}, {"a": 0.5, "b": 0.0, "z": 1.0}) == pytest.approx(0.1 / 0.5, rel=1e-12)
+    assert M.asmd({"a": 0.4}, {"a": 1.0, "b": 0.0}) is None
