@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
-import time
+import threading
 
 import click
 
@@ -26,17 +26,18 @@ def serve_local(port: int, threads: int | None, verbose: bool) -> None:
     server = LocalServer(port=port, threads=threads, verbose=verbose)
     url = server.start()
 
-    def _term(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+    stop = threading.Event()
 
-    signal.signal(signal.SIGTERM, _term)
-    click.echo(f"serving {LOCAL_ALIAS} at {url} (OpenAI API; model name {LOCAL_ALIAS!r}); Ctrl-C to stop")
-    sys.stdout.flush()
+    def _stop(signum: int, frame: object) -> None:  # Ctrl-C or SIGTERM, whenever it comes after the start
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
+        click.echo(f"serving {LOCAL_ALIAS} at {url} (OpenAI API; model name {LOCAL_ALIAS!r}); Ctrl-C to stop")
+        sys.stdout.flush()
+        while not stop.wait(3600):
+            pass
     finally:
         server.stop()
     click.echo("stopped", err=True)
