@@ -49,17 +49,21 @@ def test_soft_answers_reach_the_margins_and_the_kl_projection():
     assert long.converged and long.n_iter > 3 * res.n_iter and off_row_space(long.w) > 1e-4
 
 
-def test_infeasible_margins_are_reported():
-    # question a: every agent says option 1 with probability ≤ 0.6, the target asks 0.9. With shares p, 1 − p the
-    # errors are |p − 0.9| = |(1 − p) − 0.1|, smallest at p = 0.6: 0.3 by hand. Question b (every agent answers
-    # (0.2, 0.3, 0.5), the target) is met by any weights
+def unreachable_problem():
+    """Question a: every agent says option 1 with probability ≤ 0.6 (agent 0 exactly 0.6), the target asks 0.9;
+    question b: every agent answers (0.2, 0.3, 0.5), the target. Smallest reachable margin error 0.3 by hand."""
     rng = np.random.default_rng(1)
     p1 = rng.uniform(0.1, 0.6, 50)
     p1[0] = 0.6
     b = np.tile([[0.2], [0.3], [0.5]], 50)
-    D = np.vstack([p1, 1 - p1, b])
-    r = np.array([0.9, 0.1, 0.2, 0.3, 0.5])
-    g = np.array(["a", "a", "b", "b", "b"])
+    return np.vstack([p1, 1 - p1, b]), np.array([0.9, 0.1, 0.2, 0.3, 0.5]), np.array(["a", "a", "b", "b", "b"])
+
+
+def test_infeasible_margins_are_reported():
+    # question a: every agent says option 1 with probability ≤ 0.6, the target asks 0.9. With shares p, 1 − p the
+    # errors are |p − 0.9| = |(1 − p) − 0.1|, smallest at p = 0.6: 0.3 by hand. Question b (every agent answers
+    # (0.2, 0.3, 0.5), the target) is met by any weights
+    D, r, g = unreachable_problem()
     with pytest.warns(RuntimeWarning, match="no weights reproduce the margins"):
         res = fit_weights(D, r, groups=g, method="rake")
     assert not res.converged
@@ -128,13 +132,7 @@ def test_margins_reachable_only_with_zero_weights_are_told_apart():
 def test_unreachable_margins_keep_the_better_of_newton_and_ipf():
     """When no weights reproduce the margins, the weights kept are those with the smaller margin error left,
     whichever algorithm found them; the error reported is theirs."""
-    rng = np.random.default_rng(1)
-    p1 = rng.uniform(0.1, 0.6, 50)
-    p1[0] = 0.6
-    b = np.tile([[0.2], [0.3], [0.5]], 50)
-    D = np.vstack([p1, 1 - p1, b])
-    r = np.array([0.9, 0.1, 0.2, 0.3, 0.5])
-    g = np.array(["a", "a", "b", "b", "b"])
+    D, r, g = unreachable_problem()
     rows = [np.arange(2), np.arange(2, 5)]
     w0 = np.full(50, 1 / 50)
     newton, ipf = ALGORITHMS["newton"](D, r, rows, w0, 100, 1e-9), ALGORITHMS["ipf"](D, r, rows, w0, 500, 1e-9)

@@ -15,6 +15,8 @@ MatrixFreeQuad (the one constructor the callers use); both answer the same quest
 
 from __future__ import annotations
 
+import abc
+
 import numpy as np
 import scipy.linalg as sla
 
@@ -46,7 +48,7 @@ def prefer_dense(rows: int, n: int) -> bool:
     return n <= TUNING.dense_max_agents and rows >= TUNING.dense_min_rows_per_agent * n
 
 
-class Quad:
+class Quad(abc.ABC):
     """The quadratic ½ wᵀGw − bᵀw + c, held as a dense Gram (`DenseQuad`) or via D (`MatrixFreeQuad`).
 
     Constructing `Quad` itself picks the storage from the arguments: G given, dense; else D and r."""
@@ -85,9 +87,9 @@ class Quad:
         """Number of rows of D that count (weight > 0; 0 when held as a Gram only)."""
         return 0
 
+    @abc.abstractmethod
     def matvec(self, w: Array) -> Array:
-        """G w."""
-        raise NotImplementedError
+        """G w (each storage computes it its own way)."""
 
     def grad_support(self, w: Array, idx: Array) -> Array:
         """G·w for w supported on idx."""
