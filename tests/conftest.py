@@ -44,6 +44,16 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def opinionqa_wave(shared_data: Path, wave: str):  # noqa: ANN201
+    """The OpinionQA wave folder `wave` under ../shared/data, imported; skips when it is not there."""
+    from personagen.surveys import import_opinionqa
+
+    p = shared_data / "opinionqa" / "human_resp" / wave
+    if not p.is_dir():
+        pytest.skip(f"{p} not present")
+    return import_opinionqa(p)
+
+
 @pytest.fixture(scope="session")
 def vt_pums(shared_data: Path) -> Path:
     p = shared_data / "acs_pums" / "psam_p50.csv.gz"

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from conftest import opinionqa_wave
 
 from personagen import Library
 from personagen.cli import main
@@ -23,12 +24,7 @@ WAVE = "American_Trends_Panel_W26"
 
 @pytest.fixture(scope="module")
 def survey(shared_data: Path):  # noqa: ANN201
-    from personagen.surveys import import_opinionqa
-
-    p = shared_data / "opinionqa" / "human_resp" / WAVE
-    if not p.is_dir():
-        pytest.skip(f"{p} not present")
-    return import_opinionqa(p)
+    return opinionqa_wave(shared_data, WAVE)
 
 
 def _responses(survey, pids: list[str], camp: np.ndarray, seed: int) -> pl.DataFrame:  # noqa: ANN001

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from conftest import opinionqa_wave
 from test_calibrate_library import make_library, run_cli
 
 from personagen.calibrate import EstimateOptions, conformal_halfwidth, estimate_library, fit_weights
@@ -22,12 +23,7 @@ REGIONS = ("Northeast", "South", "West", "Midwest")
 
 @pytest.fixture(scope="module")
 def w26(shared_data: Path):  # noqa: ANN201
-    from personagen.surveys import import_opinionqa
-
-    p = shared_data / "opinionqa" / "human_resp" / WAVE
-    if not p.is_dir():
-        pytest.skip(f"{p} not present")
-    return import_opinionqa(p)
+    return opinionqa_wave(shared_data, WAVE)
 
 
 @pytest.fixture(scope="module")
