@@ -9,7 +9,9 @@ field of any bad value (BadInput, exit 2) and upgrades older files:
 
 - schema_version 0: the dict written before the type existed (no `schema_version` key); still found in
   existing libraries and in personagen.json of panels on the Hub. Its keys are the same as version 1's;
-  `name` defaults to the calibration folder's name and `replicates` to "not recorded".
+  `name` defaults to the calibration folder's name, `replicates` to "not recorded", and where the weights
+  are at hand (every reader has them) a missing `n_personas` / `nonzeros` / `ess` is computed from them and a
+  missing `method` reads "unknown" (a panel published without its report carried only its name).
 - schema_version 1: this type; `to_dict()` is the file. docs/design.md §2 lists the fields.
 """
 
@@ -152,9 +154,10 @@ class CalibrationReport:
         return out
 
     @classmethod
-    def from_dict(cls, d: Any, where: str, *, name: str | None = None) -> CalibrationReport:
+    def from_dict(cls, d: Any, where: str, *, name: str | None = None, weights: Any = None) -> CalibrationReport:
         """Validate and upgrade a parsed report (any schema this personagen reads); BadInput naming `where` and
-        the field. `name` fills a missing name (the calibration folder's)."""
+        the field. A schema-0 report's missing name is `name`; its missing weight figures come from `weights`
+        (the fitted personas' weights), its missing method is "unknown"."""
         if not isinstance(d, dict):
             raise BadInput(f"{where}: expected a JSON object, found {type(d).__name__}")
         version = d.get("schema_version", 0)
@@ -163,8 +166,8 @@ class CalibrationReport:
                            f"{SCHEMA_VERSION}); upgrade personagen")
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
-        if version == 0 and name is not None:
-            kw.setdefault("name", name)
+        if version == 0:
+            kw.update(_upgrade_0(kw, name, weights, where))
         missing = [k for k in REQUIRED if kw.get(k) is None]
         if missing:
             raise BadInput(f"{where}: field {missing[0]!r} is missing")
@@ -179,6 +182,17 @@ class CalibrationReport:
             return _checked(cls, kw, where)
         except TypeError as e:  # a wrong kind of value reaching a property is still bad input
             raise BadInput(f"{where}: {e}") from None
+
+
+def _upgrade_0(kw: dict[str, Any], name: str | None, weights: Any, where: str) -> dict[str, Any]:
+    """What a schema-0 report lacks and can be filled: its name, and (weights at hand) method and weight figures."""
+    fill: dict[str, Any] = {"name": name}
+    if weights is not None and any(kw.get(k) is None for k in REQUIRED[1:]):
+        w = np.asarray(weights, dtype=float)
+        if not w.size or not np.isfinite(w).all() or not np.abs(w).sum():
+            raise BadInput(f"{where}: fields {', '.join(REQUIRED[1:])} are missing and the weights are empty or zero")
+        fill.update(method="unknown", **weights_summary(w))
+    return {k: v for k, v in fill.items() if kw.get(k) is None and v is not None}
 
 
 def _replicates(rp: Any, where: str) -> ReplicateInfo:
@@ -275,12 +289,13 @@ def _validate_splits(rep: CalibrationReport) -> None:
 
 
 # ---- the one writer and the one reader --------------------------------------------------------------
-def read_report(path: str | Path, *, name: str | None = None) -> CalibrationReport:
+def read_report(path: str | Path, *, weights: Any = None, name: str | None = None) -> CalibrationReport:
     """report.json at `path`, validated and upgraded to the current schema; BadInput naming file and field.
-    `name` (default: the folder's name) fills the name of a schema-0 report that lacks one."""
+    A schema-0 report lacking them takes its name from `name` (default: the folder's) and its weight figures
+    from `weights` (the fitted personas' weights, when the caller has them)."""
     path = Path(path)
     d = load_json(path, "calibration report", MANIFEST_MAX_BYTES)
-    return CalibrationReport.from_dict(d, str(path), name=name or path.parent.name)
+    return CalibrationReport.from_dict(d, str(path), name=name or path.parent.name, weights=weights)
 
 
 def write_report(folder: str | Path, report: CalibrationReport, extra_markdown: str = "") -> None:
