@@ -17,6 +17,7 @@ import pytest
 from conftest import opinionqa_wave
 
 from personagen import Library
+from personagen.calibration_report import read_report
 from personagen.cli import main
 
 WAVE = "American_Trends_Panel_W26"
@@ -110,6 +111,7 @@ def test_calibrate_cli_overall(calibrated, capsys) -> None:  # noqa: ANN001
         saved["baselines"]["uniform_average"]["test"]["one_minus_jsd"]["value"] - 1e-9
     assert 1 <= saved["ess"] <= 60 and saved["negative_weights"] == 0
     assert rep["nonzeros"] == saved["nonzeros"]
+    assert saved["schema_version"] == 1 and read_report(d / "report.json").to_dict() == saved  # round trip
     md = (d / "report.md").read_text()
     assert "| test |" in md and "equal weights" in md
     assert Library.open(lib.path).manifest["history"][-1]["stage"] == "calibrate"
