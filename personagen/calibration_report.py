@@ -18,6 +18,7 @@ field of any bad value (BadInput, exit 2) and upgrades older files:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,12 @@ class CalibrationReport:
         block = self.metrics if baseline is None else self.baselines.get(baseline, {})
         v = (block.get(split) or {}).get(metric, {}).get("value")
         return None if v is None else float(v)
+
+    def __getitem__(self, key: str) -> Any:
+        """Deprecated: `report["ess"]` (the dict this type replaced) still reads; use `report.ess`."""
+        warnings.warn(f"CalibrationReport[{key!r}] is deprecated: use the attribute report.{key} "
+                      "(or report.to_dict())", DeprecationWarning, stacklevel=2)
+        return self.to_dict()[key]
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of report.json (every field; schema_version first)."""

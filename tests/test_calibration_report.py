@@ -106,3 +106,9 @@ def test_corrupted_report_exits_2_naming_file_and_field(tmp_path: Path, capsys, 
 def test_report_validates_when_built() -> None:
     with pytest.raises(BadInput, match="'nonzeros'"):
         CalibrationReport(name="x", method="simplex", n_personas=3, nonzeros=-1, ess=2.0)
+
+
+def test_dict_access_still_reads_with_a_deprecation_warning() -> None:
+    rep = CalibrationReport.from_dict(_v0(), "fixture")
+    with pytest.warns(DeprecationWarning, match=r"report\.ess"):
+        assert rep["ess"] == rep.ess == 2.6

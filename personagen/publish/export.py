@@ -256,33 +256,16 @@ def _report_of_weights(name: str, weights: pl.DataFrame) -> CalibrationReport:
 
 
 def _metric_rows(report: CalibrationReport, name: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+    """One row per (estimator, split, metric) of the report: the calibrated panel's, then each baseline's."""
 
     def f(x: Any) -> float | None:
-        try:
-            v = float(x)
-        except (TypeError, ValueError):
-            return None
-        return v if math.isfinite(v) else None
+        return None if x is None or not math.isfinite(x) else float(x)
 
-    def add(estimator: str, block: Any) -> None:
-        if not isinstance(block, dict):
-            return
-        for split, metrics in block.items():
-            if not isinstance(metrics, dict):
-                continue
-            for metric, m in metrics.items():
-                m = m if isinstance(m, dict) else {"value": m}
-                rows.append({"calibration": name, "method": report.method,
-                             "survey_id": report.survey_id, "group": report.group,
-                             "estimator": estimator, "split": str(split), "metric": str(metric),
-                             "value": f(m.get("value")), "ci_low": f(m.get("ci_low")),
-                             "ci_high": f(m.get("ci_high"))})
-
-    add("calibrated", report.metrics)
-    for base, block in report.baselines.items():
-        add(str(base), block)
-    return rows
+    blocks = [("calibrated", report.metrics), *report.baselines.items()]
+    return [{"calibration": name, "method": report.method, "survey_id": report.survey_id, "group": report.group,
+             "estimator": est, "split": split, "metric": metric, "value": f(m.get("value")),
+             "ci_low": f(m.get("ci_low")), "ci_high": f(m.get("ci_high"))}
+            for est, block in blocks for split, metrics in block.items() for metric, m in metrics.items()]
 
 
 _METRICS_SCHEMA = {"calibration": pl.String, "method": pl.String, "survey_id": pl.String, "group": pl.String,
