@@ -167,6 +167,11 @@ class Calibration:
     prepared: Prepared | None = field(default=None, repr=False)
     w0: np.ndarray | None = field(default=None, repr=False)
 
+    @property
+    def name(self) -> str:
+        """The calibration's name (its folder under LIB/calibrations)."""
+        return self.report.name
+
 
 # ---- helpers ------------------------------------------------------------------------------------
 def _slug(s: str) -> str:
