@@ -346,9 +346,10 @@ def _cell(m: dict[str, Any] | None, metric: str) -> str:
 
 
 def _summary_lines(r: CalibrationReport) -> list[str]:
+    fit = (f" (pull {r.pull}, base {r.base}, block weighting {'on' if r.block_weighting else 'off'})"
+           if r.pull is not None else "")
     lines = [
-        f"- method **{r.method}** (pull {r.pull}, base {r.base}, block weighting "
-        f"{'on' if r.block_weighting else 'off'}), survey `{r.survey_id}`, group `{r.group}`",
+        f"- method **{r.method}**{fit}" + (f", survey `{r.survey_id}`, group `{r.group}`" if r.survey_id else ""),
         f"- λ = {_fmt(r.lam)}, α = {_fmt(r.alpha)} (chosen by CV grouped by question when not fixed)",
         f"- personas: {r.n_personas}, nonzero weights: **{r.nonzeros}**, Kish ESS: **{r.ess:.1f}**, "
         f"negative weights: {r.negative_weights}, largest weight: {_fmt(r.max_weight)}",
