@@ -16,7 +16,7 @@ import re
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -317,11 +317,11 @@ def _with_caveats(fields: dict[str, Any], reps: Replicates | None, n_built: int,
     fields["replicates"] = ReplicateInfo(**reps.info()) if reps is not None else ReplicateInfo(0)
     fields["personas_built"] = n_built
     fields["personas_asked"] = len(prep.design.persona_ids)
-    fields["caveats"] = tuple(calibration_caveats(fields, census=prep.kind == "census"))
-    fields["notes"] = tuple(fields["notes"])
-    for c in fields["caveats"]:
+    report = CalibrationReport(**{**fields, "notes": tuple(fields["notes"])})
+    report = replace(report, caveats=tuple(calibration_caveats(report, census=prep.kind == "census")))
+    for c in report.caveats:
         warnings.warn(c, stacklevel=3)
-    return CalibrationReport(**fields)
+    return report
 
 
 def _weights_frame(all_pids: list[str], pids: Sequence[str], w: np.ndarray, reps: Replicates | None
