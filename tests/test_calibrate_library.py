@@ -17,6 +17,7 @@ import pytest
 from conftest import opinionqa_wave
 
 from personagen import Library
+from personagen.calibration_report import read_report
 from personagen.cli import main
 
 WAVE = "American_Trends_Panel_W26"
@@ -110,6 +111,7 @@ def test_calibrate_cli_overall(calibrated, capsys) -> None:  # noqa: ANN001
         saved["baselines"]["uniform_average"]["test"]["one_minus_jsd"]["value"] - 1e-9
     assert 1 <= saved["ess"] <= 60 and saved["negative_weights"] == 0
     assert rep["nonzeros"] == saved["nonzeros"]
+    assert saved["schema_version"] == 1 and read_report(d / "report.json").to_dict() == saved  # round trip
     md = (d / "report.md").read_text()
     assert "| test |" in md and "equal weights" in md
     assert Library.open(lib.path).manifest["history"][-1]["stage"] == "calibrate"
@@ -124,22 +126,22 @@ def test_calibrate_api_methods(calibrated) -> None:  # noqa: ANN001
         cal = lib.calibrate(s, method=method, write=False, n_boot=50, replicates=5)  # each method's refit path
         w = cal.weights["weight"].to_numpy()
         assert w.sum() == pytest.approx(1.0, abs=1e-6), method
-        assert cal.report["metrics"]["test"]["mse"]["value"] is not None
+        assert cal.report.metric("test", "mse") is not None
         if method != "p2p-lasso":
             assert w.min() >= -1e-12
         else:  # P2P stage 2 (paper 000, §3.1): fitted on the train + valid questions, scored on test
             sp_ = cal.prepared.splits
             assert set(cal.prepared.train.qids) == set(sp_["train"]) | set(sp_["valid"]) and sp_["valid"]
-            assert any("train + valid" in n for n in cal.report["notes"])
+            assert any("train + valid" in n for n in cal.report.notes)
     cal = lib.calibrate(s, block_weighting=True, pull="kl", max_agents=10, write=False, n_boot=50, replicates=5)
     assert cal.weights.select("rep_1").to_series().sum() == pytest.approx(1.0)
-    assert cal.report["nonzeros"] <= 10
+    assert cal.report.nonzeros <= 10
     cvr = lib.calibrate(s, write=False, n_boot=20, replicates=3, replicate_penalty="cv")
-    assert "cross-validation" in cvr.report["replicates"]["penalty"] and "rep_3" in cvr.weights.columns
+    assert "cross-validation" in cvr.report.replicates.penalty and "rep_3" in cvr.weights.columns
     sub = lib.calibrate(s, group="Northeast", write=False, n_boot=50, replicates=0)
-    assert sub.report["group"] == "Northeast"
+    assert sub.report.group == "Northeast"
     cen = lib.calibrate(s, base="census", write=False, n_boot=50, replicates=0)
-    assert cen.report["base"] == "census" and "census_base" in cen.report["baselines"]
+    assert cen.report.base == "census" and "census_base" in cen.report.baselines
 
 
 def _bad(tmp_path: Path, survey, capsys, mutate, args_extra=(), survey_path=None):  # noqa: ANN001, ANN201
@@ -263,7 +265,7 @@ def test_survey_with_census_margin_constraints(tmp_path: Path, survey, vt_pums: 
     lib = make_library(tmp_path / "lib", survey, census={"path": str(vt_pums), "state": "Vermont"}, personas=pool)
     cal = lib.calibrate(survey, census_margins="age_band,sex", name="both", n_boot=50, replicates=5)
     rep = cal.report
-    assert rep["census_margins"] == ["age_band", "sex"]
-    after = rep["margins_tvd"]["after"]
+    assert rep.census_margins == ("age_band", "sex")
+    after = rep.margins_tvd["after"]
     assert after["sex"] <= 0.01 + 1e-6 and after["age_band"] <= 0.5 * 7 * 0.01 + 1e-6  # ±0.01 per category
     assert (lib.calibration_dir("both") / "report.md").read_text().count("| age_band |") == 1

@@ -19,6 +19,7 @@ from batch_server import BatchServer
 from test_elicit import PERSONAS, opinionqa_survey
 
 from personagen import Library
+from personagen.elicit import ElicitFailed
 from personagen.errors import PersonagenError
 from personagen.llm import BudgetExceeded, LLMClient
 
@@ -134,7 +135,9 @@ def test_expired_batch_resubmits_only_unfinished(tmp_path, survey, server):
 def test_partial_failure_is_an_error_and_a_rerun_asks_only_those(tmp_path, survey, server):
     lib = _lib(tmp_path / "lib")
     server.fail_first = 2
-    s, _ = _one_file_run(lib, survey, server)
+    with pytest.raises(ElicitFailed, match="2 answer") as failed:  # a Python call raises; answers are saved
+        _one_file_run(lib, survey, server)
+    s = failed.value.summary
     assert s["errors"] == 2 and s["answers_written"] == N - 2 and s["requests_sent"] == N
     assert "HTTP 500: upstream overloaded" in s["first_error"]
     con = sqlite3.connect(lib.llm_db)

@@ -89,7 +89,7 @@ def test_replicate_se_matches_direct_bootstrap(panel, w26) -> None:  # noqa: ANN
     same λ on the duplicated columns, predict the shares from the duplicated columns (no aggregation)."""
     lib, _, cal = panel
     prep = cal.prepared
-    lam = cal.report["lam"]
+    lam = cal.report.lam
     tab = estimate_library(lib, w26, EstimateOptions(calibration="w26"))
     rng = np.random.default_rng(12345)
     n = prep.train.D.shape[1]

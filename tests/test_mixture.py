@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from enrich_helpers import scripted_client  # noqa: E402
 
+from personagen.calibration_report import read_report  # noqa: E402
 from personagen.errors import BadInput  # noqa: E402
 from personagen.library import Library  # noqa: E402
 from personagen.mixture import (  # noqa: E402
@@ -152,7 +153,7 @@ def test_mixture_library_scripted(tmp_path: Path) -> None:
     pl.DataFrame({"offer": list(np.random.default_rng(1).integers(0, 101, 80))}).write_csv(t)
     with scripted_client(tmp_path, _scripted_numbers) as (c, srv):
         rep = mixture_library(t, tmp_path / "lib", client=c, components=2, iters=2, samples=3)
-        assert rep["llm"]["requests_sent"] == srv.hits > 0 and rep["model"] == "scripted"
+        assert rep.llm["requests_sent"] == srv.hits > 0 and rep.model == "scripted"
     lib = Library.open(tmp_path / "lib")
     df = lib.personas()
     assert df.height == 2 and (df["source"] == "mixture").all() and df["weight_census"].is_null().all()
@@ -164,9 +165,12 @@ def test_mixture_library_scripted(tmp_path: Path) -> None:
                 "negative_weights", "solver", "solver_seconds", "metrics", "baselines"):
         assert key in rj
     assert set(rj["metrics"]) == {"train", "test"}
+    ww = w["weight"].to_numpy()  # Kish's ESS by hand, (Σw)² / Σw², from the written weights
+    assert rj["schema_version"] == 1 and rj["ess"] == pytest.approx(ww.sum() ** 2 / (ww ** 2).sum(), rel=1e-12)
+    assert read_report(lib.calibration_dir("mixture") / "report.json") == rep
     assert {"value", "ci_low", "ci_high"} <= set(rj["metrics"]["train"]["wd"])
     assert set(rj["baselines"]) == {"uniform_average", "uniform_distribution"}
-    assert rep["n_personas"] == 2
+    assert rep.n_personas == 2
     # an existing library is added to, a rerun replaces its own personas
     with scripted_client(tmp_path, _scripted_numbers) as (c, srv):
         mixture_library(t, tmp_path / "lib", client=c, components=2, iters=2, samples=3)
@@ -323,7 +327,7 @@ def test_mixture_library_ipip_scripted(tmp_path: Path) -> None:
     df.write_csv(t, separator="\t")
     with scripted_client(tmp_path, _scripted_numbers) as (c, srv):
         rep = mixture_library(t, tmp_path / "lib", client=c, components=2, iters=2, samples=3, ipip_domain="a")
-    tg = rep["target"]
+    tg = rep.target
     assert tg["column"] == "ipip:A" and (tg["lo"], tg["hi"]) == (10.0, 50.0)  # the paper's 10-50 sum scale
     assert tg["n_train"] + tg["n_test"] == 55 and tg["scoring"]["n_dropped"] == 5
     assert "ratings only" in tg["question"] and "I feel little concern for others." in tg["question"]

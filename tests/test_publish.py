@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from personagen import Library
+from personagen.calibration_report import read_report
 from personagen.errors import BadInput
 from personagen.publish import export_panel, load_panel, publish_panel, pull_panel, sample_panel
 from personagen.publish.export import survey_licence
@@ -335,6 +336,9 @@ def test_pull_local_folder_and_sample(lib: Library, tmp_path: Path, capsys: pyte
     assert load_panel(lib.path)["weight"].to_list() == df["weight"].to_list()
     pulled = pull_panel(out, tmp_path / "lib2")
     assert pulled.manifest["config"]["source"]["kind"] == "folder"
+    got_rep = read_report(pulled.calibration_dir("main") / "report.json")  # the schema-0 fixture, upgraded
+    assert got_rep.schema_version == 1 and got_rep.ess == 9.5 and got_rep.pulled_from["kind"] == "folder"
+    assert got_rep.metric("test") == 0.012 and got_rep.method == "simplex"
     with pytest.raises(BadInput, match="not empty"):
         pull_panel(out, tmp_path / "lib2")
     a = sample_panel(lib, 2000, seed=1)

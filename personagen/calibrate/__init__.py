@@ -21,10 +21,12 @@ from personagen.calibrate.library import (
 )
 from personagen.calibrate.names import BASES, METHODS, PULLS, SEARCHES
 from personagen.calibrate.replicates import DEFAULT_REPLICATES, REPLICATE_PENALTIES, bootstrap_variance
+from personagen.calibration_report import CalibrationReport, ReplicateInfo, read_report
 
 __all__ = [
     "BASES", "CENSUS_SURVEY_ID", "DEFAULT_REPLICATES", "REPLICATE_PENALTIES", "bootstrap_variance", "ESTIMATORS", "METHODS", "PULLS", "SEARCHES",
     "CalibrateOptions", "Estimate", "EstimateOptions", "conformal_halfwidth", "estimate_library", "plot_estimate", "describe_calibration",
     "plot_calibration", "Calibration", "Design", "FitOptions", "FitResult", "MarginConstraints", "Prepared",
     "block_row_weights", "calibrate_library", "fit_weights", "honesty_notes",
+    "CalibrationReport", "ReplicateInfo", "read_report",
 ]

@@ -11,7 +11,7 @@ keeping a weight; fewer than half of the built personas asked.
 
 from __future__ import annotations
 
-from typing import Any
+from personagen.calibration_report import CalibrationReport
 
 MIN_ESS = 30.0
 MIN_ESS_SHARE = 0.05
@@ -21,8 +21,8 @@ MIN_NONZEROS = 10
 MIN_ASKED_SHARE = 0.5
 
 
-def _ess_caveat(rep: dict[str, Any]) -> list[str]:
-    ess, n = float(rep.get("ess") or 0.0), int(rep.get("n_personas") or 0)
+def _ess_caveat(rep: CalibrationReport) -> list[str]:
+    ess, n = rep.ess, rep.n_personas
     if n and (ess < MIN_ESS or ess < MIN_ESS_SHARE * n):
         return [f"effective sample size {ess:.1f} of {n} personas fitted (< {MIN_ESS:g} or < "
                 f"{MIN_ESS_SHARE:.0%}): the panel's answers rest on a few personas; elicit more personas, "
@@ -30,16 +30,16 @@ def _ess_caveat(rep: dict[str, Any]) -> list[str]:
     return []
 
 
-def _split_caveats(rep: dict[str, Any]) -> list[str]:
-    nq = rep.get("n_questions") or {}
+def _split_caveats(rep: CalibrationReport) -> list[str]:
+    nq = rep.n_questions
     out = []
-    n_train = int(nq.get("train") or 0)
+    n_train = nq.get("train", 0)
     if n_train < MIN_TRAIN_QUESTIONS:
         out.append(f"only {n_train} training question(s) (< {MIN_TRAIN_QUESTIONS}): the penalty was chosen by "
                    "cross-validation on too few questions and the weights may fit noise; elicit more questions "
                    "(elicit --split all / --max-questions) or re-split with --split-seed")
     for s in ("valid", "test"):
-        k = int(nq.get(s) or 0)
+        k = nq.get(s, 0)
         if k < MIN_HELDOUT:
             what = "is empty" if k == 0 else f"has only {k} question(s) (< {MIN_HELDOUT})"
             out.append(f"the held-out {s} split {what}: held-out metrics and the prediction interval of "
@@ -48,17 +48,17 @@ def _split_caveats(rep: dict[str, Any]) -> list[str]:
     return out
 
 
-def calibration_caveats(rep: dict[str, Any], *, census: bool = False) -> list[str]:
+def calibration_caveats(rep: CalibrationReport, *, census: bool = False) -> list[str]:
     """The warnings a calibration report earns (empty when none applies)."""
     out = _ess_caveat(rep)
     if not census:
         out += _split_caveats(rep)
-    nz, n = int(rep.get("nonzeros") or 0), int(rep.get("n_personas") or 0)
+    nz, n = rep.nonzeros, rep.n_personas
     if n and nz < MIN_NONZEROS:
         out.append(f"only {nz} persona(s) keep a weight (< {MIN_NONZEROS}) at the chosen penalty "
-                   f"λ={rep.get('lam')!r} α={rep.get('alpha')!r}: estimates repeat those personas; fix a larger "
+                   f"λ={rep.lam!r} α={rep.alpha!r}: estimates repeat those personas; fix a larger "
                    "penalty, use --base census, or elicit more personas")
-    built, asked = rep.get("personas_built"), rep.get("personas_asked")
+    built, asked = rep.personas_built, rep.personas_asked
     if built and asked is not None and asked < MIN_ASKED_SHARE * built:
         out.append(f"only {asked} of {built} built personas answered and were fitted; the other {built - asked} "
                    "carry weight 0 (asked = false in weights.parquet), so the panel does not stand for the built "

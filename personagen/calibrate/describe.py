@@ -88,7 +88,8 @@ def describe_calibration(lib: Library | str, calibration: str | None = None, cen
             "moved_furthest_from_census": [a for a in moved[:TOP_MOVED] if out[a]["tvd_after"] > out[a]["tvd_before"]],
             "furthest_from_census": sorted((a for a in out if "tvd_after" in out[a]),
                                            key=lambda a: -out[a]["tvd_after"])[:TOP_MOVED],
-            "attributes": out, "caveats": report.get("caveats") or [], "notes": notes}
+            "attributes": out, "caveats": list(report.caveats) if report is not None else [],
+            "notes": notes}
 
 
 def plot_calibration(res: dict[str, Any], weights: np.ndarray, path: str | Path) -> None:

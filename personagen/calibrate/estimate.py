@@ -18,7 +18,6 @@ null otherwise. Its coverage is reported leave-one-question-out on the held-out 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from personagen.calibrate.replicates import bootstrap_variance
+from personagen.calibration_report import CalibrationReport, read_report
 from personagen.errors import BadInput
 from personagen.library import Library
 from personagen.metrics import kish_ess
@@ -95,8 +95,8 @@ def choose_calibration(lib: Library, name: str | None) -> str:
     return lib.choose_calibration(name)
 
 
-def read_weights(lib: Library, name: str) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """weights.parquet (persona_id, weight[, asked, rep_*]) and report.json of calibration `name`."""
+def read_weights(lib: Library, name: str) -> tuple[pl.DataFrame, CalibrationReport | None]:
+    """weights.parquet (persona_id, weight[, asked, rep_*]) and report.json (None when absent) of `name`."""
     d = lib.calibration_dir(name)
     wp = d / "weights.parquet"
     if not wp.is_file():
@@ -110,11 +110,11 @@ def read_weights(lib: Library, name: str) -> tuple[pl.DataFrame, dict[str, Any]]
     if w["persona_id"].n_unique() != w.height or not np.isfinite(vals).all():
         raise BadInput(f"{wp}: persona_id must be unique and weights finite")
     rp = d / "report.json"
-    try:
-        report = json.loads(rp.read_text()) if rp.is_file() else {}
-    except json.JSONDecodeError as e:
-        raise BadInput(f"{rp}: invalid JSON ({e.msg})") from None
-    return w, report if isinstance(report, dict) else {}
+    if not rp.exists():
+        return w, None
+    raw = pl.read_parquet(wp, columns=["asked"]) if "asked" in pl.read_parquet_schema(wp) else None
+    fitted = w["weight"].to_numpy() if raw is None else w["weight"].to_numpy()[raw["asked"].fill_null(False)]
+    return w, read_report(rp, weights=fitted)
 
 
 def _model_mode(lf: pl.LazyFrame, survey_id: str, model: str | None, mode: str | None, source: str
@@ -142,7 +142,7 @@ def _collect(lf: pl.LazyFrame, source: str) -> pl.DataFrame:
         raise BadInput(f"{source}: unreadable responses table ({str(e).splitlines()[0][:200]})") from None
 
 
-def _answers(lib: Library, survey: Survey, report: dict[str, Any], o: EstimateOptions, panel: _Panel
+def _answers(lib: Library, survey: Survey, report: CalibrationReport | None, o: EstimateOptions, panel: _Panel
              ) -> tuple[dict[str, tuple[np.ndarray, ...]], list[str]]:
     """Valid answers of the calibration's model/mode to the survey's questions, as integer arrays per question:
     {qid: (persona rows into the panel, option positions, probabilities)}; personas without a weight left out.
@@ -150,8 +150,8 @@ def _answers(lib: Library, survey: Survey, report: dict[str, Any], o: EstimateOp
     source = str(lib.responses_path)
     if not lib.responses_path.is_file():
         raise BadInput(f"{source}: library has no responses (run `personagen elicit` first)")
-    lf = _model_mode(pl.scan_parquet(lib.responses_path), survey.survey_id, o.model or report.get("model"),
-                     o.mode or report.get("mode"), source)
+    lf = _model_mode(pl.scan_parquet(lib.responses_path), survey.survey_id, o.model or (report and report.model),
+                     o.mode or (report and report.mode), source)
     opts = pl.DataFrame([(q, opt, i, k) for i, q in enumerate(survey.qids) for k, opt in enumerate(survey.options(q))],
                         schema={"qid": pl.String, "option": pl.String, "_q": pl.Int32, "_opt": pl.Int32},
                         orient="row")
@@ -339,14 +339,15 @@ def _loqo_coverage(qids: list[str], err: np.ndarray, level: float) -> float | No
     return float(np.mean(hit)) if hit else None
 
 
-def _heldout(survey: Survey, qids: list[str], report: dict[str, Any], notes: list[str]) -> set[str]:
+def _heldout(survey: Survey, qids: list[str], report: CalibrationReport | None, notes: list[str]) -> set[str]:
     """Questions the calibration never fitted that can measure its error: valid/test of its own survey (the
     P2P methods fitted valid too: test only), every question of another survey."""
-    if report.get("survey_id") != survey.survey_id:
-        notes.append(f"calibration fitted {report.get('survey_id')!r}, not {survey.survey_id!r}: every question "
+    fitted = report.survey_id if report is not None else None
+    if fitted != survey.survey_id:
+        notes.append(f"calibration fitted {fitted!r}, not {survey.survey_id!r}: every question "
                      "of this survey with human shares counts as held out")
         return set(qids)
-    splits = ("test",) if str(report.get("method", "")).startswith("p2p") else HELDOUT_SPLITS
+    splits = ("test",) if report is not None and report.method.startswith("p2p") else HELDOUT_SPLITS
     return {q for q in qids if survey.split_of(q) in splits}
 
 
@@ -361,8 +362,8 @@ def estimate_library(lib: Library | str, survey: Survey | str, options: Estimate
     name = choose_calibration(lib, o.calibration)
     w, report = read_weights(lib, name)
     notes: list[str] = []
-    if report.get("split_seed") is not None and report.get("survey_id") == survey.survey_id:
-        survey = survey.with_splits(seed=int(report["split_seed"]))
+    if report is not None and report.split_seed is not None and report.survey_id == survey.survey_id:
+        survey = survey.with_splits(seed=report.split_seed)
     panel = _panel(lib, w, o.by, notes)
     per, qids = _answers(lib, survey, report, o, panel)
     n_reps = w.width - 2
@@ -370,7 +371,7 @@ def estimate_library(lib: Library | str, survey: Survey | str, options: Estimate
         notes.append("the calibration has no replicate weights (made with --replicates 0, by an older version, or "
                      "pulled): se/lo/hi are null; re-run calibrate (default --replicates 40)")
     z = NormalDist().inv_cdf(0.5 + o.level / 2)
-    cal_group = str(report.get("group") or OVERALL)
+    cal_group = (report.group if report is not None else None) or OVERALL
     tab = _table(per, qids, survey, panel, cal_group, z)
     tab, info = _prediction(tab, _heldout(survey, qids, report, notes), o.level)
     if o.questions is not None:
@@ -378,6 +379,6 @@ def estimate_library(lib: Library | str, survey: Survey | str, options: Estimate
     pred = {"level": o.level, "method": "split conformal on held-out questions' absolute errors",
             "assumption": "new questions resemble the held-out ones (exchangeable); a different kind of question "
                           "can miss by more", "min_heldout_questions": MIN_HELDOUT_QUESTIONS, "groups": info}
-    for c in report.get("caveats") or []:
+    for c in report.caveats if report is not None else ():
         notes.append(f"calibration caveat: {c}")
     return Estimate(tab.select(list(SCHEMA)), name, o.level, pred, max(n_reps, 0), notes)

@@ -16,7 +16,7 @@ import re
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +46,12 @@ from personagen.calibrate.replicates import (
     check_replicates,
 )
 from personagen.calibrate.report import write_calibration
+from personagen.calibration_report import CalibrationReport, ReplicateInfo, weights_summary
 from personagen.census import check_same_states, load_population, manifest_census
 from personagen.errors import BadInput
 from personagen.library import Library
 from personagen.locking import library_lock
-from personagen.metrics import evaluate, kish_ess, tvd
+from personagen.metrics import evaluate, tvd
 from personagen.names import safe_name
 from personagen.store import now_iso, staged_dir
 from personagen.surveys import SPLITS, Survey
@@ -158,13 +159,18 @@ class _Fitted:
 
 @dataclass
 class Calibration:
-    """Result of a calibration: weights (persona_id, weight; sums to 1), the report dict, and where it lives."""
+    """Result of a calibration: weights (persona_id, weight; sums to 1), its report, and where it lives."""
 
     weights: pl.DataFrame
-    report: dict[str, Any]
+    report: CalibrationReport
     path: Path | None = None
     prepared: Prepared | None = field(default=None, repr=False)
     w0: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        """The calibration's name (its folder under LIB/calibrations)."""
+        return self.report.name
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -297,23 +303,25 @@ def calibrate_library(lib: Library | str | Path, survey: Survey | str | Path | N
         constraints, margin_info = _margin_constraints(lib, personas, pids, o)
     fitted = _fit_train(prep, w0, constraints, o, notes)
     reps = _replicate(prep, fitted, w0, constraints, o)
-    report = _build_report(survey, prep, fitted, w0, o, margin_info, notes)
-    report["seconds_total"] = round(time.perf_counter() - t0, 3)
-    report = {"name": nm, **report}
-    _add_caveats(report, reps, len(all_pids), prep)
+    fields = _build_report(survey, prep, fitted, w0, o, margin_info, notes)
+    fields["seconds_total"] = round(time.perf_counter() - t0, 3)
+    report = _with_caveats({"name": nm, **fields}, reps, len(all_pids), prep)
     weights = _weights_frame(all_pids, pids, fitted.weights, reps)
     cal = Calibration(weights, report, None, prepared=prep, w0=w0)
     return _write(lib, cal, nm, o) if o.write else cal
 
 
-def _add_caveats(report: dict[str, Any], reps: Replicates | None, n_built: int, prep: Prepared) -> None:
-    """Record replicates, personas asked vs built and the caveats; each caveat is also a UserWarning."""
-    report["replicates"] = reps.info() if reps is not None else {"r": 0}
-    report["personas_built"] = n_built
-    report["personas_asked"] = len(prep.design.persona_ids)
-    report["caveats"] = calibration_caveats(report, census=prep.kind == "census")
-    for c in report["caveats"]:
+def _with_caveats(fields: dict[str, Any], reps: Replicates | None, n_built: int, prep: Prepared
+                  ) -> CalibrationReport:
+    """The report with replicates, personas asked vs built and the caveats; each caveat is also a UserWarning."""
+    fields["replicates"] = ReplicateInfo(**reps.info()) if reps is not None else ReplicateInfo(0)
+    fields["personas_built"] = n_built
+    fields["personas_asked"] = len(prep.design.persona_ids)
+    report = CalibrationReport(**{**fields, "notes": tuple(fields["notes"])})
+    report = replace(report, caveats=tuple(calibration_caveats(report, census=prep.kind == "census")))
+    for c in report.caveats:
         warnings.warn(c, stacklevel=3)
+    return report
 
 
 def _weights_frame(all_pids: list[str], pids: Sequence[str], w: np.ndarray, reps: Replicates | None
@@ -444,8 +452,8 @@ def _write(lib: Library, cal: Calibration, nm: str, o: CalibrateOptions) -> Cali
         with staged_dir(final, overwrite=o.overwrite) as tmp:
             write_calibration(tmp, cal)
         cal.path = final
-        lib.record("calibrate", name=nm, method=o.method, survey_id=report["survey_id"], group=report["group"],
-                   lam=report["lam"], alpha=report["alpha"], nonzeros=report["nonzeros"], ess=report["ess"])
+        lib.record("calibrate", name=nm, method=o.method, survey_id=report.survey_id, group=report.group,
+                   lam=report.lam, alpha=report.alpha, nonzeros=report.nonzeros, ess=report.ess)
     return cal
 
 
@@ -551,17 +559,12 @@ def _build_report(survey: Survey | None, prep: Prepared, fitted: _Fitted, w0: np
     pred_uni, _ = _clean_dists(des.predict(uni))
     pred_base, _ = _clean_dists(des.predict(w0))
     metrics, baselines = _score_splits(prep, {"weighted": pred_all, "uniform": pred_uni, "base": pred_base}, o)
-    tol = 1e-9
-    nonzeros = int((np.abs(w) > tol).sum())
     rep: dict[str, Any] = {
         "method": o.method,
         "survey_id": survey.survey_id if survey is not None else CENSUS_SURVEY_ID,
         "group": o.group if survey is not None else "overall",
         "created": now_iso(),
-        "lam": fitted.lam, "alpha": fitted.alpha,
-        "n_personas": n, "nonzeros": nonzeros, "ess": kish_ess(w), "ess_uniform": float(n),
-        "negative_weights": int((w < -tol).sum()),
-        "max_weight": float(np.max(w)) if n else 0.0,
+        "lam": fitted.lam, "alpha": fitted.alpha, "l1_ratio": fitted.l1_ratio, **weights_summary(w),
         "solver": fitted.solver, "solver_seconds": fitted.solver_seconds, "n_iter": fitted.n_iter,
         "objective": fitted.objective,
         "pull": o.pull, "base": o.base, "block_weighting": o.block_weighting, "seed": o.seed,
@@ -570,7 +573,7 @@ def _build_report(survey: Survey | None, prep: Prepared, fitted: _Fitted, w0: np
         "dropped_personas": len(prep.dropped), "questions_not_elicited": len(prep.not_elicited),
         "metrics": metrics, "baselines": baselines,
         "cv": fitted.cv,
-        "census_margins": list(o.census_margins) or None,
+        "census_margins": tuple(o.census_margins) or None,
         "notes": notes,
     }
     if n_clipped:

@@ -77,19 +77,20 @@ def calibrate(lib: Path, survey: Path | None, census_margins: str | None, group:
         click.echo(f"warning: {w.message}", err=True)
     rep = cal.report
     if as_json:
-        click.echo(json.dumps({"path": str(cal.path), **rep}, default=str))
+        click.echo(json.dumps({"path": str(cal.path), **rep.to_dict()}, default=str))
         return
-    click.echo(f"calibration {rep['name']} -> {cal.path}")
-    click.echo(f"  method {rep['method']}  λ={_num(rep['lam'])}  α={_num(rep['alpha'])}  nonzeros {rep['nonzeros']}/"
-               f"{rep['n_personas']}  ESS {rep['ess']:.1f}  negative {rep['negative_weights']}")
-    for s, m in rep["metrics"].items():
-        ua = rep["baselines"]["uniform_average"][s]["mse"]["value"]
-        click.echo(f"  {s:5s} MSE {m['mse']['value']:.3e} (equal weights {ua:.3e})  "
-                   f"1-JSD {m['one_minus_jsd']['value']:.4f}")
-    rp = rep.get("replicates") or {}
-    click.echo(f"  replicate weights: {rp['r']} {rp.get('method')} (refits at the chosen penalty, {rp.get('seconds')} s)"
-               if rp.get("r") else "  replicate weights: none (--replicates 0): estimate gives no standard errors")
-    for n in rep.get("notes") or []:
+    click.echo(f"calibration {rep.name} -> {cal.path}")
+    click.echo(f"  method {rep.method}  λ={_num(rep.lam)}  α={_num(rep.alpha)}  nonzeros {rep.nonzeros}/"
+               f"{rep.n_personas}  ESS {rep.ess:.1f}  negative {rep.negative_weights}")
+    for s in rep.metrics:
+        ua = rep.metric(s, "mse", "uniform_average")
+        click.echo(f"  {s:5s} MSE {rep.metric(s, 'mse'):.3e} (equal weights {ua:.3e})  "
+                   f"1-JSD {rep.metric(s, 'one_minus_jsd'):.4f}")
+    rp = rep.replicates
+    click.echo(f"  replicate weights: {rp.r} {rp.method} (refits at the chosen penalty, {rp.seconds} s)"
+               if rp is not None and rp.r else
+               "  replicate weights: none (--replicates 0): estimate gives no standard errors")
+    for n in rep.notes:
         click.echo(f"  note: {n}")
 
 

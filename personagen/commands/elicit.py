@@ -93,22 +93,28 @@ def elicit(lib: str, survey_path: str, split: str, backend: str, adapter: str | 
            per_split: int | None, old_max_tokens: str | None, constrain: str, option_order: str,
            show_prompt: int | None) -> None:
     """Every persona in LIB answers the survey; answers go to LIB/responses.parquet."""
-    from personagen.elicit import check_errors
+    from personagen.elicit import ElicitFailed
     from personagen.library import Library
     from personagen.surveys import load, parse_qids
 
     a = dict(locals())  # the options as parsed, handed to `_run` by name
     a["questions"] = parse_qids(questions)
-    summary = _run(Library.open(lib), load(survey_path), a)
-    summary["engine"] = engine
+    failed: ElicitFailed | None = None
+    try:
+        result = _run(Library.open(lib), load(survey_path), a)
+    except ElicitFailed as e:  # the run's figures are printed first, then the failure (exit 1)
+        failed, result = e, e.summary
+    result.engine = engine
+    summary = result.to_dict()
     if show_prompt is not None:
         _print_prompts(summary, as_json)
         return
     _print_summary(summary, dry_run, as_json, min_mass)
-    check_errors(summary)
+    if failed is not None:
+        raise failed
 
 
-def _run(library: Any, survey: Any, a: dict[str, Any]) -> dict[str, Any]:
+def _run(library: Any, survey: Any, a: dict[str, Any]) -> Any:
     """The engine's client and `elicit_library` with the command's options `a` (closed afterwards)."""
     from personagen.elicit import elicit_library
 

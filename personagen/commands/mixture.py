@@ -57,9 +57,9 @@ def mixture(target: Path, column: str | None, ipip_domain: str | None, question:
                               improve_rounds=improve_rounds, backend=backend, base_url=base_url, model=model,
                               seed=seed, name=name, templates=templates, concurrency=concurrency,
                               value_range=value_range, prompt_tokens=prompt_tokens, ipip_domain=ipip_domain)
-    wd = rep["metrics"]["train"]["wd"]["value"]
-    click.echo(f"mixture {method}: {rep['n_personas']} prompts, ESS {rep['ess']:.2f}, train normalised W1 "
+    wd = rep.metric("train", "wd")
+    click.echo(f"mixture {method}: {rep.n_personas} prompts, ESS {rep.ess:.2f}, train normalised W1 "
                f"{wd if wd is None else round(wd, 4)}; wrote {out}", err=as_json)
     if as_json:
-        click.echo(json.dumps({k: rep[k] for k in ("name", "method", "n_personas", "nonzeros", "ess", "metrics",
+        click.echo(json.dumps({k: rep.to_dict()[k] for k in ("name", "method", "n_personas", "nonzeros", "ess", "metrics",
                                                    "baselines")}, default=str))

@@ -1,6 +1,6 @@
 """elicit stage: ask every persona every survey question through personagen.llm; answers -> responses.parquet.
 
-The face: `elicit_library` (ElicitOptions in, a run summary out), the prompt builder and answer matcher that
+The face: `elicit_library` (ElicitOptions in, an ElicitSummary out; ElicitFailed when answers failed), the prompt builder and answer matcher that
 other stages reuse (endow's answer pool), the row builders, and the engine registry (single process, Ray).
 """
 
@@ -19,6 +19,7 @@ from personagen.elicit.run import (
     logprob_rows,
     sample_rows,
 )
+from personagen.elicit.summary import ElicitFailed, ElicitSummary
 
 __all__ = [
     "MAX_OPTIONS", "MODES", "SPLITS", "ElicitOptions", "build_messages", "check_errors", "consolidate_parts",
@@ -27,4 +28,5 @@ __all__ = [
     "elicit_library", "invalid_warning", "letter_distribution", "letters_for", "logprob_rows", "match_answer",
     "rescore_logprobs", "sample_rows",
     "ORDERS", "display_order", "stays_last",
+    "ElicitFailed", "ElicitSummary",
 ]

@@ -23,7 +23,8 @@ import polars as pl
 from personagen.elicit.matching import MAX_OPTIONS, letter_distribution, letters_for, match_answer
 from personagen.elicit.order import ORDERS, PositionBias, display_order, order_text, to_survey
 from personagen.elicit.rescore import rescore_logprobs, with_validity
-from personagen.errors import BadInput, PersonagenError
+from personagen.elicit.summary import ElicitSummary
+from personagen.errors import BadInput
 from personagen.library import RESPONSE_SCHEMA, Library
 from personagen.llm import (
     CONSTRAINTS,
@@ -289,8 +290,9 @@ class _Work:
 
 
 def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = None, **options: Any
-                   ) -> dict[str, Any]:
-    """Ask every persona every selected question; append answers to LIB/responses.parquet; return a summary.
+                   ) -> ElicitSummary:
+    """Ask every persona every selected question; append answers to LIB/responses.parquet; return an
+    ElicitSummary, or raise ElicitFailed (its `summary` attached) when answers failed after retries.
 
     options: the fields of `ElicitOptions`. `persona_ids` restricts the run to those personas (library order;
     `limit` then applies to them; an id not in the library is a BadInput). `client` reuses an already created
@@ -315,7 +317,7 @@ def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = N
                                   max_tokens_budget=o.max_tokens_budget, prices=o.prices, progress=o.progress,
                                   adapter=o.adapter, timeout=o.timeout, time_limit_s=o.time_limit)
     if o.show_prompt is not None:
-        return _show_prompts(personas, survey, qids, o, client)
+        return ElicitSummary(**_show_prompts(personas, survey, qids, o, client))
     rescored = 0
     if not o.dry_run:
         lib.recover_runs()  # the history entry of a killed run (its answers are consolidated next)
@@ -329,9 +331,9 @@ def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = N
     summary = _new_summary(survey, client, o, personas.height, len(qids), work, rescored, cap)
     if o.dry_run:
         summary["estimate"] = client.estimate(work.requests)
-        return summary
+        return ElicitSummary(**summary)
     if not work.requests:
-        return with_validity(lib, summary)
+        return ElicitSummary(**with_validity(lib, summary))
     t0 = time.perf_counter()
     stats0 = dict(client.stats)  # a reused client's earlier counts are not this run's
     stopped: BudgetExceeded | None = None
@@ -359,7 +361,7 @@ def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = N
             lib.record("elicit", run=run, **entry, **_counts(summary))
     if stopped is not None:
         raise stopped
-    return with_validity(lib, summary)
+    return ElicitSummary(**with_validity(lib, summary)).raise_for_errors()
 
 
 NONE_CAP = Capability(None, None)
@@ -641,8 +643,7 @@ def _public_url(url: str | None) -> str | None:
     return urlunsplit((u.scheme, netloc, u.path, "", ""))
 
 
-def check_errors(summary: dict[str, Any]) -> None:
-    """Raise PersonagenError when requests failed (finished answers are already saved)."""
-    if summary.get("errors"):
-        raise PersonagenError(f"{summary['errors']} answer(s) failed after retries (first: "
-                              f"{summary.get('first_error')}); finished answers are saved, rerun to retry them")
+def check_errors(summary: ElicitSummary | dict[str, Any]) -> None:
+    """Raise ElicitFailed (a PersonagenError) when requests failed (finished answers are already saved)."""
+    s = summary if isinstance(summary, ElicitSummary) else ElicitSummary(**summary)
+    s.raise_for_errors()

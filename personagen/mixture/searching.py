@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from personagen import llm as llmio
+from personagen.calibration_report import CalibrationReport, weights_summary, write_report
 from personagen.errors import BadInput
 from personagen.llm import clean_text
 from personagen.mixture.algorithms import MixtureOptions, MixtureResult, run_search, wasserstein1
@@ -258,7 +259,7 @@ def _split_metrics(res: MixtureResult, splits: dict[str, np.ndarray], lo: float,
 
 def _report_md(name: str, method: str, target: str, question: str, ids: list[str], res: MixtureResult,
                metrics: dict) -> str:
-    md = [f"# Prompt mixture `{name}` ({method})", "", f"Target: {target}; question: {question}",
+    md = [f"## Prompt mixture `{name}` ({method})", "", f"Target: {target}; question: {question}",
           "", "| persona | weight | aim | sample mean | prompt |", "|---|---|---|---|---|"]
     for pid, wk, a, s, p in zip(ids, res.weights, res.aims, res.samples, res.prompts):
         aim = "z0" if a is None else f"{a:.3g}"
@@ -276,14 +277,15 @@ def mixture_library(target_path: str | os.PathLike, out: str | os.PathLike, *, c
                     name: str = "mixture", max_target: int = 2000, test_fraction: float = 0.2,
                     templates: Any = None, client: Any = None, concurrency: int = 4,
                     value_range: tuple[float, float] | None = None, prompt_tokens: int = 120,
-                    ipip_domain: str | None = None) -> dict:
-    """Search a prompt mixture for the target column and write it as a weighted persona library at `out`.
+                    ipip_domain: str | None = None) -> CalibrationReport:
+    """Search a prompt mixture for the target column and write it as a weighted persona library at `out`;
+    returns the calibration's report (written to LIB/calibrations/NAME/report.json through `write_report`).
 
     With ipip_domain (E|N|A|C|O) the target is each respondent's Big Five domain score on the paper's 10-50 sum
     scale and the model takes the domain's 10-item test (scenarios.big5_scenario). `components` None = the
     paper's K (EM 10, GB 200); `iters` caps the EM iterations (paper: 20).
     """
-    from personagen.store import atomic_write_json, atomic_write_parquet, atomic_write_text, now_iso
+    from personagen.store import atomic_write_parquet, now_iso
 
     opts = MixtureOptions(method=method, components=components, samples=samples, max_iters=iters, weights=weights,
                           improve_rounds=improve_rounds, seed=seed)
@@ -309,20 +311,15 @@ def mixture_library(target_path: str | os.PathLike, out: str | os.PathLike, *, c
     cal.mkdir(parents=True, exist_ok=True)
     atomic_write_parquet(cal / "weights.parquet", pl.DataFrame({"persona_id": ids, "weight": w.tolist()},
                                                                schema={"persona_id": pl.String, "weight": pl.Float64}))
-    report = {
-        "name": name, "method": f"mixture-{method}", "survey_id": None, "group": None, "created": now_iso(),
-        "lam": None, "alpha": None, "n_personas": len(ids), "nonzeros": int((w > 1e-9).sum()),
-        "ess": float(1.0 / (w ** 2).sum()) if w.sum() > 0 else 0.0, "negative_weights": 0, "solver": opts.weights,
-        "solver_seconds": seconds, "metrics": metrics, "baselines": baselines,
-        "target": {"file": str(target_path), "column": column, "n_train": int(train.size), "n_test": int(test.size),
-                   "lo": scenario.lo, "hi": scenario.hi, "question": scenario.question, "scoring": scoring},
-        "mixture": {"components": opts.k, "iters": iters, "samples": samples, "history": res.history,
-                    "converged": res.converged, "weights_fit": opts.weights, "counts": prim.counts, "w1_train": res.w1},
-        "model": mname, "llm": stats,
-    }
-    atomic_write_json(cal / "report.json", report)
-    atomic_write_text(cal / "report.md", _report_md(name, method, f"{target_path} column `{column}`",
-                                                    scenario.question, ids, res, metrics))
+    report = CalibrationReport(
+        name=name, method=f"mixture-{method}", created=now_iso(), **weights_summary(w), solver=opts.weights,
+        solver_seconds=seconds, metrics=metrics, baselines=baselines, model=mname, llm=stats,
+        target={"file": str(target_path), "column": column, "n_train": int(train.size), "n_test": int(test.size),
+                "lo": scenario.lo, "hi": scenario.hi, "question": scenario.question, "scoring": scoring},
+        mixture={"components": opts.k, "iters": iters, "samples": samples, "history": res.history,
+                 "converged": res.converged, "weights_fit": opts.weights, "counts": prim.counts, "w1_train": res.w1})
+    write_report(cal, report, _report_md(name, method, f"{target_path} column `{column}`", scenario.question, ids,
+                                         res, metrics))
     _plot(res.samples, w, train, scenario.lo, scenario.hi, cal / "mixture.png")
     lib.record("mixture", target=str(target_path), column=column, method=method, components=opts.k,
                iters=iters, samples=samples, model=mname, calibration=name, created_library=created)

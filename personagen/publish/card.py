@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from personagen.calibration_report import CalibrationReport
 from personagen.metrics import kish_ess
 from personagen.publish.preferences import card_config as preferences_config
 from personagen.templating import render
@@ -77,7 +78,7 @@ def card_context(panel: dict[str, Any], repo: str | None = None) -> dict[str, An
     """Everything the card template needs, already formatted."""
     rep = panel["report"]
     prov = panel["provenance"]
-    method = str(rep.get("method") or "unknown")
+    method = rep.method
     metrics = panel["metrics"]
     rows = []
     for r in metrics.iter_rows(named=True):
@@ -95,11 +96,11 @@ def card_context(panel: dict[str, Any], repo: str | None = None) -> dict[str, An
         "calibration": panel["calibration"],
         "method": method,
         "method_text": _METHOD_TEXT.get(method, "See the calibration report for the estimator."),
-        "lam": _fmt(rep.get("lam")), "alpha": _fmt(rep.get("alpha")),
-        "survey_id": rep.get("survey_id") or "—", "group": rep.get("group") or "overall",
+        "lam": _fmt(rep.lam), "alpha": _fmt(rep.alpha),
+        "survey_id": rep.survey_id or "—", "group": rep.group or "overall",
         "ess": _fmt(kish_ess(panel["personas"]["weight"].to_numpy())),
         "nonzeros": int((panel["personas"]["weight"] > 0).sum()),
-        "solver": rep.get("solver") or "—",
+        "solver": rep.solver or "—",
         "metric_rows": rows,
         "census": {k: ", ".join(map(str, v)) if isinstance(v, list) else _fmt(v) for k, v in census.items()
                    if v is not None},
@@ -117,14 +118,16 @@ def card_context(panel: dict[str, Any], repo: str | None = None) -> dict[str, An
     }
 
 
-def _replicates(rep: dict[str, Any], personas: Any) -> dict[str, Any] | None:
+def _replicates(rep: CalibrationReport, personas: Any) -> dict[str, Any] | None:
     """How the published replicate weight columns were made (None when the panel has none)."""
     r = sum(c.startswith("rep_") for c in personas.columns)
     if not r:
         return None
-    info = rep.get("replicates") if isinstance(rep.get("replicates"), dict) else {}
-    return {"r": r, "method": info.get("method", "bootstrap"), "seed": info.get("seed", "—"),
-            "penalty": info.get("penalty", "not recorded")}
+    info = rep.replicates
+    if info is None or not info.r:
+        return {"r": r, "method": "bootstrap", "seed": "—", "penalty": "not recorded"}
+    return {"r": r, "method": info.method or "bootstrap", "seed": "—" if info.seed is None else info.seed,
+            "penalty": info.penalty or "not recorded"}
 
 
 def render_card(panel: dict[str, Any], *, repo: str | None = None,

@@ -23,8 +23,8 @@ from typing import Any
 import polars as pl
 
 from personagen._version import __version__
+from personagen.calibration_report import CalibrationReport, read_report, weights_summary
 from personagen.errors import BadInput
-from personagen.infile import MANIFEST_MAX_BYTES, load_json
 from personagen.library import RESPONSE_SCHEMA, Library
 from personagen.publish.card import CONFIGS, SPLIT_FILE, render_card
 from personagen.publish.preferences import CONFIG as PREFERENCES
@@ -107,7 +107,7 @@ def choose_calibration(lib: Library, name: str | None) -> str:
     return lib.choose_calibration(name)
 
 
-def read_calibration(lib: Library, name: str) -> tuple[pl.DataFrame, dict[str, Any]]:
+def read_calibration(lib: Library, name: str) -> tuple[pl.DataFrame, CalibrationReport | None]:
     """Load and validate weights.parquet + report.json of calibration `name` (weights ≥ 0, Σ = 1 ± 1e-6)."""
     d = lib.calibration_dir(name)
     wp, rp = d / "weights.parquet", d / "report.json"
@@ -123,16 +123,13 @@ def read_calibration(lib: Library, name: str) -> tuple[pl.DataFrame, dict[str, A
     extra = ([pl.col("asked").cast(pl.Boolean)] if "asked" in w.columns else []) + \
         [pl.col(c).cast(pl.Float64) for c in reps]
     w = w.select(pl.col("persona_id").cast(pl.String), pl.col("weight").cast(pl.Float64), *extra)
-    report: dict[str, Any] = {}
+    report = None
     if rp.exists():
-        report = load_json(rp, "calibration report", MANIFEST_MAX_BYTES)
-        if not isinstance(report, dict):
-            raise BadInput(f"{rp}: expected a JSON object, found {type(report).__name__}")
-        if not isinstance(report.get("negative_weights") or 0, int):
-            raise BadInput(f"{rp}: field 'negative_weights' must be an integer")
+        fitted = w.filter(pl.col("asked").fill_null(False)) if "asked" in w.columns else w
+        report = read_report(rp, weights=fitted["weight"].to_numpy())
     check_weights(w, str(wp))
-    if int(report.get("negative_weights") or 0) > 0:
-        raise BadInput(f"{rp}: calibration {name!r} reports {report['negative_weights']} negative weights "
+    if report is not None and report.negative_weights > 0:
+        raise BadInput(f"{rp}: calibration {name!r} reports {report.negative_weights} negative weights "
                        f"(signed p2p weights are not a panel; refit with --method simplex)")
     return w, report
 
@@ -155,11 +152,11 @@ def check_weights(w: pl.DataFrame, where: str) -> None:
         raise BadInput(f"{where}: weights sum to {s:.9g}, not 1 (±{WEIGHT_TOL:g})")
 
 
-def _surveys_in(resp: pl.DataFrame, manifest: dict[str, Any], report: dict[str, Any]) -> dict[str, dict]:
+def _surveys_in(resp: pl.DataFrame, manifest: dict[str, Any], report: CalibrationReport) -> dict[str, dict]:
     """{survey_id: licence decision}, with any source recorded in the manifest history."""
     ids = set(resp["survey_id"].drop_nulls().unique().to_list()) if resp.height else set()
-    if report.get("survey_id"):
-        ids.add(str(report["survey_id"]))
+    if report.survey_id:
+        ids.add(report.survey_id)
     sources: dict[str, str] = {}
     for h in manifest.get("history", []) or []:
         sid = h.get("survey_id") or h.get("survey")
@@ -225,16 +222,16 @@ _REPORT_KEYS = ("name", "method", "survey_id", "group", "created", "lam", "alpha
                 "personas_built", "personas_asked", "n_questions", "split_seed", "model", "mode")
 
 
-def panel_caveats(report: dict[str, Any], personas: pl.DataFrame) -> list[str]:
+def panel_caveats(report: CalibrationReport, personas: pl.DataFrame) -> list[str]:
     """What a reader of the panel must know: the calibration's warnings, then the questions and splits it used,
     personas asked vs built, and whether replicate weights travel with it."""
-    out = [f"warning: {c}" for c in report.get("caveats") or [] if isinstance(c, str)]
-    nq = report.get("n_questions")
-    if isinstance(nq, dict):
+    out = [f"warning: {c}" for c in report.caveats]
+    nq = report.n_questions
+    if nq:
         out.append(f"questions used: {nq.get('train', 0)} train (fitted), {nq.get('valid', 0)} valid and "
-                   f"{nq.get('test', 0)} test (held out) of survey {report.get('survey_id')!r}, group "
-                   f"{report.get('group')!r}")
-    asked = int(personas["asked"].sum()) if "asked" in personas.columns else report.get("personas_asked")
+                   f"{nq.get('test', 0)} test (held out) of survey {report.survey_id!r}, group "
+                   f"{report.group!r}")
+    asked = int(personas["asked"].sum()) if "asked" in personas.columns else report.personas_asked
     line = f"personas asked (fitted) / in the panel: {'not recorded' if asked is None else asked} / {personas.height}"
     if asked is not None and asked < personas.height:
         line += "; the others carry weight 0 because they were never fitted, not because the fit gave them none"
@@ -245,40 +242,30 @@ def panel_caveats(report: dict[str, Any], personas: pl.DataFrame) -> list[str]:
     return out
 
 
-def _clean_report(report: dict[str, Any], name: str) -> dict[str, Any]:
-    out = {k: report[k] for k in _REPORT_KEYS if k in report}
-    out.setdefault("name", name)
-    return out
+def _clean_report(report: CalibrationReport) -> dict[str, Any]:
+    """The report as personagen.json carries it: schema_version and the public fields (no notes, paths, CV)."""
+    full = report.to_dict()
+    return {"schema_version": full["schema_version"], **{k: full[k] for k in _REPORT_KEYS}}
 
 
-def _metric_rows(report: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+def _report_of_weights(name: str, weights: pl.DataFrame) -> CalibrationReport:
+    """The report of a calibration folder without report.json: what its weights say (method unknown)."""
+    fitted = weights.filter(pl.col("asked")) if "asked" in weights.columns else weights
+    return CalibrationReport(name=name, method="unknown", **weights_summary(fitted["weight"].to_numpy()),
+                             notes=("report.json was missing: only the weights' figures are known",))
+
+
+def _metric_rows(report: CalibrationReport, name: str) -> list[dict[str, Any]]:
+    """One row per (estimator, split, metric) of the report: the calibrated panel's, then each baseline's."""
 
     def f(x: Any) -> float | None:
-        try:
-            v = float(x)
-        except (TypeError, ValueError):
-            return None
-        return v if math.isfinite(v) else None
+        return None if x is None or not math.isfinite(x) else float(x)
 
-    def add(estimator: str, block: Any) -> None:
-        if not isinstance(block, dict):
-            return
-        for split, metrics in block.items():
-            if not isinstance(metrics, dict):
-                continue
-            for metric, m in metrics.items():
-                m = m if isinstance(m, dict) else {"value": m}
-                rows.append({"calibration": name, "method": str(report.get("method") or ""),
-                             "survey_id": report.get("survey_id"), "group": report.get("group"),
-                             "estimator": estimator, "split": str(split), "metric": str(metric),
-                             "value": f(m.get("value")), "ci_low": f(m.get("ci_low")),
-                             "ci_high": f(m.get("ci_high"))})
-
-    add("calibrated", report.get("metrics"))
-    for base, block in (report.get("baselines") or {}).items():
-        add(str(base), block)
-    return rows
+    blocks = [("calibrated", report.metrics), *report.baselines.items()]
+    return [{"calibration": name, "method": report.method, "survey_id": report.survey_id, "group": report.group,
+             "estimator": est, "split": split, "metric": metric, "value": f(m.get("value")),
+             "ci_low": f(m.get("ci_low")), "ci_high": f(m.get("ci_high"))}
+            for est, block in blocks for split, metrics in block.items() for metric, m in metrics.items()]
 
 
 _METRICS_SCHEMA = {"calibration": pl.String, "method": pl.String, "survey_id": pl.String, "group": pl.String,
@@ -291,7 +278,8 @@ _METRICS_SCHEMA = {"calibration": pl.String, "method": pl.String, "survey_id": p
 def build_panel(lib: Library, calibration: str | None = None) -> dict[str, Any]:
     """Assemble (in memory) the frames and provenance of a panel; validates everything, writes nothing."""
     name = choose_calibration(lib, calibration)
-    weights, report = read_calibration(lib, name)
+    weights, found = read_calibration(lib, name)
+    report = found or _report_of_weights(name, weights)
     personas = lib.personas()
     personas = personas.drop([c for c in personas.columns if c in ("weight", "asked") or
                               (c.startswith("rep_") and c[4:].isdigit())])
@@ -342,7 +330,7 @@ def build_panel(lib: Library, calibration: str | None = None) -> dict[str, Any]:
         "templates": _template_hashes(mf),
         "stages": [h.get("stage") for h in mf.get("history", []) or [] if isinstance(h, dict)],
     }
-    return {"calibration": name, "report": _clean_report(report, name), "personas": personas,
+    return {"calibration": name, "report": report, "personas": personas,
             "responses": responses, "metrics": metrics, "surveys": surveys, "left_out": left_out,
             "provenance": provenance, "caveats": panel_caveats(report, personas), "preferences": preference_frame(lib), "source_counts": personas["source"].value_counts().sort("source").rows()
             if "source" in personas.columns else []}
@@ -363,7 +351,8 @@ def write_panel_folder(panel: dict[str, Any], out: Path, *, repo: str | None = N
         files += write_preferences(panel["preferences"], out)
         configs.append(PREFERENCES)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "repo": repo,
-            "calibration": panel["calibration"], "report": panel["report"], "provenance": panel["provenance"],
+            "calibration": panel["calibration"], "report": _clean_report(panel["report"]),
+            "provenance": panel["provenance"],
             "surveys": panel["surveys"], "left_out": panel["left_out"], "configs": configs,
             "caveats": panel.get("caveats", [])}
     atomic_write_json(out / PANEL_JSON, meta)

@@ -6,12 +6,14 @@ import contextlib
 import os
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from personagen.calibration_report import CalibrationReport, write_report
 from personagen.errors import BadInput, PersonagenError
 from personagen.infile import MANIFEST_MAX_BYTES, load_json
 from personagen.library import MANIFEST, Library
@@ -32,7 +34,7 @@ from personagen.publish.untrusted import (
     check_responses,
     check_sizes,
 )
-from personagen.store import atomic_write_json, atomic_write_parquet, claim_target, read_parquet, staged_dir
+from personagen.store import atomic_write_parquet, claim_target, read_parquet, staged_dir
 
 
 def _download(repo: str, revision: str | None) -> tuple[Path, dict[str, Any]]:
@@ -169,8 +171,8 @@ def _pull_into(repo_or_path: str | os.PathLike, out: Path, revision: str | None)
         check_responses(responses, f"{folder}/data/responses")
     meta = _panel_meta(folder)
     prov = meta.get("provenance") or {}
-    report = meta.get("report") or {}
-    name = str(meta.get("calibration") or report.get("name") or "published")
+    name = str(meta.get("calibration") or (meta.get("report") or {}).get("name") or "published")
+    report = _pulled_report(meta, personas, name, folder)
     with staged_dir(out) as tmp:
         lib = Library.init(tmp, seed=prov.get("seed"), census=prov.get("census"),
                            config={"source": source, "published": {"repo": meta.get("repo"),
@@ -184,9 +186,17 @@ def _pull_into(repo_or_path: str | os.PathLike, out: Path, revision: str | None)
         keep = [c for c in personas.columns if c == "asked" or (c.startswith("rep_") and c[4:].isdigit())]
         atomic_write_parquet(cdir / "weights.parquet",
                              personas.select("persona_id", pl.col("weight").cast(pl.Float64), *keep))
-        atomic_write_json(cdir / "report.json", {**report, "name": name, "pulled_from": source})
+        write_report(cdir, replace(report, name=name, pulled_from=source))
         lib.record("pull", **source)
     return Library.open(out)
+
+
+def _pulled_report(meta: dict[str, Any], personas: pl.DataFrame, name: str, folder: Path) -> CalibrationReport:
+    """personagen.json's report, validated and upgraded (a panel published without one: its weights' figures)."""
+    fitted = personas.filter(pl.col("asked").cast(pl.Boolean).fill_null(False)) if "asked" in personas.columns \
+        else personas
+    return CalibrationReport.from_dict(meta.get("report") or {}, f"{folder / PANEL_JSON} field 'report'", name=name,
+                                       weights=fitted["weight"].cast(pl.Float64).to_numpy())
 
 
 FEW_DISTINCT = 10  # sample-panel warns when the draws hold fewer than n/10 distinct personas
