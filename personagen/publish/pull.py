@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from personagen.errors import BadInput, PersonagenError
 from personagen.infile import MANIFEST_MAX_BYTES, load_json
 from personagen.library import MANIFEST, Library
 from personagen.metrics import kish_ess
+from personagen.options import stage_options
 from personagen.publish.export import (
     FORMAT,
     FORMAT_VERSION,
@@ -148,9 +150,23 @@ def load_panel(repo_or_path: str | os.PathLike, revision: str | None = None,
     return _folder_personas(folder)
 
 
+@dataclass(frozen=True)
+class PullOptions:
+    """Options of `pull_panel` (docs/design.md §3 `pull`): revision, the branch, tag or commit (None: main)."""
+
+    revision: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.revision is not None and (not isinstance(self.revision, str) or not self.revision.strip()):
+            raise BadInput(f"revision {self.revision!r}: expected a branch, tag or commit", field="revision")
+
+
 def pull_panel(repo_or_path: str | os.PathLike, out: str | os.PathLike | None = None,
-               revision: str | None = None) -> Library:
-    """Download (or read) a published panel and write it as a library at `out` (default: ./NAME)."""
+               options: PullOptions | None = None, **deprecated: Any) -> Library:
+    """Download (or read) a published panel and write it as a library at `out` (default: ./NAME).
+
+    options: a `PullOptions` (None: the defaults; `revision=` instead is deprecated, one release)."""
+    revision = stage_options(PullOptions, options, deprecated, "pull_panel").revision
     src = str(repo_or_path)
     if out is None:
         out = Path(src.rstrip("/")).name
