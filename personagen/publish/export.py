@@ -405,9 +405,10 @@ def export_panel(lib: Library | str | os.PathLike, out: str | os.PathLike, optio
     options: a `PublishOptions` (None: the defaults; `calibration=`/`templates=`/`overwrite=` keywords instead
     are deprecated, one release); repo: the ORG/NAME the card names (the folder is not pushed)."""
     o = stage_options(PublishOptions, options, deprecated, "export_panel")
-    if o.private or o.revision:
-        raise BadInput("private/revision apply to a push (publish_panel); a local export has neither",
-                       field="private" if o.private else "revision")
+    for name in ("private", "revision"):
+        if getattr(o, name):
+            raise BadInput(f"{name} {getattr(o, name)!r}: applies to a push (publish_panel), not to a local export",
+                           field=name)
     if not isinstance(lib, Library):
         lib = Library.open(lib)
     if repo is not None:

@@ -40,7 +40,8 @@ def publish_panel(lib: Library | str | os.PathLike, repo: str, options: PublishO
     calibration, private, revision, templates = o.calibration, o.private, o.revision, o.templates
     commit_message = o.commit_message
     if o.overwrite:
-        raise BadInput("overwrite applies to a local export (export_panel); a push adds a commit", field="overwrite")
+        raise BadInput("overwrite True: applies to a local export (export_panel); a push adds a commit",
+                       field="overwrite")
     validate_repo_id(repo)
     token = hub_token()
     if not isinstance(lib, Library):
