@@ -67,16 +67,20 @@ class Library(_library.Library):
 
         return describe_calibration(self, options, **deprecated)
 
-    def publish(self, repo: str, options: PublishOptions | None = None, *, out: str | os.PathLike | None = None
-                ) -> dict:
-        """Push the library and one calibration to the Hub dataset `repo` (token from $HF_TOKEN), or with `out`
-        write the dataset folder there instead (personagen.publish) -> what was written.
+    def publish(self, repo: str | None = None, options: PublishOptions | None = None, *,
+                out: str | os.PathLike | None = None) -> dict:
+        """Push the library and one calibration to the Hub dataset `repo` (ORG/NAME; token from $HF_TOKEN), or
+        with `out` write the dataset folder there instead (personagen.publish) -> what was written.
 
         options: PublishOptions (calibration, templates, private, revision, commit_message, overwrite)."""
+        from personagen.errors import BadInput
         from personagen.publish import export_panel, publish_panel
 
         if out is not None:
             return export_panel(self, out, options, repo=repo).to_dict()
+        if repo is None:
+            raise BadInput("repo: give the Hub dataset ORG/NAME to push to (or out=DIR for a local folder)",
+                           field="repo")
         return publish_panel(self, repo, options)
 
 

@@ -31,7 +31,7 @@ def stage_options(cls: type[T], options: T | None, legacy: Mapping[str, Any], wh
         given = ", ".join(f"{k}=..." for k in legacy)
         warnings.warn(f"{where}: keyword options ({given}) are deprecated and go in the next release; pass "
                       f"{cls.__name__}({given}) as the options argument", DeprecationWarning,
-                      stacklevel=_caller_level())
+                      stacklevel=caller_stacklevel())
         return cls(**legacy)
     if options is None:
         try:
@@ -45,9 +45,9 @@ def stage_options(cls: type[T], options: T | None, legacy: Mapping[str, Any], wh
     return options
 
 
-def _caller_level() -> int:
-    """The warnings stacklevel of the first frame outside personagen (the user's line, whichever verb they
-    called: `lib.calibrate` or `calibrate_library`)."""
+def caller_stacklevel() -> int:
+    """For `warnings.warn` in the calling function: the stacklevel of the first frame outside personagen (the
+    user's line, whichever verb they called: `lib.calibrate` or `calibrate_library`)."""
     level, f = 2, sys._getframe(2)
     while f is not None and os.path.abspath(f.f_code.co_filename).startswith(_PACKAGE):
         level, f = level + 1, f.f_back

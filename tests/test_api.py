@@ -61,8 +61,9 @@ def test_calibrate_records_its_options_whole_and_they_rebuild_the_object(small: 
 def test_keyword_options_are_deprecated_but_give_the_same_fit(small: tuple) -> None:
     lib, survey, _ = small
     opts = dict(n_boot=20, replicates=5, write=False)
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning) as caveats:
         new = lib.calibrate(survey, pg.CalibrateOptions(**opts))
+    assert {w.filename for w in caveats} == {__file__}  # a notebook sees its own line, not personagen's
     with pytest.warns(DeprecationWarning, match=r"pass CalibrateOptions\(n_boot=\.\.\.") as caught:
         old = lib.calibrate(survey, **opts)
     assert [w.filename for w in caught if w.category is DeprecationWarning] == [__file__]  # the caller's line
@@ -86,7 +87,21 @@ BAD = {  # a bad value given from Python -> the Python argument the error names
     "repo": lambda lib, s, w: lib.publish("not a repo", out=w / "P"),
     "revision": lambda lib, s, w: pg.pull(w / "P", w / "L2", pg.PullOptions(revision=" ")),
     "options": lambda lib, s, w: lib.calibrate(s, {"method": "sparse"}),
+    "patch_ratio": lambda lib, s, w: _endow_options(budget=3, patch_ratio=2.0),
+    "test_fraction": lambda lib, s, w: _mixture_options(test_fraction=1.0),
 }
+
+
+def _endow_options(**kw: object) -> object:
+    from personagen.endow import EndowOptions
+
+    return EndowOptions(**kw)
+
+
+def _mixture_options(**kw: object) -> object:
+    from personagen.mixture import MixtureRunOptions
+
+    return MixtureRunOptions(**kw)
 
 
 @pytest.mark.parametrize("field", list(BAD))
@@ -104,7 +119,7 @@ def test_a_bad_python_option_names_the_python_argument(small: tuple, field: str)
     (["estimate", "LIB", "--survey", "S.parquet", "--by", "shoe_size"], "error: --by shoe_size: personas.parquet"),
     (["estimate", "LIB", "--survey", "S.parquet", "--level", "2"], "error: --level 2.0: must be a number"),
     (["estimate", "LIB", "--survey", "S.parquet", "--questions", "nope"], "error: --questions: nope not in"),
-    (["pull", "not a repo", "-o", "PL"], "error: "),
+    (["pull", "not a repo", "-o", "PL"], "error: REPO 'not a repo': invalid repo id"),  # an argument
 ])
 def test_the_cli_names_the_flag_for_the_same_bad_value(small: tuple, args: list[str], line: str,
                                                        capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch

@@ -52,7 +52,7 @@ from personagen.library import Library
 from personagen.locking import library_lock
 from personagen.metrics import evaluate, kish_ess, tvd
 from personagen.names import safe_name
-from personagen.options import options_record, stage_options
+from personagen.options import caller_stacklevel, options_record, stage_options
 from personagen.store import now_iso, staged_dir
 from personagen.surveys import SPLITS, Survey
 from personagen.surveys import load as load_survey
@@ -316,7 +316,7 @@ def _add_caveats(report: dict[str, Any], reps: Replicates | None, n_built: int, 
     report["personas_asked"] = len(prep.design.persona_ids)
     report["caveats"] = calibration_caveats(report, census=prep.kind == "census")
     for c in report["caveats"]:
-        warnings.warn(c, stacklevel=3)
+        warnings.warn(c, stacklevel=caller_stacklevel())  # the user's line, in a notebook too
 
 
 def _weights_frame(all_pids: list[str], pids: Sequence[str], w: np.ndarray, reps: Replicates | None
@@ -499,7 +499,7 @@ def _prepare_survey(lib: Library, survey: Survey, personas: pl.DataFrame, all_pi
     if dropped:
         msg = f"{len(dropped)} personas lack answers and were excluded (--drop-incomplete)"
         notes.append(msg)
-        warnings.warn(msg, stacklevel=3)
+        warnings.warn(msg, stacklevel=caller_stacklevel())
     if len(des.persona_ids) < 2:
         raise BadInput(f"{src}: calibration needs at least 2 personas with answers, found {len(des.persona_ids)} "
                        "(elicit more personas, or lower elicit --min-mass to re-score invalid answers)")
