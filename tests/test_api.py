@@ -162,3 +162,4 @@ def test_publish_and_pull_give_a_library_with_the_verbs(small: tuple, tmp_path: 
     assert res["calibration"] == "c" and res["n_personas"] == N
     pulled = pg.pull(tmp_path / "P", tmp_path / "L2")
     assert isinstance(pulled, pg.Library) and pulled.personas().height == N
+    assert pulled.manifest["history"][-1]["options"] == {"revision": None}  # the options, recorded whole

@@ -17,7 +17,7 @@ from personagen.errors import BadInput, PersonagenError
 from personagen.infile import MANIFEST_MAX_BYTES, load_json
 from personagen.library import MANIFEST, Library
 from personagen.metrics import kish_ess
-from personagen.options import stage_options
+from personagen.options import options_record, stage_options
 from personagen.publish.export import (
     FORMAT,
     FORMAT_VERSION,
@@ -89,7 +89,7 @@ def resolve_panel(repo_or_path: str | os.PathLike, revision: str | None = None) 
             raise BadInput(f"{p}: not a folder")
         return p, {"kind": "folder", "path": p.name}
     if revision is not None and not str(revision).strip():
-        raise BadInput("--revision: empty revision")
+        raise BadInput("revision: empty revision", field="revision")
     return _download(str(repo_or_path), revision)
 
 
@@ -166,19 +166,19 @@ def pull_panel(repo_or_path: str | os.PathLike, out: str | os.PathLike | None = 
     """Download (or read) a published panel and write it as a library at `out` (default: ./NAME).
 
     options: a `PullOptions` (None: the defaults; `revision=` instead is deprecated, one release)."""
-    revision = stage_options(PullOptions, options, deprecated, "pull_panel").revision
+    o = stage_options(PullOptions, options, deprecated, "pull_panel")
     src = str(repo_or_path)
     if out is None:
         out = Path(src.rstrip("/")).name
     # claimed before the download, so a second pull to `out` is refused at once (staged_dir names a missing parent)
     with claim_target(out) if Path(out).parent.is_dir() else contextlib.nullcontext():
-        return _pull_into(repo_or_path, Path(out), revision)
+        return _pull_into(repo_or_path, Path(out), o)
 
 
-def _pull_into(repo_or_path: str | os.PathLike, out: Path, revision: str | None) -> Library:
+def _pull_into(repo_or_path: str | os.PathLike, out: Path, o: PullOptions) -> Library:
     if out.exists() and out.is_dir() and any(out.iterdir()):
         raise BadInput(f"{out}: already exists and is not empty (choose another path or remove it)")
-    folder, source = resolve_panel(repo_or_path, revision)
+    folder, source = resolve_panel(repo_or_path, o.revision)
     personas = _folder_personas(folder)
     responses = _read_config(folder, "responses")
     if responses is not None:
@@ -201,7 +201,7 @@ def _pull_into(repo_or_path: str | os.PathLike, out: Path, revision: str | None)
         atomic_write_parquet(cdir / "weights.parquet",
                              personas.select("persona_id", pl.col("weight").cast(pl.Float64), *keep))
         atomic_write_json(cdir / "report.json", {**report, "name": name, "pulled_from": source})
-        lib.record("pull", **source)
+        lib.record("pull", **source, options=options_record(o))
     return Library.open(out)
 
 
