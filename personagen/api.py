@@ -1,8 +1,9 @@
 """The Python API of docs/design.md §4: the verbs that sit above the stages.
 
 `Library` here is the plain library directory (personagen.library) plus the verbs `elicit`, `calibrate`,
-`estimate`, `describe` and `publish`; `build`, `pull` and `load_panel` are the package-level verbs. Stages are imported inside the verbs, so importing the
-package (and the CLI) stays cheap, and no stage ever imports this module.
+`estimate`, `describe` and `publish`; `build`, `pull` and `load_panel` are the package-level verbs. Each verb takes
+its stage's options object (docs/design.md §4). Stages are imported inside the verbs, so importing the package
+(and the CLI) stays cheap, and no stage ever imports this module.
 """
 
 from __future__ import annotations

@@ -22,8 +22,9 @@ _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")  # user:passwor
 
 
 def stage_options(cls: type[T], options: T | None, legacy: Mapping[str, Any], where: str) -> T:
-    """`options` (the defaults when None); `legacy` keyword arguments (deprecated: `fn(lib, survey, **kw)` of
-    releases up to 0.x) still build the object, with a DeprecationWarning, until the next release."""
+    """The options object a stage runs with: `options` as given (the defaults when None, BadInput when it is not
+    a `cls`), or built from `legacy` keyword arguments (the deprecated `fn(lib, survey, **kw)` form: it still
+    works, with a DeprecationWarning pointing at the caller's line, until the next release)."""
     if legacy:
         if options is not None:
             raise BadInput(f"options: give {cls.__name__}(...) or keyword arguments to {where}, not both",
@@ -71,7 +72,6 @@ def _plain(v: Any, scrub: Callable[[str], str]) -> Any:
 def options_record(options: Any, scrub: Callable[[str], str] = str, leave_out: tuple[str, ...] = ()) -> dict:
     """Every field of an options dataclass as JSON values (paths as strings, tuples as lists), each string without
     a URL's user:password@ and passed through `scrub` (a stage hands `llm.redact`, so no secret reaches the
-    manifest); `leave_out` names
-    fields that are not the run's to record (e.g. a progress bar)."""
+    manifest); `leave_out` names fields that are not the run's to record (e.g. whether a progress bar shows)."""
     return {f.name: _plain(getattr(options, f.name), scrub) for f in dataclasses.fields(options)
             if f.name not in leave_out}
