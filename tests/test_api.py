@@ -76,6 +76,7 @@ def test_keyword_options_are_deprecated_but_give_the_same_fit(small: tuple) -> N
 BAD = {  # a bad value given from Python -> the Python argument the error names
     "method": lambda lib, s, w: lib.calibrate(s, pg.CalibrateOptions(method="nope")),
     "folds": lambda lib, s, w: lib.calibrate(s, pg.CalibrateOptions(folds=1)),
+    "group": lambda lib, s, w: lib.calibrate(s, pg.CalibrateOptions(group="Nowhere")),
     "replicates": lambda lib, s, w: pg.CalibrateOptions(replicates=1),
     "census_margins": lambda lib, s, w: lib.calibrate(None, pg.CalibrateOptions(census_margins="shoe_size")),
     "min_mass": lambda lib, s, w: lib.elicit(s, pg.ElicitOptions(min_mass=1.5)),
@@ -116,6 +117,7 @@ def test_a_bad_python_option_names_the_python_argument(small: tuple, field: str)
 
 @pytest.mark.parametrize("args, line", [
     (["calibrate", "LIB", "--census-margins", "shoe_size"], "error: --census-margins: personas have no column"),
+    (["calibrate", "LIB", "--survey", "S.parquet", "--target", "Nowhere"], "error: --target 'Nowhere': not in"),
     (["estimate", "LIB", "--survey", "S.parquet", "--by", "shoe_size"], "error: --by shoe_size: personas.parquet"),
     (["estimate", "LIB", "--survey", "S.parquet", "--level", "2"], "error: --level 2.0: must be a number"),
     (["estimate", "LIB", "--survey", "S.parquet", "--questions", "nope"], "error: --questions: nope not in"),

@@ -460,7 +460,10 @@ def _prepare_survey(lib: Library, survey: Survey, personas: pl.DataFrame, all_pi
     if o.split_seed is not None:
         survey = survey.with_splits(seed=o.split_seed)
     group = o.group
-    dist = survey.distributions(group)  # BadInput for an unknown group (lists groups)
+    if group not in survey.groups():  # the Python argument `group` (the CLI's --target)
+        raise BadInput(f"group {group!r}: not in survey {survey.source} (groups: {', '.join(survey.groups()[:12])})",
+                       field="group")
+    dist = survey.distributions(group)
     src = str(lib.responses_path)
     resp, model_used, mode_used = select_responses(lib.responses(), survey_id=survey.survey_id, model=o.model,
                                                    mode=o.mode, source=src)
