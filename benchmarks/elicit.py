@@ -50,7 +50,7 @@ from pathlib import Path
 import polars as pl
 
 from personagen import Library
-from personagen.elicit import build_messages
+from personagen.elicit import ElicitOptions, build_messages
 from personagen.llm import ChatRequest, LLMClient
 from personagen.surveys import Survey
 
@@ -151,17 +151,17 @@ def bench_cached_rerun(n_answers: int, url: str) -> dict:
         texts = personas(n_p, seed=2)
         lib.write_personas(pl.DataFrame({"persona_id": [f"p{i:05d}" for i in range(n_p)],
                                          "text_narrative": texts}))
-        kw = dict(backend="openai", base_url=url, model="loopback", progress=False, concurrency=16)
+        kw = ElicitOptions(backend="openai", base_url=url, model="loopback", progress=False, concurrency=16)
         t0 = time.perf_counter()
-        s1 = lib.elicit(survey, **kw)
+        s1 = lib.elicit(survey, kw)
         fill = time.perf_counter() - t0
         print(f"  filled cache: {s1['requests_sent']} requests to the loopback server in {fill:.1f}s", flush=True)
         t0 = time.perf_counter()
-        s2 = lib.elicit(survey, **kw)
+        s2 = lib.elicit(survey, kw)
         skip = time.perf_counter() - t0
         lib.responses_path.unlink()
         t0 = time.perf_counter()
-        s3 = lib.elicit(survey, **kw)
+        s3 = lib.elicit(survey, kw)
         cached = time.perf_counter() - t0
         assert s3["requests_sent"] == 0 and s3["cache_hits"] == n_p * n_q and s3["answers_written"] == n_p * n_q
         assert s2["requests_sent"] == 0
@@ -235,8 +235,8 @@ def bench_engines(n_personas: int, n_questions: int, threads: int) -> dict:
     with LocalServer(threads=threads) as srv, tempfile.TemporaryDirectory() as d:
         warm = Library.init(Path(d) / "warm", seed=0)
         warm.write_personas(frame.head(1))
-        warm.elicit(survey, backend="openai", base_url=srv.base_url, model="smollm2", progress=False,
-                    max_questions=1)  # load the model
+        warm.elicit(survey, ElicitOptions(backend="openai", base_url=srv.base_url, model="smollm2", progress=False,
+                                          max_questions=1))  # load the model
         t0 = time.perf_counter()
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         out["ray_start_s"] = round(time.perf_counter() - t0, 2)

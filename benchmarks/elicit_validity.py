@@ -31,7 +31,7 @@ import polars as pl
 
 import personagen as pg
 from personagen import Library
-from personagen.elicit import elicit_library
+from personagen.elicit import ElicitOptions, elicit_library
 from personagen.llm import LLMClient
 from personagen.surveys import import_opinionqa
 
@@ -59,7 +59,7 @@ def run_wave(wave: Path, personas: pl.DataFrame, client: LLMClient, n_questions:
                 lib = Library.init(Path(d) / "lib", seed=seed)
                 lib.write_personas(personas)
                 t0 = time.perf_counter()
-                s = elicit_library(lib, survey, client=client, mode=mode, constrain=constrain, progress=False)
+                s = elicit_library(lib, survey, ElicitOptions(mode=mode, constrain=constrain, progress=False), client=client)
                 n, bad = _invalid_share(lib, mode)
                 out.append({"wave": wave.name.rsplit("_", 1)[-1], "mode": mode, "constrain": constrain,
                             "constraint": s["constraint"], "answers": n, "invalid": bad,
@@ -78,7 +78,7 @@ def position_bias(wave: Path, personas: pl.DataFrame, client: LLMClient, n_quest
         with tempfile.TemporaryDirectory() as d:
             lib = Library.init(Path(d) / "lib", seed=seed)
             lib.write_personas(personas)
-            s = elicit_library(lib, survey, client=client, option_order=order, progress=False)
+            s = elicit_library(lib, survey, ElicitOptions(option_order=order, progress=False), client=client)
             out.append({"wave": wave.name.rsplit("_", 1)[-1], "option_order": order, "constraint": s["constraint"],
                         **s["position_bias"]})
         print(json.dumps(out[-1]), file=sys.stderr, flush=True)

@@ -14,7 +14,10 @@ from personagen.errors import BadInput, PersonagenError
 
 if TYPE_CHECKING:
     from personagen import surveys
-    from personagen.api import Library, build, load_panel
+    from personagen.api import Library, build, load_panel, pull
+    from personagen.calibrate import CalibrateOptions, DescribeOptions, EstimateOptions, plot_estimate
+    from personagen.elicit import ElicitOptions
+    from personagen.publish import PublishOptions, PullOptions
 
 # public name -> (module, attribute or None for the module itself)
 _LAZY: dict[str, tuple[str, str | None]] = {
@@ -22,7 +25,15 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "build": ("personagen.api", "build"),
     "load_panel": ("personagen.api", "load_panel"),
     "surveys": ("personagen.surveys", None),
-}
+    "pull": ("personagen.api", "pull"),
+    "ElicitOptions": ("personagen.elicit", "ElicitOptions"),
+    "CalibrateOptions": ("personagen.calibrate", "CalibrateOptions"),
+    "EstimateOptions": ("personagen.calibrate", "EstimateOptions"),
+    "DescribeOptions": ("personagen.calibrate", "DescribeOptions"),
+    "PublishOptions": ("personagen.publish", "PublishOptions"),
+    "PullOptions": ("personagen.publish", "PullOptions"),
+    "plot_estimate": ("personagen.calibrate", "plot_estimate"),
+}  # the options objects are the verbs' arguments (docs/design.md §4)
 
 
 def __getattr__(name: str) -> Any:
@@ -34,4 +45,6 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["__version__", "Library", "BadInput", "PersonagenError", "build", "load_panel", "surveys"]
+__all__ = ["__version__", "Library", "BadInput", "PersonagenError", "build", "load_panel", "surveys", "pull",
+           "ElicitOptions", "CalibrateOptions", "EstimateOptions", "DescribeOptions", "PublishOptions", "PullOptions",
+           "plot_estimate"]

@@ -8,7 +8,7 @@ import click
 
 from personagen import commands
 from personagen._version import __version__
-from personagen.errors import PersonagenError
+from personagen.errors import BadInput, PersonagenError
 
 
 class _LazyGroup(click.Group):
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     except PersonagenError as e:
         if debug:
             raise
-        _say(f"error: {e}")
+        _say(f"error: {commands.cli_message(e, args) if isinstance(e, BadInput) else e}")  # the flag, not the field
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

@@ -10,6 +10,14 @@ class PersonagenError(Exception):
 
 
 class BadInput(PersonagenError):
-    """Bad user input: a missing/invalid file, field or option (exit 2). Message names the file/field."""
+    """Bad user input: a missing/invalid file, field or option (exit 2). Message names the file/field.
+
+    `field`: the Python argument (an options dataclass field, e.g. "min_mass") the message starts with, or None.
+    Python callers see that name; only the CLI maps it to its flag (personagen.commands.flags: "--min-mass").
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str = "", *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field

@@ -22,7 +22,7 @@ LLM_ONLY = ("openai", "xllamacpp")
 # A new stage package gets a layer here (above everything it imports, below api).
 LAYERS: dict[str, int] = {
     "errors": 0, "_version": 0, "resources": 0, "locking": 0,
-    "store": 1, "templating": 1, "names": 1, "infile": 1,
+    "store": 1, "templating": 1, "names": 1, "infile": 1, "options": 1,
     "library": 2, "metrics": 2, "surveys": 2, "llm": 2,
     "census": 3, "personas": 3, "priors": 3, "prefs": 3, "calibration_report": 3,
     "elicit": 4, "enrich": 4, "calibrate": 4, "publish": 4, "finetune": 4, "mixture": 4,

@@ -224,8 +224,10 @@ def test_endow_random_census_and_bad_input(tmp_path: Path) -> None:
     log = endow_library(lib, survey, budget=3, strategy="random-census")
     assert len(log["persona_ids"]) == 3 and set(log["persona_ids"]) <= {f"p{i:03d}" for i in range(6)}
     with scripted_client(tmp_path, _garbage_or_json) as (c, srv):
-        with pytest.raises(BadInput, match="--budget"):
-            endow_library(lib, survey, budget=0, client=c)
-        with pytest.raises(BadInput, match="--strategy"):
-            endow_library(lib, survey, budget=3, strategy="nope", client=c)
+        with pytest.raises(BadInput, match="^budget 0") as e:  # the Python argument; the CLI shows --budget
+            endow_library(lib, survey, EndowOptions(budget=0), client=c)
+        assert e.value.field == "budget"
+        with pytest.raises(BadInput, match="^strategy 'nope'") as e:
+            endow_library(lib, survey, EndowOptions(budget=3, strategy="nope"), client=c)
+        assert e.value.field == "strategy"
     assert srv.hits == 0  # bad input is refused before any call

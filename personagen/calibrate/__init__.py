@@ -6,7 +6,7 @@ survey or to census margins and writes LIB/calibrations/NAME.
 """
 
 from personagen.calibrate.constraints import MarginConstraints
-from personagen.calibrate.describe import describe_calibration, plot_calibration
+from personagen.calibrate.describe import DescribeOptions, describe_calibration, plot_calibration
 from personagen.calibrate.design import Design, block_row_weights
 from personagen.calibrate.estimate import Estimate, EstimateOptions, conformal_halfwidth, estimate_library
 from personagen.calibrate.estimate_plot import plot_estimate
@@ -28,5 +28,5 @@ __all__ = [
     "CalibrateOptions", "Estimate", "EstimateOptions", "conformal_halfwidth", "estimate_library", "plot_estimate", "describe_calibration",
     "plot_calibration", "Calibration", "Design", "FitOptions", "FitResult", "MarginConstraints", "Prepared",
     "block_row_weights", "calibrate_library", "fit_weights", "honesty_notes",
-    "CalibrationReport", "ReplicateInfo", "read_report",
+    "CalibrationReport", "ReplicateInfo", "read_report", "DescribeOptions",
 ]

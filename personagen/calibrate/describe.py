@@ -9,6 +9,8 @@ furthest from the census, named.
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from personagen.census import describe_library
 from personagen.errors import BadInput
 from personagen.library import Library
 from personagen.metrics import asmd, kish_ess, tvd
+from personagen.options import stage_options
 
 TOP_MOVED = 3
 NA = "(not applicable)"  # the census describe's label for a missing value
@@ -53,11 +56,30 @@ def _census(lib: Library, census: str | None, notes: list[str]) -> dict[str, Any
         return {}
 
 
-def describe_calibration(lib: Library | str, calibration: str | None = None, census: str | None = None
+@dataclass(frozen=True)
+class DescribeOptions:
+    """Options of `describe_calibration` (docs/design.md §3 `describe --calibration`).
+
+    calibration: the calibration NAME (None: the library's only one); census: a PUMS file to compare with
+    (None: the library's census source)."""
+
+    calibration: str | None = None
+    census: str | os.PathLike | None = None
+
+    def __post_init__(self) -> None:
+        if self.calibration is not None and not isinstance(self.calibration, str):
+            raise BadInput(f"calibration {self.calibration!r}: expected a calibration name", field="calibration")
+
+
+def describe_calibration(lib: Library | str, options: DescribeOptions | None = None, **deprecated: Any
                          ) -> dict[str, Any]:
-    """Pool vs weighted panel vs census per attribute, ESS, design effect, weights summary (a JSON-ready dict)."""
+    """Pool vs weighted panel vs census per attribute, ESS, design effect, weights summary (a JSON-ready dict).
+
+    options: a `DescribeOptions` (None: the defaults; keyword arguments instead are deprecated, one release)."""
     if not isinstance(lib, Library):
         lib = Library.open(lib)
+    o = stage_options(DescribeOptions, options, deprecated, "describe_calibration")
+    calibration, census = o.calibration, (None if o.census is None else os.fspath(o.census))
     name = choose_calibration(lib, calibration)
     w, report = read_weights(lib, name)
     raw = pl.read_parquet(lib.calibration_dir(name) / "weights.parquet")

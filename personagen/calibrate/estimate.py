@@ -32,6 +32,7 @@ from personagen.calibration_report import CalibrationReport, read_report
 from personagen.errors import BadInput
 from personagen.library import Library
 from personagen.metrics import kish_ess
+from personagen.options import stage_options
 from personagen.surveys import Survey
 from personagen.surveys import load as load_survey
 
@@ -57,17 +58,18 @@ class EstimateOptions:
 
     def __post_init__(self) -> None:
         if isinstance(self.level, bool) or not isinstance(self.level, int | float) or not 0 < self.level < 1:
-            raise BadInput(f"--level {self.level!r}: must be a number strictly between 0 and 1 (e.g. 0.95)")
-        object.__setattr__(self, "by", _names(self.by, "--by"))
+            raise BadInput(f"level {self.level!r}: must be a number strictly between 0 and 1 (e.g. 0.95)",
+                           field="level")
+        object.__setattr__(self, "by", _names(self.by, "by"))
         if self.questions is not None:
-            object.__setattr__(self, "questions", _names(self.questions, "--questions") or None)
+            object.__setattr__(self, "questions", _names(self.questions, "questions") or None)
 
 
-def _names(v: Sequence[str] | str | None, flag: str) -> tuple[str, ...]:
+def _names(v: Sequence[str] | str | None, field: str) -> tuple[str, ...]:
     items = v.split(",") if isinstance(v, str) else list(v or ())
     out = tuple(dict.fromkeys(str(x).strip() for x in items if str(x).strip()))
     if isinstance(v, str) and v.strip() and not out:
-        raise BadInput(f"{flag} {v!r}: no names given")
+        raise BadInput(f"{field} {v!r}: no names given", field=field)
     return out
 
 
@@ -172,11 +174,11 @@ def _answers(lib: Library, survey: Survey, report: CalibrationReport | None, o: 
     if wanted is not None:
         bad = [x for x in wanted if x not in set(survey.qids)]
         if bad:
-            raise BadInput(f"--questions: {', '.join(bad[:5])} not in survey {survey.survey_id!r}")
+            raise BadInput(f"questions: {', '.join(bad[:5])} not in survey {survey.survey_id!r}", field="questions")
         none = [x for x in wanted if x not in per]
         if none:
-            raise BadInput(f"--questions: {', '.join(none[:5])} have no valid answers from weighted personas in "
-                           f"{source}")
+            raise BadInput(f"questions: {', '.join(none[:5])} have no valid answers from weighted personas in "
+                           f"{source}", field="questions")
     if not per:
         raise BadInput(f"{source}: no valid answers of weighted personas to the questions of survey "
                        f"{survey.survey_id!r}")
@@ -211,8 +213,8 @@ def _panel(lib: Library, w: pl.DataFrame, by: Sequence[str], notes: list[str]) -
         personas = lib.personas()
         bad = [c for c in by if c not in personas.columns]
         if bad:
-            raise BadInput(f"--by {','.join(bad)}: personas.parquet has no such column (have: "
-                           f"{', '.join(c for c in personas.columns if not c.startswith('text'))[:300]})")
+            raise BadInput(f"by {','.join(bad)}: personas.parquet has no such column (have: "
+                           f"{', '.join(c for c in personas.columns if not c.startswith('text'))[:300]})", field="by")
         attrs = pl.DataFrame({"persona_id": pids}).join(
             personas.select(pl.col("persona_id").cast(pl.String), *[pl.col(c).cast(pl.String) for c in by]),
             on="persona_id", how="left", maintain_order="left")
@@ -351,12 +353,14 @@ def _heldout(survey: Survey, qids: list[str], report: CalibrationReport | None, 
     return {q for q in qids if survey.split_of(q) in splits}
 
 
-def estimate_library(lib: Library | str, survey: Survey | str, options: EstimateOptions | None = None
-                     ) -> Estimate:
-    """Weighted answer shares of `lib`'s calibrated panel for `survey`'s questions (see the module docstring)."""
+def estimate_library(lib: Library | str, survey: Survey | str, options: EstimateOptions | None = None,
+                     **deprecated: Any) -> Estimate:
+    """Weighted answer shares of `lib`'s calibrated panel for `survey`'s questions (see the module docstring).
+
+    options: an `EstimateOptions` (None: the defaults; keyword arguments instead are deprecated, one release)."""
     if not isinstance(lib, Library):
         lib = Library.open(lib)
-    o = options or EstimateOptions()
+    o = stage_options(EstimateOptions, options, deprecated, "estimate_library")
     if not hasattr(survey, "qids"):
         survey = load_survey(survey)
     name = choose_calibration(lib, o.calibration)

@@ -53,6 +53,7 @@ from personagen.library import Library
 from personagen.locking import library_lock
 from personagen.metrics import evaluate, tvd
 from personagen.names import safe_name
+from personagen.options import caller_stacklevel, options_record, stage_options
 from personagen.store import now_iso, staged_dir
 from personagen.surveys import SPLITS, Survey
 from personagen.surveys import load as load_survey
@@ -91,19 +92,19 @@ class CalibrateOptions:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "replicates", check_replicates(self.replicates))
-        if self.replicate_penalty not in REPLICATE_PENALTIES:
-            raise BadInput(f"--replicate-penalty {self.replicate_penalty!r}: expected one of "
-                           f"{', '.join(REPLICATE_PENALTIES)}")
-        if self.method not in METHODS:
-            raise BadInput(f"--method {self.method!r}: expected one of {', '.join(METHODS)}")
-        if self.pull not in PULLS:
-            raise BadInput(f"--pull {self.pull!r}: expected one of {', '.join(PULLS)}")
-        if self.base not in BASES:
-            raise BadInput(f"--base {self.base!r}: expected one of {', '.join(BASES)}")
+        choices = {"replicate_penalty": REPLICATE_PENALTIES, "method": METHODS, "pull": PULLS, "base": BASES,
+                   "lam_search": SEARCHES}
+        for name, allowed in choices.items():  # messages name the Python argument; the CLI shows its flag
+            if getattr(self, name) not in allowed:
+                raise BadInput(f"{name} {getattr(self, name)!r}: expected one of {', '.join(allowed)}", field=name)
         if self.max_agents is not None and self.max_agents < 1:
-            raise BadInput(f"--max-agents {self.max_agents}: must be at least 1")
-        if self.lam_search not in SEARCHES:
-            raise BadInput(f"--lam-search {self.lam_search!r}: expected one of {', '.join(SEARCHES)}")
+            raise BadInput(f"max_agents {self.max_agents}: must be at least 1", field="max_agents")
+        if self.folds is not None and self.folds < 2:
+            raise BadInput(f"folds {self.folds}: cross-validation needs at least 2 folds", field="folds")
+        if self.n_boot < 0:
+            raise BadInput(f"n_boot {self.n_boot}: must be nonnegative", field="n_boot")
+        if not 0 <= self.census_tol < 1:
+            raise BadInput(f"census_tol {self.census_tol}: must be in [0, 1)", field="census_tol")
         cm = self.census_margins
         if isinstance(cm, str):
             cm = [v.strip() for v in cm.split(",") if v.strip()]
@@ -256,12 +257,13 @@ def _margin_design(lib: Library, personas: pl.DataFrame, variables: Sequence[str
                    ) -> tuple[Design, np.ndarray, dict[str, np.ndarray]]:
     bad = [v for v in variables if v not in personas.columns]
     if bad:
-        raise BadInput(f"--census-margins: personas have no column(s) {', '.join(bad)}")
+        raise BadInput(f"census_margins: personas have no column(s) {', '.join(bad)}", field="census_margins")
     pop = _census_population(lib)
     check_same_states(personas, pop, manifest_census(lib.manifest, lib.path)["path"], lib.path)
     bad = [v for v in variables if v not in pop.columns]
     if bad:
-        raise BadInput(f"--census-margins: census population has no column(s) {', '.join(bad)}")
+        raise BadInput(f"census_margins: census population has no column(s) {', '.join(bad)}",
+                       field="census_margins")
     opts = attribute_options(pop, variables)
     des = attribute_design(personas, opts)
     tgt = attribute_targets(pop, opts)
@@ -274,18 +276,19 @@ def _tvd_per_question(pred: dict[str, np.ndarray], tgt: dict[str, np.ndarray]) -
 
 # ---- the stage ----------------------------------------------------------------------------------
 def calibrate_library(lib: Library | str | Path, survey: Survey | str | Path | None = None,
-                      **options: Any) -> Calibration:
+                      options: CalibrateOptions | None = None, **deprecated: Any) -> Calibration:
     """Fit persona weights of `lib` to `survey` (group `group`) and/or census margins; write the calibration.
 
     survey: a Survey or a path to one (None with `census_margins` = reweight to census margins only).
-    options: the fields of `CalibrateOptions`. census_margins: persona columns ("age_band,sex,education" or a
+    options: a `CalibrateOptions` (None: the defaults; keyword arguments instead are deprecated, one release),
+    recorded whole in the manifest entry (`options`). census_margins: persona columns ("age_band,sex,education" or a
     list) whose PWGTP-weighted census shares are matched: alone they are the targets; with a survey they become
     constraints of the fit (each weighted category share within ±census_tol of the census share; simplex only).
     Returns Calibration(weights, report, path). Raises BadInput (nothing written) on bad input.
     """
     if not isinstance(lib, Library):
         lib = Library.open(lib)
-    o = CalibrateOptions(**options)
+    o = stage_options(CalibrateOptions, options, deprecated, "calibrate_library")
     survey = _check_survey(survey, o)
     nm = _calibration_name(lib, survey, o)
     personas = lib.personas()
@@ -320,7 +323,7 @@ def _with_caveats(fields: dict[str, Any], reps: Replicates | None, n_built: int,
     report = CalibrationReport(**{**fields, "notes": tuple(fields["notes"])})
     report = replace(report, caveats=tuple(calibration_caveats(report, census=prep.kind == "census")))
     for c in report.caveats:
-        warnings.warn(c, stacklevel=3)
+        warnings.warn(c, stacklevel=caller_stacklevel())  # the user's line, in a notebook too
     return report
 
 
@@ -344,7 +347,8 @@ def _check_survey(survey: Survey | str | Path | None, o: CalibrateOptions) -> Su
     if survey is None and not o.census_margins:
         raise BadInput("give --survey SURVEY or --census-margins VARS")
     if survey is not None and o.census_margins and o.method != "simplex":
-        raise BadInput(f"--census-margins with --survey adds constraints to the simplex fit; not to --method {o.method}")
+        raise BadInput(f"census_margins with a survey adds constraints to the simplex fit; not to method {o.method}",
+                       field="census_margins")
     if survey is not None and not hasattr(survey, "qids"):
         survey = load_survey(survey)
     return survey
@@ -453,7 +457,8 @@ def _write(lib: Library, cal: Calibration, nm: str, o: CalibrateOptions) -> Cali
             write_calibration(tmp, cal)
         cal.path = final
         lib.record("calibrate", name=nm, method=o.method, survey_id=report.survey_id, group=report.group,
-                   lam=report.lam, alpha=report.alpha, nonzeros=report.nonzeros, ess=report.ess)
+                   lam=report.lam, alpha=report.alpha, nonzeros=report.nonzeros, ess=report.ess,
+                   options=options_record(o))
     return cal
 
 
@@ -463,7 +468,10 @@ def _prepare_survey(lib: Library, survey: Survey, personas: pl.DataFrame, all_pi
     if o.split_seed is not None:
         survey = survey.with_splits(seed=o.split_seed)
     group = o.group
-    dist = survey.distributions(group)  # BadInput for an unknown group (lists groups)
+    if group not in survey.groups():  # the Python argument `group` (the CLI's --target)
+        raise BadInput(f"group {group!r}: not in survey {survey.source} (groups: {', '.join(survey.groups()[:12])})",
+                       field="group")
+    dist = survey.distributions(group)
     src = str(lib.responses_path)
     resp, model_used, mode_used = select_responses(lib.responses(), survey_id=survey.survey_id, model=o.model,
                                                    mode=o.mode, source=src)
@@ -502,7 +510,7 @@ def _prepare_survey(lib: Library, survey: Survey, personas: pl.DataFrame, all_pi
     if dropped:
         msg = f"{len(dropped)} personas lack answers and were excluded (--drop-incomplete)"
         notes.append(msg)
-        warnings.warn(msg, stacklevel=3)
+        warnings.warn(msg, stacklevel=caller_stacklevel())
     if len(des.persona_ids) < 2:
         raise BadInput(f"{src}: calibration needs at least 2 personas with answers, found {len(des.persona_ids)} "
                        "(elicit more personas, or lower elicit --min-mass to re-score invalid answers)")

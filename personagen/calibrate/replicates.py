@@ -56,9 +56,10 @@ class Replicates:
 def check_replicates(r: int) -> int:
     """The number of replicates, 0 (none) to 1000; BadInput otherwise."""
     if isinstance(r, bool) or not isinstance(r, int | np.integer) or r < 0 or r > 1000:
-        raise BadInput(f"--replicates {r!r}: expected an integer from 0 (no replicate weights) to 1000")
+        raise BadInput(f"replicates {r!r}: expected an integer from 0 (no replicate weights) to 1000",
+                       field="replicates")
     if r == 1:
-        raise BadInput("--replicates 1: one replicate has no spread; use 0 (none) or at least 2")
+        raise BadInput("replicates 1: one replicate has no spread; use 0 (none) or at least 2", field="replicates")
     return int(r)
 
 

@@ -10,6 +10,8 @@ import importlib
 
 import click
 
+from personagen.errors import BadInput
+
 # command name -> (module in personagen.commands, the click command's attribute)
 COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("build", "build"),
@@ -61,3 +63,20 @@ def load(name: str) -> click.Command | None:
         return None
     mod, attr = COMMANDS[name]
     return getattr(importlib.import_module(f"{__name__}.{mod}"), attr)
+
+
+def cli_message(err: BadInput, argv: list[str]) -> str:
+    """A BadInput's line as the CLI prints it: its Python argument name (`err.field`) shown as the flag of the
+    (sub)command `argv` runs (one mapping, personagen/commands/flags.py)."""
+    from personagen.commands.flags import cli_message as message
+
+    words = [a for a in argv if not a.startswith("-")]
+    try:
+        cmd = load(words[0]) if words else None
+        for w in words[1:]:  # `reproduce p2p ...`: the subcommand's flags
+            if not isinstance(cmd, click.Group) or w not in cmd.commands:
+                break
+            cmd = cmd.commands[w]
+    except Exception:  # noqa: BLE001 - naming the flag must never hide the error itself
+        cmd = None
+    return message(err, cmd)

@@ -54,25 +54,23 @@ def calibrate(lib: Path, survey: Path | None, census_margins: str | None, group:
               replicates: int, replicate_penalty: str, seed: int, questions: str | None, per_split: int | None,
               name: str | None, overwrite: bool, as_json: bool) -> None:
     """Fit persona weights of LIB to a survey (--survey) and/or census margins (--census-margins)."""
-    from personagen.calibrate import calibrate_library
+    from personagen.calibrate import CalibrateOptions, calibrate_library
     from personagen.errors import BadInput
     from personagen.library import Library
 
     if survey is None and not census_margins:
         raise BadInput("give --survey SURVEY or --census-margins VARS")
-    if folds is not None and folds < 2:
-        raise BadInput(f"--folds {folds}: cross-validation needs at least 2 folds")
+    opts = CalibrateOptions(method=method, group=group, census_margins=census_margins,
+                            block_weighting=block_weighting, pull=pull, seed=seed, name=name, max_agents=max_agents,
+                            split_seed=split_seed, base=base, model=model, mode=mode,
+                            drop_incomplete=drop_incomplete, folds=folds, lam_search=lam_search, overwrite=overwrite,
+                            replicates=replicates, replicate_penalty=replicate_penalty)
     library = Library.open(lib)
     if survey is not None and (questions is not None or per_split is not None):
         survey = selected_survey(survey, questions, per_split, seed)
     with warnings.catch_warnings(record=True) as caught:  # show library warnings as plain one-liners
         warnings.simplefilter("always")
-        cal = calibrate_library(library, survey, method=method, group=group, census_margins=census_margins,
-                                block_weighting=block_weighting, pull=pull, seed=seed, name=name,
-                                max_agents=max_agents, split_seed=split_seed, base=base, model=model, mode=mode,
-                                drop_incomplete=drop_incomplete, folds=folds, lam_search=lam_search,
-                                overwrite=overwrite, replicates=replicates,
-                                replicate_penalty=replicate_penalty)
+        cal = calibrate_library(library, survey, opts)
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
     rep = cal.report

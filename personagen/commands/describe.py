@@ -46,11 +46,11 @@ def _describe_weighted(lib: str, census: str | None, plot: str | None, calibrati
     """`describe --calibration NAME`: the weighted panel beside the pool and the census."""
     import polars as pl
 
-    from personagen.calibrate import describe_calibration, plot_calibration
+    from personagen.calibrate import DescribeOptions, describe_calibration, plot_calibration
     from personagen.library import Library
 
     library = Library.open(lib)
-    res = describe_calibration(library, calibration, census)
+    res = describe_calibration(library, DescribeOptions(calibration=calibration, census=census))
     if plot:
         w = pl.read_parquet(library.calibration_dir(res["calibration"]) / "weights.parquet")
         fitted = w.filter(pl.col("asked")) if "asked" in w.columns else w

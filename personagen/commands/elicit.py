@@ -116,7 +116,7 @@ def elicit(lib: str, survey_path: str, split: str, backend: str, adapter: str | 
 
 def _run(library: Any, survey: Any, a: dict[str, Any]) -> Any:
     """The engine's client and `elicit_library` with the command's options `a` (closed afterwards)."""
-    from personagen.elicit import elicit_library
+    from personagen.elicit import ElicitOptions, elicit_library
 
     client = _engine_client(a["engine"], a["ray_address"], a["ray_workers"], a["ray_batch_size"], a["ray_processor"],
                             a["vllm_engine"], backend=a["backend"], base_url=a["base_url"], model=a["model"],
@@ -129,8 +129,8 @@ def _run(library: Any, survey: Any, a: dict[str, Any]) -> Any:
             "max_tokens_budget", "style", "adapter", "timeout", "time_limit", "questions", "per_split",
             "constrain", "option_order", "show_prompt")
     try:
-        return elicit_library(library, survey, progress=not a["no_progress"], client=client,
-                              **{k: a[k] for k in keys})
+        opts = ElicitOptions(progress=not a["no_progress"], **{k: a[k] for k in keys})
+        return elicit_library(library, survey, opts, client=client)
     finally:
         if client is not None:
             client.close()

@@ -62,15 +62,16 @@ def endow(lib: Path, survey_path: Path, budget: int, backend: str, base_url: str
           max_tokens: int, concurrency: int, templates: str | None, as_json: bool, questions: str | None,
           per_split: int | None) -> None:
     """Generate a P2P agent pool for a survey (active | vanilla | random-census)."""
-    from personagen.endow import endow_library
+    from personagen.endow import EndowOptions, endow_library
 
+    opts = EndowOptions(budget=budget, strategy=strategy, backend=backend, base_url=base_url, model=model, bank=bank,
+                        seed=seed, initial_per_mode=initial_per_mode, n_updates=n_updates, step_size=step_size,
+                        temperature=temperature, lowest_k=lowest_k, patch_ratio=patch_ratio, mix_after=mix_after,
+                        per_call=per_call, split=split, templates=templates, concurrency=concurrency,
+                        max_tokens=max_tokens)
     library, survey = open_library(lib), selected_survey(survey_path, questions, per_split, seed)
     with undo_on_bad_input(library.path / "endow"):  # an unknown model leaves no endow/ folder behind
-        log = endow_library(library, survey, budget=budget, strategy=strategy, backend=backend,
-                            base_url=base_url, model=model, bank=bank, seed=seed, initial_per_mode=initial_per_mode,
-                            n_updates=n_updates, step_size=step_size, temperature=temperature, lowest_k=lowest_k,
-                            patch_ratio=patch_ratio, mix_after=mix_after, per_call=per_call, split=split,
-                            templates=templates, concurrency=concurrency, max_tokens=max_tokens)
+        log = endow_library(library, survey, opts)
     summary = {k: log.get(k) for k in ("strategy", "survey_id", "budget", "n_generated", "by_source",
                                        "final_mean_entropy", "failures", "answers", "seconds")}
     click.echo(f"endow {strategy}: {log['n_generated']} agents; final mean entropy "

@@ -48,15 +48,16 @@ def mixture(target: Path, column: str | None, ipip_domain: str | None, question:
             value_range: tuple[float, float] | None, name: str, seed: int, prompt_tokens: int, concurrency: int,
             templates: str | None, as_json: bool) -> None:
     """Search a weighted mixture of system prompts matching a scalar target (EM or gradient boosting)."""
-    from personagen.mixture import mixture_library
+    from personagen.mixture import MixtureRunOptions, mixture_library
 
     check_range(value_range)
+    opts = MixtureRunOptions(column=column, question=question, method=method, components=components, iters=iters,
+                             samples=samples, weights=weights, improve_rounds=improve_rounds, backend=backend,
+                             base_url=base_url, model=model, seed=seed, name=name, templates=templates,
+                             concurrency=concurrency, value_range=value_range, prompt_tokens=prompt_tokens,
+                             ipip_domain=ipip_domain)
     with undo_on_bad_input(out):  # a library created for this run is removed again on bad input
-        rep = mixture_library(target, out, column=column, question=question, method=method,
-                              components=components, iters=iters, samples=samples, weights=weights,
-                              improve_rounds=improve_rounds, backend=backend, base_url=base_url, model=model,
-                              seed=seed, name=name, templates=templates, concurrency=concurrency,
-                              value_range=value_range, prompt_tokens=prompt_tokens, ipip_domain=ipip_domain)
+        rep = mixture_library(target, out, opts)
     wd = rep.metric("train", "wd")
     click.echo(f"mixture {method}: {rep.n_personas} prompts, ESS {rep.ess:.2f}, train normalised W1 "
                f"{wd if wd is None else round(wd, 4)}; wrote {out}", err=as_json)

@@ -23,19 +23,19 @@ from personagen.errors import BadInput
 def publish(lib: Path, repo: str | None, calibration: str | None, private: bool, revision: str | None,
             out: Path | None, templates: str | None, as_json: bool) -> None:
     """Export LIB + one calibration as a Hub dataset (token from $HF_TOKEN; endpoint from $HF_ENDPOINT)."""
-    from personagen.publish import export_panel, publish_panel
+    from personagen.publish import PublishOptions, export_panel, publish_panel
 
     if out is not None and (private or revision):
         raise BadInput("--private/--revision apply to a push; drop them with --out DIR")
+    opts = PublishOptions(calibration=calibration, templates=templates, private=private, revision=revision)
     if out is not None:
-        res = export_panel(lib, out, calibration=calibration, repo=repo, templates=templates).to_dict()
+        res = export_panel(lib, out, opts, repo=repo).to_dict()
         click.echo(f"wrote {res['path']} ({res['n_personas']} personas, {res['n_answers']} answers (persona x "
                    f"question) as {res['n_responses']} option rows, calibration {res['calibration']})", err=as_json)
     else:
         if repo is None:
             raise BadInput("--repo ORG/NAME is required to push (or give --out DIR)")
-        res = publish_panel(lib, repo, calibration=calibration, private=private, revision=revision,
-                            templates=templates)
+        res = publish_panel(lib, repo, opts)
         click.echo(f"pushed {res['repo']}@{res['revision']} commit {res['commit']} "
                    f"({res['n_personas']} personas)", err=as_json)
     for x in res["left_out"]:

@@ -15,9 +15,9 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON result last.")
 def pull(repo: str, out: Path | None, revision: str | None, as_json: bool) -> None:
     """Download a published panel ORG/NAME (or read an exported folder) into a library."""
-    from personagen.publish import pull_panel
+    from personagen.publish import PullOptions, pull_panel
 
-    lib = pull_panel(repo, out, revision=revision)
+    lib = pull_panel(repo, out, PullOptions(revision=revision))
     src = lib.manifest.get("config", {}).get("source", {})
     n = lib.personas().height
     click.echo(f"wrote {lib.path} ({n} personas) from {repo}", err=as_json)

@@ -36,10 +36,12 @@ from personagen.llm import (
     chat_body,
     constraint_body,
     detect,
+    redact,
     singles,
     unwrap_answer,
 )
 from personagen.locking import library_lock, remove_stale
+from personagen.options import options_record, stage_options
 from personagen.personas import STYLES
 from personagen.store import atomic_write_parquet
 from personagen.surveys import SPLITS as SURVEY_SPLITS
@@ -237,35 +239,35 @@ class ElicitOptions:
     show_prompt: int | None = None  # build the first N requests and return them; send and write nothing
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.mode not in MODES, f"--mode {self.mode!r}: expected one of {', '.join(MODES)}"),
-            (self.split not in SPLITS, f"--split {self.split!r}: expected one of {', '.join(SPLITS)}"),
-            (self.samples < 1, f"--samples {self.samples}: must be at least 1"),
-            (self.limit is not None and self.limit < 1, f"--limit {self.limit}: must be at least 1"),
-            (self.max_questions is not None and self.max_questions < 1,
-             f"--max-questions {self.max_questions}: must be at least 1"),
-            (not 0.0 <= self.min_mass <= 1.0, f"--min-mass {self.min_mass}: must be between 0 and 1"),
-            (self.temperature < 0, f"--temperature {self.temperature}: must be nonnegative"),
-            (not 0 < self.timeout < float("inf"), f"--timeout {self.timeout}: must be a positive number of seconds"),
-            (self.time_limit is not None and not 0 < self.time_limit < float("inf"),
-             f"--time-limit {self.time_limit}: must be a positive number of seconds"),
-            (self.constrain not in CONSTRAINTS,
-             f"--constrain {self.constrain!r}: expected one of {', '.join(CONSTRAINTS)}"),
-            (self.option_order not in ORDERS,
-             f"--option-order {self.option_order!r}: expected one of {', '.join(ORDERS)}"),
-            (self.show_prompt is not None and self.show_prompt < 1, f"--show-prompt {self.show_prompt}: must be at "
-                                                                     "least 1"),
+        checks = [  # (bad, the field, what is wrong): the message names the Python argument (the CLI shows its flag)
+            (self.mode not in MODES, "mode", f"{self.mode!r}: expected one of {', '.join(MODES)}"),
+            (self.split not in SPLITS, "split", f"{self.split!r}: expected one of {', '.join(SPLITS)}"),
+            (self.samples < 1, "samples", f"{self.samples}: must be at least 1"),
+            (self.limit is not None and self.limit < 1, "limit", f"{self.limit}: must be at least 1"),
+            (self.max_questions is not None and self.max_questions < 1, "max_questions",
+             f"{self.max_questions}: must be at least 1"),
+            (not 0.0 <= self.min_mass <= 1.0, "min_mass", f"{self.min_mass}: must be between 0 and 1"),
+            (self.temperature < 0, "temperature", f"{self.temperature}: must be nonnegative"),
+            (not 0 < self.timeout < float("inf"), "timeout", f"{self.timeout}: must be a positive number of seconds"),
+            (self.time_limit is not None and not 0 < self.time_limit < float("inf"), "time_limit",
+             f"{self.time_limit}: must be a positive number of seconds"),
+            (self.constrain not in CONSTRAINTS, "constrain",
+             f"{self.constrain!r}: expected one of {', '.join(CONSTRAINTS)}"),
+            (self.option_order not in ORDERS, "option_order",
+             f"{self.option_order!r}: expected one of {', '.join(ORDERS)}"),
+            (self.show_prompt is not None and self.show_prompt < 1, "show_prompt",
+             f"{self.show_prompt}: must be at least 1"),
         ]
-        for bad, msg in checks:
+        for bad, name, why in checks:
             if bad:
-                raise BadInput(msg)
+                raise BadInput(f"{name} {why}", field=name)
         if isinstance(self.persona_ids, str):
             object.__setattr__(self, "persona_ids", (self.persona_ids,))
         if self.style is None:
             col = self.text_column
             object.__setattr__(self, "style", col[5:] if col.startswith("text_") else col)
         elif self.style not in STYLES:
-            raise BadInput(f"--style {self.style}: unknown style (choose from {', '.join(STYLES)})")
+            raise BadInput(f"style {self.style}: unknown style (choose from {', '.join(STYLES)})", field="style")
         else:
             object.__setattr__(self, "text_column", f"text_{self.style}")
 
@@ -289,12 +291,13 @@ class _Work:
     messages: list[list[dict]] = dataclasses.field(default_factory=list)  # per item: its chat messages
 
 
-def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = None, **options: Any
-                   ) -> ElicitSummary:
+def elicit_library(lib: Library, survey: Survey, options: ElicitOptions | None = None, *,
+                   client: LLMClient | None = None, **deprecated: Any) -> ElicitSummary:
     """Ask every persona every selected question; append answers to LIB/responses.parquet; return an
     ElicitSummary, or raise ElicitFailed (its `summary` attached) when answers failed after retries.
 
-    options: the fields of `ElicitOptions`. `persona_ids` restricts the run to those personas (library order;
+    options: an `ElicitOptions` (None: the defaults; keyword arguments instead are deprecated, one release).
+    The manifest entry records it whole (`options`, secrets redacted). `persona_ids` restricts the run to those personas (library order;
     `limit` then applies to them; an id not in the library is a BadInput). `client` reuses an already created
     (or open) LLMClient instead of creating one from backend/base_url/model/concurrency/fresh/budgets/prices/
     progress (those are then ignored; its own cache is used) and is left open for the caller to close.
@@ -306,7 +309,7 @@ def elicit_library(lib: Library, survey: Survey, *, client: LLMClient | None = N
     `constrain` "auto" restricts answers to the letters where the server can (probed once, llm.constrain);
     `option_order` shows the options as given, shuffled or reversed (answers mapped back, elicit.order);
     `show_prompt` N returns the first N requests (`prompts`) without sending or writing anything."""
-    o = ElicitOptions(**options)
+    o = stage_options(ElicitOptions, options, deprecated, "elicit_library")
     personas = _select_personas(lib, o)
     qids = _select_questions(survey, o)
     hashes = {SYSTEM_T: template_hash(SYSTEM_T, o.templates), USER_T: template_hash(USER_T, o.templates)}
@@ -616,7 +619,8 @@ def _entry(survey: Survey, client: LLMClient, o: ElicitOptions, hashes: dict[str
                 temperature=o.temperature if o.mode == "sample" else 0.0, split=o.split, limit=o.limit,
                 max_questions=o.max_questions, questions=list(o.questions) if o.questions else None,
                 per_split=o.per_split, min_mass=o.min_mass, text_column=o.text_column, style=o.style,
-                templates=hashes, constrain=o.constrain, option_order=o.option_order)
+                templates=hashes, constrain=o.constrain, option_order=o.option_order,
+                options=options_record(o, redact, leave_out=("progress",)))
 
 
 def _counts(summary: dict[str, Any]) -> dict[str, Any]:

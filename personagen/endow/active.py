@@ -58,6 +58,7 @@ from personagen.endow.tracker import Tracker, answer_entropies
 from personagen.errors import BadInput
 from personagen.library import RESPONSE_SCHEMA, Library
 from personagen.llm import ChatRequest
+from personagen.options import options_record, stage_options
 from personagen.store import atomic_write_json, atomic_write_parquet, atomic_write_text
 from personagen.surveys import Survey
 
@@ -149,17 +150,18 @@ class EndowOptions:
     concurrency: int = 4
     max_tokens: int = 320
 
-    def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise BadInput(f"--strategy {self.strategy!r}: expected one of {', '.join(STRATEGIES)}")
-        if self.budget < 1:
-            raise BadInput(f"--budget {self.budget}: must be at least 1")
-        if not 0 <= self.patch_ratio <= 1:
-            raise BadInput(f"patch ratio {self.patch_ratio}: must be in [0, 1]")
-        if self.temperature <= 0:
-            raise BadInput(f"temperature {self.temperature}: must be > 0")
-        if self.n_updates < 1:
-            raise BadInput(f"--n-updates {self.n_updates}: must be at least 1")
+    def __post_init__(self) -> None:  # messages name the Python argument; the CLI shows its flag
+        checks = [
+            (self.strategy not in STRATEGIES, "strategy", f"{self.strategy!r}: expected one of "
+                                                           f"{', '.join(STRATEGIES)}"),
+            (self.budget < 1, "budget", f"{self.budget}: must be at least 1"),
+            (not 0 <= self.patch_ratio <= 1, "patch_ratio", f"{self.patch_ratio}: must be in [0, 1]"),
+            (self.temperature <= 0, "temperature", f"{self.temperature}: must be > 0"),
+            (self.n_updates < 1, "n_updates", f"{self.n_updates}: must be at least 1"),
+        ]
+        for bad, name, why in checks:
+            if bad:
+                raise BadInput(f"{name} {why}", field=name)
 
     def params(self) -> dict[str, Any]:
         """The tuning parameters as the run log records them."""
@@ -169,11 +171,13 @@ class EndowOptions:
                 "bank": str(self.bank) if self.bank else None, "max_tokens": self.max_tokens}
 
 
-def endow_library(lib: Library, survey: Survey, *, client: Any = None, **options: Any) -> dict:
+def endow_library(lib: Library, survey: Survey, options: EndowOptions | None = None, *, client: Any = None,
+                  **deprecated: Any) -> dict:
     """Generate `budget` agents for `survey` into the library (see module docstring); returns the run log.
 
-    options: the fields of `EndowOptions`; `client` reuses an open LLM client (left open)."""
-    o = EndowOptions(**options)
+    options: an `EndowOptions` (required: it holds the budget; keyword arguments instead are deprecated, one
+    release), recorded whole in the manifest entry; `client` reuses an open LLM client (left open)."""
+    o = stage_options(EndowOptions, options, deprecated, "endow_library")
     qids = survey.split_qids(o.split) or list(survey.qids)
     out_dir = lib.path / "endow" / o.strategy
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -198,7 +202,7 @@ def endow_library(lib: Library, survey: Survey, *, client: Any = None, **options
     log.update({"model": mname, "llm": stats, "seconds": round(time.time() - t0, 2), "params": o.params()})
     _write_log(lib, log, out_dir, plot=bool(log["steps"]))
     lib.record("endow", strategy=o.strategy, survey_id=survey.survey_id, budget=o.budget, n=new_df.height,
-               model=mname, failures=run.counters.as_dict())
+               model=mname, failures=run.counters.as_dict(), options=options_record(o, llm.redact))
     return log
 
 

@@ -21,11 +21,18 @@ from personagen.mixture.scenarios import (
     moblab_observed,
     moblab_scenario,
 )
-from personagen.mixture.searching import Primitives, load_ipip_target, load_target, mixture_library, search
+from personagen.mixture.searching import (
+    MixtureRunOptions,
+    Primitives,
+    load_ipip_target,
+    load_target,
+    mixture_library,
+    search,
+)
 
 __all__ = [
     "ALGORITHMS", "EM_INITS", "MOBLAB_GAMES", "PAPER_K", "WEIGHT_FITS", "EvalOptions", "MixtureOptions", "MixtureResult",
     "Primitives", "Scenario", "big5_observed", "big5_scenario", "evaluate_mixture", "load_ipip_target",
     "load_target", "mixture_library", "moblab_observed", "moblab_scenario", "run_search", "search",
-    "wasserstein1", "weights_eg", "weights_slsqp",
+    "wasserstein1", "weights_eg", "weights_slsqp", "MixtureRunOptions",
 ]

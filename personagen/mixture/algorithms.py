@@ -135,20 +135,17 @@ class MixtureOptions:
     seed: int = 0
     em_init: str = "data_points"
 
-    def __post_init__(self) -> None:
-        if self.em_init not in EM_INITS:
-            raise BadInput(f"em_init: {self.em_init!r} is not one of {', '.join(EM_INITS)}")
-        if self.method not in ALGORITHMS:
-            raise BadInput(f"method: {self.method!r} is not one of {', '.join(ALGORITHMS)}")
-        if self.weights not in WEIGHT_FITS:
-            raise BadInput(f"weights: {self.weights!r} is not one of {', '.join(WEIGHT_FITS)}")
+    def __post_init__(self) -> None:  # messages start with the Python argument (BadInput.field)
+        for name, allowed in (("em_init", EM_INITS), ("method", ALGORITHMS), ("weights", WEIGHT_FITS)):
+            if getattr(self, name) not in allowed:
+                raise BadInput(f"{name}: {getattr(self, name)!r} is not one of {', '.join(allowed)}", field=name)
         for name in ("samples", "max_iters"):
             if getattr(self, name) < 1:
-                raise BadInput(f"{name}: must be at least 1")
+                raise BadInput(f"{name}: must be at least 1", field=name)
         if self.components is not None and self.components < 1:
-            raise BadInput("components: must be at least 1")
+            raise BadInput("components: must be at least 1", field="components")
         if self.improve_rounds < 0:
-            raise BadInput("improve_rounds: must be >= 0")
+            raise BadInput("improve_rounds: must be >= 0", field="improve_rounds")
 
     @property
     def k(self) -> int:

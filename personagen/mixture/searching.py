@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from personagen.errors import BadInput
 from personagen.llm import clean_text
 from personagen.mixture.algorithms import MixtureOptions, MixtureResult, run_search, wasserstein1
 from personagen.mixture.scenarios import Scenario, big5_scenario, read_table
+from personagen.options import options_record, stage_options
 
 METHODS = ("em", "gb")
 
@@ -270,25 +272,71 @@ def _report_md(name: str, method: str, target: str, question: str, ids: list[str
     return "\n".join(md) + "\n"
 
 
-def mixture_library(target_path: str | os.PathLike, out: str | os.PathLike, *, column: str | None = None,
-                    question: str | None = None, method: str = "em", components: int | None = None,
-                    iters: int = 20, samples: int = 10, weights: str = "slsqp", improve_rounds: int = 1,
-                    backend: str = "local", base_url: str | None = None, model: str | None = None, seed: int = 0,
-                    name: str = "mixture", max_target: int = 2000, test_fraction: float = 0.2,
-                    templates: Any = None, client: Any = None, concurrency: int = 4,
-                    value_range: tuple[float, float] | None = None, prompt_tokens: int = 120,
-                    ipip_domain: str | None = None) -> CalibrationReport:
+@dataclass(frozen=True)
+class MixtureRunOptions:
+    """Every option of `mixture_library` (docs/design.md §3 `mixture`), validated once when built.
+
+    The search's own options (method, components, iters, samples, weights, improve_rounds, seed) become a
+    `MixtureOptions` (`search()`); backend/base_url/model/concurrency shape the client made when none is given.
+    With ipip_domain (E|N|A|C|O) the target is each respondent's Big Five domain score on the paper's 10-50 sum
+    scale and the model takes the domain's 10-item test (scenarios.big5_scenario). `components` None = the
+    paper's K (EM 10, GB 200); `iters` caps the EM iterations (paper: 20)."""
+
+    column: str | None = None
+    question: str | None = None
+    method: str = "em"
+    components: int | None = None
+    iters: int = 20
+    samples: int = 10
+    weights: str = "slsqp"
+    improve_rounds: int = 1
+    backend: str = "local"
+    base_url: str | None = None
+    model: str | None = None
+    seed: int = 0
+    name: str = "mixture"
+    max_target: int = 2000
+    test_fraction: float = 0.2
+    templates: str | os.PathLike | None = None
+    concurrency: int = 4
+    value_range: tuple[float, float] | None = None
+    prompt_tokens: int = 120
+    ipip_domain: str | None = None
+
+    def __post_init__(self) -> None:
+        self.search()  # the search options' rules, once
+        if self.max_target < 1:
+            raise BadInput(f"max_target {self.max_target}: must be at least 1", field="max_target")
+        if not 0 <= self.test_fraction < 1:
+            raise BadInput(f"test_fraction {self.test_fraction}: must be in [0, 1)", field="test_fraction")
+        if self.value_range is not None and not (len(self.value_range) == 2
+                                                 and self.value_range[0] < self.value_range[1]):
+            raise BadInput(f"value_range {self.value_range!r}: expected (LO, HI) with LO < HI", field="value_range")
+
+    def search(self) -> MixtureOptions:
+        return MixtureOptions(method=self.method, components=self.components, samples=self.samples,
+                              max_iters=self.iters, weights=self.weights, improve_rounds=self.improve_rounds,
+                              seed=self.seed)
+
+
+def mixture_library(target_path: str | os.PathLike, out: str | os.PathLike, options: MixtureRunOptions | None = None,
+                    *, client: Any = None, **deprecated: Any) -> CalibrationReport:
     """Search a prompt mixture for the target column and write it as a weighted persona library at `out`;
     returns the calibration's report (written to LIB/calibrations/NAME/report.json through `write_report`).
 
-    With ipip_domain (E|N|A|C|O) the target is each respondent's Big Five domain score on the paper's 10-50 sum
-    scale and the model takes the domain's 10-item test (scenarios.big5_scenario). `components` None = the
-    paper's K (EM 10, GB 200); `iters` caps the EM iterations (paper: 20).
+    options: a `MixtureRunOptions` (None: the defaults; keyword arguments instead are deprecated, one release),
+    recorded whole in the manifest entry; `client` reuses an open LLM client (left open).
     """
     from personagen.store import atomic_write_parquet, now_iso
 
-    opts = MixtureOptions(method=method, components=components, samples=samples, max_iters=iters, weights=weights,
-                          improve_rounds=improve_rounds, seed=seed)
+    o = stage_options(MixtureRunOptions, options, deprecated, "mixture_library")
+    column, question, method, iters, samples, seed, name = o.column, o.question, o.method, o.iters, o.samples, \
+        o.seed, o.name
+    templates, value_range, ipip_domain, max_target, test_fraction = o.templates, o.value_range, o.ipip_domain, \
+        o.max_target, o.test_fraction
+    backend, base_url, model, concurrency, prompt_tokens = o.backend, o.base_url, o.model, o.concurrency, \
+        o.prompt_tokens
+    opts = o.search()
     values, column, scenario, scoring = _target(target_path, column, question, ipip_domain, value_range, templates)
     rng = np.random.default_rng(seed)
     if values.size > max_target:
@@ -322,7 +370,8 @@ def mixture_library(target_path: str | os.PathLike, out: str | os.PathLike, *, c
                                          res, metrics))
     _plot(res.samples, w, train, scenario.lo, scenario.hi, cal / "mixture.png")
     lib.record("mixture", target=str(target_path), column=column, method=method, components=opts.k,
-               iters=iters, samples=samples, model=mname, calibration=name, created_library=created)
+               iters=iters, samples=samples, model=mname, calibration=name, created_library=created,
+               options=options_record(o, llmio.redact))
     return report
 
 

@@ -26,6 +26,7 @@ from personagen._version import __version__
 from personagen.calibration_report import CalibrationReport, read_report, weights_summary
 from personagen.errors import BadInput
 from personagen.library import RESPONSE_SCHEMA, Library
+from personagen.options import stage_options
 from personagen.publish.card import CONFIGS, SPLIT_FILE, render_card
 from personagen.publish.preferences import CONFIG as PREFERENCES
 from personagen.publish.preferences import preference_frame, write_preferences
@@ -83,7 +84,8 @@ def validate_repo_id(repo: str) -> str:
     """Check an `ORG/NAME` Hub repo id; BadInput (one line) when it is malformed."""
     if not isinstance(repo, str) or not _REPO_RE.match(repo) or "--" in repo or ".." in repo \
             or repo.endswith((".", "-")) or repo.split("/")[1].endswith((".git", ".", "-")):
-        raise BadInput(f"--repo {repo!r}: invalid repo id (expected ORG/NAME with letters, digits, '-', '_', '.')")
+        raise BadInput(f"repo {repo!r}: invalid repo id (expected ORG/NAME with letters, digits, '-', '_', '.')",
+                       field="repo")
     return repo
 
 
@@ -363,16 +365,45 @@ def write_panel_folder(panel: dict[str, Any], out: Path, *, repo: str | None = N
     return sorted(files)
 
 
-def export_panel(lib: Library | str | os.PathLike, out: str | os.PathLike, *, calibration: str | None = None,
-                 repo: str | None = None, templates: str | os.PathLike | None = None,
-                 overwrite: bool = False) -> ExportResult:
-    """Export `lib` + one calibration as a Hub dataset folder at `out` (atomic: staged, then renamed)."""
+@dataclass(frozen=True)
+class PublishOptions:
+    """Options of `publish_panel` (a Hub push) and `export_panel` (a local folder), docs/design.md §3 `publish`.
+
+    calibration: NAME (None: the library's only one); templates: a folder overriding the dataset card template;
+    private/revision/commit_message: the push's repo visibility, branch and message (a push only);
+    overwrite: replace an existing export folder (a local export only)."""
+
+    calibration: str | None = None
+    templates: str | os.PathLike | None = None
+    private: bool = False
+    revision: str | None = None
+    commit_message: str | None = None
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("calibration", "revision", "commit_message"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, str) or not v.strip()):
+                raise BadInput(f"{name} {v!r}: expected a non-empty string or None", field=name)
+
+
+def export_panel(lib: Library | str | os.PathLike, out: str | os.PathLike, options: PublishOptions | None = None,
+                 *, repo: str | None = None, **deprecated: Any) -> ExportResult:
+    """Export `lib` + one calibration as a Hub dataset folder at `out` (atomic: staged, then renamed).
+
+    options: a `PublishOptions` (None: the defaults; `calibration=`/`templates=`/`overwrite=` keywords instead
+    are deprecated, one release); repo: the ORG/NAME the card names (the folder is not pushed)."""
+    o = stage_options(PublishOptions, options, deprecated, "export_panel")
+    for name in ("private", "revision"):
+        if getattr(o, name):
+            raise BadInput(f"{name} {getattr(o, name)!r}: applies to a push (publish_panel), not to a local export",
+                           field=name)
     if not isinstance(lib, Library):
         lib = Library.open(lib)
     if repo is not None:
         validate_repo_id(repo)
-    panel = build_panel(lib, calibration)
-    with staged_dir(out, overwrite=overwrite) as tmp:
-        files = write_panel_folder(panel, tmp, repo=repo, templates=templates)
+    panel = build_panel(lib, o.calibration)
+    with staged_dir(out, overwrite=o.overwrite) as tmp:
+        files = write_panel_folder(panel, tmp, repo=repo, templates=o.templates)
     return ExportResult(Path(out), panel["calibration"], panel["personas"].height, panel["responses"].height,
                         panel["metrics"].height, panel["left_out"], files, count_answers(panel["responses"]))

@@ -9,7 +9,8 @@ from typing import Any
 
 from personagen.errors import BadInput, PersonagenError
 from personagen.library import Library
-from personagen.publish.export import build_panel, validate_repo_id, write_panel_folder
+from personagen.options import stage_options
+from personagen.publish.export import PublishOptions, build_panel, validate_repo_id, write_panel_folder
 
 
 def hub_token() -> str:
@@ -27,15 +28,20 @@ def _check_no_secret(folder: Path, token: str) -> None:
             raise PersonagenError(f"refusing to push: {p.name} contains the Hub token")
 
 
-def publish_panel(lib: Library | str | os.PathLike, repo: str, *, calibration: str | None = None,
-                  private: bool = False, revision: str | None = None,
-                  templates: str | os.PathLike | None = None,
-                  commit_message: str | None = None) -> dict[str, Any]:
+def publish_panel(lib: Library | str | os.PathLike, repo: str, options: PublishOptions | None = None,
+                  **deprecated: Any) -> dict[str, Any]:
     """Export `lib` and push it to dataset repo `repo` in a single commit; returns repo/commit info.
 
+    options: a `PublishOptions` (None: the defaults; keyword arguments instead are deprecated, one release).
     Everything is validated (repo id, token, weights, licences) before any request is made. The endpoint
     is huggingface_hub's (honours $HF_ENDPOINT).
     """
+    o = stage_options(PublishOptions, options, deprecated, "publish_panel")
+    calibration, private, revision, templates = o.calibration, o.private, o.revision, o.templates
+    commit_message = o.commit_message
+    if o.overwrite:
+        raise BadInput("overwrite True: applies to a local export (export_panel); a push adds a commit",
+                       field="overwrite")
     validate_repo_id(repo)
     token = hub_token()
     if not isinstance(lib, Library):
@@ -65,7 +71,7 @@ def publish_panel(lib: Library | str | os.PathLike, repo: str, *, calibration: s
             status = e.response.status_code if e.response is not None else None
             msg = str(e).splitlines()[0].replace(token, "***")
             if status in (401, 403):
-                raise BadInput(f"--repo {repo}: Hub refused the token ({status}): {msg}") from None
+                raise BadInput(f"repo {repo}: Hub refused the token ({status}): {msg}", field="repo") from None
             raise PersonagenError(f"Hub push to {repo} failed: {msg}") from None
     return {"repo": repo, "url": str(url), "revision": revision or "main", "commit": info.oid,
             "commit_url": info.commit_url, "private": private, "calibration": panel["calibration"],

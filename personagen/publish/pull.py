@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from personagen.errors import BadInput, PersonagenError
 from personagen.infile import MANIFEST_MAX_BYTES, load_json
 from personagen.library import MANIFEST, Library
 from personagen.metrics import kish_ess
+from personagen.options import options_record, stage_options
 from personagen.publish.export import (
     FORMAT,
     FORMAT_VERSION,
@@ -89,7 +90,7 @@ def resolve_panel(repo_or_path: str | os.PathLike, revision: str | None = None) 
             raise BadInput(f"{p}: not a folder")
         return p, {"kind": "folder", "path": p.name}
     if revision is not None and not str(revision).strip():
-        raise BadInput("--revision: empty revision")
+        raise BadInput("revision: empty revision", field="revision")
     return _download(str(repo_or_path), revision)
 
 
@@ -150,21 +151,35 @@ def load_panel(repo_or_path: str | os.PathLike, revision: str | None = None,
     return _folder_personas(folder)
 
 
+@dataclass(frozen=True)
+class PullOptions:
+    """Options of `pull_panel` (docs/design.md §3 `pull`): revision, the branch, tag or commit (None: main)."""
+
+    revision: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.revision is not None and (not isinstance(self.revision, str) or not self.revision.strip()):
+            raise BadInput(f"revision {self.revision!r}: expected a branch, tag or commit", field="revision")
+
+
 def pull_panel(repo_or_path: str | os.PathLike, out: str | os.PathLike | None = None,
-               revision: str | None = None) -> Library:
-    """Download (or read) a published panel and write it as a library at `out` (default: ./NAME)."""
+               options: PullOptions | None = None, **deprecated: Any) -> Library:
+    """Download (or read) a published panel and write it as a library at `out` (default: ./NAME).
+
+    options: a `PullOptions` (None: the defaults; `revision=` instead is deprecated, one release)."""
+    o = stage_options(PullOptions, options, deprecated, "pull_panel")
     src = str(repo_or_path)
     if out is None:
         out = Path(src.rstrip("/")).name
     # claimed before the download, so a second pull to `out` is refused at once (staged_dir names a missing parent)
     with claim_target(out) if Path(out).parent.is_dir() else contextlib.nullcontext():
-        return _pull_into(repo_or_path, Path(out), revision)
+        return _pull_into(repo_or_path, Path(out), o)
 
 
-def _pull_into(repo_or_path: str | os.PathLike, out: Path, revision: str | None) -> Library:
+def _pull_into(repo_or_path: str | os.PathLike, out: Path, o: PullOptions) -> Library:
     if out.exists() and out.is_dir() and any(out.iterdir()):
         raise BadInput(f"{out}: already exists and is not empty (choose another path or remove it)")
-    folder, source = resolve_panel(repo_or_path, revision)
+    folder, source = resolve_panel(repo_or_path, o.revision)
     personas = _folder_personas(folder)
     responses = _read_config(folder, "responses")
     if responses is not None:
@@ -187,7 +202,7 @@ def _pull_into(repo_or_path: str | os.PathLike, out: Path, revision: str | None)
         atomic_write_parquet(cdir / "weights.parquet",
                              personas.select("persona_id", pl.col("weight").cast(pl.Float64), *keep))
         write_report(cdir, replace(report, name=name, pulled_from=source))
-        lib.record("pull", **source)
+        lib.record("pull", **source, options=options_record(o))
     return Library.open(out)
 
 

@@ -241,18 +241,18 @@ class P2PReproResult:
 
 def _run_repeat(c: Any, opts: P2PReproOptions, wave: Path, r: int) -> dict[str, dict]:
     """One repeat of one wave: every pool, Stage 2, the test metrics per method."""
-    from personagen.endow import elicit_pool, endow_library
+    from personagen.endow import EndowOptions, elicit_pool, endow_library
     from personagen.library import Library
 
     survey = wave_survey(wave, opts.seed + r, opts.max_questions, opts.questions, opts.per_split)
     qids = list(survey.qids)
     root = Path(opts.out) / wave_name(wave) / f"repeat{r}"
-    kw = dict(client=c, seed=opts.seed + r, split="train", per_call=opts.per_call, max_tokens=opts.max_tokens)
+    kw = dict(seed=opts.seed + r, split="train", per_call=opts.per_call, max_tokens=opts.max_tokens)
 
     def pool(strategy: str, budget: int, **extra: Any) -> tuple[list[str], list[str]]:
         lib = Library.init(root / strategy, seed=opts.seed + r) if not (root / strategy).exists() else \
             Library.open(root / strategy)
-        log = endow_library(lib, survey, budget=budget, strategy=strategy, **kw, **extra)
+        log = endow_library(lib, survey, EndowOptions(budget=budget, strategy=strategy, **kw, **extra), client=c)
         df = lib.personas().filter(pl.col("persona_id").is_in(log["persona_ids"]))
         return df["persona_id"].to_list(), df["text_narrative"].to_list()
 
