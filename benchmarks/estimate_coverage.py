@@ -18,6 +18,8 @@ new questions. Reported over the new questions' (question, option) rows:
 Usage: .venv/bin/python benchmarks/estimate_coverage.py [--reps S] [--replicates R] [--tau 0.3] [--level 0.9]
        [--replicate-cv]   (re-choose λ by CV inside every replicate instead of fixing it: the cost of the
                            penalty's selection variance, measured)
+       [--lam X]          (fit every pool at λ = X, no CV: the coverage conditional on the penalty)
+       [--replicate-method bootstrap]  (the with-replacement bootstrap at the chosen λ instead of half-samples)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import argparse
 import json
 import time
 from statistics import NormalDist
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -50,6 +53,17 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _bootstrap(n: int, reps: int, seed: int, refit) -> SimpleNamespace:  # noqa: ANN001
+    """With-replacement bootstrap replicates (what calibrate made before the half-samples): per-persona sums."""
+    rng = np.random.default_rng([int(seed), 0x5EED])
+    out = np.zeros((n, reps))
+    for b in range(reps):
+        idx = np.sort(rng.integers(0, n, n))
+        col = np.bincount(idx, weights=np.asarray(refit(idx), dtype=float), minlength=n)
+        out[:, b] = col / col.sum()
+    return SimpleNamespace(weights=out)
+
+
 def one_panel(w: dict, args: argparse.Namespace, seed: int) -> dict:
     """Calibrate one pool and estimate every question with replicate SEs and the conformal half-width."""
     rng = np.random.default_rng(seed)
@@ -60,9 +74,15 @@ def one_panel(w: dict, args: argparse.Namespace, seed: int) -> dict:
     k = args.options
     tr = slice(0, args.train * k)
     groups = np.repeat(np.arange(args.train), k).astype(str)
-    res = fit_weights(D[tr], w["target"][:args.train].ravel(), groups=groups, seed=seed)
+    if args.lam is None:  # what calibrate does: λ by CV on this pool
+        res = fit_weights(D[tr], w["target"][:args.train].ravel(), groups=groups, seed=seed)
+    else:  # every pool at one λ: the sampling interval's coverage without the variation of λ's choice
+        res = fit_weights(D[tr], w["target"][:args.train].ravel(), lam=args.lam)
     r_tr = w["target"][:args.train].ravel()
-    if args.replicate_cv:  # λ chosen again by CV inside every replicate (its selection variance included)
+    if args.replicate_method == "bootstrap":  # the earlier method, for comparison: n draws with replacement
+        reps = _bootstrap(args.personas, args.replicates, seed,
+                          lambda idx: fit_weights(D[tr][:, idx], r_tr, lam=res.lam).weights)
+    elif args.replicate_cv:  # λ chosen again by CV inside every replicate (its selection variance included)
         reps = half_sample_replicates(args.personas, args.replicates, seed, lambda idx: fit_weights(
             D[tr][:, idx], r_tr, groups=groups, seed=seed).weights, full=res.weights, penalty="cv")
     else:  # what calibrate does: λ fixed at the main fit's choice
@@ -90,6 +110,9 @@ def main() -> None:
     for name, default in (("tau", 0.3), ("beta", 1.5), ("shift", 0.5), ("level", 0.9)):
         ap.add_argument(f"--{name}", type=float, default=default)
     ap.add_argument("--replicate-cv", action="store_true", help="re-choose λ by CV in every replicate")
+    ap.add_argument("--replicate-method", default="half", choices=("half", "bootstrap"),
+                    help="half-samples (what calibrate does) or the with-replacement bootstrap, for comparison")
+    ap.add_argument("--lam", type=float, default=None, help="fit every pool at this λ instead of choosing it by CV")
     args = ap.parse_args()
     t0 = time.process_time()
     w = world(args, np.random.default_rng(args.seed))
