@@ -15,8 +15,9 @@ penalty puts all its weight on a few dozen personas (most weights exactly 0), li
 bootstrap is known to misjudge the variance of such estimators (Abadie & Imbens 2008): its resamples hold
 duplicates, so a persona the fit needs comes back as two copies instead of being replaced by a different persona.
 A half-sample is a smaller pool of distinct personas, which is what another draw of personas is. Measured in
-benchmarks/estimate_coverage.py (docs/estimate.md): at a fixed λ the bootstrap SE was 0.86 of the true spread,
-the half-sample SE 1.04.
+benchmarks/estimate_coverage.py (docs/estimate.md): at a fixed λ the bootstrap SE was 0.84 of the spread of the
+estimates across pools (90% intervals covered 0.82), the half-sample SE 1.00 (0.89). Neither replicates the
+variation of the CV's choice of λ between pools: the interval is conditional on the chosen penalty.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from personagen.errors import BadInput
 
 # Measured (benchmarks/replicates.py, 5000 personas × 2000 questions): one refit costs ~1.3 CPU s against 79 s for
 # the default CV fit, so the ACS's 80 (PWGTP1–80) would add 1.36× the fit; 40 adds 0.68× and leaves the SE's own
-# relative error at 1/√(2(R−1)) = 11% (8% at 80). docs/estimate.md has the trade-off.
+# relative error at 1/√(2(R−1)) = 11% (8% at 80); those were bootstrap refits, a half-sample refit (n/2 columns)
+# took 0.56–0.60× one at 1000 × 200. docs/estimate.md has the trade-off.
 DEFAULT_REPLICATES = 40
 METHOD = "half-sample"
 REPLICATE_PENALTIES = ("fixed", "cv")

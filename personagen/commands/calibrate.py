@@ -37,7 +37,7 @@ from personagen.commands.types import SEED, Count, Name
               help="How CV walks the simplex λ grid: coarse-to-fine (the full grid's choice when the CV curve is "
                    "unimodal, ~60% of the fits) or every value.")
 @click.option("--replicates", type=Count(0, 1000), default=DEFAULT_REPLICATES, show_default=True,
-              help="Bootstrap replicate weights (refits at the chosen penalty) stored as rep_1..rep_R for standard "
+              help="Half-sample replicate weights (refits at the chosen penalty) stored as rep_1..rep_R for standard "
                    "errors; 0 = none.")
 @click.option("--replicate-penalty", "replicate_penalty", type=click.Choice(REPLICATE_PENALTIES), default="fixed",
               show_default=True, help="Replicates refit at the chosen penalty, or re-choose it by CV in each (R × "
