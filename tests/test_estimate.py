@@ -115,12 +115,12 @@ def test_half_sample_variance_of_a_mean_by_hand() -> None:
     make 1/(R−1) Σ(θ_b − θ̄)² estimate S²/n, the textbook variance of a mean (delete-d jackknife, d = n − m)."""
     x = np.array([0.1, 0.9, 0.4, 0.35, 0.8, 0.05, 0.6])
     n = x.size
-    reps = half_sample_replicates(n, 20000, 3, lambda idx: np.full(idx.size, 1.0 / idx.size),
+    reps = half_sample_replicates(n, 6000, 3, lambda idx: np.full(idx.size, 1.0 / idx.size),
                                   full=np.full(n, 1.0 / n))
     assert reps.weights.min() >= 0 and np.allclose(reps.weights.sum(axis=0), 1.0)
     assert np.count_nonzero(reps.weights[:, 0] > 1.0 / n) == n // 2  # the m drawn personas gain weight
     v = bootstrap_variance(x @ reps.weights)
-    assert v == pytest.approx(np.var(x, ddof=1) / n, rel=0.04)
+    assert v == pytest.approx(np.var(x, ddof=1) / n, rel=0.06)  # Monte-Carlo SE ~2% at R = 6000
 
 
 def test_conformal_halfwidth_by_hand() -> None:
