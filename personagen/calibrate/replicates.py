@@ -39,7 +39,8 @@ DEFAULT_REPLICATES = 40
 METHOD = "half-sample"
 REPLICATE_PENALTIES = ("fixed", "cv")
 PENALTY_TEXT = {"fixed": "fixed at the value chosen for the main fit (its selection is not replicated)",
-                "cv": "chosen again by cross-validation in every replicate (its selection variance included)"}
+                "cv": "chosen again by cross-validation in every replicate (recovers little of the variation of λ's "
+                      "choice between pools, docs/estimate.md)"}
 VARIANCE = ("v = 1/(R-1) * sum_b (theta_b - mean_b theta_b)^2  (svrepdesign type='other', scale=1/(R-1), "
             "rscales=1, mse=FALSE)")
 

@@ -41,7 +41,7 @@ from personagen.commands.types import SEED, Count, Name
                    "errors; 0 = none.")
 @click.option("--replicate-penalty", "replicate_penalty", type=click.Choice(REPLICATE_PENALTIES), default="fixed",
               show_default=True, help="Replicates refit at the chosen penalty, or re-choose it by CV in each (R × "
-              "the CV's cost; SEs then include the penalty's selection variance).")
+              "the CV's cost; measured to recover little of the penalty's selection variance: docs/estimate.md).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @QUESTIONS
 @PER_SPLIT
