@@ -1,4 +1,4 @@
-"""Print what replicate weights cost: the default calibration fit (λ by CV) beside R bootstrap refits at the
+"""Print what replicate weights cost: the default calibration fit (λ by CV) beside R half-sample refits at the
 chosen λ, at 5000 personas × 2000 questions (4 options), measured in one run (CPU seconds, which other load on
 the machine inflates less than wall time).
 
@@ -7,7 +7,7 @@ Usage: .venv/bin/python benchmarks/replicates.py [--agents 5000] [--questions 20
               a problem of the same size at the same λ, so the mean is representative)
   --lam X     also time refits at this fixed λ (a problem whose CV picks λ = 0 refits faster than one at λ > 0)
 
-It calls the same code as `calibrate --replicates R` (personagen.calibrate.replicates.bootstrap_replicates
+It calls the same code as `calibrate --replicates R` (personagen.calibrate.replicates.half_sample_replicates
 around fit_weights); design building and scoring, which calibrate also does, are the same with or without.
 """
 
@@ -21,13 +21,14 @@ import numpy as np
 
 from personagen.bench.solver import make_problem
 from personagen.calibrate import fit_weights
-from personagen.calibrate.replicates import bootstrap_replicates
+from personagen.calibrate.replicates import half_sample_replicates
 
 
 def _timed_refits(D: np.ndarray, r: np.ndarray, lam: float, k: int) -> float:
-    """Mean CPU seconds of one bootstrap refit at fixed λ over k replicates."""
+    """Mean CPU seconds of one half-sample refit at fixed λ over k replicates."""
     c0 = time.process_time()
-    bootstrap_replicates(D.shape[1], k, 0, lambda idx: fit_weights(D[:, idx], r, lam=lam).weights)
+    n = D.shape[1]
+    half_sample_replicates(n, k, 0, lambda idx: fit_weights(D[:, idx], r, lam=lam).weights, full=np.full(n, 1.0 / n))
     return (time.process_time() - c0) / k
 
 

@@ -55,7 +55,7 @@ def test_newcomer_warns_and_caveats_travel(newcomer, tmp_path: Path, capsys) -> 
     meta = json.loads((tmp_path / "P" / "personagen.json").read_text())
     cav = " ".join(meta["caveats"])
     assert "warning: effective sample size" in cav and "2 train (fitted), 1 valid and 1 test" in cav
-    assert "20 / 2000" in cav and "10 bootstrap replicate weights" in cav
+    assert "20 / 2000" in cav and "10 half-sample replicate weights" in cav
     card = (tmp_path / "P" / "README.md").read_text()
     sec = card.split("## Caveats", 1)[1].split("\n## ", 1)[0]
     assert "effective sample size" in sec and "20 / 2000" in sec and "rep_1` … `rep_10`" in card

@@ -16,6 +16,7 @@ from conftest import opinionqa_wave
 from test_calibrate_library import make_library, run_cli
 
 from personagen.calibrate import EstimateOptions, conformal_halfwidth, estimate_library, fit_weights
+from personagen.calibrate.replicates import bootstrap_variance, half_sample_replicates
 
 WAVE = "American_Trends_Panel_W26"
 REGIONS = ("Northeast", "South", "West", "Midwest")
@@ -39,7 +40,7 @@ def panel(tmp_path_factory, w26):  # noqa: ANN001, ANN201
     before = matplotlib.get_backend()
     matplotlib.use("svg")  # a notebook user's backend: calibrate's plots must not switch it
     try:
-        cal = lib.calibrate(w26, name="w26", n_boot=20, replicates=200)
+        cal = lib.calibrate(w26, name="w26", n_boot=20, replicates=200, replicate_penalty="fixed")
         assert matplotlib.get_backend() == "svg"
     finally:
         matplotlib.use(before)
@@ -84,9 +85,9 @@ def test_estimate_equals_hand_recomputation(panel, w26) -> None:  # noqa: ANN001
     assert (tab["lo"] <= tab["estimate"] + 1e-12).all() and (tab["estimate"] <= tab["hi"] + 1e-12).all()
 
 
-def test_replicate_se_matches_direct_bootstrap(panel, w26) -> None:  # noqa: ANN001
-    """SE from the stored replicate weights vs a bootstrap written out here: resample personas, refit at the
-    same λ on the duplicated columns, predict the shares from the duplicated columns (no aggregation)."""
+def test_replicate_se_matches_direct_half_sampling(panel, w26) -> None:  # noqa: ANN001
+    """SE from the stored replicate weights vs half-sampling written out here: draw n/2 personas without
+    replacement, refit at the same λ on their columns, predict the shares from those columns (n = 60: no shrink)."""
     lib, _, cal = panel
     prep = cal.prepared
     lam = cal.report.lam
@@ -97,7 +98,7 @@ def test_replicate_se_matches_direct_bootstrap(panel, w26) -> None:  # noqa: ANN
     test = prep.design.take(qs)
     boots = []
     for _ in range(200):
-        idx = rng.integers(0, n, n)
+        idx = rng.choice(n, n // 2, replace=False)
         wb = fit_weights(prep.train.D[:, idx], prep.r_train, lam=lam).weights
         boots.append(test.D[:, idx] @ wb)
     direct = np.std(np.asarray(boots), axis=0, ddof=1)
@@ -106,7 +107,20 @@ def test_replicate_se_matches_direct_bootstrap(panel, w26) -> None:  # noqa: ANN
     se = np.array([mine[(q, o)] for q, o in test.rows])
     assert np.all(se > 0)
     ratio = np.median(se / direct)
-    assert 0.8 < ratio < 1.25, ratio  # two independent 200-draw bootstraps of one statistic
+    assert 0.8 < ratio < 1.25, ratio  # two independent 200-draw half-samplings of one statistic
+
+
+def test_half_sample_variance_of_a_mean_by_hand() -> None:
+    """The sample mean (refit = equal weights on the drawn personas) at odd n: replicates shrunk by √(m/(n−m))
+    make 1/(R−1) Σ(θ_b − θ̄)² estimate S²/n, the textbook variance of a mean (delete-d jackknife, d = n − m)."""
+    x = np.array([0.1, 0.9, 0.4, 0.35, 0.8, 0.05, 0.6])
+    n = x.size
+    reps = half_sample_replicates(n, 6000, 3, lambda idx: np.full(idx.size, 1.0 / idx.size),
+                                  full=np.full(n, 1.0 / n))
+    assert reps.weights.min() >= 0 and np.allclose(reps.weights.sum(axis=0), 1.0)
+    assert np.count_nonzero(reps.weights[:, 0] > 1.0 / n) == n // 2  # the m drawn personas gain weight
+    v = bootstrap_variance(x @ reps.weights)
+    assert v == pytest.approx(np.var(x, ddof=1) / n, rel=0.06)  # Monte-Carlo SE ~2% at R = 6000
 
 
 def test_conformal_halfwidth_by_hand() -> None:

@@ -42,8 +42,8 @@ from personagen.calibrate.replicates import (
     DEFAULT_REPLICATES,
     REPLICATE_PENALTIES,
     Replicates,
-    bootstrap_replicates,
     check_replicates,
+    half_sample_replicates,
 )
 from personagen.calibrate.report import write_calibration
 from personagen.calibration_report import CalibrationReport, ReplicateInfo, weights_summary
@@ -414,7 +414,7 @@ def _fit_train(prep: Prepared, w0: np.ndarray, constraints: MarginConstraints | 
 
 def _replicate(prep: Prepared, fitted: _Fitted, w0: np.ndarray, constraints: MarginConstraints | None,
                o: CalibrateOptions) -> Replicates | None:
-    """Bootstrap replicate weights: the same estimator on resampled personas, at the chosen penalty (default) or
+    """Half-sample replicate weights: the same estimator on half-samples of personas, at the chosen penalty or
     with the penalty chosen again by CV in every replicate (replicate_penalty="cv": R times the CV's cost)."""
     if o.replicates == 0:
         return None
@@ -444,7 +444,8 @@ def _replicate(prep: Prepared, fitted: _Fitted, w0: np.ndarray, constraints: Mar
             w, _ = _refit_top_k(D, prep.r_train, w, o.max_agents, dict(k, lam=res.lam, alpha=res.alpha))
         return w
 
-    return bootstrap_replicates(train.D.shape[1], o.replicates, o.seed, refit, penalty="cv" if cv else "fixed")
+    return half_sample_replicates(train.D.shape[1], o.replicates, o.seed, refit, full=fitted.weights,
+                                  penalty="cv" if cv else "fixed")
 
 
 def _write(lib: Library, cal: Calibration, nm: str, o: CalibrateOptions) -> Calibration:

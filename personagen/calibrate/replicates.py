@@ -1,13 +1,23 @@
-"""Bootstrap replicate weights: the calibration refitted on resamples of personas, so estimates carry the
+"""Replicate weights: the calibration refitted on random half-samples of personas, so estimates carry the
 uncertainty of estimated weights.
 
-Replicate b draws n personas with replacement (multiplicities m_j ~ Multinomial(n, 1/n)), refits the chosen
-estimator at the chosen penalty (λ/α fixed, no second cross-validation) on the resampled columns D[:, idx]
-(base weights and census-margin rows resampled with them), and gives persona j the summed weight of its copies
-(0 when not drawn). An estimate θ̂ computed with `weight` and θ̂_b with `rep_b` (the same formula) has the
-bootstrap variance  v(θ̂) = 1/(R−1) · Σ_b (θ̂_b − θ̄)²,  θ̄ = mean of the θ̂_b  (R's `survey::svrepdesign(type =
-"bootstrap")`: scale 1/(R−1), rscales 1, mse FALSE). The penalty's own selection is not redone, so the
-variance it adds is left out (stated in the report).
+Replicate b draws m = ⌊n/2⌋ of the n personas without replacement, refits the chosen estimator on their columns
+D[:, idx] (base weights and census-margin rows taken with them) at the chosen penalty (λ/α fixed) or with the
+penalty chosen again by cross-validation (`penalty="cv"`), and gives the other personas weight 0. This is the
+delete-d jackknife with d = n − m (Shao & Wu 1989; Shao & Tu 1995, §2.3) drawn at random, whose variance
+estimator is m/(n − m) · 1/(R−1) Σ_b (θ̂_b − θ̄)²; at even n the factor is 1, at odd n each replicate is shrunk
+toward the full-sample weights, rep_b = ŵ + √(m/(n−m))·(w_b − ŵ), so that one formula holds for every n:
+    v(θ̂) = 1/(R−1) · Σ_b (θ̂_b − θ̄)²,  θ̄ = mean of the θ̂_b
+(R's `survey::svrepdesign(type = "other", scale = 1/(R−1), rscales = 1, mse = FALSE)`).
+
+Why half-samples and not the with-replacement bootstrap (what this module did before): a calibration at a small
+penalty puts all its weight on a few dozen personas (most weights exactly 0), like a matching estimator, and the
+bootstrap is known to misjudge the variance of such estimators (Abadie & Imbens 2008): its resamples hold
+duplicates, so a persona the fit needs comes back as two copies instead of being replaced by a different persona.
+A half-sample is a smaller pool of distinct personas, which is what another draw of personas is. Measured in
+benchmarks/estimate_coverage.py (docs/estimate.md): at a fixed λ the bootstrap SE was 0.84 of the spread of the
+estimates across pools (90% intervals covered 0.82), the half-sample SE 1.00 (0.89). Neither replicates the
+variation of the CV's choice of λ between pools: the interval is conditional on the chosen penalty.
 """
 
 from __future__ import annotations
@@ -23,13 +33,16 @@ from personagen.errors import BadInput
 
 # Measured (benchmarks/replicates.py, 5000 personas × 2000 questions): one refit costs ~1.3 CPU s against 79 s for
 # the default CV fit, so the ACS's 80 (PWGTP1–80) would add 1.36× the fit; 40 adds 0.68× and leaves the SE's own
-# relative error at 1/√(2(R−1)) = 11% (8% at 80). docs/estimate.md has the trade-off.
+# relative error at 1/√(2(R−1)) = 11% (8% at 80); those were bootstrap refits, a half-sample refit (n/2 columns)
+# took 0.56–0.60× one at 1000 × 200. docs/estimate.md has the trade-off.
 DEFAULT_REPLICATES = 40
-METHOD = "bootstrap"
+METHOD = "half-sample"
 REPLICATE_PENALTIES = ("fixed", "cv")
 PENALTY_TEXT = {"fixed": "fixed at the value chosen for the main fit (its selection is not replicated)",
-                "cv": "chosen again by cross-validation in every replicate (its selection variance included)"}
-VARIANCE = "v = 1/(R-1) * sum_b (theta_b - mean_b theta_b)^2  (svrepdesign type='bootstrap')"
+                "cv": "chosen again by cross-validation in every replicate (recovers little of the variation of λ's "
+                      "choice between pools, docs/estimate.md)"}
+VARIANCE = ("v = 1/(R-1) * sum_b (theta_b - mean_b theta_b)^2  (svrepdesign type='other', scale=1/(R-1), "
+            "rscales=1, mse=FALSE)")
 
 
 @dataclass(frozen=True)
@@ -63,21 +76,27 @@ def check_replicates(r: int) -> int:
     return int(r)
 
 
-def bootstrap_replicates(n: int, reps: int, seed: int, refit: Callable[[np.ndarray], np.ndarray], *,
-                         penalty: str = "fixed") -> Replicates:
-    """Refit on `reps` bootstrap resamples of n personas; `refit(idx)` returns the weights of the columns idx.
+def half_sample_replicates(n: int, reps: int, seed: int, refit: Callable[[np.ndarray], np.ndarray], *,
+                           full: np.ndarray, penalty: str = "fixed") -> Replicates:
+    """Refit on `reps` random half-samples of n personas; `refit(idx)` returns the weights of the columns idx.
 
-    Each returned column is the per-persona sum of its copies' weights, renormalised to sum to 1.
+    `full` is the full-sample fit's weights (n,): at odd n each replicate is shrunk toward it by √(m/(n−m)) so that
+    v = 1/(R−1) Σ(θ_b − θ̄)² needs no factor. Each returned column sums to 1 (0 for personas not drawn).
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng([int(seed), 0x5EED])
+    full = np.asarray(full, dtype=float)
+    m = n // 2 if n >= 2 else n
+    shrink = float(np.sqrt(m / (n - m))) if n - m > 0 else 0.0
     out = np.zeros((n, reps))
     for b in range(reps):
-        idx = np.sort(rng.integers(0, n, n))
+        idx = np.sort(rng.choice(n, m, replace=False))
         wb = np.asarray(refit(idx), dtype=float)
-        col = np.bincount(idx, weights=wb, minlength=n)
+        col = np.zeros(n)
+        col[idx] = wb
         s = col.sum()
-        out[:, b] = col / s if s != 0 else np.full(n, 1.0 / n)
+        col = col / s if s != 0 else np.full(n, 1.0 / n)
+        out[:, b] = full + shrink * (col - full) if shrink != 1.0 else col
     return Replicates(out, int(seed), time.perf_counter() - t0, penalty=penalty)
 
 

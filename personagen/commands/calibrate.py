@@ -37,11 +37,11 @@ from personagen.commands.types import SEED, Count, Name
               help="How CV walks the simplex λ grid: coarse-to-fine (the full grid's choice when the CV curve is "
                    "unimodal, ~60% of the fits) or every value.")
 @click.option("--replicates", type=Count(0, 1000), default=DEFAULT_REPLICATES, show_default=True,
-              help="Bootstrap replicate weights (refits at the chosen penalty) stored as rep_1..rep_R for standard "
+              help="Half-sample replicate weights (refits at the chosen penalty) stored as rep_1..rep_R for standard "
                    "errors; 0 = none.")
 @click.option("--replicate-penalty", "replicate_penalty", type=click.Choice(REPLICATE_PENALTIES), default="fixed",
               show_default=True, help="Replicates refit at the chosen penalty, or re-choose it by CV in each (R × "
-              "the CV's cost; SEs then include the penalty's selection variance).")
+              "the CV's cost; measured to recover little of the penalty's selection variance: docs/estimate.md).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @QUESTIONS
 @PER_SPLIT

@@ -239,7 +239,7 @@ def panel_caveats(report: CalibrationReport, personas: pl.DataFrame) -> list[str
         line += "; the others carry weight 0 because they were never fitted, not because the fit gave them none"
     out.append(line)
     r = sum(c.startswith("rep_") for c in personas.columns)
-    out.append(f"{r} bootstrap replicate weights (rep_1..rep_{r}) travel with `weight`" if r else
+    out.append(f"{r} half-sample replicate weights (rep_1..rep_{r}) travel with `weight`" if r else
                "no replicate weights: standard errors cannot be computed from this panel")
     return out
 
