@@ -18,7 +18,7 @@ import pytest
 from batch_server import BatchServer
 from test_elicit import PERSONAS, opinionqa_survey
 
-from personagen import Library
+from personagen import ElicitOptions, Library
 from personagen.elicit import EngineOptions, make_client
 from personagen.errors import BadInput
 from personagen.llm import BudgetExceeded
@@ -73,7 +73,7 @@ def _ray_client(lib: Library, url: str, workers: int = 2, **kw):
 
 def _elicit(lib: Library, survey, client) -> dict:
     try:
-        return lib.elicit(survey, client=client, **SMALL)
+        return lib.elicit(survey, ElicitOptions(**SMALL), client=client)
     finally:
         client.close()
 
@@ -82,12 +82,13 @@ def _elicit(lib: Library, survey, client) -> dict:
 @pytest.mark.slow
 def test_ray_matches_single_engine_rerun_and_budget(tmp_path, survey, proxy, local_ray):
     single = _lib(tmp_path / "single")
-    s1 = single.elicit(survey, backend="openai", base_url=proxy.base_url, model="smollm2", progress=False, **SMALL)
+    s1 = single.elicit(survey, ElicitOptions(backend="openai", base_url=proxy.base_url, model="smollm2",
+                                             progress=False, **SMALL))
     asked = sum(proxy.online.values())
     lib = _lib(tmp_path / "ray")
     s = _elicit(lib, survey, _ray_client(lib, proxy.base_url))
     assert s["answers_written"] == 6 and s["requests_sent"] == 6 and s["errors"] == 0
-    assert s["input_tokens"] == s1["input_tokens"]
+    assert s["input_tokens"] == s1.input_tokens
     assert sum(proxy.online.values()) == asked + 6 and max(proxy.online.values()) == 2  # each: single, then ray
     a = single.responses().sort("persona_id", "qid", "option", nulls_last=True)
     b = lib.responses().sort("persona_id", "qid", "option", nulls_last=True)
