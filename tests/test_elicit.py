@@ -210,9 +210,9 @@ def test_dry_run_sends_and_writes_nothing(setup, local_llm_url):
     assert out.returncode == 0, out.stderr
     s = json.loads(out.stdout.strip().splitlines()[-1])
     # 15 answers x 3 samples: one call each with the API's n=3 (the prompt is paid once per answer)
-    assert s.estimate["requests"] == 15 and s.estimate["input_tokens"] > 15 * 50
-    assert s.estimate["output_tokens"] == 15 * 3 * 12  # n x SAMPLE_MAX_TOKENS
-    assert s.estimate["cost_usd"] > 0 and s.requests_sent == 0
+    assert s["estimate"]["requests"] == 15 and s["estimate"]["input_tokens"] > 15 * 50
+    assert s["estimate"]["output_tokens"] == 15 * 3 * 12  # n x SAMPLE_MAX_TOKENS
+    assert s["estimate"]["cost_usd"] > 0 and s["requests_sent"] == 0
     assert sorted(p.name for p in lib.path.iterdir()) == ["manifest.json", "personas.parquet"]
     assert (lib.path / "manifest.json").read_text() == manifest
 
