@@ -155,7 +155,7 @@ def bench_cached_rerun(n_answers: int, url: str) -> dict:
         t0 = time.perf_counter()
         s1 = lib.elicit(survey, kw)
         fill = time.perf_counter() - t0
-        print(f"  filled cache: {s1['requests_sent']} requests to the loopback server in {fill:.1f}s", flush=True)
+        print(f"  filled cache: {s1.requests_sent} requests to the loopback server in {fill:.1f}s", flush=True)
         t0 = time.perf_counter()
         s2 = lib.elicit(survey, kw)
         skip = time.perf_counter() - t0
@@ -163,10 +163,10 @@ def bench_cached_rerun(n_answers: int, url: str) -> dict:
         t0 = time.perf_counter()
         s3 = lib.elicit(survey, kw)
         cached = time.perf_counter() - t0
-        assert s3["requests_sent"] == 0 and s3["cache_hits"] == n_p * n_q and s3["answers_written"] == n_p * n_q
-        assert s2["requests_sent"] == 0
+        assert s3.requests_sent == 0 and s3.cache_hits == n_p * n_q and s3.answers_written == n_p * n_q
+        assert s2.requests_sent == 0
         print(f"  rerun, answers already in responses.parquet: {skip:.2f}s", flush=True)
-        print(f"  rerun from the cache ({s3['cache_hits']} answers): {cached:.2f}s", flush=True)
+        print(f"  rerun from the cache ({s3.cache_hits} answers): {cached:.2f}s", flush=True)
         return {"answers": n_p * n_q, "fill_seconds": round(fill, 2), "rerun_all_done_seconds": round(skip, 3),
                 "rerun_from_cache_seconds": round(cached, 3)}
 
@@ -254,11 +254,11 @@ def bench_engines(n_personas: int, n_questions: int, threads: int) -> dict:
                     dt = time.perf_counter() - t0
                 finally:
                     client.close()
-                assert s["errors"] == 0 and s["answers_written"] == n_personas * n_questions
-                out[name] = {"answers": s["answers_written"], "seconds": round(dt, 2),
-                             "answers_per_s": round(s["answers_written"] / dt, 3)}
-                print(f"  {name:14s} {s['answers_written']} answers in {dt:6.1f}s = "
-                      f"{s['answers_written'] / dt:.2f} answers/s", flush=True)
+                assert s.errors == 0 and s.answers_written == n_personas * n_questions
+                out[name] = {"answers": s.answers_written, "seconds": round(dt, 2),
+                             "answers_per_s": round(s.answers_written / dt, 3)}
+                print(f"  {name:14s} {s.answers_written} answers in {dt:6.1f}s = "
+                      f"{s.answers_written / dt:.2f} answers/s", flush=True)
         finally:
             ray.shutdown()
     base = out["single"]["answers_per_s"]

@@ -62,8 +62,8 @@ def run_wave(wave: Path, personas: pl.DataFrame, client: LLMClient, n_questions:
                 s = elicit_library(lib, survey, ElicitOptions(mode=mode, constrain=constrain, progress=False), client=client)
                 n, bad = _invalid_share(lib, mode)
                 out.append({"wave": wave.name.rsplit("_", 1)[-1], "mode": mode, "constrain": constrain,
-                            "constraint": s["constraint"], "answers": n, "invalid": bad,
-                            "invalid_share": round(bad / n, 4) if n else None, "mass": s["mass_quantiles"],
+                            "constraint": s.constraint, "answers": n, "invalid": bad,
+                            "invalid_share": round(bad / n, 4) if n else None, "mass": s.mass_quantiles,
                             "seconds": round(time.perf_counter() - t0, 1)})
             print(json.dumps(out[-1]), file=sys.stderr, flush=True)
     return out
@@ -79,8 +79,8 @@ def position_bias(wave: Path, personas: pl.DataFrame, client: LLMClient, n_quest
             lib = Library.init(Path(d) / "lib", seed=seed)
             lib.write_personas(personas)
             s = elicit_library(lib, survey, ElicitOptions(option_order=order, progress=False), client=client)
-            out.append({"wave": wave.name.rsplit("_", 1)[-1], "option_order": order, "constraint": s["constraint"],
-                        **s["position_bias"]})
+            out.append({"wave": wave.name.rsplit("_", 1)[-1], "option_order": order, "constraint": s.constraint,
+                        **s.position_bias})
         print(json.dumps(out[-1]), file=sys.stderr, flush=True)
     return out
 

@@ -29,8 +29,8 @@ import polars as pl
 
 import personagen as pg
 from personagen import Library
-from personagen.calibrate import EstimateOptions, calibrate_library, estimate_library
-from personagen.elicit import elicit_library
+from personagen.calibrate import CalibrateOptions, EstimateOptions, calibrate_library, estimate_library
+from personagen.elicit import ElicitOptions, elicit_library
 from personagen.llm import LLMClient
 from personagen.surveys import import_opinionqa
 
@@ -57,9 +57,9 @@ def elicited(wave: str, a: argparse.Namespace, client_box: list) -> tuple[Librar
     if not client_box:
         client_box.append(LLMClient.create(backend="local", progress=False))
     t0 = time.perf_counter()
-    s = elicit_library(lib, survey, client=client_box[0], mode="logprobs", progress=False)
+    s = elicit_library(lib, survey, ElicitOptions(mode="logprobs", progress=False), client=client_box[0])
     print(json.dumps({"wave": wave, "elicit_seconds": round(time.perf_counter() - t0, 1),
-                      "summary": {k: v for k, v in s.items() if isinstance(v, int | float | str)}}),
+                      "summary": {k: v for k, v in s.to_dict().items() if isinstance(v, int | float | str)}}),
           file=sys.stderr, flush=True)
     (root / "done").write_text("ok\n")
     return lib, survey
@@ -75,8 +75,9 @@ def resplit(lib: Library, survey: object, s: int, a: argparse.Namespace) -> dict
     opts = EstimateOptions(calibration=name, level=a.level)
     with warnings.catch_warnings():  # the caveats (few personas keep weight, ...) are expected at this size
         warnings.simplefilter("ignore")
-        cal = calibrate_library(lib, cal_survey, name=name, replicates=a.replicates, n_boot=50, overwrite=True,
-                                seed=s, replicate_penalty=a.replicate_penalty)
+        cal = calibrate_library(lib, cal_survey, CalibrateOptions(
+            name=name, replicates=a.replicates, n_boot=50, overwrite=True, seed=s,
+            replicate_penalty=a.replicate_penalty))
         ho = estimate_library(lib, cal_survey, opts)
         est = estimate_library(lib, survey.subset(new), opts).table
     g = ho.prediction["groups"]["overall"]
@@ -84,7 +85,7 @@ def resplit(lib: Library, survey: object, s: int, a: argparse.Namespace) -> dict
     t = est.filter((pl.col("group") == "overall") & pl.col("target").is_not_null())
     err = (t["estimate"] - t["target"]).abs().to_numpy()
     inside = ((t["target"] >= t["lo"]) & (t["target"] <= t["hi"])).to_numpy()
-    return {"resplit": s, "rows": t.height, "lam": cal.report.get("lam"), "ess": cal.report.get("ess"), "heldout_questions": g["heldout_questions"], "halfwidth": q,
+    return {"resplit": s, "rows": t.height, "lam": cal.report.lam, "ess": cal.report.ess, "heldout_questions": g["heldout_questions"], "halfwidth": q,
             "prediction_hits": int(np.sum(err <= q)) if q is not None else None, "sampling_hits": int(inside.sum()),
             "sampling_halfwidth": float(((t["hi"] - t["lo"]) / 2).mean()), "mean_abs_error": float(err.mean()),
             "heldout_loqo_coverage": g["coverage"], "heldout_sampling_coverage": g["sampling_coverage"]}

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 from conftest import opinionqa_wave
 
-from personagen import Library
+from personagen import CalibrateOptions, Library
 from personagen.calibration_report import read_report
 from personagen.cli import main
 
@@ -123,7 +123,7 @@ def test_calibrate_api_methods(calibrated) -> None:  # noqa: ANN001
 
     s = load(sp)
     for method in ("sparse", "rake", "p2p-lasso"):
-        cal = lib.calibrate(s, method=method, write=False, n_boot=50, replicates=5)  # each method's refit path
+        cal = lib.calibrate(s, CalibrateOptions(method=method, write=False, n_boot=50, replicates=5))  # each method's refit path
         w = cal.weights["weight"].to_numpy()
         assert w.sum() == pytest.approx(1.0, abs=1e-6), method
         assert cal.report.metric("test", "mse") is not None
@@ -133,14 +133,15 @@ def test_calibrate_api_methods(calibrated) -> None:  # noqa: ANN001
             sp_ = cal.prepared.splits
             assert set(cal.prepared.train.qids) == set(sp_["train"]) | set(sp_["valid"]) and sp_["valid"]
             assert any("train + valid" in n for n in cal.report.notes)
-    cal = lib.calibrate(s, block_weighting=True, pull="kl", max_agents=10, write=False, n_boot=50, replicates=5)
+    cal = lib.calibrate(s, CalibrateOptions(block_weighting=True, pull="kl", max_agents=10, write=False, n_boot=50,
+                                            replicates=5))
     assert cal.weights.select("rep_1").to_series().sum() == pytest.approx(1.0)
     assert cal.report.nonzeros <= 10
-    cvr = lib.calibrate(s, write=False, n_boot=20, replicates=3, replicate_penalty="cv")
+    cvr = lib.calibrate(s, CalibrateOptions(write=False, n_boot=20, replicates=3, replicate_penalty="cv"))
     assert "cross-validation" in cvr.report.replicates.penalty and "rep_3" in cvr.weights.columns
-    sub = lib.calibrate(s, group="Northeast", write=False, n_boot=50, replicates=0)
+    sub = lib.calibrate(s, CalibrateOptions(group="Northeast", write=False, n_boot=50, replicates=0))
     assert sub.report.group == "Northeast"
-    cen = lib.calibrate(s, base="census", write=False, n_boot=50, replicates=0)
+    cen = lib.calibrate(s, CalibrateOptions(base="census", write=False, n_boot=50, replicates=0))
     assert cen.report.base == "census" and "census_base" in cen.report.baselines
 
 
@@ -175,7 +176,7 @@ def test_drop_incomplete(tmp_path: Path, survey, capsys) -> None:  # noqa: ANN00
     atomic_write_parquet(lib.responses_path, lib.responses().filter(
         ~((pl.col("persona_id") == "p003") & (pl.col("qid") == q))))
     with pytest.warns(UserWarning, match="lack answers"):
-        cal = lib.calibrate(survey, drop_incomplete=True, write=False, n_boot=20)
+        cal = lib.calibrate(survey, CalibrateOptions(drop_incomplete=True, write=False, n_boot=20))
     asked = dict(zip(cal.weights["persona_id"].to_list(), cal.weights["asked"].to_list()))
     assert cal.weights.height == 60 and asked["p003"] is False and sum(asked.values()) == 59
     assert cal.weights.filter(~pl.col("asked"))["weight"].sum() == 0
@@ -263,7 +264,7 @@ def test_survey_with_census_margin_constraints(tmp_path: Path, survey, vt_pums: 
     pool = load_population(vt_pums).sample(n=120, seed=5).with_row_index("i").with_columns(
         pl.format("vt{}", pl.col("i")).alias("persona_id")).drop("i")
     lib = make_library(tmp_path / "lib", survey, census={"path": str(vt_pums), "state": "Vermont"}, personas=pool)
-    cal = lib.calibrate(survey, census_margins="age_band,sex", name="both", n_boot=50, replicates=5)
+    cal = lib.calibrate(survey, CalibrateOptions(census_margins="age_band,sex", name="both", n_boot=50, replicates=5))
     rep = cal.report
     assert rep.census_margins == ("age_band", "sex")
     after = rep.margins_tvd["after"]

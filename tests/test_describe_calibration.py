@@ -12,6 +12,8 @@ import polars as pl
 import pytest
 from test_calibrate_library import make_library, run_cli
 
+from personagen import CalibrateOptions, DescribeOptions
+
 
 @pytest.fixture(scope="module")
 def vt(tmp_path_factory, vt_pums: Path):  # noqa: ANN001, ANN201
@@ -21,7 +23,7 @@ def vt(tmp_path_factory, vt_pums: Path):  # noqa: ANN001, ANN201
         pl.format("vt{}", pl.col("i")).alias("persona_id")).drop("i")
     lib = make_library(tmp_path_factory.mktemp("vtd") / "lib", None,
                        census={"path": str(vt_pums), "state": "Vermont", "state_code": "50"}, personas=pool)
-    lib.calibrate(None, census_margins="age_band,sex", name="m", replicates=0, n_boot=10)
+    lib.calibrate(None, CalibrateOptions(census_margins="age_band,sex", name="m", replicates=0, n_boot=10))
     return lib
 
 
@@ -45,4 +47,4 @@ def test_describe_calibration_json_and_plot(vt, tmp_path: Path, capsys) -> None:
     assert p.get("18-24", 0.0) == pytest.approx(share)
     assert {"pool", "weighted", "census"} <= set(res["attributes"]["education"])
     assert png.stat().st_size > 10_000
-    assert vt.describe(calibration="m")["design_effect"] == pytest.approx(res["design_effect"])
+    assert vt.describe(DescribeOptions(calibration="m"))["design_effect"] == pytest.approx(res["design_effect"])

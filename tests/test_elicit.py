@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 from loopback import LoopbackServer
 
-from personagen import Library
+from personagen import ElicitOptions, Library
 from personagen.errors import BadInput
 from personagen.llm import LLMClient
 from personagen.surveys import Survey, load
@@ -73,8 +73,8 @@ def _log(lib: Library) -> list[tuple[str, str | None]]:
 def test_logprobs_mode_rerun_and_cache(setup, local_llm_url):
     lib, survey, _ = setup
     kw = dict(backend="openai", base_url=local_llm_url, model="smollm2", progress=False)
-    s = lib.elicit(survey, mode="logprobs", **kw)
-    assert s["answers_written"] == 15 and s["requests_sent"] == 15 and s["errors"] == 0
+    s = lib.elicit(survey, ElicitOptions(mode="logprobs", **kw))
+    assert s.answers_written == 15 and s.requests_sent == 15 and s.errors == 0
     r = lib.responses()
     assert set(r["persona_id"]) == {"p1", "p2", "p3"} and r["qid"].n_unique() == 5
     assert set(r["mode"]) == {"logprobs"} and set(r["model"]) == {"smollm2"} and set(r["n"]) == {1}
@@ -86,13 +86,13 @@ def test_logprobs_mode_rerun_and_cache(setup, local_llm_url):
         assert set(valid.filter(pl.col("qid") == q)["option"]) <= set(survey.options(q))
     before = r.sort("persona_id", "qid", "option")
     # rerun: everything is already answered -> no calls at all
-    s2 = lib.elicit(survey, mode="logprobs", **kw)
-    assert s2["requests_sent"] == 0 and s2["cache_hits"] == 0 and s2["answers_skipped"] == 15
+    s2 = lib.elicit(survey, ElicitOptions(mode="logprobs", **kw))
+    assert s2.requests_sent == 0 and s2.cache_hits == 0 and s2.answers_skipped == 15
     assert lib.responses().height == r.height
     # answers gone but cache kept -> rebuilt from the cache, still no calls
     lib.responses_path.unlink()
-    s3 = lib.elicit(survey, mode="logprobs", **kw)
-    assert s3["requests_sent"] == 0 and s3["cache_hits"] == 15
+    s3 = lib.elicit(survey, ElicitOptions(mode="logprobs", **kw))
+    assert s3.requests_sent == 0 and s3.cache_hits == 15
     assert lib.responses().sort("persona_id", "qid", "option").equals(before)
     assert len(_log(lib)) == 15 + 3  # and the constraint probes of the first run (grammar; logprobs on 2 prompts)
     hist = [h for h in Library.open(lib.path).manifest["history"] if h["stage"] == "elicit"]
@@ -103,30 +103,32 @@ def test_logprobs_mode_rerun_and_cache(setup, local_llm_url):
 @pytest.mark.llm
 def test_sample_mode_keeps_unmatched(setup, local_llm_url):
     lib, survey, _ = setup
-    s = lib.elicit(survey, mode="sample", samples=2, temperature=1.0, backend="openai", base_url=local_llm_url,
-                   model="smollm2", progress=False, constrain="none")
+    s = lib.elicit(survey, ElicitOptions(mode="sample", samples=2, temperature=1.0, backend="openai",
+                                         base_url=local_llm_url, model="smollm2", progress=False,
+                                         constrain="none"))
     # the llama.cpp server rejects the API's n=2 once (the probe), then 15 answers x 2 seeded single calls
-    assert s["answers_written"] == 15 and s["requests_sent"] == 1 + 30
+    assert s.answers_written == 15 and s.requests_sent == 1 + 30
     r = lib.responses()
     assert set(r["n"]) == {2} and set(r["mode"]) == {"sample"}
     tot = r.group_by("persona_id", "qid").agg(pl.col("prob").sum())
     assert tot.height == 15 and ((tot["prob"] - 1).abs() < 1e-9).all()  # matched + unmatched = K answers
     bad = r.filter(~pl.col("valid"))
-    assert bad.height == s["invalid"]
+    assert bad.height == s.invalid
     assert bad["raw"].is_not_null().all() and bad["option"].is_null().all()
     assert set(r.filter(pl.col("valid"))["prob"].to_list()) <= {0.0, 0.5, 1.0}
-    s2 = lib.elicit(survey, mode="sample", samples=2, backend="openai", base_url=local_llm_url, model="smollm2",
-                    progress=False, constrain="none")
-    assert s2["requests_sent"] == 0
+    s2 = lib.elicit(survey, ElicitOptions(mode="sample", samples=2, backend="openai", base_url=local_llm_url,
+                                          model="smollm2", progress=False, constrain="none"))
+    assert s2.requests_sent == 0
 
 
 @pytest.mark.llm
 def test_min_mass_marks_invalid_not_guessed(setup, local_llm_url):
     lib, survey, _ = setup
-    s = lib.elicit(survey, limit=1, max_questions=2, min_mass=1.0, backend="openai", base_url=local_llm_url,
-                   model="smollm2", progress=False, constrain="none")
+    s = lib.elicit(survey, ElicitOptions(limit=1, max_questions=2, min_mass=1.0, backend="openai",
+                                         base_url=local_llm_url, model="smollm2", progress=False,
+                                         constrain="none"))
     r = lib.responses()
-    assert s["invalid"] == 2 and s["invalid_total"] == 2 and s["answers_total"] == 2
+    assert s.invalid == 2 and s.invalid_total == 2 and s.answers_total == 2
     # the renormalised distribution is kept (marked invalid) so --min-mass can be re-applied without calls
     assert not r["valid"].any() and (r["mass"] < 1.0).all()
     opts = {q: survey.options(q) for q in survey.qids[:2]}
@@ -243,9 +245,9 @@ def test_persona_ids_with_a_reused_client(small, tmp_path):
     client = LLMClient.create(backend="openai", base_url=srv.base_url, model=srv.model,
                               cache_path=tmp_path / "llm.sqlite", progress=False)
     with client:
-        s = lib.elicit(survey, persona_ids=["p2", "p1"], client=client)
-        assert s["answers_written"] == 4 and s["requests_sent"] == 4 and srv.hits == 4
-        assert s["backend"] == "openai" and s["model"] == "loopback"
+        s = lib.elicit(survey, ElicitOptions(persona_ids=["p2", "p1"]), client=client)
+        assert s.answers_written == 4 and s.requests_sent == 4 and srv.hits == 4
+        assert s.backend == "openai" and s.model == "loopback"
         r = lib.responses()
         assert set(r["persona_id"]) == {"p1", "p2"} and set(r["mode"]) == {"logprobs"}
         top = r.filter(pl.col("prob") == 1.0).sort("persona_id", "qid")
@@ -253,20 +255,20 @@ def test_persona_ids_with_a_reused_client(small, tmp_path):
             ("p1", "Q1", "Yes"), ("p1", "Q2", "Better"), ("p2", "Q1", "No"), ("p2", "Q2", "Worse")]
         assert client._loop is not None  # still open: elicit_library does not close a client it did not create
         # the same client again, for the remaining persona: only its answers are asked; counts are per run
-        s2 = lib.elicit(survey, persona_ids=["p3", "p1"], client=client, mode="logprobs")
-        assert s2["answers_skipped"] == 2 and s2["requests_sent"] == 2 and srv.hits == 6
+        s2 = lib.elicit(survey, ElicitOptions(persona_ids=["p3", "p1"], mode="logprobs"), client=client)
+        assert s2.answers_skipped == 2 and s2.requests_sent == 2 and srv.hits == 6
         assert client.stats["requests_sent"] == 6
         assert set(lib.responses()["persona_id"]) == {"p1", "p2", "p3"}
         assert lib.responses().filter((pl.col("persona_id") == "p3") & (pl.col("prob") == 1.0)) \
             .sort("qid")["option"].to_list() == ["Unsure", "Same"]
         # sample mode through the same client: the cache is the client's (tmp_path/llm.sqlite)
-        s3 = lib.elicit(survey, persona_ids=["p1"], client=client, mode="sample", samples=2)
+        s3 = lib.elicit(survey, ElicitOptions(persona_ids=["p1"], mode="sample", samples=2), client=client)
         # this server ignores the API's n (one choice back): learnt from the first call, whose paid choice is
         # kept (one more seeded call completes that answer), then 2 seeded calls per answer
-        assert s3["answers_written"] == 2 and s3["requests_sent"] == 1 + 1 + 2 and s3["invalid"] == 0
+        assert s3.answers_written == 2 and s3.requests_sent == 1 + 1 + 2 and s3.invalid == 0
         # an unknown id is refused, naming it, before anything is sent
         with pytest.raises(BadInput, match="'p9'"):
-            lib.elicit(survey, persona_ids=["p1", "p9"], client=client)
+            lib.elicit(survey, ElicitOptions(persona_ids=["p1", "p9"]), client=client)
         assert srv.hits == 10
     assert client._loop is None
     assert not lib.llm_db.exists()  # the reused client's cache was used, not one at LIB/llm.sqlite
@@ -277,12 +279,12 @@ def test_persona_ids_with_a_reused_client(small, tmp_path):
 def test_persona_ids_with_an_own_client(small):
     lib, survey, srv = small
     kw = dict(backend="openai", base_url=srv.base_url, model=srv.model, progress=False)
-    s = lib.elicit(survey, persona_ids=["p3"], max_questions=1, **kw)
-    assert s["personas"] == 1 and s["requests_sent"] == 1 and srv.hits == 1
+    s = lib.elicit(survey, ElicitOptions(persona_ids=["p3"], max_questions=1, **kw))
+    assert s.personas == 1 and s.requests_sent == 1 and srv.hits == 1
     assert lib.responses().filter(pl.col("prob") == 1.0)["option"].to_list() == ["Unsure"]
     assert lib.llm_db.exists()  # its own client caches in the library
-    s = lib.elicit(survey, persona_ids=[], **kw)  # nothing selected: nothing to do
-    assert s["personas"] == 0 and s["requests"] == 0 and srv.hits == 1
+    s = lib.elicit(survey, ElicitOptions(persona_ids=[], **kw))  # nothing selected: nothing to do
+    assert s.personas == 0 and s.requests == 0 and srv.hits == 1
 
 
 def test_style_picks_the_text_and_is_recorded(small, tmp_path):
@@ -292,16 +294,16 @@ def test_style_picks_the_text_and_is_recorded(small, tmp_path):
     lib.write_personas(lib.personas().with_columns(
         pl.col("persona_id").replace_strict(bio, return_dtype=pl.String).alias("text_bio")))
     kw = dict(backend="openai", base_url=srv.base_url, model=srv.model, progress=False)
-    s = lib.elicit(survey, style="bio", max_questions=1, **kw)
-    assert s["style"] == "bio" and s["answers_written"] == 3
+    s = lib.elicit(survey, ElicitOptions(style="bio", max_questions=1, **kw))
+    assert s.style == "bio" and s.answers_written == 3
     r = lib.responses().filter(pl.col("prob") == 1.0).sort("persona_id")
     assert r.select("persona_id", "option", "style").rows() == [
         ("p1", "No", "bio"), ("p2", "Yes", "bio"), ("p3", "Unsure", "bio")]
     # the narrative text is a different prompt: nothing is skipped, both styles are kept apart
-    s = lib.elicit(survey, max_questions=1, **kw)
-    assert s["style"] == "narrative" and s["answers_skipped"] == 0 and s["answers_written"] == 3
+    s = lib.elicit(survey, ElicitOptions(max_questions=1, **kw))
+    assert s.style == "narrative" and s.answers_skipped == 0 and s.answers_written == 3
     assert lib.responses().group_by("style").len().sort("style").rows() == [("bio", 9), ("narrative", 9)]
-    assert lib.elicit(survey, style="bio", max_questions=1, **kw)["answers_skipped"] == 3
+    assert lib.elicit(survey, ElicitOptions(style="bio", max_questions=1, **kw)).answers_skipped == 3
     hist = [h for h in Library.open(lib.path).manifest["history"] if h["stage"] == "elicit"]
     assert [h["style"] for h in hist] == ["bio", "narrative"]  # a run with nothing to do records nothing
     # a style the library did not render, or no such style: exit 2 naming it, nothing sent

@@ -18,7 +18,7 @@ import pytest
 from batch_server import BatchServer
 from test_elicit import PERSONAS, opinionqa_survey
 
-from personagen import Library
+from personagen import ElicitOptions, Library
 from personagen.elicit import ElicitFailed
 from personagen.errors import PersonagenError
 from personagen.llm import BudgetExceeded, LLMClient
@@ -84,40 +84,41 @@ def _one_file_run(lib: Library, survey, server) -> tuple[dict, dict]:
 
     with _batch_client(lib, server.base_url) as c:
         c.options = BatchOptions(max_file_requests=50, poll_first_s=0.02, poll_max_s=0.1)
-        return lib.elicit(survey, client=c, **SMALL), c.stats
+        return lib.elicit(survey, ElicitOptions(**SMALL), client=c), c.stats
 
 
 @pytest.mark.llm
 def test_same_answers_as_online_at_half_price_and_rerun_pays_nothing(tmp_path, survey, model_url):
     small = SMALL  # 6 requests: 4 + 2 in two request files
     online = _lib(tmp_path / "online")
-    s_on = online.elicit(survey, backend="openai", base_url=model_url, model="smollm2", progress=False,
-                         prices=PRICES, **small)
+    s_on = online.elicit(survey, ElicitOptions(backend="openai", base_url=model_url, model="smollm2", progress=False,
+                                               prices=PRICES, **small))
     batch = _lib(tmp_path / "batch")
     with BatchServer(model_url) as server, _batch_client(batch, server.base_url) as c:
         server.hold.set()
-        s_b = batch.elicit(survey, client=c, **small)
+        s_b = batch.elicit(survey, ElicitOptions(**small), client=c)
         assert c.stats["batches_submitted"] == 2
-        assert s_b["answers_written"] == 6 and s_b["requests_sent"] == 6 and s_b["errors"] == 0
+        assert s_b.answers_written == 6 and s_b.requests_sent == 6 and s_b.errors == 0
         assert server.submitted == 6 and len(server.answered) == 6 and max(server.answered.values()) == 1
         a, b = _answers(online), _answers(batch)
         assert a.select(pl.exclude("prob", "mass")).equals(b.select(pl.exclude("prob", "mass")))
         assert (a["prob"] - b["prob"]).abs().max() < 1e-9 and (a["mass"] - b["mass"]).abs().max() < 1e-9
         # the same tokens at batch prices: (input * $1 + output * $2) / 1e6, times the batch multiplier 0.5
-        assert s_b["input_tokens"] == s_on["input_tokens"] and s_b["output_tokens"] == s_on["output_tokens"] == 6
-        assert s_b["cost_usd"] == pytest.approx((s_on["input_tokens"] * 1.0 + 6 * 2.0) / 1e6 * 0.5)
-        assert s_on["cost_usd"] == pytest.approx(2 * s_b["cost_usd"])
+        assert s_b.input_tokens == s_on.input_tokens and s_b.output_tokens == s_on.output_tokens == 6
+        assert s_b.cost_usd == pytest.approx((s_on.input_tokens * 1.0 + 6 * 2.0) / 1e6 * 0.5)
+        assert s_on.cost_usd == pytest.approx(2 * s_b.cost_usd)
         assert {st for _, st in _batch_rows(batch)} == {"collected"}
 
         os.unlink(batch.responses_path)  # answers gone, cache kept: a rerun asks nothing again
         with _batch_client(batch, server.base_url) as c2:
-            s2 = batch.elicit(survey, client=c2, **small)
-        assert s2["answers_written"] == 6 and s2["requests_sent"] == 0 and s2["cache_hits"] == 6
+            s2 = batch.elicit(survey, ElicitOptions(**small), client=c2)
+        assert s2.answers_written == 6 and s2.requests_sent == 0 and s2.cache_hits == 6
         assert server.submitted == 6 and server.creates == 2
     # the online engine reads the batch results from the same cache
     os.unlink(batch.responses_path)
-    s3 = batch.elicit(survey, backend="openai", base_url=model_url, model="smollm2", progress=False, **small)
-    assert s3["answers_written"] == 6 and s3["requests_sent"] == 0 and s3["cache_hits"] == 6
+    s3 = batch.elicit(survey, ElicitOptions(backend="openai", base_url=model_url, model="smollm2", progress=False,
+                                            **small))
+    assert s3.answers_written == 6 and s3.requests_sent == 0 and s3.cache_hits == 6
 
 
 @pytest.mark.llm
@@ -126,7 +127,7 @@ def test_expired_batch_resubmits_only_unfinished(tmp_path, survey, server):
     server.expire_after = 3
     s, stats = _one_file_run(lib, survey, server)
     assert stats["batches_resubmitted"] == 1
-    assert s["answers_written"] == N and s["errors"] == 0
+    assert s.answers_written == N and s.errors == 0
     assert server.creates == 2 and server.submitted == N + (N - 3)  # the second batch: only the 3 unfinished
     assert len(server.answered) == N and max(server.answered.values()) == 1
 
@@ -138,14 +139,14 @@ def test_partial_failure_is_an_error_and_a_rerun_asks_only_those(tmp_path, surve
     with pytest.raises(ElicitFailed, match="2 answer") as failed:  # a Python call raises; answers are saved
         _one_file_run(lib, survey, server)
     s = failed.value.summary
-    assert s["errors"] == 2 and s["answers_written"] == N - 2 and s["requests_sent"] == N
-    assert "HTTP 500: upstream overloaded" in s["first_error"]
+    assert s.errors == 2 and s.answers_written == N - 2 and s.requests_sent == N
+    assert "HTTP 500: upstream overloaded" in s.first_error
     con = sqlite3.connect(lib.llm_db)
     assert con.execute("SELECT COUNT(*) FROM log WHERE error IS NOT NULL").fetchone()[0] == 2
     con.close()
     with _batch_client(lib, server.base_url) as c:
-        s2 = lib.elicit(survey, client=c, **SMALL)
-    assert s2["answers_written"] == 2 and s2["requests_sent"] == 2 and s2["errors"] == 0
+        s2 = lib.elicit(survey, ElicitOptions(**SMALL), client=c)
+    assert s2.answers_written == 2 and s2.requests_sent == 2 and s2.errors == 0
     assert server.submitted == N + 2 and len(server.answered) == N and max(server.answered.values()) == 1
 
 
@@ -153,7 +154,7 @@ def test_partial_failure_is_an_error_and_a_rerun_asks_only_those(tmp_path, surve
 def test_request_budget_submits_only_that_many(tmp_path, survey, server):
     lib = _lib(tmp_path / "lib")
     with _batch_client(lib, server.base_url, max_requests=4) as c, pytest.raises(BudgetExceeded):
-        lib.elicit(survey, client=c, **SMALL)
+        lib.elicit(survey, ElicitOptions(**SMALL), client=c)
     assert server.submitted == 4 and lib.responses()["qid"].len() > 0
     assert lib.responses().select("persona_id", "qid").unique().height == 4
 
@@ -161,8 +162,8 @@ def test_request_budget_submits_only_that_many(tmp_path, survey, server):
 def test_dry_run_costs_batch_prices(tmp_path, survey):
     lib = _lib(tmp_path / "lib")
     kw = dict(base_url="http://127.0.0.1:9/v1", model="gpt-4o-mini", dry_run=True, progress=False)
-    on = lib.elicit(survey, backend="openai", **kw, **SMALL)["estimate"]
-    ba = lib.elicit(survey, backend="openai-batch", **kw, **SMALL)["estimate"]
+    on = lib.elicit(survey, ElicitOptions(backend="openai", **kw, **SMALL)).estimate
+    ba = lib.elicit(survey, ElicitOptions(backend="openai-batch", **kw, **SMALL)).estimate
     assert ba["requests"] == on["requests"] == N and ba["input_tokens"] == on["input_tokens"]
     # gpt-4o-mini: $0.15 input, $0.60 output per million tokens; batch: half of that
     assert ba["cost_usd"] == pytest.approx((on["input_tokens"] * 0.15 + N * 1 * 0.60) / 1e6 * 0.5)

@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 from loopback import LoopbackServer
 
-from personagen import Library
+from personagen import ElicitOptions, Library
 from personagen.elicit import display_order, elicit_library, stays_last
 from personagen.surveys import Survey
 
@@ -48,13 +48,13 @@ def test_a_server_that_always_says_a_under_given_shuffle_and_reverse(tmp_path, m
         kw = dict(backend="openai", base_url=srv.base_url, model=srv.model, progress=False, mode=mode)
         for order in ("given", "shuffle", "reverse"):
             lib = _lib(tmp_path / order, 60)
-            s = elicit_library(lib, _survey(), option_order=order, **kw)
+            s = elicit_library(lib, _survey(), ElicitOptions(option_order=order, **kw))
             shares = _shares(lib, mode)
-            assert s["invalid"] == 0 and s["constraint"] is None and "takes no grammar" in s["constraint_note"]
+            assert s.invalid == 0 and s.constraint is None and "takes no grammar" in s.constraint_note
             assert shares.get("Refused", 0.0) == 0.0  # never shown first, so never "A"
             r = lib.responses()
             assert set(r["constrained"]) == {False} and all(o.endswith(",3") for o in r["option_order"])
-            pb = s["position_bias"]
+            pb = s.position_bias
             assert pb["first_share"] == 1.0 and pb["answers"] == 120
             if order == "given":
                 assert shares["Yes"] == 1.0 and set(r["option_order"]) == {"0,1,2,3"}
@@ -102,22 +102,23 @@ def test_constraint_detected_and_answers_on_the_options(tmp_path, kind):
         old = pl.DataFrame({"persona_id": ["p00"], "survey_id": ["older"], "qid": ["Q0"], "option": ["Yes"],
                             "prob": [1.0], "mode": ["sample"], "model": ["loopback"], "n": [1], "valid": [True]})
         lib.append_responses(old)  # a library from before the constrained / option_order columns
-        s = elicit_library(lib, _survey(), **kw)
+        s = elicit_library(lib, _survey(), ElicitOptions(**kw))
         assert lib.responses().filter(pl.col("survey_id") == "older")["constrained"].to_list() == [None]
-        assert s["constraint"] == kind and s["constraint_note"] is None and s["invalid"] == 0
+        assert s.constraint == kind and s.constraint_note is None and s.invalid == 0
         r = lib.responses().filter((pl.col("prob") > 0) & (pl.col("survey_id") == "toy"))
         assert set(r["option"]) == {"Refused"} and set(r["constrained"]) == {True}  # D: the last letter
         assert all((kind == "guided_choice") == ("guided_choice" in b) for b in srv.bodies)
         lib2 = _lib(tmp_path / "none", 3)
-        s2 = elicit_library(lib2, _survey(), constrain="none", **kw)
-        assert s2["constraint"] is None and s2["invalid"] == 6 and not lib2.responses()["valid"].any()
+        s2 = elicit_library(lib2, _survey(), ElicitOptions(constrain="none", **kw))
+        assert s2.constraint is None and s2.invalid == 6 and not lib2.responses()["valid"].any()
         if kind == "guided_choice":  # its logprobs come from the constrained choice: logprob answers too
             lib3 = _lib(tmp_path / "lp", 3)
-            s3 = elicit_library(lib3, _survey(), **{**kw, "mode": "logprobs"})
-            assert s3["constraint"] == "guided_choice" and s3["mass_quantiles"]["min"] == 1.0
+            s3 = elicit_library(lib3, _survey(), ElicitOptions(**{**kw, "mode": "logprobs"}))
+            assert s3.constraint == "guided_choice" and s3.mass_quantiles["min"] == 1.0
         else:  # a JSON answer starts with "{": no letter distribution at the first token
-            s3 = elicit_library(_lib(tmp_path / "lp", 3), _survey(), **{**kw, "mode": "logprobs"})
-            assert s3["constraint"] is None and "logprob answers are unconstrained" in s3["constraint_note"]
+            s3 = elicit_library(_lib(tmp_path / "lp", 3), _survey(),
+                                ElicitOptions(**{**kw, "mode": "logprobs"}))
+            assert s3.constraint is None and "logprob answers are unconstrained" in s3.constraint_note
 
 
 def test_show_prompt_sends_nothing(tmp_path):
@@ -155,10 +156,10 @@ def test_bundled_model_constrained_answers_are_on_the_options(tmp_path, shared_d
     survey = _w26(shared_data, 3)
     lib = _lib(tmp_path / "lib", 2)
     kw = dict(backend="openai", base_url=local_llm_url, model="smollm2", progress=False)
-    s = elicit_library(lib, survey, mode="sample", **kw)
-    assert s["constraint"] == "grammar" and s["invalid"] == 0 and s["answers_written"] == 6
-    s = elicit_library(lib, survey, mode="logprobs", option_order="shuffle", **kw)
-    assert s["constraint"] == "grammar" and s["invalid"] == 0 and s["mass_quantiles"]["min"] >= 0.99
+    s = elicit_library(lib, survey, ElicitOptions(mode="sample", **kw))
+    assert s.constraint == "grammar" and s.invalid == 0 and s.answers_written == 6
+    s = elicit_library(lib, survey, ElicitOptions(mode="logprobs", option_order="shuffle", **kw))
+    assert s.constraint == "grammar" and s.invalid == 0 and s.mass_quantiles["min"] >= 0.99
     r = lib.responses()
     assert r["valid"].all() and r["constrained"].all() and set(r["option"]) <= {o for q in survey.qids
                                                                                  for o in survey.options(q)}

@@ -18,8 +18,8 @@ import pytest
 from batch_server import BatchServer
 from test_elicit import PERSONAS, opinionqa_survey
 
-from personagen import Library
-from personagen.elicit import EngineOptions, make_client
+from personagen import ElicitOptions, Library
+from personagen.elicit import ElicitSummary, EngineOptions, make_client
 from personagen.errors import BadInput
 from personagen.llm import BudgetExceeded
 
@@ -71,9 +71,9 @@ def _ray_client(lib: Library, url: str, workers: int = 2, **kw):
                        model="smollm2", cache_path=lib.llm_db, progress=False, **kw)
 
 
-def _elicit(lib: Library, survey, client) -> dict:
+def _elicit(lib: Library, survey, client) -> ElicitSummary:
     try:
-        return lib.elicit(survey, client=client, **SMALL)
+        return lib.elicit(survey, ElicitOptions(**SMALL), client=client)
     finally:
         client.close()
 
@@ -82,12 +82,13 @@ def _elicit(lib: Library, survey, client) -> dict:
 @pytest.mark.slow
 def test_ray_matches_single_engine_rerun_and_budget(tmp_path, survey, proxy, local_ray):
     single = _lib(tmp_path / "single")
-    s1 = single.elicit(survey, backend="openai", base_url=proxy.base_url, model="smollm2", progress=False, **SMALL)
+    s1 = single.elicit(survey, ElicitOptions(backend="openai", base_url=proxy.base_url, model="smollm2",
+                                             progress=False, **SMALL))
     asked = sum(proxy.online.values())
     lib = _lib(tmp_path / "ray")
     s = _elicit(lib, survey, _ray_client(lib, proxy.base_url))
-    assert s["answers_written"] == 6 and s["requests_sent"] == 6 and s["errors"] == 0
-    assert s["input_tokens"] == s1["input_tokens"]
+    assert s.answers_written == 6 and s.requests_sent == 6 and s.errors == 0
+    assert s.input_tokens == s1.input_tokens
     assert sum(proxy.online.values()) == asked + 6 and max(proxy.online.values()) == 2  # each: single, then ray
     a = single.responses().sort("persona_id", "qid", "option", nulls_last=True)
     b = lib.responses().sort("persona_id", "qid", "option", nulls_last=True)
@@ -97,7 +98,7 @@ def test_ray_matches_single_engine_rerun_and_budget(tmp_path, survey, proxy, loc
 
     os.unlink(lib.responses_path)  # answers gone, cache kept: the rerun schedules nothing
     s2 = _elicit(lib, survey, _ray_client(lib, proxy.base_url))
-    assert s2["answers_written"] == 6 and s2["requests_sent"] == 0 and s2["cache_hits"] == 6
+    assert s2.answers_written == 6 and s2.requests_sent == 0 and s2.cache_hits == 6
     assert sum(proxy.online.values()) == asked + 6
 
     lib3 = _lib(tmp_path / "budget")  # the budget cuts the work list before it becomes a dataset

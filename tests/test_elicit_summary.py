@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from loopback import LoopbackServer
 
-from personagen import Library
+from personagen import ElicitOptions, Library
 from personagen.cli import main
 from personagen.elicit import ElicitFailed, ElicitSummary, elicit_library
 from personagen.surveys import Survey, load
@@ -37,11 +37,11 @@ def test_python_call_raises_naming_how_many_failed(tmp_path: Path) -> None:
     with LoopbackServer() as srv:
         srv.script.extend([BAD, BAD])
         with pytest.raises(ElicitFailed, match=r"^2 answer\(s\) failed after retries") as e:
-            elicit_library(lib, load(survey), **_kw(srv))
+            elicit_library(lib, load(survey), ElicitOptions(**_kw(srv)))
         s = e.value.summary
         assert isinstance(s, ElicitSummary) and s.errors == 2 and "HTTP 400" in s.first_error
         assert s.answers_written == 4 and lib.responses().select("persona_id", "qid").unique().height == 4
-        again = lib.elicit(load(survey), **_kw(srv))  # the rerun asks only the two failed answers
+        again = lib.elicit(load(survey), ElicitOptions(**_kw(srv)))  # the rerun asks only the two failed answers
     assert again.ok and again.answers_written == 2 and again.requests_sent == 2 and srv.hits == 8
     assert again.answers_total == 6 and again.to_dict()["errors"] == 0
     with pytest.warns(DeprecationWarning, match="summary.answers_written"):

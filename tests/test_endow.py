@@ -191,7 +191,9 @@ def test_endow_scripted_run(tmp_path: Path, strategy: str) -> None:
     lib = census_library(tmp_path / "lib")
     survey = small_survey(4)
     with scripted_client(tmp_path, _garbage_or_json) as (c, srv):
-        log = endow_library(lib, survey, budget=9, strategy=strategy, client=c, seed=1, step_size=3, lowest_k=2)
+        log = endow_library(lib, survey,
+                            EndowOptions(budget=9, strategy=strategy, seed=1, step_size=3, lowest_k=2),
+                            client=c)
         assert srv.hits == c.stats["requests_sent"] > 9 * 4  # every call went over HTTP (no retries needed)
         assert log["llm"]["requests_sent"] == srv.hits and log["model"] == "scripted"
     assert log["n_generated"] == 9
@@ -214,14 +216,14 @@ def test_endow_scripted_run(tmp_path: Path, strategy: str) -> None:
         assert run["failures"]["json_failures"] > 0  # garbage was counted
     # rerun replaces, does not duplicate
     with scripted_client(tmp_path, _garbage_or_json) as (c, srv):
-        endow_library(lib, survey, budget=9, strategy=strategy, client=c, seed=1, step_size=3)
+        endow_library(lib, survey, EndowOptions(budget=9, strategy=strategy, seed=1, step_size=3), client=c)
     assert Library.open(lib.path).personas().height == 13
 
 
 def test_endow_random_census_and_bad_input(tmp_path: Path) -> None:
     lib = census_library(tmp_path / "lib", n=6)
     survey = small_survey(4)
-    log = endow_library(lib, survey, budget=3, strategy="random-census")
+    log = endow_library(lib, survey, EndowOptions(budget=3, strategy="random-census"))
     assert len(log["persona_ids"]) == 3 and set(log["persona_ids"]) <= {f"p{i:03d}" for i in range(6)}
     with scripted_client(tmp_path, _garbage_or_json) as (c, srv):
         with pytest.raises(BadInput, match="^budget 0") as e:  # the Python argument; the CLI shows --budget

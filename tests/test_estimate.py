@@ -15,6 +15,7 @@ import pytest
 from conftest import opinionqa_wave
 from test_calibrate_library import make_library, run_cli
 
+from personagen import CalibrateOptions
 from personagen.calibrate import EstimateOptions, conformal_halfwidth, estimate_library, fit_weights
 from personagen.calibrate.replicates import bootstrap_variance, half_sample_replicates
 
@@ -40,7 +41,7 @@ def panel(tmp_path_factory, w26):  # noqa: ANN001, ANN201
     before = matplotlib.get_backend()
     matplotlib.use("svg")  # a notebook user's backend: calibrate's plots must not switch it
     try:
-        cal = lib.calibrate(w26, name="w26", n_boot=20, replicates=200, replicate_penalty="fixed")
+        cal = lib.calibrate(w26, CalibrateOptions(name="w26", n_boot=20, replicates=200, replicate_penalty="fixed"))
         assert matplotlib.get_backend() == "svg"
     finally:
         matplotlib.use(before)
@@ -64,7 +65,7 @@ def _hand(lib, by: str | None) -> dict[tuple[str, str, str], float]:  # noqa: AN
 
 def test_estimate_equals_hand_recomputation(panel, w26) -> None:  # noqa: ANN001
     lib, _, _ = panel
-    tab = lib.estimate(w26, calibration="w26", by=["region"])
+    tab = lib.estimate(w26, EstimateOptions(calibration="w26", by=["region"]))
     assert {"qid", "option", "group", "estimate", "se", "lo", "hi", "n", "ess", "target", "split", "plo",
             "phi"} <= set(tab.columns)
     hand = {**_hand(lib, None), **_hand(lib, "region")}

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 from openai_echo import EchoServer
 
-from personagen.elicit import elicit_library
+from personagen.elicit import ElicitOptions, elicit_library
 from personagen.errors import BadInput
 from personagen.library import Library
 from personagen.llm import BudgetExceeded, ChatRequest, LLMClient, PriceTable
@@ -78,10 +78,10 @@ def test_elicit_records_unusable_answers_as_invalid_and_rerun_pays_nothing(tmp_p
     lib, survey = _library(tmp_path)
     with EchoServer(misbehave="not_json") as srv:
         kw = dict(backend="openai", base_url=srv.base_url, model="m", progress=False)
-        s = elicit_library(lib, load(survey), **kw)
-        assert srv.total == 12 and s["errors"] == 0 and s["invalid"] == 6 and s["answers_written"] == 6
-        s = elicit_library(lib, load(survey), **kw)
-        assert srv.total == 12 and s["answers_skipped"] == 6
+        s = elicit_library(lib, load(survey), ElicitOptions(**kw))
+        assert srv.total == 12 and s.errors == 0 and s.invalid == 6 and s.answers_written == 6
+        s = elicit_library(lib, load(survey), ElicitOptions(**kw))
+        assert srv.total == 12 and s.answers_skipped == 6
     df = lib.responses()
     assert df.height == 6 and not df["valid"].any() and df["raw"].str.contains("not JSON").all()
 
@@ -130,9 +130,9 @@ def test_elicit_time_limit_stops_keeps_paid_answers_and_resumes(tmp_path: Path) 
 def test_n_asked_of_a_one_choice_server_keeps_the_paid_choice(tmp_path: Path) -> None:
     lib, survey = _library(tmp_path, n=4, nq=1)
     with EchoServer(misbehave="one_choice") as srv:
-        s = elicit_library(lib, load(survey), backend="openai", base_url=srv.base_url, model="m", progress=False,
-                           mode="sample", samples=3, fresh=True)
-    assert s["answers_written"] == 4 and srv.total == 12  # 4 x 3 samples (main: 13, the probe's choice lost)
+        s = elicit_library(lib, load(survey), ElicitOptions(backend="openai", base_url=srv.base_url, model="m",
+                                                            progress=False, mode="sample", samples=3, fresh=True))
+    assert s.answers_written == 4 and srv.total == 12  # 4 x 3 samples (main: 13, the probe's choice lost)
     probs = lib.responses().group_by("persona_id").agg(pl.col("prob").sum())["prob"]
     assert probs.to_list() == pytest.approx([1.0] * 4)
 

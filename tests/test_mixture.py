@@ -18,6 +18,7 @@ from personagen.errors import BadInput  # noqa: E402
 from personagen.library import Library  # noqa: E402
 from personagen.mixture import (  # noqa: E402
     MixtureOptions,
+    MixtureRunOptions,
     load_target,
     mixture_library,
     search,
@@ -152,7 +153,8 @@ def test_mixture_library_scripted(tmp_path: Path) -> None:
     t = tmp_path / "target.csv"
     pl.DataFrame({"offer": list(np.random.default_rng(1).integers(0, 101, 80))}).write_csv(t)
     with scripted_client(tmp_path, _scripted_numbers) as (c, srv):
-        rep = mixture_library(t, tmp_path / "lib", client=c, components=2, iters=2, samples=3)
+        rep = mixture_library(t, tmp_path / "lib", MixtureRunOptions(components=2, iters=2, samples=3),
+                              client=c)
         assert rep.llm["requests_sent"] == srv.hits > 0 and rep.model == "scripted"
     lib = Library.open(tmp_path / "lib")
     df = lib.personas()
@@ -173,11 +175,11 @@ def test_mixture_library_scripted(tmp_path: Path) -> None:
     assert rep.n_personas == 2
     # an existing library is added to, a rerun replaces its own personas
     with scripted_client(tmp_path, _scripted_numbers) as (c, srv):
-        mixture_library(t, tmp_path / "lib", client=c, components=2, iters=2, samples=3)
+        mixture_library(t, tmp_path / "lib", MixtureRunOptions(components=2, iters=2, samples=3), client=c)
         assert srv.hits == 0 and c.stats["cache_hits"] > 0  # the same run again: all from the cache
         assert Library.open(tmp_path / "lib").personas().height == 2
         with pytest.raises(BadInput, match="method: 'xx'"):
-            mixture_library(t, tmp_path / "lib2", client=c, method="xx")
+            mixture_library(t, tmp_path / "lib2", MixtureRunOptions(method="xx"), client=c)
     assert srv.hits == 0
 
 
@@ -326,7 +328,8 @@ def test_mixture_library_ipip_scripted(tmp_path: Path) -> None:
     t = tmp_path / "ipip.csv"
     df.write_csv(t, separator="\t")
     with scripted_client(tmp_path, _scripted_numbers) as (c, srv):
-        rep = mixture_library(t, tmp_path / "lib", client=c, components=2, iters=2, samples=3, ipip_domain="a")
+        rep = mixture_library(t, tmp_path / "lib", MixtureRunOptions(components=2, iters=2, samples=3, ipip_domain="a"),
+                              client=c)
     tg = rep.target
     assert tg["column"] == "ipip:A" and (tg["lo"], tg["hi"]) == (10.0, 50.0)  # the paper's 10-50 sum scale
     assert tg["n_train"] + tg["n_test"] == 55 and tg["scoring"]["n_dropped"] == 5

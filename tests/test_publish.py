@@ -13,10 +13,17 @@ import polars as pl
 import pytest
 import yaml
 
-from personagen import Library
+from personagen import CalibrateOptions, Library
 from personagen.calibration_report import read_report
 from personagen.errors import BadInput
-from personagen.publish import export_panel, load_panel, publish_panel, pull_panel, sample_panel
+from personagen.publish import (
+    PublishOptions,
+    export_panel,
+    load_panel,
+    publish_panel,
+    pull_panel,
+    sample_panel,
+)
 from personagen.publish.export import survey_licence
 from personagen.store import atomic_write_json, atomic_write_parquet
 
@@ -176,22 +183,22 @@ def test_refuses_bad_weights_and_missing_calibration(tmp_path: Path) -> None:
         export_panel(lib, tmp_path / "o1")
     write_calibration(lib, "half", np.full(N, 0.5 / N))
     with pytest.raises(BadInput, match="sum to 0.5"):
-        export_panel(lib, tmp_path / "o2", calibration="half")
+        export_panel(lib, tmp_path / "o2", PublishOptions(calibration="half"))
     w = np.full(N, 1 / N)
     w[0], w[1] = -0.1, w[1] + 0.1
     write_calibration(lib, "signed", w)
     with pytest.raises(BadInput, match="negative"):
-        export_panel(lib, tmp_path / "o3", calibration="signed")
+        export_panel(lib, tmp_path / "o3", PublishOptions(calibration="signed"))
     write_calibration(lib, "p2p", np.full(N, 1 / N), negative_weights=3)
     with pytest.raises(BadInput, match="negative"):
-        export_panel(lib, tmp_path / "o4", calibration="p2p")
+        export_panel(lib, tmp_path / "o4", PublishOptions(calibration="p2p"))
     write_calibration(lib, "ghost", np.full(N, 1 / N), ids=[f"x{i}" for i in range(N)])
     with pytest.raises(BadInput, match="not in personas"):
-        export_panel(lib, tmp_path / "o5", calibration="ghost")
+        export_panel(lib, tmp_path / "o5", PublishOptions(calibration="ghost"))
     with pytest.raises(BadInput, match="several calibrations"):
         export_panel(lib, tmp_path / "o6")
     with pytest.raises(BadInput, match="invalid repo id"):
-        export_panel(lib, tmp_path / "o7", calibration="half", repo="not a repo")
+        export_panel(lib, tmp_path / "o7", PublishOptions(calibration="half"), repo="not a repo")
     assert not any(tmp_path.glob("o*")) and not any(p.name.endswith(".partial") for p in tmp_path.iterdir())
 
 
@@ -311,7 +318,7 @@ def test_push_revision_load_panel_and_no_token(lib: Library, tmp_path: Path, hub
         publish_panel(lib, "acme/p2")
     assert not hub.requests
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    res = publish_panel(lib, "acme/p2", revision="v1")
+    res = publish_panel(lib, "acme/p2", PublishOptions(revision="v1"))
     assert res["revision"] == "v1" and len(hub.commits) == 1 and hub.commits[0]["revision"] == "v1"
     repo = hub.repos[("dataset", "acme/p2")]
     assert "README.md" not in repo.commits[repo.branches["main"]]
@@ -364,12 +371,12 @@ def test_real_census_library_exports(vt_pums: Path, tmp_path: Path) -> None:
     try:
         from personagen.calibrate import calibrate_library
 
-        calibrate_library(lib, census_margins="age_band,sex", n_boot=50, name="census")
+        calibrate_library(lib, None, CalibrateOptions(census_margins="age_band,sex", n_boot=50, name="census"))
     except ImportError:
         p = lib.personas()
         write_calibration(lib, "census", (p["weight_census"] / p["weight_census"].sum()).to_numpy(),
                           method="rake", survey_id="census_vt_margins")
-    res = export_panel(lib, tmp_path / "panel", calibration="census", repo="acme/vt-census")
+    res = export_panel(lib, tmp_path / "panel", PublishOptions(calibration="census"), repo="acme/vt-census")
     text = (tmp_path / "panel" / "README.md").read_text()
     assert lib.manifest["census"]["sha256"] in text and "psam_p50.csv.gz" in text and "2018" in text
     assert "/work/" not in text and str(vt_pums.parent) not in (tmp_path / "panel/personagen.json").read_text()
