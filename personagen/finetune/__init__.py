@@ -34,7 +34,13 @@ from personagen.finetune.steering import (
     question_prompt,
     steering_text,
 )
-from personagen.finetune.train import FinetuneOptions, FinetuneResult, finetune, validation_loss
+from personagen.finetune.train import (
+    FinetuneOptions,
+    FinetuneResult,
+    finetune,
+    micro_batches,
+    validation_loss,
+)
 
 __all__ = [
     "EMBEDDERS",
@@ -62,6 +68,7 @@ __all__ = [
     "forward_kl",
     "group_means",
     "human_bound",
+    "micro_batches",
     "nearest",
     "open_survey",
     "parse_distribution",

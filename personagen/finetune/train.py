@@ -128,6 +128,14 @@ def batch_indices(n: int, step: int, batch_size: int, seed: int) -> list[int]:
     return out
 
 
+def micro_batches(train: list[Example], step: int, batch_size: int, micro_batch: int, seed: int) -> list[list[int]]:
+    """One step's examples (`batch_indices`) in micro-batches of similar prompt length: the accumulated gradient
+    is the same sum over the step's examples, with little padding (left padding costs as much as real tokens;
+    ~25% of the compute at micro-batch 4 on OpinionQA prompts taken at random)."""
+    idx = sorted(batch_indices(len(train), step, batch_size, seed), key=lambda i: len(train[i].prompt("qa")))
+    return [idx[s:s + micro_batch] for s in range(0, len(idx), micro_batch)]
+
+
 def example_loss(model: Any, tok: Any, exs: list[Example], kind: str, max_length: int) -> Any:
     """The objective on a list of examples (QA-steered prompts, first-token option letters)."""
     import torch
@@ -221,13 +229,13 @@ def _save_checkpoint(state: _State, out: Path) -> None:
 def _train_step(state: _State, train: list[Example], opts: FinetuneOptions) -> float:
     import torch
 
-    idx = batch_indices(len(train), state.step, opts.batch_size, opts.seed)
+    parts = micro_batches(train, state.step, opts.batch_size, opts.micro_batch, opts.seed)
     torch.manual_seed(opts.seed * 1_000_003 + state.step)  # dropout masks: same on a resumed run
     state.model.train()
     total = 0.0
-    for s in range(0, len(idx), opts.micro_batch):
-        mb = [train[i] for i in idx[s:s + opts.micro_batch]]
-        loss = example_loss(state.model, state.tok, mb, opts.loss, opts.max_length) * (len(mb) / len(idx))
+    for part in parts:
+        mb = [train[i] for i in part]
+        loss = example_loss(state.model, state.tok, mb, opts.loss, opts.max_length) * (len(mb) / opts.batch_size)
         loss.backward()
         total += float(loss.detach())
     state.optimizer.step()

@@ -94,6 +94,8 @@ class SubpopOptions:
     baselines: tuple[str, ...] = BASELINES
     seed: int = 0
     threads: int | None = None
+    micro_batch: int | None = None  # examples per forward pass (default min(8, batch_size)); memory ~ 0.6 GB each
+    save_every: int | None = None  # checkpoint interval in steps (default min(10, steps))
     bound_distance: str = "paper"
     overlap_threshold: float | None = OVERLAP_THRESHOLD  # appendix A.5; None keeps every eval question
     overlap_embedder: str = "auto"
@@ -119,9 +121,11 @@ class SubpopOptions:
 
     def finetune_options(self) -> FinetuneOptions:
         return FinetuneOptions(train=self.train, out=str(Path(self.out) / "finetune"), model=self.model,
-                               steps=self.steps, batch_size=self.batch_size, micro_batch=min(8, self.batch_size),
+                               steps=self.steps, batch_size=self.batch_size,
+                               micro_batch=self.micro_batch or min(8, self.batch_size),
                                lr=self.lr, loss=self.loss, seed=self.seed, threads=self.threads,
-                               save_every=max(1, min(10, self.steps)), eval_every=max(1, min(10, self.steps)),
+                               save_every=self.save_every or max(1, min(10, self.steps)),
+                               eval_every=max(1, min(10, self.steps)),
                                max_valid=64, groups=self.groups)
 
 
