@@ -56,3 +56,14 @@ def test_reproduce_subpop_passes_micro_batch_and_save_every(shared_data: Path) -
     ft = SubpopOptions(train=(str(wave),), eval=str(wave), steps=30, batch_size=256, micro_batch=4,
                        save_every=1).finetune_options()
     assert isinstance(ft, FinetuneOptions) and (ft.micro_batch, ft.save_every) == (4, 1)
+
+
+def test_reproduce_subpop_adapter_must_be_an_adapter_folder(shared_data: Path, tmp_path: Path) -> None:
+    from personagen.errors import BadInput
+    from personagen.reproduce import SubpopOptions
+
+    wave = shared_data / "opinionqa" / "human_resp" / "American_Trends_Panel_W26"
+    if not wave.is_dir():
+        pytest.skip(f"{wave} not present")
+    with pytest.raises(BadInput, match="--adapter"):
+        SubpopOptions(train=(str(wave),), eval=str(wave), adapter=str(tmp_path))

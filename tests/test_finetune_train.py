@@ -121,3 +121,18 @@ def _check_letter_tokens_independently(scorer: HFScorer, e) -> None:
         logits = model(input_ids=torch.tensor([base])).logits[0, -1]
     expect = torch.softmax(logits[letters].double(), 0).tolist()
     assert scorer.distributions([prompt], [len(e.options)])[0] == pytest.approx(expect, abs=1e-4)
+
+
+def test_keep_checkpoints_leaves_a_loadable_adapter_per_step(tiny_survey: Path, tmp_path: Path) -> None:
+    out = tmp_path / "keep"
+    opts = FinetuneOptions(train=(str(tiny_survey),), out=str(out), steps=2, batch_size=2, micro_batch=1, lr=5e-3,
+                           save_every=1, eval_every=2, valid_fraction=0.2, threads=1, keep_checkpoints=True)
+    finetune(opts)
+    steps = sorted(p.name for p in (out / "checkpoints").glob("step-*"))
+    assert steps == ["step-000001", "step-000002"]
+    for s in steps:
+        assert (out / "checkpoints" / s / "adapter_config.json").is_file()
+    a, b = (HFScorer(None, out / "checkpoints" / s, threads=1) for s in steps)
+    _, valid = training_examples([open_survey(tiny_survey)], valid_fraction=0.2)
+    prompts, ks = [e.prompt() for e in valid], [len(e.options) for e in valid]
+    assert a.distributions(prompts, ks) != b.distributions(prompts, ks)  # two different points of the curve

@@ -60,6 +60,7 @@ class FinetuneOptions:
     max_length: int = 512
     threads: int | None = None
     groups: tuple[str, ...] | None = PAPER_GROUPS_22  # Table 3; None: every group of the training surveys
+    keep_checkpoints: bool = False  # keep every checkpoints/step-N (evaluate a learning curve); else the last
 
     def __post_init__(self) -> None:
         if self.groups is not None and not self.groups:
@@ -206,8 +207,9 @@ def _resume_state(opts: FinetuneOptions, out: Path) -> _State | None:
     return _State(model, tok, optim, step=int(st["step"]), history=st["history"])
 
 
-def _save_checkpoint(state: _State, out: Path) -> None:
-    """Adapter + optimizer + history into checkpoints/step-N (temp folder, rename), then the pointer."""
+def _save_checkpoint(state: _State, out: Path, keep: bool = False) -> None:
+    """Adapter + optimizer + history into checkpoints/step-N (temp folder, rename), then the pointer; the older
+    step folders are removed unless `keep` (each holds a loadable adapter: a learning curve can be evaluated)."""
     import torch
 
     root = out / "checkpoints"
@@ -221,7 +223,7 @@ def _save_checkpoint(state: _State, out: Path) -> None:
     shutil.rmtree(final, ignore_errors=True)
     tmp.replace(final)
     atomic_write_json(out / "checkpoint.json", {"step": state.step, "path": f"checkpoints/{final.name}"})
-    for old in root.glob("step-*"):
+    for old in [] if keep else root.glob("step-*"):
         if old != final:
             shutil.rmtree(old, ignore_errors=True)
 
@@ -291,7 +293,7 @@ def finetune(opts: FinetuneOptions, *, progress: Any = None) -> FinetuneResult:
             if progress:
                 progress(rec)
             if state.step % opts.save_every == 0 or state.step == opts.steps:
-                _save_checkpoint(state, out)
+                _save_checkpoint(state, out, opts.keep_checkpoints)
     sec = (time.perf_counter() - t0) / max(done, 1)
     return _finish(state, out, opts, resumed, sec, len(train), len(valid))
 

@@ -96,6 +96,7 @@ class SubpopOptions:
     threads: int | None = None
     micro_batch: int | None = None  # examples per forward pass (default min(8, batch_size)); memory ~ 0.6 GB each
     save_every: int | None = None  # checkpoint interval in steps (default min(10, steps))
+    adapter: str | None = None  # evaluate this LoRA adapter (e.g. a kept checkpoint) instead of fine-tuning
     bound_distance: str = "paper"
     overlap_threshold: float | None = OVERLAP_THRESHOLD  # appendix A.5; None keeps every eval question
     overlap_embedder: str = "auto"
@@ -108,6 +109,8 @@ class SubpopOptions:
         resolve_embedder(self.overlap_embedder)
         if not Path(self.eval).exists():
             raise BadInput(f"--eval {self.eval}: does not exist")
+        if self.adapter is not None and not (Path(self.adapter) / "adapter_config.json").is_file():
+            raise BadInput(f"--adapter {self.adapter}: no adapter_config.json (not a LoRA adapter folder)")
         unknown = [b for b in self.baselines if b not in BASELINES]
         if unknown:
             raise BadInput(f"--baselines {unknown[0]!r}: expected some of {', '.join(BASELINES)}")
@@ -222,12 +225,16 @@ def reproduce_subpop(opts: SubpopOptions, *, progress: Any = None) -> SubpopResu
         if progress:
             progress(f"{b}: mean WD {wd[b].mean():.4f}")
     base.unload()  # free the base model before training
-    show = (lambda r: progress(f"fine-tune step {r['step']}: train {r['train']:.4f}, valid {r['valid']:.4f}")
-            if "valid" in r else None) if progress else None
-    ft = finetune(opts.finetune_options(), progress=show)
-    tuned = HFScorer(opts.model, ft.adapter, cache_path=cache, threads=opts.threads)
+    adapter = opts.adapter
+    if adapter is None:
+        show = (lambda r: progress(f"fine-tune step {r['step']}: train {r['train']:.4f}, valid {r['valid']:.4f}")
+                if "valid" in r else None) if progress else None
+        adapter = str(finetune(opts.finetune_options(), progress=show).adapter)
+    else:
+        notes.append(f"fine-tuned: the given adapter {adapter} (no training in this run)")
+    tuned = HFScorer(opts.model, adapter, cache_path=cache, threads=opts.threads)
     wd["fine_tuned"] = example_wd(tests, predict("zero_shot_qa", tuned, tests).dists)
-    return _result(opts, tests, sv, wd, bound, notes, invalid, time.perf_counter() - t0, str(ft.adapter))
+    return _result(opts, tests, sv, wd, bound, notes, invalid, time.perf_counter() - t0, adapter)
 
 
 def _result(opts: SubpopOptions, tests: list[Example], sv: Any, wd: dict[str, np.ndarray], bound: dict,
