@@ -67,3 +67,20 @@ def test_reproduce_subpop_adapter_must_be_an_adapter_folder(shared_data: Path, t
         pytest.skip(f"{wave} not present")
     with pytest.raises(BadInput, match="--adapter"):
         SubpopOptions(train=(str(wave),), eval=str(wave), adapter=str(tmp_path))
+
+
+def test_train_marginal_by_hand() -> None:
+    from personagen.finetune import Example, example_wd, train_marginal
+
+    def ex(target: tuple[float, ...], qid: str = "q") -> Example:
+        k = len(target)
+        return Example("s", qid, "?", tuple(f"o{i}" for i in range(k)), tuple(float(i) for i in range(k)), "SEX",
+                       "Male", target, "train")
+
+    train = [ex((0.2, 0.8)), ex((0.4, 0.6)), ex((1.0, 0.0, 0.0))]
+    tests = [ex((0.0, 1.0)), ex((0.5, 0.25, 0.25, 0.0))]
+    got = train_marginal(train, tests)
+    assert got[0].tolist() == pytest.approx([0.3, 0.7])  # mean of the two 2-option targets
+    assert got[1].tolist() == [0.25] * 4  # no 4-option question in training: uniform
+    # WD on 2 options, range 1: |F_pred(0) − F_target(0)| = |0.3 − 0| = 0.3
+    assert example_wd(tests[:1], got[:1]).tolist() == pytest.approx([0.3])

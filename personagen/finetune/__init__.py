@@ -10,6 +10,7 @@ from personagen.finetune.bounds import (
     human_bound,
     relative_improvement,
     respondents_for,
+    train_marginal,
     uniform_wd,
 )
 from personagen.finetune.data import (
@@ -79,6 +80,7 @@ __all__ = [
     "respondents_for",
     "steering_text",
     "survey_examples",
+    "train_marginal",
     "training_examples",
     "uniform_wd",
     "validation_loss",

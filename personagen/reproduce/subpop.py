@@ -37,6 +37,7 @@ from personagen.finetune import (
     resolve_embedder,
     respondents_for,
     survey_examples,
+    train_marginal,
     training_examples,
     uniform_wd,
 )
@@ -212,7 +213,7 @@ def reproduce_subpop(opts: SubpopOptions, *, progress: Any = None) -> SubpopResu
     train, _ = training_examples([open_survey(p) for p in opts.train], seed=opts.seed, groups=opts.groups)
     tests, overlap_note = _drop_overlap(opts, tests, train)
     out.mkdir(parents=True, exist_ok=True)  # only once the surveys are known to be usable
-    wd: dict[str, np.ndarray] = {"uniform": uniform_wd(tests)}
+    wd: dict[str, np.ndarray] = {"uniform": uniform_wd(tests), "train_marginal": example_wd(tests, train_marginal(train, tests))}
     bound, notes = _bound(opts, tests)
     notes = [overlap_note, *notes]
     cache = out / "llm.sqlite"
@@ -266,7 +267,7 @@ def subpop_markdown(res: SubpopResult) -> str:
     """Table-1-style rows (ours beside the paper's Llama-2-7B), then Table-2-style per-group rows."""
     fmt = lambda x: "—" if x is None else f"{x:.3f}"  # noqa: E731
     rows = ["| method | ours | paper (Llama-2-7B) |", "|---|---|---|"]
-    for m in ("uniform", "human_bound", *BASELINES, "fine_tuned"):
+    for m in ("uniform", "train_marginal", "human_bound", *BASELINES, "fine_tuned"):
         if m in res.wd:
             rows.append(f"| {m} | {fmt(res.wd[m])} | {fmt(res.paper.get(m))} |")
     rows += ["", "| group | human bound | zero-shot QA | fine-tuned | rel. improvement | paper (bound / zero / FT) |",
