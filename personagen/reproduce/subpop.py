@@ -3,7 +3,8 @@
 Fine-tune on the --train surveys' subgroup distributions (the paper's 22 groups of Table 3 unless --groups says
 otherwise; their questions split 90/10 train/valid), then on the held-out --eval survey (other waves, or another
 survey family), after leaving out eval questions a training question repeats (cosine >= 0.87, appendix A.5),
-report the mean WD over its ordinal questions and groups for: the uniform upper bound, the human lower bound
+report the mean WD over its ordinal questions and groups for: the uniform upper bound, the training answer
+prior per option count (`train_marginal`, no model: what fine-tuning learns first), the human lower bound
 (respondent bootstrap), zero-shot QA/BIO/PORTRAY steering, few-shot (k similar training questions as JSON),
 and the fine-tuned model (QA steering); per group, the relative improvement. The paper's Llama-2-7B numbers
 are printed beside ours. `subpop_bounds` (--bounds-only) gives the two bounds per group over several waves
