@@ -45,7 +45,8 @@ def tiny_survey(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def _options(survey: Path, out: Path) -> FinetuneOptions:
     return FinetuneOptions(train=(str(survey),), out=str(out), steps=STEPS, batch_size=4, micro_batch=4, lr=5e-3,
-                           save_every=1, eval_every=1, valid_fraction=0.2, threads=1)
+                           save_every=1, eval_every=1, valid_fraction=0.2, threads=1,
+                           keep_checkpoints=True)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def killed_then_resumed(tiny_survey: Path, tmp_path_factory: pytest.TempPathFact
     out = tmp_path_factory.mktemp("ft") / "run"
     cmd = [sys.executable, "-m", "personagen.cli", "finetune", "--train", str(tiny_survey), "--out", str(out),
            "--steps", str(STEPS), "--batch-size", "4", "--micro-batch", "4", "--lr", "5e-3", "--save-every", "1",
-           "--eval-every", "1", "--valid-fraction", "0.2", "--threads", "1"]
+           "--eval-every", "1", "--valid-fraction", "0.2", "--threads", "1", "--keep-checkpoints"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ptr = out / "checkpoint.json"
@@ -121,3 +122,12 @@ def _check_letter_tokens_independently(scorer: HFScorer, e) -> None:
         logits = model(input_ids=torch.tensor([base])).logits[0, -1]
     expect = torch.softmax(logits[letters].double(), 0).tolist()
     assert scorer.distributions([prompt], [len(e.options)])[0] == pytest.approx(expect, abs=1e-4)
+
+
+def test_keep_checkpoints_leaves_an_adapter_per_step(killed_then_resumed) -> None:
+    out, _, _ = killed_then_resumed  # run with --keep-checkpoints (the killed CLI run and the resumed one)
+    steps = sorted(p.name for p in (out / "checkpoints").glob("step-*"))
+    assert steps == [f"step-{i:06d}" for i in range(1, STEPS + 1)]
+    weights = [(out / "checkpoints" / s / "adapter_model.safetensors").read_bytes() for s in steps]
+    assert all((out / "checkpoints" / s / "adapter_config.json").is_file() for s in steps)
+    assert len(set(weights)) == STEPS  # a different point of the learning curve at every step

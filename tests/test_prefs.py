@@ -250,15 +250,17 @@ def test_dry_run_paper_configuration(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     est = json.loads(r.stdout.strip().splitlines()[-1])
     paper = est["paper"]
-    # §3.2: 1,586 personas × (150 + 50) prompts = 317,200 pairs; 3 calls each (Fig. 4) + 8,011 classified
+    # §3.2: 1,586 personas × (150 + 50) prompts = 317,200 pairs; 3 calls each (Fig. 4) + 8,011 classified;
+    # §3.1's judge saw the personas before it removed ~8.5%: round(1,586 / 0.915) = 1,733 calls
     assert paper["n_pairs"] == 317_200 == PAPER["personas"] * 200
-    assert paper["total"]["calls"] == 3 * 317_200 + 8_011
+    assert round(1586 / 0.915) == 1733 == PAPER["judged"]
+    assert paper["total"]["calls"] == 3 * 317_200 + 8_011 + 1_733
     # gpt-4o: $2.50 / M input, $10 / M output (datasets/prices.yaml)
     t = paper["total"]
     assert paper["total"]["cost_usd"] == pytest.approx((t["input_tokens"] * 2.5 + t["output_tokens"] * 10) / 1e6,
                                                        abs=0.05)
     # output tokens are the caps: 256 per answer/critique/revision, 8 per classification
-    assert t["output_tokens"] == 317_200 * 3 * 256 + 8_011 * 8
+    assert t["output_tokens"] == 317_200 * 3 * 256 + 8_011 * 8 + 1_733 * 24
     # this run: 4 personas × (13 train-pool + 4 held-out prompts after the rules and the split)
     assert est["this_run"]["n_pairs"] == 4 * 17
     assert "paper: 317,200 pairs" in r.stderr
@@ -341,3 +343,46 @@ def test_real_census_profiles_and_dry_run(vt_pums: Path, tmp_path: Path) -> None
     assert attrs["age"] == str(row["age"]) and "sex" in attrs
     assert not any(k.startswith("text") or k in ("persona id", "weight census") for k in attrs)
     assert "state code" not in attrs and "openness" in attrs and attrs["openness"] == row["big5_openness_level"]
+
+
+def _agreeable(user: str, system: str, body: dict) -> str:
+    """Every verdict parses and every pair succeeds on the first try (no retries): the calls a run sends are the
+    ones the dry run counts."""
+    if user.startswith("Would people with different backgrounds"):
+        return "YES"
+    if user.startswith("Here is a demographic profile"):
+        return "CONSISTENT"
+    if user.startswith("Examine the COMPLETION"):
+        return "EVALUATION: too long. SUGGESTIONS: shorter.\nDONE"
+    if user.startswith("Revise the COMPLETION"):
+        return f"REVISED PREFERENCE: {SHORT}\nDONE"
+    return f"Base answer to: {user[:30]}"
+
+
+@pytest.mark.parametrize("extra", [{}, {"base_per_prompt": True}])
+def test_dry_run_counts_the_calls_a_run_sends(tmp_path: Path, extra: dict) -> None:
+    from personagen.prefs import dry_run_library
+
+    lib = census_library(tmp_path / "lib", n=4)
+    opts = PrefsOptions(CurateOptions(str(DATA), limit=9), PairOptions(per_persona=3, train_per_persona=2,
+                        heldout_per_persona=1, answer_tokens=32, critique_tokens=32, chunk=3, **extra))
+    assert opts.consistency_judge  # the paper's default (§3.1)
+    both = dry_run_library(lib, opts, "gpt-4o")
+    est = both["this_run"]
+    steps = {r["step"]: r for r in est["steps"]}
+    # the judge: one call per library persona, 24 output tokens each, priced like the rest (gpt-4o: $2.50 / M
+    # input, $10 / M output; this run's judge costs under a cent, the paper's 1,733 calls are priced)
+    assert steps["consistency"]["calls"] == 4 and steps["consistency"]["output_tokens"] == 4 * 24
+    assert steps["consistency"]["input_tokens"] > 4 * 40
+    judge = next(r for r in both["paper"]["steps"] if r["step"] == "consistency")
+    assert judge["cost_usd"] == pytest.approx((judge["input_tokens"] * 2.5 + judge["output_tokens"] * 10) / 1e6,
+                                              abs=0.005) and judge["cost_usd"] > 0
+    assert steps["classify"]["calls"] == 9  # --prompt-limit 9 of the 17 rule-filtered prompts
+    # base answers: one per pair, or one per distinct planned prompt (4 personas share some of the 7 prompts)
+    assert (steps["base"]["calls"] < est["n_pairs"]) if extra else (steps["base"]["calls"] == est["n_pairs"])
+    with scripted_client(tmp_path, _agreeable) as (c, srv):
+        res = make_preferences(lib, opts, client=c)
+        sent = c.stats["requests_sent"]
+    assert res.consistency["calls"] == steps["consistency"]["calls"]
+    assert res.pairs.planned == est["n_pairs"] and res.pairs.new_pairs == est["n_pairs"]
+    assert sent == est["total"]["calls"], (sent, steps)

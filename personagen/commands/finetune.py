@@ -33,12 +33,14 @@ from personagen.commands.types import SEED, Count, Real
 @click.option("--threads", type=Count(1, 1024), default=None, help="torch CPU threads.")
 @click.option("--groups", default=None,
               help="Comma-separated group labels to train on, or 'all' (default: the paper's 22, Table 3).")
+@click.option("--keep-checkpoints", is_flag=True,
+              help="Keep every checkpoints/step-N (each a loadable adapter, e.g. for reproduce subpop --adapter).")
 @click.option("--export-jsonl", is_flag=True, help="Also write the training triples to OUT/data/*.jsonl.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object last.")
 def finetune(train: tuple[str, ...], eval_: tuple[str, ...], model: str | None, out: str, steps: int, loss: str,
              lr: float, batch_size: int, micro_batch: int, rank: int, alpha: int, dropout: float, save_every: int,
              eval_every: int, valid_fraction: float, seed: int, threads: int | None, groups: str | None, export_jsonl: bool,
-             as_json: bool) -> None:
+             as_json: bool, keep_checkpoints: bool = False) -> None:
     """LoRA fine-tune on (question, subgroup, distribution) triples; writes adapter/, config.json, losses.json
     and loss_curve.png to OUT, and resumes from OUT's last checkpoint when rerun."""
     from personagen.finetune import PAPER_GROUPS_22, FinetuneOptions, export_hub_config, finetune, open_survey
@@ -48,7 +50,7 @@ def finetune(train: tuple[str, ...], eval_: tuple[str, ...], model: str | None, 
     opts = FinetuneOptions(groups=chosen, train=train, out=out, model=model, steps=steps, loss=loss, lr=lr, batch_size=batch_size,
                            micro_batch=micro_batch, rank=rank, alpha=alpha, dropout=dropout, save_every=save_every,
                            eval_every=eval_every, valid_fraction=valid_fraction, seed=seed,
-                           threads=threads)
+                           threads=threads, keep_checkpoints=keep_checkpoints)
     for p in eval_:
         open_survey(p)  # bad --eval fails before any training
     if export_jsonl:

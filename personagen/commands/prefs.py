@@ -17,7 +17,9 @@ def _echo_dry_run(est: dict, as_json: bool) -> None:
         t = e["total"]
         cost = (f"${t['cost_usd']:,.2f} at {e['price_model']} prices" if e["priced"] else
                 f"cost unknown ({e['price_model']!r} is not in the price table; --price-model names one that is)")
-        click.echo(f"{name}: {e['n_pairs']:,} pairs, {e['n_prompts']:,} prompts classified -> {t['calls']:,} calls, "
+        judged = next((r["calls"] for r in e["steps"] if r["step"] == "consistency"), 0)
+        click.echo(f"{name}: {e['n_pairs']:,} pairs, {e['n_prompts']:,} prompts classified, {judged:,} personas judged "
+                   f"-> {t['calls']:,} calls, "
                    f"{t['input_tokens']:,} input + {t['output_tokens']:,} output tokens, {cost}", err=as_json)
 
 

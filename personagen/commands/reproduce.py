@@ -162,13 +162,20 @@ def promptmix(target: str, data: Path, backend: str, base_url: str | None, model
 @click.option("--baselines", default="zero_shot_qa,zero_shot_bio,zero_shot_portray,few_shot", show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--threads", type=Count(1, 1024), default=None, help="torch CPU threads.")
+@click.option("--micro-batch", type=Count(1, 100_000), default=None,
+              help="Examples per forward pass (default min(8, --batch-size)); the gradient is accumulated to --batch-size.")
+@click.option("--save-every", type=Count(1, 10_000_000), default=None,
+              help="Checkpoint every N steps (default min(10, --steps)); a rerun with more --steps resumes.")
+@click.option("--adapter", type=click.Path(), default=None,
+              help="Evaluate this LoRA adapter (e.g. a finetune --keep-checkpoints step folder) instead of fine-tuning.")
 @click.option("--out", type=click.Path(file_okay=False), default="reproduce-subpop", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object last.")
 def subpop(train: tuple[str, ...], eval_: tuple[str, ...], model: str | None, steps: int, batch_size: int, lr: float,
            loss: str, max_questions: int | None, groups: str | None, overlap_threshold: float, overlap_embedder: str,
            assumed_n: int | None, reps: int,
            bound_distance: str, bounds_only: bool, baselines: str, seed: int, threads: int | None, out: str,
-           as_json: bool, questions: str | None, per_split: int | None) -> None:
+           as_json: bool, questions: str | None, per_split: int | None, micro_batch: int | None = None,
+           save_every: int | None = None, adapter: str | None = None) -> None:
     """SubPOP (paper 003): Table-1/2-style mean WD for bounds, baselines and the fine-tuned model."""
     from personagen.errors import BadInput
     from personagen.finetune import PAPER_GROUPS_22
@@ -199,7 +206,8 @@ def subpop(train: tuple[str, ...], eval_: tuple[str, ...], model: str | None, st
                          bound_distance=bound_distance, overlap_threshold=overlap_threshold,
                          overlap_embedder=overlap_embedder,
                          baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()), threads=threads,
-                         questions=parse_qids(questions), per_split=per_split)
+                         questions=parse_qids(questions), per_split=per_split, micro_batch=micro_batch,
+                         save_every=save_every, adapter=adapter)
     res = reproduce_subpop(opts, progress=lambda m: click.echo(str(m), err=True))
     table = subpop_markdown(res)
     atomic_write_text(Path(out) / "subpop.md", table + "\n")

@@ -10,6 +10,7 @@ from personagen.finetune.bounds import (
     human_bound,
     relative_improvement,
     respondents_for,
+    train_marginal,
     uniform_wd,
 )
 from personagen.finetune.data import (
@@ -34,7 +35,13 @@ from personagen.finetune.steering import (
     question_prompt,
     steering_text,
 )
-from personagen.finetune.train import FinetuneOptions, FinetuneResult, finetune, validation_loss
+from personagen.finetune.train import (
+    FinetuneOptions,
+    FinetuneResult,
+    finetune,
+    micro_batches,
+    validation_loss,
+)
 
 __all__ = [
     "EMBEDDERS",
@@ -62,6 +69,7 @@ __all__ = [
     "forward_kl",
     "group_means",
     "human_bound",
+    "micro_batches",
     "nearest",
     "open_survey",
     "parse_distribution",
@@ -72,6 +80,7 @@ __all__ = [
     "respondents_for",
     "steering_text",
     "survey_examples",
+    "train_marginal",
     "training_examples",
     "uniform_wd",
     "validation_loss",

@@ -56,6 +56,19 @@ def uniform_wd(examples: Sequence[Example]) -> np.ndarray:
     return example_wd(examples, [np.full(len(e.options), 1 / len(e.options)) for e in examples])
 
 
+def train_marginal(train: Sequence[Example], examples: Sequence[Example]) -> list[np.ndarray]:
+    """No-model reference: for each example, the mean training distribution over questions with the same number
+    of options (uniform when training has none). It is what a fine-tuned model learns first (the answer prior
+    by option position, with no question content); a model below it has learned the prior and more."""
+    sums: dict[int, np.ndarray] = {}
+    counts: dict[int, int] = {}
+    for t in train:
+        k = len(t.target)
+        sums[k] = sums.get(k, np.zeros(k)) + np.asarray(t.target, dtype=float)
+        counts[k] = counts.get(k, 0) + 1
+    return [sums[k] / counts[k] if k in sums else np.full(k, 1 / k) for k in (len(e.options) for e in examples)]
+
+
 @dataclass(frozen=True)
 class HumanBound:
     """Per-group bootstrap lower bound: mean and 95% interval of the mean WD over questions."""

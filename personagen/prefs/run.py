@@ -181,10 +181,13 @@ def dry_run_library(lib: Any, opts: PrefsOptions, price_model: str) -> dict[str,
     """`--dry-run`: rule-filter and split the prompts (no classifier call), sample personas, and estimate the
     calls, tokens and cost of this run and of the paper's full configuration; nothing is sent or written."""
     from personagen.prefs.estimate import dry_run
-    from personagen.prefs.prompts import read_prompts, rule_filter, split_by_topic
+    from personagen.prefs.profile import attributes
+    from personagen.prefs.prompts import prompt_id, read_prompts, rule_filter, split_by_topic
 
     raw, _info = read_prompts(opts.curate)
     df, counts = rule_filter(raw, opts.curate.min_words)
+    if opts.curate.limit is not None:  # as curate(): the classifier sees at most --prompt-limit prompts
+        df = df.head(opts.curate.limit)
     if df.height == 0:
         raise BadInput(f"--prompts {opts.curate.source}: no prompt survives the rule filter ({counts})")
     df = split_by_topic(df, opts.curate.heldout_fraction, opts.curate.seed)
@@ -192,6 +195,17 @@ def dry_run_library(lib: Any, opts: PrefsOptions, price_model: str) -> dict[str,
     ids = sample_personas(personas["persona_id"].to_list(), opts.pairs.personas, opts.pairs.seed)
     profiles = persona_profiles(personas.filter(pl.col("persona_id").is_in(ids[:64])), opts.profile,
                                 opts.templates)
-    est = dry_run(df, list(profiles.values()), len(ids), opts.pairs, price_model, opts.templates)
-    return {**est, "curation": counts, "note": "the classifier keeps an unknown share of prompts; this run's "
-                                               "figures assume it keeps them all (an upper bound)"}
+    n_base = None
+    if opts.pairs.base_per_prompt:  # one base answer per distinct planned prompt (the rest are cache hits)
+        with_ids = df.with_columns(pl.col("prompt").map_elements(prompt_id, return_dtype=pl.String).alias("prompt_id"))
+        n_base = plan_pairs(ids, with_ids, opts.pairs)["prompt_id"].n_unique()
+    est = dry_run(df, list(profiles.values()), len(ids), opts.pairs, price_model, opts.templates,
+                  judge=[attributes(r) for r in personas.head(64).iter_rows(named=True)],
+                  n_judged=personas.height if opts.consistency_judge else 0,
+                  n_classified=df.height if opts.curate.classify else 0, n_base=n_base)
+    notes = ["the classifier keeps an unknown share of prompts; this run's figures assume it keeps them all "
+             "(an upper bound)" if opts.curate.classify else "classifier off (--no-classify)"]
+    if opts.consistency_judge:
+        notes.append(f"the consistency judge asks about all {personas.height:,} personas of the library; the "
+                     "pairs assume it keeps them all (the paper removed about 8.5%)")
+    return {**est, "curation": counts, "note": "; ".join(notes)}

@@ -3,7 +3,8 @@
 Fine-tune on the --train surveys' subgroup distributions (the paper's 22 groups of Table 3 unless --groups says
 otherwise; their questions split 90/10 train/valid), then on the held-out --eval survey (other waves, or another
 survey family), after leaving out eval questions a training question repeats (cosine >= 0.87, appendix A.5),
-report the mean WD over its ordinal questions and groups for: the uniform upper bound, the human lower bound
+report the mean WD over its ordinal questions and groups for: the uniform upper bound, the training answer
+prior per option count (`train_marginal`, no model: what fine-tuning learns first), the human lower bound
 (respondent bootstrap), zero-shot QA/BIO/PORTRAY steering, few-shot (k similar training questions as JSON),
 and the fine-tuned model (QA steering); per group, the relative improvement. The paper's Llama-2-7B numbers
 are printed beside ours. `subpop_bounds` (--bounds-only) gives the two bounds per group over several waves
@@ -37,6 +38,7 @@ from personagen.finetune import (
     resolve_embedder,
     respondents_for,
     survey_examples,
+    train_marginal,
     training_examples,
     uniform_wd,
 )
@@ -94,6 +96,9 @@ class SubpopOptions:
     baselines: tuple[str, ...] = BASELINES
     seed: int = 0
     threads: int | None = None
+    micro_batch: int | None = None  # examples per forward pass (default min(8, batch_size)); memory ~ 0.6 GB each
+    save_every: int | None = None  # checkpoint interval in steps (default min(10, steps))
+    adapter: str | None = None  # evaluate this LoRA adapter (e.g. a kept checkpoint) instead of fine-tuning
     bound_distance: str = "paper"
     overlap_threshold: float | None = OVERLAP_THRESHOLD  # appendix A.5; None keeps every eval question
     overlap_embedder: str = "auto"
@@ -106,6 +111,8 @@ class SubpopOptions:
         resolve_embedder(self.overlap_embedder)
         if not Path(self.eval).exists():
             raise BadInput(f"--eval {self.eval}: does not exist")
+        if self.adapter is not None and not (Path(self.adapter) / "adapter_config.json").is_file():
+            raise BadInput(f"--adapter {self.adapter}: no adapter_config.json (not a LoRA adapter folder)")
         unknown = [b for b in self.baselines if b not in BASELINES]
         if unknown:
             raise BadInput(f"--baselines {unknown[0]!r}: expected some of {', '.join(BASELINES)}")
@@ -119,9 +126,11 @@ class SubpopOptions:
 
     def finetune_options(self) -> FinetuneOptions:
         return FinetuneOptions(train=self.train, out=str(Path(self.out) / "finetune"), model=self.model,
-                               steps=self.steps, batch_size=self.batch_size, micro_batch=min(8, self.batch_size),
+                               steps=self.steps, batch_size=self.batch_size,
+                               micro_batch=self.micro_batch or min(8, self.batch_size),
                                lr=self.lr, loss=self.loss, seed=self.seed, threads=self.threads,
-                               save_every=max(1, min(10, self.steps)), eval_every=max(1, min(10, self.steps)),
+                               save_every=self.save_every or max(1, min(10, self.steps)),
+                               eval_every=max(1, min(10, self.steps)),
                                max_valid=64, groups=self.groups)
 
 
@@ -205,7 +214,7 @@ def reproduce_subpop(opts: SubpopOptions, *, progress: Any = None) -> SubpopResu
     train, _ = training_examples([open_survey(p) for p in opts.train], seed=opts.seed, groups=opts.groups)
     tests, overlap_note = _drop_overlap(opts, tests, train)
     out.mkdir(parents=True, exist_ok=True)  # only once the surveys are known to be usable
-    wd: dict[str, np.ndarray] = {"uniform": uniform_wd(tests)}
+    wd: dict[str, np.ndarray] = {"uniform": uniform_wd(tests), "train_marginal": example_wd(tests, train_marginal(train, tests))}
     bound, notes = _bound(opts, tests)
     notes = [overlap_note, *notes]
     cache = out / "llm.sqlite"
@@ -218,12 +227,16 @@ def reproduce_subpop(opts: SubpopOptions, *, progress: Any = None) -> SubpopResu
         if progress:
             progress(f"{b}: mean WD {wd[b].mean():.4f}")
     base.unload()  # free the base model before training
-    show = (lambda r: progress(f"fine-tune step {r['step']}: train {r['train']:.4f}, valid {r['valid']:.4f}")
-            if "valid" in r else None) if progress else None
-    ft = finetune(opts.finetune_options(), progress=show)
-    tuned = HFScorer(opts.model, ft.adapter, cache_path=cache, threads=opts.threads)
+    adapter = opts.adapter
+    if adapter is None:
+        show = (lambda r: progress(f"fine-tune step {r['step']}: train {r['train']:.4f}, valid {r['valid']:.4f}")
+                if "valid" in r else None) if progress else None
+        adapter = str(finetune(opts.finetune_options(), progress=show).adapter)
+    else:
+        notes.append(f"fine-tuned: the given adapter {adapter} (no training in this run)")
+    tuned = HFScorer(opts.model, adapter, cache_path=cache, threads=opts.threads)
     wd["fine_tuned"] = example_wd(tests, predict("zero_shot_qa", tuned, tests).dists)
-    return _result(opts, tests, sv, wd, bound, notes, invalid, time.perf_counter() - t0, str(ft.adapter))
+    return _result(opts, tests, sv, wd, bound, notes, invalid, time.perf_counter() - t0, adapter)
 
 
 def _result(opts: SubpopOptions, tests: list[Example], sv: Any, wd: dict[str, np.ndarray], bound: dict,
@@ -255,7 +268,7 @@ def subpop_markdown(res: SubpopResult) -> str:
     """Table-1-style rows (ours beside the paper's Llama-2-7B), then Table-2-style per-group rows."""
     fmt = lambda x: "—" if x is None else f"{x:.3f}"  # noqa: E731
     rows = ["| method | ours | paper (Llama-2-7B) |", "|---|---|---|"]
-    for m in ("uniform", "human_bound", *BASELINES, "fine_tuned"):
+    for m in ("uniform", "train_marginal", "human_bound", *BASELINES, "fine_tuned"):
         if m in res.wd:
             rows.append(f"| {m} | {fmt(res.wd[m])} | {fmt(res.paper.get(m))} |")
     rows += ["", "| group | human bound | zero-shot QA | fine-tuned | rel. improvement | paper (bound / zero / FT) |",
