@@ -26,7 +26,10 @@ Array = np.ndarray
 def active_set(quad: Quad, f: Array, mu: float = 0.0, **kw) -> QPResult:
     """Solve min ½wᵀ(G+μI)w − fᵀw s.t. w ≥ 0 [, Σw = 1] (single-threaded BLAS: many small solves)."""
     with blas_threads(1):
-        return _active_set(quad, f, mu, **kw)
+        try:
+            return _active_set(quad, f, mu, **kw)
+        finally:
+            quad.drop_factor()  # a factor of G_PP + μI: the next run has another μ or another start
 
 
 
