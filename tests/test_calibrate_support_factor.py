@@ -67,3 +67,14 @@ def test_active_set_with_moved_factors_matches_fresh_solves():
             z, _ = eq_solve(H, (quad.b + mu * w0)[idx], True)  # the final support solved fresh
             assert np.allclose(res.w[idx], z, rtol=1e-8, atol=1e-12)
             assert res.kkt < 1e-9
+
+
+def test_column_cache_cross_blocks():
+    D, r, _, _ = make_problem(120, 40, seed=5)
+    quad = Quad.from_design(D, r, dense=False)
+    G = D.T @ D
+    P, Q = np.array([3, 7, 50, 9]), np.array([100, 2])
+    assert np.allclose(quad.cross(P, Q), G[np.ix_(P, Q)])
+    assert np.allclose(quad.block(np.concatenate([P, Q])), G[np.ix_(np.r_[P, Q], np.r_[P, Q])])
+    small = Quad(D=D, r=r, cache_mb=0.0)  # a 16-agent cache: a cross block beyond it is not at hand
+    assert small.cross(np.arange(10), np.arange(10, 20)) is None

@@ -76,11 +76,12 @@ def _active_set(
             return QPResult(w, it, kkt / scale, "active-set", gw=g - mu * w + f)
         if not neg.any():
             best = w
-        if viol.sum() > max_add_floor + P.sum():
+        grow = max_add_floor + int(TUNING.max_add_ratio * P.sum())
+        if viol.sum() > grow:
             # grow the support at most geometrically: a few hundred columns at a time keeps each
             # Cholesky (and, matrix-free, each new Gram block) small while the support is found
             cand = np.flatnonzero(viol)
-            keep = cand[np.argsort(rho[cand], kind="stable")[: max_add_floor + int(P.sum())]]
+            keep = cand[np.argsort(rho[cand], kind="stable")[:grow]]
             viol = np.zeros(n, dtype=bool)
             viol[keep] = True
         Pn = (P & (w > 0)) | viol
