@@ -1,10 +1,12 @@
 """The active-set solver of the quadratic (calibrate/qp.py): the default for every simplex fit, the lasso and NNLS.
 
 Primal–dual active set (semismooth Newton) steps: support ← {z > 0} ∪ {reduced gradient < 0}, each the
-equality-constrained minimiser on the support (`Quad.eq_solve`: a Cholesky of G_PP + μI in agent space, or a
+equality-constrained minimiser on the support (`Quad.eq_solve`: a Cholesky of G_PP + μI in agent space, moved
+from the last step's factor while that is cheaper (calibrate/support_factor.py, dropped when the run ends), or a
 row-space solve for supports wider than the rows); from a warm start they reach a machine-precision KKT point
-in a handful of solves. The support grows at most geometrically (`Tuning.max_add_floor` agents beyond its size
-a step). If the steps cycle, a Lawson–Hanson-style primal active set (monotone, finite) finishes.
+in a handful of solves. The support grows at most geometrically: by the `Tuning.max_add_floor` + `max_add_ratio`
+× its size most violating agents a step (a quarter since issue 23: doubling overshot into row space). If the steps
+cycle, a Lawson–Hanson-style primal active set (monotone, finite) finishes.
 
 Why: cvxpy/Clarabel needs seconds at 1,000 agents and gives no answer in minutes at 5,000 (issue 7).
 """
