@@ -113,11 +113,12 @@ class Quad(abc.ABC):
     def _agent_eq_solve(self, idx: Array, fP: Array, mu: float, simplex: bool) -> tuple[Array, float]:
         """min ½zᵀ(G_PP + μI)z − f_Pᵀz [s.t. Σz = 1] on the support idx by a Cholesky factor of G_PP + μI: the last
         solve's factor moved to idx (`SupportFactor`: bordered for the agents that entered, the agents that left
-        pinned at zero) while that costs fewer flops than `Tuning.factor_update_ratio` × a fresh factor, else a
+        pinned at zero) while that costs fewer flops than `Tuning.factor_update_ratio` × a fresh factor and μ > 0
+        (at μ = 0 a census-shaped fold moved its factor to a worse point by 1e-7: duplicate agents), else a
         fresh one (least squares when G_PP + μI is numerically singular, as `qp.eq_solve`)."""
         F = np.column_stack([fP, np.ones(len(idx))]) if simplex else fP[:, None]
         fac = self._factor
-        if fac is not None and fac.mu == mu:
+        if fac is not None and fac.mu == mu and mu > 0:  # at μ = 0 G_PP may be singular (duplicate agents)
             add, flops = fac.update_flops(idx, F.shape[1])
             if flops < TUNING.factor_update_ratio * len(idx) ** 3 / 3:
                 cross = self.cross(fac.agents, add) if len(add) else None
