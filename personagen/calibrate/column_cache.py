@@ -67,6 +67,21 @@ class ColumnCache:
             X = self._cols(P)
             with big_threads(len(P)):
                 return X.T @ X
+        self._fill(P)
+        q = self._slot[P]
+        return self._C[np.ix_(q, q)]
+
+    def cross(self, P: Array, Q: Array) -> Array | None:
+        """G[P, Q] (a fresh copy), None when P and Q together exceed the cache (bordering a support's Cholesky
+        factor, calibrate/support_factor.py)."""
+        both = np.concatenate([P, Q])
+        if len(both) > self.cap_max:
+            return None
+        self._fill(both)
+        return self._C[np.ix_(self._slot[P], self._slot[Q])]
+
+    def _fill(self, P: Array) -> None:
+        """Cache the columns of P not cached yet (and their Gram entries with every cached agent)."""
         missing = P[self._slot[P] < 0]
         if len(missing):
             self._make_room(P, len(missing))
@@ -82,8 +97,6 @@ class ColumnCache:
             self._slot[missing] = np.arange(u, u + k)
             self._agent[u : u + k] = missing
             self._used += k
-        q = self._slot[P]
-        return self._C[np.ix_(q, q)]
 
     def answers(self, w: Array, idx: Array) -> Array | None:
         """X_P w_P (the fit's answers on the rows that count) for w supported on idx, from the cached columns;

@@ -22,8 +22,9 @@ import scipy.linalg as sla
 
 from personagen.calibrate._blas import pass_threads
 from personagen.calibrate.column_cache import ColumnCache
-from personagen.calibrate.qp import eq_solve
+from personagen.calibrate.qp import combine, eq_solve
 from personagen.calibrate.row_space import RowKernel, RowSpaceSolves
+from personagen.calibrate.support_factor import SupportFactor
 from personagen.calibrate.tuning import TUNING
 
 Array = np.ndarray
@@ -68,6 +69,8 @@ class Quad(abc.ABC):
         self.n_grad = 0
         self.n_lowrank = 0
         self.top_centered: float | None = None
+        self._factor: SupportFactor | None = None  # the active-set run's support factor (agent space)
+        self.n_updates = 0  # agent-space solves answered by moving the last factor (see `_agent_eq_solve`)
 
     @classmethod
     def from_design(cls, D: Array, r: Array, sw: Array | None = None, *, dense: bool | None = None,
@@ -98,6 +101,49 @@ class Quad(abc.ABC):
     def value(self, w: Array) -> float:
         """½ wᵀGw − bᵀw + c (the data term ½‖W^½(r − Dw)‖²)."""
         return 0.5 * float(w @ self.matvec(w)) - float(self.b @ w) + self.c
+
+    def cross(self, P: Array, Q: Array) -> Array | None:
+        """G[P, Q] (a fresh copy), or None when it is not at hand cheaply."""
+        return None
+
+    def drop_factor(self) -> None:
+        """Forget the support factor (the active set calls this when its run ends: the next run has another μ)."""
+        self._factor = None
+
+    def _agent_eq_solve(self, idx: Array, fP: Array, mu: float, simplex: bool) -> tuple[Array, float]:
+        """min ½zᵀ(G_PP + μI)z − f_Pᵀz [s.t. Σz = 1] on the support idx by a Cholesky factor of G_PP + μI: the last
+        solve's factor moved to idx (`SupportFactor`: bordered for the agents that entered, the agents that left
+        pinned at zero) while that costs fewer flops than `Tuning.factor_update_ratio` × a fresh factor and μ > 0
+        (at μ = 0 a census-shaped fold moved its factor to a worse point by 1e-7: duplicate agents), else a
+        fresh one (least squares when G_PP + μI is numerically singular, as `qp.eq_solve`)."""
+        F = np.column_stack([fP, np.ones(len(idx))]) if simplex else fP[:, None]
+        fac = self._factor
+        if fac is not None and fac.mu == mu and mu > 0:  # at μ = 0 G_PP may be singular (duplicate agents)
+            add, flops = fac.update_flops(idx, F.shape[1])
+            if flops < TUNING.factor_update_ratio * len(idx) ** 3 / 3:
+                cross = self.cross(fac.agents, add) if len(add) else None
+                ok = not len(add) or (cross is not None and fac.extend(add, cross, self._shifted_block(add, mu)))
+                sol = fac.solve(idx, F) if ok else None
+                if sol is not None and np.all(np.isfinite(sol)):
+                    self.n_updates += 1
+                    return combine(sol, simplex)
+        H = self._shifted_block(idx, mu)
+        self._factor = SupportFactor.fresh(H, idx, mu)
+        if self._factor is None:
+            return eq_solve(self._shifted_block(idx, mu), fP, simplex)
+        sol = self._factor.solve(idx, F)
+        if not self._factor.sound or not np.all(np.isfinite(sol)):
+            self._factor = None  # near-singular: the next step factors afresh (`support_factor._sound`)
+        if not np.all(np.isfinite(sol)):
+            return eq_solve(self._shifted_block(idx, mu), fP, simplex)
+        return combine(sol, simplex)
+
+    def _shifted_block(self, P: Array, mu: float) -> Array:
+        """G[P, P] + μI (a fresh copy)."""
+        H = self.block(P)
+        if mu:
+            H[np.diag_indices_from(H)] += mu
+        return H
 
     def power_norm(self, *, centered: bool = False, iters: int = 50, seed: int = 0, rtol: float = 1e-6) -> float:
         """Largest eigenvalue of G (or of PGP, P = I − 11ᵀ/N) by power iteration, stopped when the Rayleigh
@@ -166,17 +212,18 @@ class DenseQuad(Quad):
         """G[P, P] (a copy)."""
         return self.G[np.ix_(P, P)]
 
+    def cross(self, P: Array, Q: Array) -> Array | None:
+        """G[P, Q] (a copy)."""
+        return self.G[np.ix_(P, Q)]
+
     def use_lowrank(self, k: int, mu: float, simplex: bool = True) -> bool:
         """Never: row space needs D."""
         return False
 
     def eq_solve(self, idx: Array, fP: Array, mu: float, simplex: bool,
                  pull: Array | None = None) -> tuple[Array, float, Array | None]:
-        """min ½zᵀ(G_PP + μI)z − f_Pᵀz [s.t. Σz = 1] on the support idx; z, ν (see `qp.eq_solve`) and None."""
-        H = self.block(idx)  # a fresh copy: μ goes on its diagonal in place
-        if mu:
-            H[np.diag_indices_from(H)] += mu
-        z, nu = eq_solve(H, fP, simplex)
+        """min ½zᵀ(G_PP + μI)z − f_Pᵀz [s.t. Σz = 1] on the support idx; z, ν (`_agent_eq_solve`) and None."""
+        z, nu = self._agent_eq_solve(idx, fP, mu, simplex)
         return z, nu, None
 
 
@@ -243,6 +290,10 @@ class MatrixFreeQuad(RowSpaceSolves, Quad):
         """G[P, P] from the bounded column cache (a fresh copy)."""
         return self.cache.block(P)
 
+    def cross(self, P: Array, Q: Array) -> Array | None:
+        """G[P, Q] from the column cache; None when P and Q together exceed it."""
+        return self.cache.cross(P, Q)
+
     @property
     def rows(self) -> int:
         """Number of rows of D that count (weight > 0)."""
@@ -274,10 +325,7 @@ class MatrixFreeQuad(RowSpaceSolves, Quad):
                 return self._lowrank_eq_solve(idx, fP, mu, simplex, pull)
             z, nu = self._minnorm_eq_solve(idx, fP)
             return z, nu, None
-        H = self.block(idx)  # a fresh copy: μ goes on its diagonal in place
-        if mu:
-            H[np.diag_indices_from(H)] += mu
-        z, nu = eq_solve(H, fP, simplex)
+        z, nu = self._agent_eq_solve(idx, fP, mu, simplex)
         return z, nu, None
 
     def grad_support(self, w: Array, idx: Array) -> Array:

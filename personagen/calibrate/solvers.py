@@ -8,6 +8,7 @@ All quadratic problems are written as  min ½ wᵀ(G + μI)w − fᵀw + c  s.t.
 | quad.py | `Quad`: `DenseQuad` (N × N Gram) or `MatrixFreeQuad` (D itself) | dense: N ≤ 3,000 and rows ≥ N/2, KL pull |
 | column_cache.py | `ColumnCache`: Gram columns of recent supports, bounded | matrix-free agent-space solves |
 | row_space.py | `RowKernel`, `RowOperator`, `RowSpaceSolves` | matrix-free supports wider than the rows |
+| support_factor.py | `SupportFactor`: a support's Cholesky factor, bordered / pinned to the next support | agent-space active-set steps |
 | active_set.py | `active_set`: primal–dual active set, primal finish | every simplex / lasso / NNLS fit by default |
 | first_order.py | `pg_simplex` (μ ≥ 0.9·‖PGP‖₂), `fista_simplex` | top of the λ grid; solver="fista" |
 | kl_newton.py | `kl_newton`: damped Newton for the KL pull | pull="kl", λ > 0 |

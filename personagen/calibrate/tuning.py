@@ -41,6 +41,16 @@ class Tuning:
 
     # Active set (calibrate/active_set.py): the support grows by at most this many agents beyond its size.
     max_add_floor: int = 20
+    # ... plus this × its size. Issue 15 took 1 (doubling); issue 23 measured 0.25 on latent types, where from a
+    # predicted support the doubling overshoots into row space (10k × 2,500 at λ_max/1000: 1,447 → 2,347 → 4,186 →
+    # … → 1,768 agents, four rows × rows factorisations a fold): CV 96 → 73 CPU s, row-space steps 39 → 19, the same λ
+    # and objective; 5,000 × 1,250: 8.0 → 7.4 CPU s.
+    max_add_ratio: float = 0.25
+    # An agent-space step moves the last step's Cholesky factor (calibrate/support_factor.py: bordered for the
+    # agents that entered, those that left pinned at zero) while that costs fewer flops than this × a fresh
+    # factor's |S|³/3 (issue 23, latent types 10k × 2,500: factorisations were 2/3 of the CPU time).
+    factor_update_ratio: float = 1.0
+    factor_min_pivot: float = 1e-10  # a factor with a pivot² below this × its largest diagonal entry is not moved
 
     # Projected gradient (calibrate/first_order.py): μ/‖PGP‖₂ from which CV fits take projected-gradient steps,
     # each contracting by q = L/(L + 2μ) ≤ 0.37 (L = 1.05·‖PGP‖₂): ~25 pairs of passes over D to 1e-13. Issue 15

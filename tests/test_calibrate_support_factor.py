@@ -1,0 +1,81 @@
+"""The moved support factor (calibrate/support_factor.py) against fresh factorisations and solves by numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from personagen.bench.solver import make_problem
+from personagen.calibrate.qp import eq_solve
+from personagen.calibrate.solvers import Quad, active_set
+from personagen.calibrate.support_factor import SupportFactor
+
+
+def _spd(n: int, m: int, mu: float, seed: int) -> np.ndarray:
+    X = np.random.default_rng(seed).standard_normal((m, n))
+    return X.T @ X + mu * np.eye(n)
+
+
+def test_bordered_and_pinned_solves_match_fresh_factorisations():
+    rng = np.random.default_rng(0)
+    H = _spd(60, 80, 0.5, seed=1)
+    U = np.array(rng.choice(60, 30, replace=False))
+    fac = SupportFactor.fresh(H[np.ix_(U, U)].copy(), U, 0.5)
+    assert fac is not None
+    A = np.setdiff1d(np.arange(60), U)[:12]
+    assert fac.extend(A, H[np.ix_(U, A)].copy(), H[np.ix_(A, A)].copy())
+    order = np.concatenate([U, A])
+    R_ref = np.linalg.cholesky(H[np.ix_(order, order)]).T  # independent factorisation (numpy, lower → upper)
+    assert np.allclose(fac.R, R_ref, rtol=1e-10, atol=1e-10)
+    S = np.sort(np.concatenate([U[5:], A[:7]]))  # five agents left, five of the added ones pinned as well
+    F = rng.standard_normal((len(S), 2))
+    ref = np.linalg.solve(H[np.ix_(S, S)], F)
+    assert np.allclose(fac.solve(S, F), ref, rtol=1e-9, atol=1e-12)
+    outside = np.setdiff1d(np.arange(60), order)[:1]
+    assert fac.solve(np.concatenate([S[:1], outside]), F[:2]) is None  # an agent the factor does not hold
+
+
+def test_solve_without_pins_and_unknown_agents():
+    H = _spd(20, 40, 0.0, seed=2)
+    idx = np.arange(20)
+    fac = SupportFactor.fresh(H.copy(), idx, 0.0)
+    F = np.ones((20, 1))
+    assert np.allclose(fac.solve(idx, F), np.linalg.solve(H, F), rtol=1e-9)
+    fac2 = SupportFactor.fresh(H[:10, :10].copy(), idx[:10], 0.0)
+    assert fac2.solve(idx[5:15], F[:10]) is None  # agents 10–14 are not in the factor
+
+
+def test_singular_schur_complement_refuses_extension():
+    X = np.random.default_rng(3).standard_normal((5, 8))
+    H = X.T @ X  # rank 5: bordering past five agents cannot stay positive definite
+    fac = SupportFactor.fresh(H[:5, :5].copy(), np.arange(5), 0.0)
+    assert fac is not None
+    assert not fac.extend(np.arange(5, 8), H[:5, 5:].copy(), H[5:, 5:].copy())
+    assert len(fac.agents) == 5
+
+
+def test_active_set_with_moved_factors_matches_fresh_solves():
+    D, r, _, _ = make_problem(300, 150, seed=4)
+    n = D.shape[1]
+    w0 = np.full(n, 1 / n)
+    for dense in (True, False):
+        for mu in (0.0, 1e-3 * n):
+            quad = Quad.from_design(D, r, dense=dense)
+            res = active_set(quad, quad.b + mu * w0, mu)
+            assert quad._factor is None  # dropped when the run ends
+            idx = np.flatnonzero(res.w > 0)
+            H = quad.block(idx)
+            H[np.diag_indices_from(H)] += mu
+            z, _ = eq_solve(H, (quad.b + mu * w0)[idx], True)  # the final support solved fresh
+            assert np.allclose(res.w[idx], z, rtol=1e-8, atol=1e-12)
+            assert res.kkt < 1e-9
+
+
+def test_column_cache_cross_blocks():
+    D, r, _, _ = make_problem(120, 40, seed=5)
+    quad = Quad.from_design(D, r, dense=False)
+    G = D.T @ D
+    P, Q = np.array([3, 7, 50, 9]), np.array([100, 2])
+    assert np.allclose(quad.cross(P, Q), G[np.ix_(P, Q)])
+    assert np.allclose(quad.block(np.concatenate([P, Q])), G[np.ix_(np.r_[P, Q], np.r_[P, Q])])
+    small = Quad(D=D, r=r, cache_mb=0.0)  # a 16-agent cache: a cross block beyond it is not at hand
+    assert small.cross(np.arange(10), np.arange(10, 20)) is None
