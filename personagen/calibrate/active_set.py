@@ -4,7 +4,8 @@ Primal–dual active set (semismooth Newton) steps: support ← {z > 0} ∪ {red
 equality-constrained minimiser on the support (`Quad.eq_solve`: a Cholesky of G_PP + μI in agent space, or a
 row-space solve for supports wider than the rows); from a warm start they reach a machine-precision KKT point
 in a handful of solves. The support grows at most geometrically (`Tuning.max_add_floor` agents beyond its size
-a step). If the steps cycle, a Lawson–Hanson-style primal active set (monotone, finite) finishes.
+a step). If the steps cycle (or, at μ = 0, stall: `Tuning.zero_stall`), a Lawson–Hanson-style primal active set
+(monotone, finite) finishes.
 
 Why: cvxpy/Clarabel needs seconds at 1,000 agents and gives no answer in minutes at 5,000 (issue 7).
 """
@@ -59,6 +60,7 @@ def _active_set(
     seen: set[bytes] = set()
     it = 0
     best = None
+    best_it = 0  # the iteration that set `best` (μ = 0 stall rule, `Tuning.zero_stall`)
     kkt = math.inf
     # --- primal-dual active set -----------------------------------------------------------------
     while it < max_iter:
@@ -72,7 +74,9 @@ def _active_set(
         if not neg.any() and not viol.any():
             return QPResult(w, it, kkt / scale, "active-set", gw=g - mu * w + f)
         if not neg.any():
-            best = w
+            best, best_it = w, it
+        elif mu == 0 and best is not None and it - best_it >= TUNING.zero_stall:
+            break  # μ = 0, stalled: the primal active set finishes from `best` (see Tuning.zero_stall)
         if viol.sum() > max_add_floor + P.sum():
             # grow the support at most geometrically: a few hundred columns at a time keeps each
             # Cholesky (and, matrix-free, each new Gram block) small while the support is found
