@@ -65,6 +65,11 @@ class Tuning:
     # converged within a few, so the finish starts from the same point and returns the same weights, 30 steps
     # instead of 500 (each a factorisation and a pass over D).
     zero_stall: int = 30
+    # CV's warm λ = 0 attempt (`simplex.FoldPath._warm_zero`) takes at most this many primal–dual steps (and 4× as
+    # many primal ones); unconverged, the fold is solved cold as before. Kept fits take 2–3 steps; at 100k × 1,000
+    # latent (fold 0) the unbounded attempt from a 2,051-agent support cost ~147 CPU s (the fold's λ = 0: 219 s,
+    # 72 s cold) and was not kept (issue 23). Same answer either way: only a unique minimiser is ever kept.
+    warm_zero_iter: int = 30
 
 
 TUNING = Tuning()
