@@ -106,7 +106,9 @@ def responses_matrix(path: str, *, survey_id: str | None = None) -> tuple[Array,
         if col in df.columns and df.height:
             first = survey_id if col == "survey_id" and survey_id else df[col][0]
             df = df.filter(pl.col(col) == first)
-    df = df.group_by("persona_id", "qid", "option").agg(pl.col("prob").sum())
+    # sorted first: group_by's order (hence the pivot's persona columns) differs between runs, so the resampled
+    # problem did too (two trees compared on "the same" problem got different designs)
+    df = df.group_by("persona_id", "qid", "option").agg(pl.col("prob").sum()).sort("persona_id", "qid", "option")
     wide = df.pivot(on="persona_id", index=["qid", "option"], values="prob").sort("qid", "option")
     wide = wide.drop([c for c in wide.columns[2:] if wide[c].null_count() > 0])
     if wide.width <= 2:

@@ -6,7 +6,8 @@ from the last step's factor while that is cheaper (calibrate/support_factor.py, 
 row-space solve for supports wider than the rows); from a warm start they reach a machine-precision KKT point
 in a handful of solves. The support grows at most geometrically: by the `Tuning.max_add_floor` + `max_add_ratio`
 × its size most violating agents a step (a quarter since issue 23: doubling overshot into row space). If the steps
-cycle, a Lawson–Hanson-style primal active set (monotone, finite) finishes.
+cycle (or, at μ = 0, stall: `Tuning.zero_stall`), a Lawson–Hanson-style primal active set (monotone, finite)
+finishes.
 
 Why: cvxpy/Clarabel needs seconds at 1,000 agents and gives no answer in minutes at 5,000 (issue 7).
 """
@@ -64,6 +65,7 @@ def _active_set(
     seen: set[bytes] = set()
     it = 0
     best = None
+    best_it = 0  # the iteration that set `best` (μ = 0 stall rule, `Tuning.zero_stall`)
     kkt = math.inf
     # --- primal-dual active set -----------------------------------------------------------------
     while it < max_iter:
@@ -77,7 +79,9 @@ def _active_set(
         if not neg.any() and not viol.any():
             return QPResult(w, it, kkt / scale, "active-set", gw=g - mu * w + f)
         if not neg.any():
-            best = w
+            best, best_it = w, it
+        elif mu == 0 and best is not None and it - best_it >= TUNING.zero_stall:
+            break  # μ = 0, stalled: the primal active set finishes from `best` (see Tuning.zero_stall)
         grow = max_add_floor + int(TUNING.max_add_ratio * P.sum())
         if viol.sum() > grow:
             # grow the support at most geometrically: a few hundred columns at a time keeps each

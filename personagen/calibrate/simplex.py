@@ -122,7 +122,9 @@ class FoldPath:
         if self.pull != "l2" or not pos:
             return None
         start = self.fits[min(pos)][0]
-        res = solve(self.quad, 0.0, self.w0, w_start=start)
+        # bounded (`Tuning.warm_zero_iter`): a start that needs more steps is not at the unique minimiser's support
+        res = active_set(self.quad, self.quad.b, 0.0, simplex=True, w_start=start, pull=self.w0,
+                         max_iter=TUNING.warm_zero_iter)
         return res if res.converged and unique_minimiser(self.quad, res) else None
 
 

@@ -66,5 +66,20 @@ class Tuning:
     unique_pivot: float = 1e-10
     unique_gap: float = 1e-9
 
+    # μ = 0 (calibrate/active_set.py): the primal–dual steps give up after this many iterates in a row with a
+    # negative weight, and the primal active set finishes from the last iterate without one (`best`), as it did
+    # after `max_iter` = 500 steps. Why: at μ = 0 on supports wider than the rows (G_PP singular; wide latent-type
+    # answers, where the pure fit is not unique) the steps never settle and never again give an iterate without
+    # negative weights; on every problem family measured (issue 23: latent, sparse, census-shaped, Dirichlet;
+    # full problems and CV folds, 100 to 25,000 agents) `best` was set within the first few steps or the steps
+    # converged within a few, so the finish starts from the same point and returns the same weights, 30 steps
+    # instead of 500 (each a factorisation and a pass over D).
+    zero_stall: int = 30
+    # CV's warm λ = 0 attempt (`simplex.FoldPath._warm_zero`) takes at most this many primal–dual steps (and 4× as
+    # many primal ones); unconverged, the fold is solved cold as before. Kept fits take 2–3 steps; at 100k × 1,000
+    # latent (fold 0) the unbounded attempt from a 2,051-agent support cost ~147 CPU s (the fold's λ = 0: 219 s,
+    # 72 s cold) and was not kept (issue 23). Same answer either way: only a unique minimiser is ever kept.
+    warm_zero_iter: int = 30
+
 
 TUNING = Tuning()
