@@ -11,6 +11,7 @@ seconds, chosen λ, the CV curve (max relative difference of the held-out errors
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -62,14 +63,18 @@ def run(root: Path, args: list[str], out: str) -> dict:
 
 def main() -> None:
     """Run both trees on one problem and print the comparison."""
-    a = sys.argv[1:]
-
-    def opt(name: str, default: str) -> str:
-        return a[a.index(name) + 1] if name in a else default
-
-    before = Path(opt("--before", ""))
-    args = [opt("--family", "latent"), opt("--agents", "3000"), opt("--rows", "600"), opt("--seed", "0"),
-            opt("--responses", "")]
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--before", type=Path, required=True, help="a `git archive` of the older tree")
+    ap.add_argument("--family", default="latent")
+    ap.add_argument("--agents", default="3000")
+    ap.add_argument("--rows", default="600")
+    ap.add_argument("--seed", default="0")
+    ap.add_argument("--responses", default="", help="a real responses.parquet (family resampled)")
+    o = ap.parse_args()
+    if not (o.before / "personagen").is_dir():
+        ap.error(f"--before {o.before}: not a personagen tree")
+    before = o.before
+    args = [o.family, o.agents, o.rows, o.seed, o.responses]
     with tempfile.TemporaryDirectory() as tmp:
         new = run(REPO, args, f"{tmp}/after.npz")
         old = run(before, args, f"{tmp}/before.npz")

@@ -28,7 +28,7 @@ def _clarabel(D, r):
     return p.value
 
 
-@pytest.mark.parametrize("agents,rows,seed", [(400, 80, 3), (600, 60, 1)])
+@pytest.mark.parametrize("agents,rows,seed", [(400, 80, 3), (600, 60, 0)])
 def test_stall_rule_keeps_the_weights_in_fewer_steps(agents, rows, seed, monkeypatch):
     """Latent-type answers where the μ = 0 steps never settle: with the rule the finish starts from the same point
     and returns the same weights (to round-off) in a fraction of the steps; the objective is Clarabel's."""

@@ -5,7 +5,7 @@ equality-constrained minimiser on the support (`Quad.eq_solve`: a Cholesky of G_
 from the last step's factor while that is cheaper (calibrate/support_factor.py, dropped when the run ends), or a
 row-space solve for supports wider than the rows); from a warm start they reach a machine-precision KKT point
 in a handful of solves. The support grows at most geometrically: by the `Tuning.max_add_floor` + `max_add_ratio`
-× its size most violating agents a step (a quarter since issue 23: doubling overshot into row space). If the steps
+× its size most violating agents a step (a half since issue 23: doubling overshot into row space). If the steps
 cycle (or, at μ = 0, stall: `Tuning.zero_stall`), a Lawson–Hanson-style primal active set (monotone, finite)
 finishes.
 

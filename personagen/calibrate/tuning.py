@@ -41,11 +41,13 @@ class Tuning:
 
     # Active set (calibrate/active_set.py): the support grows by at most this many agents beyond its size.
     max_add_floor: int = 20
-    # ... plus this × its size. Issue 15 took 1 (doubling); issue 23 measured 0.25 on latent types, where from a
-    # predicted support the doubling overshoots into row space (10k × 2,500 at λ_max/1000: 1,447 → 2,347 → 4,186 →
-    # … → 1,768 agents, four rows × rows factorisations a fold): CV 96 → 73 CPU s, row-space steps 39 → 19, the same λ
-    # and objective; 5,000 × 1,250: 8.0 → 7.4 CPU s.
-    max_add_ratio: float = 0.25
+    # ... plus this × its size. Issue 15 took 1 (doubling); issue 23 found that from a predicted support the
+    # doubling overshoots into row space (latent types 10k × 2,500 at λ_max/1000: 1,447 → 2,347 → 4,186 → … → 1,768
+    # agents, four rows × rows factorisations a fold). Measured side by side (one thread, same λ and objective):
+    # CV at 10k × 2,500 59.2 / 51.4 / 45.7 CPU s at 1 / 0.5 / 0.25; but the mid-grid single fit at 25k × 250
+    # (support 9,747, row space from the start) 0.26–0.34 / 0.30–0.34 / 0.37–0.42 CPU s, 0.25 breaking the
+    # issue's 1.2× rule for single fits. 0.5 keeps most of the CV gain and the single fits.
+    max_add_ratio: float = 0.5
     # An agent-space step moves the last step's Cholesky factor (calibrate/support_factor.py: bordered for the
     # agents that entered, those that left pinned at zero) while that costs fewer flops than this × a fresh
     # factor's |S|³/3 (issue 23, latent types 10k × 2,500: factorisations were 2/3 of the CPU time).
