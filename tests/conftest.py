@@ -88,3 +88,19 @@ def local_llm_url():
         yield url
     finally:
         server.stop()
+
+
+def yes_no_library(tmp_path: Path, n: int = 3, nq: int = 2):  # noqa: ANN201
+    """A tiny library (n personas) and a saved yes/no survey of nq questions: (Library, survey path)."""
+    import polars as pl
+
+    from personagen import Library  # the API class: with its verbs (lib.elicit)
+    from personagen.surveys import Survey
+
+    lib = Library.init(tmp_path / "LIB", seed=0)
+    lib.write_personas(pl.DataFrame({"persona_id": [f"p{i}" for i in range(n)], "source": ["census"] * n,
+                                     "text_narrative": [f"I am person {i}." for i in range(n)]}))
+    qs = [{"qid": f"q{j}", "question": f"Question {j}?", "options": ["Yes", "No"],
+           "targets": {"overall": {"Yes": 0.5, "No": 0.5}}} for j in range(nq)]
+    Survey.from_records("S", qs).save(tmp_path / "S.parquet")
+    return lib, tmp_path / "S.parquet"

@@ -6,25 +6,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import polars as pl
 import pytest
+from conftest import yes_no_library
 from loopback import LoopbackServer
 
-from personagen import ElicitOptions, Library
+from personagen import ElicitOptions
 from personagen.cli import main
 from personagen.elicit import ElicitFailed, ElicitSummary, elicit_library
-from personagen.surveys import Survey, load
+from personagen.surveys import load
 
 BAD = (400, {}, {"error": {"message": "malformed request"}})
-
-
-def _library(tmp_path: Path, n: int = 3, nq: int = 2) -> tuple[Library, Path]:
-    lib = Library.init(tmp_path / "LIB", seed=0)
-    lib.write_personas(pl.DataFrame({"persona_id": [f"p{i}" for i in range(n)], "source": ["census"] * n,
-                                     "text_narrative": [f"I am person {i}." for i in range(n)]}))
-    qs = [{"qid": f"q{j}", "question": f"Question {j}?", "options": ["Yes", "No"],
-           "targets": {"overall": {"Yes": 0.5, "No": 0.5}}} for j in range(nq)]
-    return lib, Survey.from_records("S", qs).save(tmp_path / "S.parquet")
 
 
 def _kw(srv: LoopbackServer) -> dict:
@@ -33,7 +24,7 @@ def _kw(srv: LoopbackServer) -> dict:
 
 
 def test_python_call_raises_naming_how_many_failed(tmp_path: Path) -> None:
-    lib, survey = _library(tmp_path)
+    lib, survey = yes_no_library(tmp_path)
     with LoopbackServer() as srv:
         srv.script.extend([BAD, BAD])
         with pytest.raises(ElicitFailed, match=r"^2 answer\(s\) failed after retries") as e:
@@ -49,7 +40,7 @@ def test_python_call_raises_naming_how_many_failed(tmp_path: Path) -> None:
 
 
 def test_cli_prints_the_summary_then_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    lib, survey = _library(tmp_path)
+    lib, survey = yes_no_library(tmp_path)
     with LoopbackServer() as srv:
         srv.script.append(BAD)
         with pytest.raises(SystemExit) as e:

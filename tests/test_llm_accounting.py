@@ -12,13 +12,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import yes_no_library
 from openai_echo import EchoServer
 
 from personagen.elicit import ElicitOptions, elicit_library
 from personagen.errors import BadInput
 from personagen.library import Library
 from personagen.llm import BudgetExceeded, ChatRequest, LLMClient, PriceTable
-from personagen.surveys import Survey, load
+from personagen.surveys import load
 
 REPO = Path(__file__).resolve().parents[1]
 PRICES = {"models": {"m": {"input": 1.0, "output": 2.0}}}
@@ -35,16 +36,6 @@ def _client(srv: EchoServer, tmp_path: Path, **kw) -> LLMClient:
                          progress=False, prices=PRICES, **kw)
     c.backoff_base = 0.001
     return c
-
-
-def _library(tmp_path: Path, n: int = 3, nq: int = 2) -> tuple[Library, Path]:
-    lib = Library.init(tmp_path / "LIB", seed=0)
-    lib.write_personas(pl.DataFrame({"persona_id": [f"p{i}" for i in range(n)], "source": ["census"] * n,
-                                     "text_narrative": [f"I am person {i}." for i in range(n)]}))
-    qs = [{"qid": f"q{j}", "question": f"Question {j}?", "options": ["Yes", "No"],
-           "targets": {"overall": {"Yes": 0.5, "No": 0.5}}} for j in range(nq)]
-    Survey.from_records("S", qs).save(tmp_path / "S.parquet")
-    return lib, tmp_path / "S.parquet"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -75,7 +66,7 @@ def test_answer_with_unreadable_usage_is_kept_and_its_tokens_estimated(mode: str
 
 
 def test_elicit_records_unusable_answers_as_invalid_and_rerun_pays_nothing(tmp_path: Path) -> None:
-    lib, survey = _library(tmp_path)
+    lib, survey = yes_no_library(tmp_path)
     with EchoServer(misbehave="not_json") as srv:
         kw = dict(backend="openai", base_url=srv.base_url, model="m", progress=False)
         s = elicit_library(lib, load(survey), ElicitOptions(**kw))
@@ -87,7 +78,7 @@ def test_elicit_records_unusable_answers_as_invalid_and_rerun_pays_nothing(tmp_p
 
 
 def test_max_requests_counts_every_http_request(tmp_path: Path) -> None:
-    lib, survey = _library(tmp_path)
+    lib, survey = yes_no_library(tmp_path)
     with EchoServer(misbehave="not_json") as srv:
         r = _cli("elicit", str(lib.path), "--survey", str(survey), "--backend", "openai", "--base-url",
                  srv.base_url, "--model", "m", "--max-requests", "2", "--no-progress")
@@ -113,7 +104,7 @@ def test_hanging_server_gets_a_request_at_most_twice(tmp_path: Path) -> None:
 
 
 def test_elicit_time_limit_stops_keeps_paid_answers_and_resumes(tmp_path: Path) -> None:
-    lib, survey = _library(tmp_path, n=4)
+    lib, survey = yes_no_library(tmp_path, n=4)
     args = ["elicit", str(lib.path), "--survey", str(survey), "--backend", "openai", "--model", "m",
             "--concurrency", "1", "--no-progress", "--timeout", "30"]
     with EchoServer(delay_s=0.5) as srv:  # 8 answers one at a time take 4 s: the limit stops the run halfway
@@ -128,7 +119,7 @@ def test_elicit_time_limit_stops_keeps_paid_answers_and_resumes(tmp_path: Path) 
 
 
 def test_n_asked_of_a_one_choice_server_keeps_the_paid_choice(tmp_path: Path) -> None:
-    lib, survey = _library(tmp_path, n=4, nq=1)
+    lib, survey = yes_no_library(tmp_path, n=4, nq=1)
     with EchoServer(misbehave="one_choice") as srv:
         s = elicit_library(lib, load(survey), ElicitOptions(backend="openai", base_url=srv.base_url, model="m",
                                                             progress=False, mode="sample", samples=3, fresh=True))
