@@ -131,3 +131,42 @@ def test_default_fit_on_latent_types_matches_full_grid_choice():
     fast = fit_weights(D, r, groups=g)
     assert fast.lam == full.lam and fast.lam > 0
     assert abs(fast.objective - full.objective) <= 1e-9 * abs(full.objective)
+    # the coarse scan stopped after two rises: λ = 0 was never fitted, and every value fitted has the full grid's
+    # CV error (peer and bracketed warm starts change where a fit starts, not where it ends)
+    assert fast.cv["stopped_after_rises"] == 2 and 0.0 not in fast.cv["grid"]
+    ref = dict(zip(full.cv["grid"], full.cv["mean"]))
+    for lam, m in zip(fast.cv["grid"], fast.cv["mean"]):
+        assert abs(ref[lam] - m) <= 1e-9 * ref[lam]
+
+
+def test_refine_search_stops_after_patience_rises_on_a_hand_made_curve():
+    """The stop by hand: one agent, five one-row folds, r = 0 and fit(fold, k) = v_k, so every fold's held-out
+    error at grid[k] is v_k² and the CV mean is v_k². Coarse positions from the largest λ: 1, 4, 7, 10, 13, 16, 19,
+    0 (`refine_order`). With the minimum at position 7, two rises (10, 13) stop the coarse scan: 16, 19 and 0 are
+    never fitted; the values between 7's coarse neighbours (5, 6, 8, 9) are."""
+    from personagen.calibrate.cv import sweep
+
+    grid = np.array([0.0, *np.logspace(0, -6, 19)])
+    g = np.array([f"q{i}" for i in range(5)])
+    D, r, sw = np.ones((5, 1)), np.zeros(5), np.ones(5)
+    masks = fold_masks(g, 5, 0)
+    desc = [1 + i for i in range(19)] + [0]
+    v = {k: 1.0 + abs(i - 6) for i, k in enumerate(desc)}  # unimodal in λ, minimum at desc[6] = position 7
+    asked: list[int] = []
+
+    def fit(f: int, k: int) -> np.ndarray:
+        asked.append(k)
+        return np.array([v[k]])
+
+    curve = sweep(D, r, sw, masks, grid, fit, search="refine")
+    assert sorted(set(asked)) == [1, 4, 5, 6, 7, 8, 9, 10, 13]
+    assert curve.best == grid[7] and curve.extra["stopped_after_rises"] == 2
+    assert np.allclose(curve.mean, [v[k] ** 2 for k in sorted(set(asked))])
+    asked.clear()
+    sweep(D, r, sw, masks, grid, fit, search="refine", patience=1)
+    assert sorted(set(asked)) == [1, 4, 5, 6, 7, 8, 9, 10]
+    # a curve still falling at the bottom of the grid fits every coarse value, λ = 0 included
+    v = {k: 20.0 - i for i, k in enumerate(desc)}
+    asked.clear()
+    curve = sweep(D, r, sw, masks, grid, fit, search="refine")
+    assert 0 in asked and curve.best == 0.0 and "stopped_after_rises" not in curve.extra

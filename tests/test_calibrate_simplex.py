@@ -342,3 +342,25 @@ def test_predict_extrapolates_from_exactly_two_fits_and_small_grid_scales():
     col = 0.5 * np.array([0.2, 0.8, 0.5, 0.5])
     grid = sx.lam_grid(Quad.from_design(np.column_stack([col] * 5), np.array([0.3, 0.7, 0.4, 0.6])))
     assert grid[1] == pytest.approx(10 * float(col @ col) / 5, rel=1e-12)
+
+
+def test_foldpath_peer_and_bracketed_starts_give_each_lambdas_own_minimiser():
+    """Wide supports (12 rows × 200 agents): a fit started from another fold's fit at the same λ (`peer`) and a
+    refined λ started from the support predicted between its two bracketing fits both reach the minimiser that a
+    direct reference solve gives (`_ref_l2`, Clarabel)."""
+    D, r, g, _ = make_problem(200, 3, seed=15)
+    w0 = np.full(200, 1 / 200)
+    sw_a, sw_b = np.ones(12), np.r_[np.zeros(3), np.ones(9)]  # two "folds": all rows, and the last 9
+    qa, qb = Quad(D=D, r=r, sw=sw_a), Quad(D=D, r=r, sw=sw_b)
+    P = np.eye(200) - 1 / 200
+    top = float(np.linalg.eigvalsh(P @ (D.T @ D) @ P).max())
+    a, b = sx.FoldPath(qa, w0, top=top), sx.FoldPath(qb, w0, top=top)
+    coarse = [0.1 * top / 200, 0.001 * top / 200]
+    for lam in coarse:
+        a.fit(lam)
+        res = b.fit(lam, peer=a.fits[lam][0])
+        np.testing.assert_allclose(res.w, _ref_l2(qb, lam, w0), atol=1e-8)
+    assert int(np.sum(a.fits[coarse[0]][0] > 0)) > qa.rows  # the wide-support branch is taken
+    mid = 0.01 * top / 200  # bracketed by the two coarse fits
+    for fp, q in ((a, qa), (b, qb)):
+        np.testing.assert_allclose(fp.fit(mid).w, _ref_l2(q, mid, w0), atol=1e-8)

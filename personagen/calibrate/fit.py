@@ -200,8 +200,12 @@ def _fit_simplex(p: _Problem, opts: FitOptions) -> FitResult:
 
         def fit(f: int, k: int) -> Array:
             at = float(grid[k])
+            if f == 0:  # the top of the grid: every fold's projected-gradient steps in lockstep
+                _simplex.fit_folds_first_order(paths, at)
+            if at in paths[f].fits:
+                return paths[f].fits[at][0]
             other = paths[f - 1].fits.get(at) if f else None  # the previous fold's fit at this λ
-            return paths[f].fit(at, None if other is None else other[0]).w
+            return paths[f].fit(at, peer=None if other is None else other[0]).w
 
         search = opts.lam_search or ("full" if opts.lam_grid is not None else "refine")
         curve = _cv.sweep(D, r, sw, masks, grid, fit, search=search).to_dict()

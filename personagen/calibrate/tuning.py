@@ -48,6 +48,18 @@ class Tuning:
     # (support 9,747, row space from the start) 0.26–0.34 / 0.30–0.34 / 0.37–0.42 CPU s, 0.25 breaking the
     # issue's 1.2× rule for single fits. 0.5 keeps most of the CV gain and the single fits.
     max_add_ratio: float = 0.5
+    # ... and this × its size for a run from a warm start (CV: a peer fold's fit, a predicted support), whose
+    # violators are mostly near the boundary: adding all of them overshot and the next step removed half (100k ×
+    # 1,000 latent types, peer folds at λ_max/1000: +12k −4.7k, then −6k, −0.8k agents, each a kernel move).
+    # Issue 23, default CV fit, same λ and objective: 100k × 1,000 130.6 / 119.9 / 117.0 / 121.8 CPU s at
+    # 0.5 / 0.2 / 0.1 / 0.05; 20k × 5,000 230 → 220 at 0.1; 10k × 2,500 32.5 → 29.7; sparse 20k × 5,000 85 / 87
+    # (noise). Single fits start cold and keep `max_add_ratio`.
+    warm_add_ratio: float = 0.1
+    # At μ > 0 a support narrower than the rows grows at most to the rows in one step, so an agent-space step does
+    # not overshoot into row space (a rows × rows factorisation and a kernel move) only to come back below the
+    # rows (fresh Gram blocks). Issue 23, latent types 20k × 5,000 at λ_max/10⁴ (supports of ~3,500 agents, 4,000
+    # rows a fold): the four peer-started folds 8.8 → 7.3 CPU s each, one step fewer, the same fits.
+    row_space_gate: bool = True
     # An agent-space step moves the last step's Cholesky factor (calibrate/support_factor.py: bordered for the
     # agents that entered, those that left pinned at zero) while that costs fewer flops than this × a fresh
     # factor's |S|³/3 (issue 23, latent types 10k × 2,500: factorisations were 2/3 of the CPU time).
