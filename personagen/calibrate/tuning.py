@@ -57,9 +57,11 @@ class Tuning:
     warm_add_ratio: float = 0.1
     # At μ > 0 a support narrower than the rows grows at most to the rows in one step, so an agent-space step does
     # not overshoot into row space (a rows × rows factorisation and a kernel move) only to come back below the
-    # rows (fresh Gram blocks). Issue 23, latent types 20k × 5,000 at λ_max/10⁴ (supports of ~3,500 agents, 4,000
-    # rows a fold): the four peer-started folds 8.8 → 7.3 CPU s each, one step fewer, the same fits.
-    row_space_gate: bool = True
+    # rows (fresh Gram blocks). Off: issue 23 measured it on one fold path (latent 20k × 5,000 at λ_max/10⁴, peer
+    # folds 8.8 → 7.3 CPU s each) but not on the whole default fit (latent 20k × 5,000: 199.6–229.2 CPU s on,
+    # 203.9 off), and on resampled real answers at 20k × 5,000 it cost time and memory (279 CPU s and 3.15 GB
+    # peak on, 261 and 2.69 off).
+    row_space_gate: bool = False
     # An agent-space step moves the last step's Cholesky factor (calibrate/support_factor.py: bordered for the
     # agents that entered, those that left pinned at zero) while that costs fewer flops than this × a fresh
     # factor's |S|³/3 (issue 23, latent types 10k × 2,500: factorisations were 2/3 of the CPU time).
