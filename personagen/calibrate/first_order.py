@@ -72,19 +72,27 @@ def _pg_simplex(quad: Quad, f: Array, mu: float, top: float, w_start: Array, *, 
     the active set would factor a rows × rows kernel of a support holding most agents. Stops when the contraction bound
     q/(1 − q)·‖w_k − w_{k−1}‖ on the distance to the solution is below `tol`·‖w‖; None if not within
     `max_iter` (the caller falls back to the active set)."""
-    L = 1.05 * top  # the power iteration's estimate is a lower bound: a margin for the contraction factor
-    q = L / (L + 2.0 * mu)
-    t = 2.0 / (L + 2.0 * mu)
     w = project_simplex(np.asarray(w_start, dtype=float))
     for it in range(1, max_iter + 1):
         gw = quad.matvec(w)
-        w_new = project_simplex(w - t * (gw + mu * w - f))
-        step = float(np.linalg.norm(w_new - w))
-        w = w_new
-        bound = q / (1.0 - q) * step
-        if bound <= tol * float(np.linalg.norm(w)):
-            return QPResult(w, it, bound / max(float(np.linalg.norm(w)), 1e-300), "projected-gradient", gw=gw)
+        w, done = _pg_step(w, gw, f, mu, top, tol, it)
+        if done is not None:
+            return done
     return None
+
+
+def _pg_step(w: Array, gw: Array, f: Array, mu: float, top: float, tol: float,
+             it: int) -> tuple[Array, QPResult | None]:
+    """One projected-gradient step from w (gw = G·w) and, when the contraction bound q/(1 − q)·‖step‖ is below
+    `tol`·‖w‖, the finished result (see `_pg_simplex`)."""
+    L = 1.05 * top  # the power iteration's estimate is a lower bound: a margin for the contraction factor
+    q = L / (L + 2.0 * mu)
+    w_new = project_simplex(w - 2.0 / (L + 2.0 * mu) * (gw + mu * w - f))
+    bound = q / (1.0 - q) * float(np.linalg.norm(w_new - w))
+    norm = float(np.linalg.norm(w_new))
+    if bound > tol * norm:
+        return w_new, None
+    return w_new, QPResult(w_new, it, bound / max(norm, 1e-300), "projected-gradient", gw=gw)
 
 
 def pg_simplex(quad: Quad, f: Array, mu: float, top: float, w_start: Array, **kw) -> QPResult | None:
@@ -105,9 +113,6 @@ def pg_simplex_folds(quads: list[Quad], fs: list[Array], mu: float, top: float, 
     the default fit at 20k × 5,000 and 100k × 1,000 latent types (issue 23); the passes are memory-bound, so a
     five-column product costs about what one column does."""
     D = quads[0].D
-    L = 1.05 * top
-    q = L / (L + 2.0 * mu)
-    t = 2.0 / (L + 2.0 * mu)
     W = np.column_stack([project_simplex(np.asarray(w, dtype=float)) for w in starts])
     SW = np.column_stack([qd.sw for qd in quads])
     F = np.column_stack(fs)
@@ -119,14 +124,7 @@ def pg_simplex_folds(quads: list[Quad], fs: list[Array], mu: float, top: float, 
                 GW = D.T @ (SW[:, live] * (D @ W[:, live]))
             for j, f in enumerate(live):
                 quads[f].n_grad += 1
-                w_new = project_simplex(W[:, f] - t * (GW[:, j] + mu * W[:, f] - F[:, f]))
-                step = float(np.linalg.norm(w_new - W[:, f]))
-                W[:, f] = w_new
-                bound = q / (1.0 - q) * step
-                norm = float(np.linalg.norm(w_new))
-                if bound <= tol * norm:
-                    out[f] = QPResult(w_new.copy(), it, bound / max(norm, 1e-300), "projected-gradient",
-                                      gw=GW[:, j].copy())
+                W[:, f], out[f] = _pg_step(W[:, f], GW[:, j].copy(), F[:, f], mu, top, tol, it)
             live = [f for f in live if out[f] is None]
             if not live:
                 break
