@@ -83,11 +83,6 @@ def _active_set(
         elif mu == 0 and best is not None and it - best_it >= TUNING.zero_stall:
             break  # μ = 0, stalled: the primal active set finishes from `best` (see Tuning.zero_stall)
         grow = max_add_floor + int((TUNING.max_add_ratio if w_start is None else TUNING.warm_add_ratio) * P.sum())
-        kept = int(np.sum(P & (w > 0))) if TUNING.row_space_gate and mu > 0 else 0
-        if 0 < kept <= quad.rows:
-            # an agent-space support stays in agent space for a step: crossing the rows means a rows × rows
-            # factorisation and, when the support comes back below, fresh Gram blocks (see Tuning.row_space_gate)
-            grow = min(grow, max(quad.rows - kept, max_add_floor))
         if viol.sum() > grow:
             # grow the support at most geometrically: a few hundred columns at a time keeps each
             # Cholesky (and, matrix-free, each new Gram block) small while the support is found

@@ -55,13 +55,6 @@ class Tuning:
     # 0.5 / 0.2 / 0.1 / 0.05; 20k × 5,000 230 → 220 at 0.1; 10k × 2,500 32.5 → 29.7; sparse 20k × 5,000 85 / 87
     # (noise). Single fits start cold and keep `max_add_ratio`.
     warm_add_ratio: float = 0.1
-    # At μ > 0 a support narrower than the rows grows at most to the rows in one step, so an agent-space step does
-    # not overshoot into row space (a rows × rows factorisation and a kernel move) only to come back below the
-    # rows (fresh Gram blocks). Off: issue 23 measured it on one fold path (latent 20k × 5,000 at λ_max/10⁴, peer
-    # folds 8.8 → 7.3 CPU s each) but not on the whole default fit (latent 20k × 5,000: 199.6–229.2 CPU s on,
-    # 203.9 off), and on resampled real answers at 20k × 5,000 it cost time and memory (279 CPU s and 3.15 GB
-    # peak on, 261 and 2.69 off).
-    row_space_gate: bool = False
     # An agent-space step moves the last step's Cholesky factor (calibrate/support_factor.py: bordered for the
     # agents that entered, those that left pinned at zero) while that costs fewer flops than this × a fresh
     # factor's |S|³/3 (issue 23, latent types 10k × 2,500: factorisations were 2/3 of the CPU time).
