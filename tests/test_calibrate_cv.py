@@ -143,7 +143,8 @@ def test_refine_search_stops_after_patience_rises_on_a_hand_made_curve():
     """The stop by hand: one agent, five one-row folds, r = 0 and fit(fold, k) = v_k, so every fold's held-out
     error at grid[k] is v_k² and the CV mean is v_k². Coarse positions from the largest λ: 1, 4, 7, 10, 13, 16, 19,
     0 (`refine_order`). With the minimum at position 7, two rises (10, 13) stop the coarse scan: 16, 19 and 0 are
-    never fitted; the values between 7's coarse neighbours (5, 6, 8, 9) are."""
+    never fitted; of the values between 7's coarse neighbours (5, 6, 8, 9) its grid neighbours 6 and 8 are, and
+    as neither is better, nothing further (`_refine`: nearest first, onward only where the curve falls)."""
     from personagen.calibrate.cv import sweep
 
     grid = np.array([0.0, *np.logspace(0, -6, 19)])
@@ -159,12 +160,24 @@ def test_refine_search_stops_after_patience_rises_on_a_hand_made_curve():
         return np.array([v[k]])
 
     curve = sweep(D, r, sw, masks, grid, fit, search="refine")
-    assert sorted(set(asked)) == [1, 4, 5, 6, 7, 8, 9, 10, 13]
+    assert sorted(set(asked)) == [1, 4, 6, 7, 8, 10, 13]
     assert curve.best == grid[7] and curve.extra["stopped_after_rises"] == 2
     assert np.allclose(curve.mean, [v[k] ** 2 for k in sorted(set(asked))])
     asked.clear()
     sweep(D, r, sw, masks, grid, fit, search="refine", patience=1)
-    assert sorted(set(asked)) == [1, 4, 5, 6, 7, 8, 9, 10]
+    assert sorted(set(asked)) == [1, 4, 6, 7, 8, 10]
+    # minimum at position 5, between coarse values: v = 5, 2, 3, 6 at coarse 1, 4, 7, 10 (the scan stops there,
+    # best 4); 4's neighbours 3 (v = 3, worse) and 5 (v = 1, better); onward down: 6 (v = 2) rises, so 2 is
+    # never fitted and the pick is 5
+    v = {k: 1.0 + abs(i - 4) for i, k in enumerate(desc)}
+    asked.clear()
+    curve = sweep(D, r, sw, masks, grid, fit, search="refine")
+    assert sorted(set(asked)) == [1, 3, 4, 5, 6, 7, 10] and curve.best == grid[5]
+    # not unimodal there (both of 4's neighbours better: v = 0.5 at 3, 0.7 at 5): every value between is fitted
+    v[3], v[5] = 0.5, 0.7
+    asked.clear()
+    curve = sweep(D, r, sw, masks, grid, fit, search="refine")
+    assert sorted(set(asked)) == [1, 2, 3, 4, 5, 6, 7, 10] and curve.best == grid[3]
     # a curve still falling at the bottom of the grid fits every coarse value, λ = 0 included
     v = {k: 20.0 - i for i, k in enumerate(desc)}
     asked.clear()

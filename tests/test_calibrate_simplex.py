@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cvxpy as cp
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from personagen.bench.solver import make_problem
 from personagen.calibrate import fit_weights
 from personagen.calibrate import simplex as sx
 from personagen.calibrate.solvers import Quad
+from personagen.calibrate.tuning import TUNING
 
 
 def test_agent_equal_to_target_gets_all_weight():
@@ -344,10 +347,13 @@ def test_predict_extrapolates_from_exactly_two_fits_and_small_grid_scales():
     assert grid[1] == pytest.approx(10 * float(col @ col) / 5, rel=1e-12)
 
 
-def test_foldpath_peer_and_bracketed_starts_give_each_lambdas_own_minimiser():
-    """Wide supports (12 rows × 200 agents): a fit started from another fold's fit at the same λ (`peer`) and a
-    refined λ started from the support predicted between its two bracketing fits both reach the minimiser that a
-    direct reference solve gives (`_ref_l2`, Clarabel)."""
+@pytest.mark.parametrize("passes", [TUNING.predict_min_factor_passes, 0.0])
+def test_foldpath_peer_and_bracketed_starts_give_each_lambdas_own_minimiser(monkeypatch, passes):
+    """Wide supports (12 rows × 200 agents): a fit started from another fold's fit at the same λ (`peer`; the
+    default at so few rows), or (`predict_min_factor_passes` 0) from its own larger fit moved as the peer's moved
+    between the two λ, and a refined λ started from the support predicted between its two bracketing fits all
+    reach the minimiser that a direct reference solve gives (`_ref_l2`, Clarabel)."""
+    monkeypatch.setattr(sx, "TUNING", dataclasses.replace(TUNING, predict_min_factor_passes=passes))
     D, r, g, _ = make_problem(200, 3, seed=15)
     w0 = np.full(200, 1 / 200)
     sw_a, sw_b = np.ones(12), np.r_[np.zeros(3), np.ones(9)]  # two "folds": all rows, and the last 9
@@ -358,7 +364,13 @@ def test_foldpath_peer_and_bracketed_starts_give_each_lambdas_own_minimiser():
     coarse = [0.1 * top / 200, 0.001 * top / 200]
     for lam in coarse:
         a.fit(lam)
-        res = b.fit(lam, peer=a.fits[lam][0])
+        if lam == coarse[1]:  # the moved start by hand: x = w_b(λ') + w_a(λ) − w_a(λ'), start Π_Δ(w0 + (b − G_b x)/μ)
+            x = b.fits[coarse[0]][0] + a.fits[lam][0] - a.fits[coarse[0]][0]
+            mu = lam * 200
+            moved = sx.project_simplex(w0 + (qb.b - D.T @ (sw_b * (D @ x))) / mu)
+            expect = moved if passes == 0 else a.fits[lam][0]
+            np.testing.assert_allclose(b._start(lam, None, a), expect, atol=1e-12)
+        res = b.fit(lam, peer=a)
         np.testing.assert_allclose(res.w, _ref_l2(qb, lam, w0), atol=1e-8)
     assert int(np.sum(a.fits[coarse[0]][0] > 0)) > qa.rows  # the wide-support branch is taken
     mid = 0.01 * top / 200  # bracketed by the two coarse fits

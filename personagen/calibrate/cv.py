@@ -123,7 +123,7 @@ def sweep(
     (the caller warm-starts each fold from its own fit at the nearest larger value, and the folds at one value
     share their supports, hence the row-space kernel). search "refine": the coarse grid first, largest λ down,
     stopped once `patience` coarse values in a row score worse than the best so far, then the values around its
-    best (`refine_order`); "full": every value. The curve lists the values fitted, in grid order.
+    best (`refine_order`), nearest first and onward only where the curve falls (`_refine`); "full": every value. The curve lists the values fitted, in grid order.
 
     Why the stop: a CV curve that is unimodal over the grid (what the coarse-to-fine search already assumes) never
     comes back down once it has risen, so the smaller coarse values cannot be chosen; they are also the costly
@@ -162,7 +162,7 @@ def sweep(
                 if worse >= patience and i + 1 < len(coarse):
                     stopped = True
                     break
-        run(finer(best))
+        _refine(finer(best), best, run, mean, grid)
     ks = sorted({k for _, k in errs})
     E = np.array([[errs[(f, k)] for k in ks] for f in range(nf)])
     means = E.mean(axis=0)
@@ -174,6 +174,32 @@ def sweep(
         if stopped:
             curve.extra["stopped_after_rises"] = patience
     return curve
+
+
+def _refine(between: Sequence[int], best: int, run: Callable[[Sequence[int]], None], mean: Callable[[int], float],
+            grid: Array) -> None:
+    """Fit the grid values `between` the best coarse value's neighbours, nearest to `best` first: its two grid
+    neighbours, then onward only on the side where the curve fell, while it keeps falling.
+
+    Why: on a curve unimodal over the grid (what the coarse-to-fine search assumes) a side whose first value is
+    no better than `best` holds no better value, and past the first rise on the falling side nothing is better
+    either, so the pick is the one fitting every value in `between` gives, at two fits of four where `best`
+    stays (issue 23: each fit is five folds' rows × rows factorisations at the wide supports of mid-grid λ).
+    A curve that falls on both sides is not unimodal there: every value is fitted."""
+    up = sorted((k for k in between if grid[k] > grid[best]), key=lambda k: grid[k])
+    down = sorted((k for k in between if grid[k] < grid[best]), key=lambda k: -grid[k])
+    run([side[0] for side in (up, down) if side])
+    better = [side for side in (up, down) if side and (mean(side[0]), side[0]) < (mean(best), best)]
+    if len(better) > 1:
+        run(up[1:] + down[1:])
+        return
+    for side in better:
+        cur = side[0]
+        for k in side[1:]:
+            run([k])
+            if not (mean(k), k) < (mean(cur), cur):
+                break
+            cur = k
 
 
 def heldout_mse(D: Array, r: Array, sw: Array, w: Array) -> float:

@@ -80,15 +80,26 @@ def takes_pg(quad: Quad, mu: float, top: float | None) -> bool:
 
 
 class FoldPath:
-    """Fits of one quadratic along a λ grid in any order. A fit at λ > 0 starts from the nearest larger λ's fit
-    (else `peer`, else `w_start`, else w0) when that fit's support is narrower than the rows (agent space: its
-    support shrinks to the new one in a few cheap steps). Wider supports (row space: every step a rows × rows
-    factorisation) start from, in this order: the support `predict`ed between the two nearest fits that bracket
-    λ (coarse-to-fine search: the refined values lie between two coarse fits); `peer` (another CV fold's fit at
-    the same λ: the folds share most of their rows, hence most of the support, and the shared row-space kernel
-    already holds that fold's support); the nearest larger λ's fit itself when the active set made it, or, when
-    projected gradient made it (the top of the grid, supports of most agents), the support predicted by
+    """Fits of one quadratic along a λ grid in any order. Where a rows × rows factorisation costs many passes over
+    D (`Tuning.predict_min_factor_passes`: 20k × 5,000, not 100k × 1,000) and another CV fold (`peer`) has fitted
+    λ and a larger λ' this fold has, a fit at λ > 0 starts from the support `predict`ed by this fold's fit at λ'
+    moved as the peer's moved from λ' to λ (x = w(λ') + w_peer(λ) − w_peer(λ'), G·x priced on this fold: two
+    passes). Otherwise it starts from the nearest larger λ's fit (else `peer`, else `w_start`, else w0) when that
+    fit's support is narrower than the rows (agent space: its support shrinks to the new one in a few cheap
+    steps). Wider supports (row space: every step a rows × rows factorisation) start from, in this order: the
+    support `predict`ed between the two nearest fits that bracket λ (coarse-to-fine search: the refined values
+    lie between two coarse fits); `peer` (another CV fold's fit at the same λ: the folds share most of their
+    rows, hence most of the support, and the shared row-space kernel already holds that fold's support); the
+    nearest larger λ's fit itself when the active set made it (or, where factorisations are costly, the support
+    its G·w held fixed predicts, when that is narrower than the rows: agent-space steps grow it cheaply), or,
+    when projected gradient made it (the top of the grid, supports of most agents), the support predicted by
     extrapolating G·w from the two nearest larger fits.
+
+    Why the moved start and the held G·w (issue 23, fourth round, five folds over the coarse grid): at 20k × 5,000
+    latent types the moved start's support differed from the fold's answer in 66–480 agents where the peer's did
+    in 324–1,172 (λ_max/100, λ_max/1000), CPU s 127 → 104; at 100k × 1,000 (rows³/3 about two passes) it cost
+    71 → 85 (`Tuning.predict_min_factor_passes` has every family). Fold 0, which has no peer, went 8.3 → 4.1 s at
+    λ_max/10⁴ (20k × 5,000) from the held G·w; at 100k × 1,000 that start grew for 14 steps instead of 6.
 
     Why this order (issue 23, latent types 10k × 2,500 and 20k × 5,000, one fold's path and five folds λ-major):
     a peer start cut the five folds' CPU time by a third (56.5 → 37.8 s, the same objectives to 1e-14); between
@@ -108,8 +119,8 @@ class FoldPath:
         self.fits: dict[float, tuple[Array, Array | None]] = {}  # λ -> (w, G·w)
         self.first_order: set[float] = set()  # the λ whose fit took projected-gradient steps
 
-    def fit(self, lam: float, w_start: Array | None = None, *, peer: Array | None = None) -> QPResult:
-        """The fit at λ (kept for the warm starts of other λ); `peer`: another fold's fit at this λ."""
+    def fit(self, lam: float, w_start: Array | None = None, *, peer: FoldPath | None = None) -> QPResult:
+        """The fit at λ (kept for the warm starts of other λ); `peer`: another CV fold's path, already fitted at λ."""
         lam = float(lam)
         start = self._start(lam, w_start, peer) if lam > 0 else None
         res = self._warm_zero() if lam == 0 else None
@@ -121,22 +132,31 @@ class FoldPath:
         res.gw = None
         return res
 
-    def _start(self, lam: float, w_start: Array | None, peer: Array | None) -> Array:
+    def _start(self, lam: float, w_start: Array | None, peer: FoldPath | None) -> Array:
         """The warm start of a fit at λ > 0 (see the class docstring for the order and why)."""
         larger = sorted(x for x in self.fits if x > lam)
         smaller = sorted(x for x in self.fits if 0 < x < lam)
-        first = peer if peer is not None else (self.w0 if w_start is None else w_start)
+        peer_w = peer.fits[lam][0] if peer is not None and lam in peer.fits else None
+        first = peer_w if peer_w is not None else (self.w0 if w_start is None else w_start)
         start = self.fits[larger[0]][0] if larger else first
         mu = lam * self.quad.n
-        if self.pull != "l2" or takes_pg(self.quad, mu, self.top) or not int(np.sum(start > 0)) > self.quad.rows > 0:
+        if self.pull != "l2" or takes_pg(self.quad, mu, self.top):
+            return start
+        costly = self.quad.rows ** 2 >= 3 * TUNING.predict_min_factor_passes * self.quad.n  # factorisations dominate
+        both = [x for x in larger if peer_w is not None and x in peer.fits]
+        if both and costly:  # this fold's larger fit moved as the peer's fit moved from there to λ, priced on this fold
+            x = self.fits[both[0]][0] + peer_w - peer.fits[both[0]][0]
+            return predict(self.quad, self.w0, mu, [(math.nan, self.quad.matvec(x))])
+        if not int(np.sum(start > 0)) > self.quad.rows > 0:
             return start  # agent space: the nearest larger fit's support shrinks in a few cheap steps
         gw = {x: self.fits[x][1] for x in self.fits if self.fits[x][1] is not None}
         if larger and smaller and larger[0] in gw and smaller[-1] in gw:
             return predict(self.quad, self.w0, mu, [(np.log(x * self.quad.n), gw[x]) for x in (smaller[-1], larger[0])])
-        if peer is not None:
-            return peer
+        if peer_w is not None:
+            return peer_w
         if larger and larger[0] not in self.first_order:
-            return start
+            held = predict(self.quad, self.w0, mu, [(math.nan, gw[larger[0]])]) if costly else start
+            return held if int(np.sum(held > 0)) <= self.quad.rows else start  # G·w held at the larger fit's
         seen = [(np.log(x * self.quad.n), gw[x]) for x in larger[1::-1] if x in gw]
         return predict(self.quad, self.w0, mu, seen or [(math.nan, self.quad.matvec(start))])
 

@@ -61,6 +61,15 @@ class Tuning:
     factor_update_ratio: float = 1.0
     factor_min_pivot: float = 1e-10  # a factor with a pivot² below this × its largest diagonal entry is not moved
 
+    # A CV fold starts from its own larger fit moved as the previous fold's fit moved from there to λ, priced on
+    # this fold (`simplex.FoldPath._start`: one G·w, two passes over D), instead of the previous fold's fit, when
+    # a fresh row-space factorisation costs at least this many passes (rows³/3 ≥ this × rows·N): the prediction
+    # saves kernel moves and factorisations (its support is 2–5× closer to the fold's at 20k × 5,000), which only
+    # weigh at many rows. Issue 23, five folds over the coarse grid, CPU s with the previous fold's fit / the
+    # prediction: 20k × 5,000 (rows³/3 = 267 passes) latent types 127 / 104, resampled real answers 157 / 141,
+    # sparse truth 41 / 39; 100k × 1,000 (2.1 passes) latent 71 / 85, resampled 66 / 70, sparse 37 / 32.
+    predict_min_factor_passes: float = 20.0
+
     # Projected gradient (calibrate/first_order.py): μ/‖PGP‖₂ from which CV fits take projected-gradient steps,
     # each contracting by q = L/(L + 2μ) ≤ 0.37 (L = 1.05·‖PGP‖₂): ~25 pairs of passes over D to 1e-13. Issue 15
     # took 4.5 (q ≤ 0.1); issue 23 measured 0.9, which adds the grid's λ = λ_max/10 (μ = ‖PGP‖₂, supports of ~90%

@@ -34,8 +34,9 @@ from personagen.commands.types import SEED, Count, Name
 @click.option("--split-seed", type=SEED, default=None, help="Re-split the survey's questions with this seed.")
 @click.option("--folds", type=Count(2, 1000), default=None, help="CV folds (grouped by question).")
 @click.option("--lam-search", "lam_search", type=click.Choice(SEARCHES), default="refine", show_default=True,
-              help="How CV walks the simplex λ grid: coarse-to-fine, stopping two coarse values past the best (the "
-                   "full grid's choice when the CV curve is unimodal, ~50% of the fits) or every value.")
+              help="How CV walks the simplex λ grid: coarse-to-fine, stopping two coarse values past the best, then "
+                   "refining outward from it while the curve falls (the full grid's choice when the CV curve is "
+                   "unimodal, ~50% of the fits) or every value.")
 @click.option("--replicates", type=Count(0, 1000), default=DEFAULT_REPLICATES, show_default=True,
               help="Half-sample replicate weights (refits at the chosen penalty) stored as rep_1..rep_R for standard "
                    "errors; 0 = none.")
