@@ -6,7 +6,7 @@ import numpy as np
 
 from personagen.bench.solver import make_problem
 from personagen.calibrate import fit_weights
-from personagen.calibrate.cv import fold_masks, refine_order
+from personagen.calibrate.cv import _refine, fold_masks, refine_order
 
 
 def test_fold_masks_whole_questions():
@@ -137,6 +137,20 @@ def test_default_fit_on_latent_types_matches_full_grid_choice():
     ref = dict(zip(full.cv["grid"], full.cv["mean"]))
     for lam, m in zip(fast.cv["grid"], fast.cv["mean"]):
         assert abs(ref[lam] - m) <= 1e-9 * ref[lam]
+
+
+def test_refine_walks_down_the_falling_side_only_and_fits_everything_when_both_sides_fall():
+    """`_refine` by hand on sides longer than the default search makes (grid values 10 − k, best at position 5,
+    `between` 1–4 and 6–9). Falling above the best (v: 4 → 3, 3 → 1, 2 → 2): its neighbours 4 and 6 are fitted, then
+    3 (better than 4), then 2 (a rise: the walk stops), so 1 and the other side past 6 never are. Both neighbours
+    better than the best (not unimodal there): every value between is fitted."""
+    grid = 10.0 - np.arange(10)
+    between = [1, 2, 3, 4, 6, 7, 8, 9]
+    for v, expect in (({5: 4.0, 4: 3.0, 3: 1.0, 2: 2.0, 1: 0.5, 6: 5.0, 7: 0.1, 8: 0.1, 9: 0.1}, [2, 3, 4, 6]),
+                      ({5: 4.0, 4: 3.0, 3: 5.0, 2: 5.0, 1: 5.0, 6: 3.5, 7: 5.0, 8: 5.0, 9: 5.0}, between)):
+        fitted: list[int] = []
+        _refine(between, 5, fitted.extend, lambda k, j, v=v: (v[k], k) < (v[j], j), grid)
+        assert sorted(fitted) == expect
 
 
 def test_refine_search_stops_after_patience_rises_on_a_hand_made_curve():

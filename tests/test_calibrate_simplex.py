@@ -376,3 +376,12 @@ def test_foldpath_peer_and_bracketed_starts_give_each_lambdas_own_minimiser(monk
     mid = 0.01 * top / 200  # bracketed by the two coarse fits
     for fp, q in ((a, qa), (b, qb)):
         np.testing.assert_allclose(fp.fit(mid).w, _ref_l2(q, mid, w0), atol=1e-8)
+
+
+def test_majority_start_keeps_the_agents_most_folds_keep_at_their_mean_weight():
+    """By hand, three folds over four agents: agent 0 kept by all three (mean 0.4), agent 1 by two (mean 0.2),
+    agent 2 by one (dropped), agent 3 by none; with no agent kept by a majority the plain mean is returned."""
+    fits = [np.array([0.6, 0.3, 0.1, 0.0]), np.array([0.3, 0.3, 0.0, 0.0]), np.array([0.3, 0.0, 0.0, 0.0])]
+    np.testing.assert_allclose(sx.majority(fits), [0.4, 0.2, 0.0, 0.0], atol=1e-15)
+    split = [np.array([1.0, 0.0]), np.array([0.0, 1.0])]
+    np.testing.assert_allclose(sx.majority(split), [0.5, 0.5], atol=1e-15)

@@ -123,7 +123,8 @@ def sweep(
     (the caller warm-starts each fold from its own fit at the nearest larger value, and the folds at one value
     share their supports, hence the row-space kernel). search "refine": the coarse grid first, largest λ down,
     stopped once `patience` coarse values in a row score worse than the best so far, then the values around its
-    best (`refine_order`), nearest first and onward only where the curve falls (`_refine`); "full": every value. The curve lists the values fitted, in grid order.
+    best (`refine_order`), nearest first and onward only where the curve falls (`_refine`); "full": every value.
+    The curve lists the values fitted, in grid order.
 
     Why the stop: a CV curve that is unimodal over the grid (what the coarse-to-fine search already assumes) never
     comes back down once it has risen, so the smaller coarse values cannot be chosen; they are also the costly
@@ -147,6 +148,10 @@ def sweep(
     def mean(k: int) -> float:
         return float(np.mean([errs[(f, k)] for f in range(nf)]))
 
+    def lower(k: int, j: int) -> bool:
+        """Whether grid[k] scores better than grid[j] (mean held-out error; a tie goes to the lower position)."""
+        return (mean(k), k) < (mean(j), j)
+
     stopped = False
     if search == "full" or len(grid) < 4:
         run(range(len(grid)))
@@ -155,14 +160,14 @@ def sweep(
         best, worse = None, 0
         for i, k in enumerate(coarse):  # largest λ first (refine_order's order)
             run([k])
-            if best is None or (mean(k), k) < (mean(best), best):
+            if best is None or lower(k, best):
                 best, worse = k, 0
             else:
                 worse += 1
                 if worse >= patience and i + 1 < len(coarse):
                     stopped = True
                     break
-        _refine(finer(best), best, run, mean, grid)
+        _refine(finer(best), best, run, lower, grid)
     ks = sorted({k for _, k in errs})
     E = np.array([[errs[(f, k)] for k in ks] for f in range(nf)])
     means = E.mean(axis=0)
@@ -176,8 +181,8 @@ def sweep(
     return curve
 
 
-def _refine(between: Sequence[int], best: int, run: Callable[[Sequence[int]], None], mean: Callable[[int], float],
-            grid: Array) -> None:
+def _refine(between: Sequence[int], best: int, run: Callable[[Sequence[int]], None],
+            lower: Callable[[int, int], bool], grid: Array) -> None:
     """Fit the grid values `between` the best coarse value's neighbours, nearest to `best` first: its two grid
     neighbours, then onward only on the side where the curve fell, while it keeps falling.
 
@@ -189,7 +194,7 @@ def _refine(between: Sequence[int], best: int, run: Callable[[Sequence[int]], No
     up = sorted((k for k in between if grid[k] > grid[best]), key=lambda k: grid[k])
     down = sorted((k for k in between if grid[k] < grid[best]), key=lambda k: -grid[k])
     run([side[0] for side in (up, down) if side])
-    better = [side for side in (up, down) if side and (mean(side[0]), side[0]) < (mean(best), best)]
+    better = [side for side in (up, down) if side and lower(side[0], best)]
     if len(better) > 1:
         run(up[1:] + down[1:])
         return
@@ -197,7 +202,7 @@ def _refine(between: Sequence[int], best: int, run: Callable[[Sequence[int]], No
         cur = side[0]
         for k in side[1:]:
             run([k])
-            if not (mean(k), k) < (mean(cur), cur):
+            if not lower(k, cur):
                 break
             cur = k
 

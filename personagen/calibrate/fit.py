@@ -210,7 +210,7 @@ def _fit_simplex(p: _Problem, opts: FitOptions) -> FitResult:
         curve = _cv.sweep(D, r, sw, masks, grid, fit, search=search).to_dict()
         lam = curve["best"]
         if lam > 0:  # the folds' fits at the chosen λ: the agents most folds keep are nearly the final support
-            start = _majority([p.fits[lam][0] for p in paths])
+            start = _simplex.majority([p.fits[lam][0] for p in paths])
         del paths, fit
     lam = float(lam or 0.0)
     qr = _simplex.solve(quad, lam, w0, pull=pull, w_start=start)
@@ -219,18 +219,6 @@ def _fit_simplex(p: _Problem, opts: FitOptions) -> FitResult:
     obj = _simplex.objective(quad, w, lam, w0, pull)
     return FitResult(w, obj, lam, None, qr.n_iter, qr.solver, 0.0, cv=curve, converged=qr.converged,
                      info={"kkt": qr.kkt, "n": n})
-
-
-def _majority(fits: list[Array]) -> Array:
-    """The folds' mean fit on the agents that more than half of the folds keep (all of the mean if none).
-
-    Why: the union of the folds' supports is far wider than the full fit's (latent types 20k × 5,000 at the chosen
-    λ: 7,184 agents, final 4,797) and the majority near it (5,101): the final fit took 5.8 s from the mean, 1.9 s from
-    the majority (issue 23; 2.3 s from two folds of five, 3.5 s from four)."""
-    W = np.asarray(fits)
-    mean = W.mean(axis=0)
-    keep = 2 * np.sum(W > 0, axis=0) > len(W)
-    return np.where(keep, mean, 0.0) if keep.any() else mean
 
 
 def _fit_sparse(p: _Problem, opts: FitOptions) -> FitResult:

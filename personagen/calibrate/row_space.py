@@ -149,7 +149,7 @@ class RowOperator:
                  xpull: Array | None, trace: float, wood: tuple | None = None) -> None:
         self.owner, self.mu, self.mask, self.K, self.cf = owner, mu, mask, K, cf
         self.x1, self.xpull, self.trace, self.wood = x1, xpull, trace, wood
-        self.a1: Array | None = None  # (μI + K)⁻¹X_F 1, kept once solved (every simplex solve on this operator needs it)
+        self.a1: Array | None = None  # (μI + K)⁻¹X_F 1, kept once solved (every simplex solve here needs it)
         self._last: tuple[Array, Array, Array] | None = None  # the last correction's agents, U and M⁻¹U
 
     def corrected(self, quad: Quad, add: Array, rem: Array, pull: Array | None) -> RowOperator:
