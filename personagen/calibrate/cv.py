@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from personagen.calibrate._blas import times_cols
 from personagen.calibrate.solvers import Quad, RowKernel, gram, prefer_dense
 from personagen.surveys import kfold_groups
 
@@ -139,7 +140,7 @@ def sweep(
         W = np.empty((D.shape[1], len(keys)))
         for j, (f, k) in enumerate(keys):
             W[:, j] = fit(f, k)
-        P = D @ W
+        P = times_cols(D, W)
         for j, (f, k) in enumerate(keys):
             m = masks[f]
             e = r[m] - P[m, j]

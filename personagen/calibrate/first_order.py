@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from personagen.calibrate._blas import blas_threads, pass_threads
+from personagen.calibrate._blas import blas_threads, pass_threads, times_cols, tr_times_cols
 from personagen.calibrate.qp import QPResult, project_simplex
 from personagen.calibrate.quad import Quad
 
@@ -121,7 +121,7 @@ def pg_simplex_folds(quads: list[Quad], fs: list[Array], mu: float, top: float, 
     with blas_threads(1):
         for it in range(1, max_iter + 1):
             with pass_threads(D.size):
-                GW = D.T @ (SW[:, live] * (D @ W[:, live]))
+                GW = tr_times_cols(D, SW[:, live] * times_cols(D, W[:, live]))
             for j, f in enumerate(live):
                 quads[f].n_grad += 1
                 W[:, f], out[f] = _pg_step(W[:, f], GW[:, j].copy(), F[:, f], mu, top, tol, it)

@@ -201,11 +201,11 @@ class DenseQuad(Quad):
         return float(np.mean(np.diag(self.G)))
 
     def matvec(self, w: Array) -> Array:
-        """G w (from the nonzero columns when few: `Tuning.dense_matvec_divisor`)."""
+        """G w (from G's rows of the agents with weight when few, G symmetric: `Tuning.dense_matvec_divisor`)."""
         self.n_grad += 1
         nz = np.flatnonzero(w)
         if len(nz) < self.n // TUNING.dense_matvec_divisor:
-            return self.G[:, nz] @ w[nz]
+            return w[nz] @ self.G[nz]
         return self.G @ w
 
     def block(self, P: Array) -> Array:
@@ -244,6 +244,8 @@ class MatrixFreeQuad(RowSpaceSolves, Quad):
         self.c = 0.5 * float(self.r @ (self.sw * self.r))
         self.n = self.D.shape[1]
         self._T = np.flatnonzero(self.sw > 0)  # the rows that count
+        # where each run of consecutive rows in _T starts, and len(_T) (CV folds drop whole questions: ~200 runs)
+        self._runs = np.concatenate([[0], np.flatnonzero(np.diff(self._T) > 1) + 1, [len(self._T)]])
         self._sT = np.sqrt(self.sw[self._T])
         self._s = self._sT * self.r[self._T]  # s = W^½r on the rows that count
         self._unit_rows = bool(np.all(self._sT == 1.0))

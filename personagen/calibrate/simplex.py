@@ -144,12 +144,13 @@ class FoldPath:
         if self.pull != "l2" or takes_pg(self.quad, mu, self.top):
             return start
         costly = self.quad.rows ** 2 >= 3 * TUNING.predict_min_factor_passes * self.quad.n  # factorisations dominate
+        wide = int(np.sum(start > 0)) > self.quad.rows > 0
+        if not wide:
+            return start  # agent space: the nearest larger fit's support shrinks in a few cheap steps
         both = [x for x in larger if peer_w is not None and x in peer.fits]
         if both and costly:  # this fold's larger fit moved as the peer's fit moved from there to λ, priced on this fold
             x = self.fits[both[0]][0] + peer_w - peer.fits[both[0]][0]
             return predict(self.quad, self.w0, mu, [(math.nan, self.quad.matvec(x))])
-        if not int(np.sum(start > 0)) > self.quad.rows > 0:
-            return start  # agent space: the nearest larger fit's support shrinks in a few cheap steps
         gw = {x: self.fits[x][1] for x in self.fits if self.fits[x][1] is not None}
         if larger and smaller and larger[0] in gw and smaller[-1] in gw:
             return predict(self.quad, self.w0, mu, [(np.log(x * self.quad.n), gw[x]) for x in (smaller[-1], larger[0])])
@@ -269,7 +270,8 @@ def lam_grid(quad: Quad, n_grid: int = 19, span: float = 1e-6) -> Array:
     The norm only sets the grid's scale, so power iteration stops at 1e-3 relative change (a matrix-free
     iteration is two passes over D: ~20 s at 100k agents × 1000 rows to 1e-6, a few seconds to 1e-3)."""
     top = quad.power_norm(centered=True, iters=30, rtol=1e-3)
-    if top <= 0:
-        top = max(quad.diag_mean(), 1e-12)
+    scale = quad.diag_mean()
+    if top <= 1e-12 * scale:  # agents that cannot be told apart: ‖PGP‖₂ is 0 up to round-off
+        top = max(scale, 1e-12)
     lam_hi = 10.0 * top / quad.n
     return np.concatenate([[0.0], lam_hi * np.logspace(0, np.log10(span), n_grid)])

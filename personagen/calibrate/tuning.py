@@ -26,9 +26,13 @@ class Tuning:
     # wide; measured at 1,000–5,000 agents × 500–2,000 questions (issue 7).
     dense_max_agents: int = 3000
     dense_min_rows_per_agent: float = 0.5  # dense only when rows ≥ this × agents
-    # G·w from the nonzero columns only when fewer than N // divisor agents have weight
-    dense_matvec_divisor: int = 3
-    free_matvec_divisor: int = 4
+    # G·w from the agents with weight only when fewer than N // divisor have it. Issue 23, one G·w, best of 5-7:
+    # a dense G (C order) by its rows of those agents (G symmetric): N = 1,000 full 166 µs, N/3 284, N/8 48; N =
+    # 3,000 full 1.8 ms, N/3 2.5, N/8 0.9 (the columns, gathered, took 22 ms at N/3). D (C order, rows × N) by
+    # gathering its columns: 5,000 × 20k full pass 40 ms, N/32 47, N/64 24; 1,000 × 100k 28 / 43 / 23; 8,000 ×
+    # 5,000 11 / 15 / 7.5 (the cut-off was N // 4: a gather of 276 ms where the pass takes 40).
+    dense_matvec_divisor: int = 5
+    free_matvec_divisor: int = 48
 
     # Matrix-free storage (calibrate/column_cache.py, calibrate/row_space.py).
     cache_mb: float = 256.0  # the Gram-column cache of one quadratic (issue 15: 20k × 5,000 at 2.4 GB peak)
