@@ -197,7 +197,11 @@ class RowOperator:
             fresh = at < 0
             U[:, ~fresh] = self._last[1][:, at[~fresh]]
             Z[:, ~fresh] = self._last[2][:, at[~fresh]]
-        if fresh.any():
+        if fresh.all():  # U itself is the right-hand side (Fortran order: no copy)
+            U[:] = quad._cols(cols)
+            with big_threads(U.shape[0]):
+                Z = sla.cho_solve(self.cf, U, check_finite=False)
+        elif fresh.any():
             Uf = np.asfortranarray(quad._cols(cols[fresh]))
             U[:, fresh] = Uf
             with big_threads(U.shape[0]):
