@@ -4,7 +4,7 @@ An active-set step on a support P needs G_PP = X_PᵀX_P (X = W^½D on the rows 
 share most agents, so the cache keeps, for every agent it has seen, its column of X and its Gram entries with
 every other cached agent: a new support costs only the Gram block of the agents not yet cached. Bounded by
 `cache_mb` (`Tuning.cache_mb`: 256 MB per quadratic, 2.4 GB peak for five CV folds at 20k × 5,000, issue 15):
-grown geometrically (to twice what is asked) up to the cap, compacted to the current support when full; a support larger than the cap
+grown geometrically up to the cap, compacted to the current support when full; a support larger than the cap
 is formed uncached.
 """
 
@@ -51,9 +51,7 @@ class ColumnCache:
             self._used = kk
             if kk + k <= self._cap:
                 return
-        # room for twice what is asked: growing again copies the cache into fresh memory (issue 23, 20k × 5,000:
-        # each fold's cache grew 2,112 → 4,127 agents right after its first support, 0.45 s a fold)
-        cap = min(self.cap_max, max(2 * (self._used + k), 2 * self._cap, 64))
+        cap = min(self.cap_max, max(self._used + k, 2 * self._cap, 64))
         u = self._used
         C = np.empty((cap, cap))
         C[:u, :u] = self._C[:u, :u]
