@@ -255,3 +255,57 @@ def test_row_space_corrections_by_woodbury(wide):
     finally:
         solvers._RowOperator.corrected = orig
     assert calls == [(4, 5), (0, 3)]
+
+
+def test_fold_kernels_from_reused_buffers_match_numpy():
+    """A CV fold's row-space kernel X_PX_Pᵀ (held-out rows scattered, row weights not 1), gathered run by run of
+    consecutive rows into the shared kernel's reused buffers, equals numpy's product; the factorisation made in
+    those buffers solves μI + K_P exactly as numpy does, also after another fold has refilled them."""
+    from personagen.calibrate.row_space import RowKernel
+
+    rng = np.random.default_rng(5)
+    m, n, mu = 40, 120, 0.7
+    D = rng.random((m, n))
+    r = rng.random(m)
+    sw = rng.uniform(0.5, 2.0, m)
+    kernel = RowKernel(D, chunk=16)  # several rank-k chunks per move
+    held = [np.array([0, 1, 7, 8, 9, 20, 39]), np.array([3, 4, 15, 16, 30, 31])]  # runs at both ends, in the middle
+    quads = [Quad(D=D, r=r, sw=np.where(np.isin(np.arange(m), h), 0.0, sw), kernel=kernel) for h in held]
+    supports = [np.sort(rng.choice(n, k, replace=False)) for k in (70, 90, 60)]
+    for P in supports:
+        for q, h in zip(quads + quads[:1], held + held[:1]):  # fold 0, fold 1, fold 0 again: the buffers change hands
+            T = np.setdiff1d(np.arange(m), h)
+            X = np.sqrt(sw[T])[:, None] * D[np.ix_(T, P)]
+            ref = X @ X.T
+            K = q._row_kernel(P)
+            assert np.allclose(np.triu(K), np.triu(ref), rtol=1e-12, atol=1e-12)
+            op = q._row_operator(P, mu, None)
+            b = rng.standard_normal(len(T))
+            assert np.allclose(op.solve(b), np.linalg.solve(mu * np.eye(len(T)) + ref, b), rtol=1e-9, atol=1e-12)
+            assert np.allclose(op.kmul(b), ref @ b, rtol=1e-12, atol=1e-12)
+
+
+def test_thin_products_equal_the_plain_ones():
+    """`times_cols` and `tr_times_cols` (computed as (WᵀDᵀ)ᵀ and (SᵀD)ᵀ for speed) are D @ W and Dᵀ @ S."""
+    from personagen.calibrate._blas import times_cols, tr_times_cols
+
+    rng = np.random.default_rng(6)
+    for D in (rng.random((50, 300)), np.asfortranarray(rng.random((50, 300)))):
+        W, S = rng.random((300, 5)), rng.random((50, 3))
+        assert np.allclose(times_cols(D, W), D @ W, rtol=1e-13)
+        assert np.allclose(tr_times_cols(D, S), D.T @ S, rtol=1e-13)
+        assert times_cols(D, W).shape == (50, 5) and tr_times_cols(D, S).shape == (300, 3)
+
+
+def test_gradient_from_few_agents_equals_the_full_product():
+    """G·w from the rows of G (dense) or the columns of D (matrix-free) of the agents with weight, when few, is
+    G @ w; so is the full product when many have weight."""
+    rng = np.random.default_rng(7)
+    D = rng.random((80, 400))
+    G = gram(D)
+    dense, free = Quad(G=G, b=np.zeros(400)), Quad(D=D, r=rng.random(80))
+    for k in (3, 50, 400):  # below both cut-offs, between them, every agent
+        w = np.zeros(400)
+        w[rng.choice(400, k, replace=False)] = rng.random(k)
+        assert np.allclose(dense.matvec(w), G @ w, rtol=1e-12)
+        assert np.allclose(free.matvec(w), G @ w, rtol=1e-12)

@@ -79,3 +79,23 @@ def test_column_cache_cross_blocks():
     assert np.allclose(quad.block(np.concatenate([P, Q])), G[np.ix_(np.r_[P, Q], np.r_[P, Q])])
     small = Quad(D=D, r=r, cache_mb=0.0)  # a 16-agent cache: a cross block beyond it is not at hand
     assert small.cross(np.arange(10), np.arange(10, 20)) is None
+
+
+def test_repeated_extensions_reuse_memory_and_stay_exact():
+    """Each extension writes the bordered factor into the memory of the factor before the last one: after five
+    extensions in a row (growing past the buffers' slack) the factor is numpy's Cholesky factor of H_UU, and the
+    pinned solve is numpy's solve."""
+    rng = np.random.default_rng(8)
+    H = _spd(90, 120, 0.3, seed=9)
+    U = np.array(rng.choice(90, 20, replace=False))
+    fac = SupportFactor.fresh(H[np.ix_(U, U)].copy(), U, 0.3)
+    assert fac is not None
+    rest = list(np.setdiff1d(np.arange(90), U))
+    for a in (3, 8, 1, 25, 12):
+        A, rest = np.array(rest[:a]), rest[a:]
+        assert fac.extend(A, H[np.ix_(fac.agents, A)].copy(), H[np.ix_(A, A)].copy())
+        order = fac.agents
+        assert np.allclose(fac.R, np.linalg.cholesky(H[np.ix_(order, order)]).T, rtol=1e-10, atol=1e-10)
+        S = np.sort(rng.choice(order, len(order) - 4, replace=False))
+        F = rng.standard_normal((len(S), 2))
+        assert np.allclose(fac.solve(S, F), np.linalg.solve(H[np.ix_(S, S)], F), rtol=1e-9, atol=1e-12)
