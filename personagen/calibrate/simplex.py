@@ -84,7 +84,8 @@ class FoldPath:
     D (`Tuning.predict_min_factor_passes`: 20k × 5,000, not 100k × 1,000) and another CV fold (`peer`) has fitted
     λ and a larger λ' this fold has, a fit at λ > 0 starts from the support `predict`ed by this fold's fit at λ'
     moved as the peer's moved from λ' to λ (x = w(λ') + w_peer(λ) − w_peer(λ'), G·x priced on this fold: two
-    passes). Otherwise it starts from the nearest larger λ's fit (else `peer`, else `w_start`, else w0) when that
+    passes) — where the larger fit is narrower than the rows, only when that support holds at least ⅔ as many
+    agents as the peer's fit at λ. Otherwise it starts from the nearest larger λ's fit (else `peer`, else `w_start`, else w0) when that
     fit's support is narrower than the rows (agent space: its support shrinks to the new one in a few cheap
     steps). Wider supports (row space: every step a rows × rows factorisation) start from, in this order: the
     support `predict`ed between the two nearest fits that bracket λ (coarse-to-fine search: the refined values
@@ -100,6 +101,12 @@ class FoldPath:
     in 324–1,172 (λ_max/100, λ_max/1000), CPU s 127 → 104; at 100k × 1,000 (rows³/3 about two passes) it cost
     71 → 85 (`Tuning.predict_min_factor_passes` has every family). Fold 0, which has no peer, went 8.3 → 4.1 s at
     λ_max/10⁴ (20k × 5,000) from the held G·w; at 100k × 1,000 that start grew for 14 steps instead of 6.
+    In agent space the moved start, priced at a small μ, is too narrow (fifth round, 20k × 5,000, folds 1–4: latent
+    λ_max/10⁶ 212 agents where the fold keeps 1,043, 14–16 steps growing it 10% a step, against 4–5 steps from the
+    larger fit's 1,400; sparse truth λ_max/1000 122 of 396) except where the larger fit is far wider (sparse
+    λ_max/100: 597 of 806, against the larger fit's 3,667 agents, whose first step filled every fold's Gram cache:
+    +0.7 GB and 3.3 s a fold against 0.7). The peer's support size stands in for the answer's (the folds' differ
+    by a few per cent): CV s latent 71.0 → 69.8, sparse 17.4 → 16.0, 1.67 GB.
 
     Why this order (issue 23, latent types 10k × 2,500 and 20k × 5,000, one fold's path and five folds λ-major):
     a peer start cut the five folds' CPU time by a third (56.5 → 37.8 s, the same objectives to 1e-14); between
@@ -145,12 +152,14 @@ class FoldPath:
             return start
         costly = self.quad.rows ** 2 >= 3 * TUNING.predict_min_factor_passes * self.quad.n  # factorisations dominate
         wide = int(np.sum(start > 0)) > self.quad.rows > 0
-        if not wide:
-            return start  # agent space: the nearest larger fit's support shrinks in a few cheap steps
         both = [x for x in larger if peer_w is not None and x in peer.fits]
         if both and costly:  # this fold's larger fit moved as the peer's fit moved from there to λ, priced on this fold
             x = self.fits[both[0]][0] + peer_w - peer.fits[both[0]][0]
-            return predict(self.quad, self.w0, mu, [(math.nan, self.quad.matvec(x))])
+            moved = predict(self.quad, self.w0, mu, [(math.nan, self.quad.matvec(x))])
+            if wide or 3 * np.count_nonzero(moved) >= 2 * np.count_nonzero(peer_w):
+                return moved  # (in agent space only when it is nearly as wide as the peer's answer: see above)
+        if not wide:
+            return start  # agent space: the nearest larger fit's support shrinks in a few cheap steps
         gw = {x: self.fits[x][1] for x in self.fits if self.fits[x][1] is not None}
         if larger and smaller and larger[0] in gw and smaller[-1] in gw:
             return predict(self.quad, self.w0, mu, [(np.log(x * self.quad.n), gw[x]) for x in (smaller[-1], larger[0])])
