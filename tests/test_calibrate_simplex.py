@@ -385,3 +385,32 @@ def test_majority_start_keeps_the_agents_most_folds_keep_at_their_mean_weight():
     np.testing.assert_allclose(sx.majority(fits), [0.4, 0.2, 0.0, 0.0], atol=1e-15)
     split = [np.array([1.0, 0.0]), np.array([0.0, 1.0])]
     np.testing.assert_allclose(sx.majority(split), [0.5, 0.5], atol=1e-15)
+
+
+def test_agent_space_folds_take_the_moved_start_only_when_nearly_as_wide_as_the_peer(monkeypatch):
+    """Tall problems (rows > agents: agent space), the moved start forced on (`predict_min_factor_passes` 0): at each
+    λ the start is the moved one (by hand, as above) when it keeps ≥ ⅔ as many agents as the peer's fit at λ, else
+    the fold's own larger fit; both cases occur along the grid, and every fit is the reference minimiser."""
+    monkeypatch.setattr(sx, "TUNING", dataclasses.replace(TUNING, predict_min_factor_passes=0.0))
+    D, r, g, _ = make_problem(80, 40, seed=21)
+    rows, n = D.shape
+    w0 = np.full(n, 1 / n)
+    sw_b = np.where(np.arange(rows) < rows // 20, 0.0, 1.0)  # a fold close to the full problem
+    qa, qb = Quad(D=D, r=r, sw=np.ones(rows)), Quad(D=D, r=r, sw=sw_b)
+    assert qa.G is None and qb.G is None
+    P = np.eye(n) - 1 / n
+    top = float(np.linalg.eigvalsh(P @ (D.T @ D) @ P).max())
+    a, b = sx.FoldPath(qa, w0, top=top), sx.FoldPath(qb, w0, top=top)
+    taken = set()
+    grid = [top / n * 10.0 ** -k for k in np.arange(1.0, 3.01, 0.25)]  # quarter decades: near moves, then far
+    for i, lam in enumerate(grid):
+        a.fit(lam)
+        if i:
+            prev, mu = grid[i - 1], lam * n
+            x = b.fits[prev][0] + a.fits[lam][0] - a.fits[prev][0]
+            moved = sx.project_simplex(w0 + (qb.b - D.T @ (sw_b * (D @ x))) / mu)
+            near = 3 * np.count_nonzero(moved) >= 2 * np.count_nonzero(a.fits[lam][0])
+            taken.add(near)
+            np.testing.assert_allclose(b._start(lam, None, a), moved if near else b.fits[prev][0], atol=1e-12)
+        np.testing.assert_allclose(b.fit(lam, peer=a).w, _ref_l2(qb, lam, w0), atol=1e-8)
+    assert taken == {True, False}
