@@ -409,7 +409,7 @@ def test_agent_space_folds_take_the_moved_start_only_when_nearly_as_wide_as_the_
             prev, mu = grid[i - 1], lam * n
             x = b.fits[prev][0] + a.fits[lam][0] - a.fits[prev][0]
             moved = sx.project_simplex(w0 + (qb.b - D.T @ (sw_b * (D @ x))) / mu)
-            near = 3 * np.count_nonzero(moved) >= 2 * np.count_nonzero(a.fits[lam][0])
+            near = np.count_nonzero(moved) >= 2 / 3 * np.count_nonzero(a.fits[lam][0])  # Tuning.moved_min_share
             taken.add(near)
             np.testing.assert_allclose(b._start(lam, None, a), moved if near else b.fits[prev][0], atol=1e-12)
         np.testing.assert_allclose(b.fit(lam, peer=a).w, _ref_l2(qb, lam, w0), atol=1e-8)

@@ -80,21 +80,21 @@ def takes_pg(quad: Quad, mu: float, top: float | None) -> bool:
 
 
 class FoldPath:
-    """Fits of one quadratic along a λ grid in any order. Where a rows × rows factorisation costs many passes over
-    D (`Tuning.predict_min_factor_passes`: 20k × 5,000, not 100k × 1,000) and another CV fold (`peer`) has fitted
-    λ and a larger λ' this fold has, a fit at λ > 0 starts from the support `predict`ed by this fold's fit at λ'
-    moved as the peer's moved from λ' to λ (x = w(λ') + w_peer(λ) − w_peer(λ'), G·x priced on this fold: two
-    passes) — where the larger fit is narrower than the rows, only when that support holds at least ⅔ as many
-    agents as the peer's fit at λ. Otherwise it starts from the nearest larger λ's fit (else `peer`, else `w_start`, else w0) when that
-    fit's support is narrower than the rows (agent space: its support shrinks to the new one in a few cheap
-    steps). Wider supports (row space: every step a rows × rows factorisation) start from, in this order: the
-    support `predict`ed between the two nearest fits that bracket λ (coarse-to-fine search: the refined values
-    lie between two coarse fits); `peer` (another CV fold's fit at the same λ: the folds share most of their
-    rows, hence most of the support, and the shared row-space kernel already holds that fold's support); the
-    nearest larger λ's fit itself when the active set made it (or, where factorisations are costly, the support
-    its G·w held fixed predicts, when that is narrower than the rows: agent-space steps grow it cheaply), or,
-    when projected gradient made it (the top of the grid, supports of most agents), the support predicted by
-    extrapolating G·w from the two nearest larger fits.
+    """Fits of one quadratic along a λ grid in any order. Where a rows × rows factorisation costs many passes over D
+    (`Tuning.predict_min_factor_passes`: 20k × 5,000, not 100k × 1,000) and another CV fold (`peer`) has fitted λ
+    and a larger λ' this fold has, a fit at λ > 0 starts from the support `predict`ed by this fold's fit at λ' moved
+    as the peer's moved from λ' to λ (x = w(λ') + w_peer(λ) − w_peer(λ'), G·x priced on this fold: two passes) —
+    where the larger fit is narrower than the rows, only when that support holds at least ⅔ as many agents as the
+    peer's fit at λ (`Tuning.moved_min_share`). Otherwise it starts from the nearest larger λ's fit (else `peer`,
+    else `w_start`, else w0) when that fit's support is narrower than the rows (agent space: its support shrinks to
+    the new one in a few cheap steps). Wider supports (row space: every step a rows × rows factorisation) start
+    from, in this order: the support `predict`ed between the two nearest fits that bracket λ (coarse-to-fine search:
+    the refined values lie between two coarse fits); `peer` (another CV fold's fit at the same λ: the folds share
+    most of their rows, hence most of the support, and the shared row-space kernel already holds that fold's
+    support); the nearest larger λ's fit itself when the active set made it (or, where factorisations are costly,
+    the support its G·w held fixed predicts, when that is narrower than the rows: agent-space steps grow it
+    cheaply), or, when projected gradient made it (the top of the grid, supports of most agents), the support
+    predicted by extrapolating G·w from the two nearest larger fits.
 
     Why the moved start and the held G·w (issue 23, fourth round, five folds over the coarse grid): at 20k × 5,000
     latent types the moved start's support differed from the fold's answer in 66–480 agents where the peer's did
@@ -156,8 +156,8 @@ class FoldPath:
         if both and costly:  # this fold's larger fit moved as the peer's fit moved from there to λ, priced on this fold
             x = self.fits[both[0]][0] + peer_w - peer.fits[both[0]][0]
             moved = predict(self.quad, self.w0, mu, [(math.nan, self.quad.matvec(x))])
-            if wide or 3 * np.count_nonzero(moved) >= 2 * np.count_nonzero(peer_w):
-                return moved  # (in agent space only when it is nearly as wide as the peer's answer: see above)
+            if wide or np.count_nonzero(moved) >= TUNING.moved_min_share * np.count_nonzero(peer_w):
+                return moved  # (in agent space only when nearly as wide as the peer's answer: `Tuning.moved_min_share`)
         if not wide:
             return start  # agent space: the nearest larger fit's support shrinks in a few cheap steps
         gw = {x: self.fits[x][1] for x in self.fits if self.fits[x][1] is not None}

@@ -100,7 +100,8 @@ class SupportFactor:
         R[u:, u:] = R22
         # the old factor's memory takes the next extension: fresh memory is slow to come by where pages are first
         # touched on demand (issue 23: a new (|U| + |A|)² array per extension, 72 MB at 3,000 agents)
-        self._spare = self.R.base if self.R.base is not None and self.R.base.ndim == 1 else self.R.reshape(-1, order="F")
+        base = self.R.base
+        self._spare = base if base is not None and base.ndim == 1 else self.R.reshape(-1, order="F")
         self.R = R
         self._set_agents(np.concatenate([self.agents, np.asarray(add, dtype=np.int64)]))
         return True

@@ -73,6 +73,13 @@ class Tuning:
     # prediction: 20k × 5,000 (rows³/3 = 267 passes) latent types 127 / 104, resampled real answers 157 / 141,
     # sparse truth 41 / 39; 100k × 1,000 (2.1 passes) latent 71 / 85, resampled 66 / 70, sparse 37 / 32.
     predict_min_factor_passes: float = 20.0
+    # ... but where this fold's larger fit is narrower than the rows (agent space), only when the moved start keeps at
+    # least this share of the agents the peer's fit keeps at λ (else the larger fit): priced at a small μ it is too
+    # narrow and grows 10% a step. Issue 23, fifth round, 20k × 5,000, default CV fit: moved always (fourth round)
+    # latent 71.5 / sparse 23.0 s; the larger fit always 71.0 / 21.5 s (and sparse 2.46 GB: the wide first step
+    # fills every fold's Gram cache); this rule at 2/3 69.8 / 16.0 s, 1.67 GB. Moved/peer support ratios seen: 0.15–0.5
+    # where the larger fit was the better start, 0.74–0.9 where the moved one was.
+    moved_min_share: float = 2 / 3
 
     # Projected gradient (calibrate/first_order.py): μ/‖PGP‖₂ from which CV fits take projected-gradient steps,
     # each contracting by q = L/(L + 2μ) ≤ 0.37 (L = 1.05·‖PGP‖₂): ~25 pairs of passes over D to 1e-13. Issue 15
