@@ -7,7 +7,8 @@ Usage: .venv/bin/python benchmarks/solver.py [--big] [--scale] [--before DIR] [-
            every case stopped at --cap seconds (default 300). --before DIR runs the same cases with the package
            found in DIR (e.g. an exported older commit) for a side-by-side table.
   --families F[,F...]  problem families of --scale (personagen.bench.solver.FAMILIES; default sparse,latent,
-           and resampled when --responses PATH names a real LIB/responses.parquet to resample to size)
+           and resampled when --responses PATH names a real LIB/responses.parquet to resample to size:
+           benchmarks/make_responses.sh makes one)
   --sizes AxR[,AxR...]  agents × rows of --scale instead of 20000x5000,100000x1000; --no-clarabel skips Clarabel
   --before DIR also times single fits (λ = 0 and the mid-grid λ) at 1000 × 500 and 5000 × 2000 with this tree
            and with DIR, alternating fresh processes (--rounds N, default 2), best wall time of each.
