@@ -101,12 +101,9 @@ class FoldPath:
     in 324–1,172 (λ_max/100, λ_max/1000), CPU s 127 → 104; at 100k × 1,000 (rows³/3 about two passes) it cost
     71 → 85 (`Tuning.predict_min_factor_passes` has every family). Fold 0, which has no peer, went 8.3 → 4.1 s at
     λ_max/10⁴ (20k × 5,000) from the held G·w; at 100k × 1,000 that start grew for 14 steps instead of 6.
-    In agent space the moved start, priced at a small μ, is too narrow (fifth round, 20k × 5,000, folds 1–4: latent
-    λ_max/10⁶ 212 agents where the fold keeps 1,043, 14–16 steps growing it 10% a step, against 4–5 steps from the
-    larger fit's 1,400; sparse truth λ_max/1000 122 of 396) except where the larger fit is far wider (sparse
-    λ_max/100: 597 of 806, against the larger fit's 3,667 agents, whose first step filled every fold's Gram cache:
-    +0.7 GB and 3.3 s a fold against 0.7). The peer's support size stands in for the answer's (the folds' differ
-    by a few per cent): CV s latent 71.0 → 69.8, sparse 17.4 → 16.0, 1.67 GB.
+    In agent space the moved start, priced at a small μ, is mostly too narrow and grows 10% a step, except where the
+    larger fit is far wider still; the peer's support size stands in for the answer's (the folds' differ by a few
+    per cent), measured in `Tuning.moved_min_share`.
 
     Why this order (issue 23, latent types 10k × 2,500 and 20k × 5,000, one fold's path and five folds λ-major):
     a peer start cut the five folds' CPU time by a third (56.5 → 37.8 s, the same objectives to 1e-14); between

@@ -78,7 +78,9 @@ class Tuning:
     # narrow and grows 10% a step. Issue 23, fifth round, 20k × 5,000, default CV fit: moved always (fourth round)
     # latent 71.5 / sparse 23.0 s; the larger fit always 71.0 / 21.5 s (and sparse 2.46 GB: the wide first step
     # fills every fold's Gram cache); this rule at 2/3 69.8 / 16.0 s, 1.67 GB. Moved/peer support ratios seen: 0.15–0.5
-    # where the larger fit was the better start, 0.74–0.9 where the moved one was.
+    # where the larger fit was the better start (latent λ_max/10⁶: 212 agents where the fold keeps 1,043, 14–16 steps
+    # against 4–5 from the larger fit's 1,400), 0.74–0.9 where the moved one was (sparse λ_max/100: 597 of 806,
+    # against the larger fit's 3,667, whose first step took 3.3 s a fold against 0.7).
     moved_min_share: float = 2 / 3
 
     # Projected gradient (calibrate/first_order.py): μ/‖PGP‖₂ from which CV fits take projected-gradient steps,
