@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import cvxpy as cp
 import numpy as np
 import pytest
@@ -309,3 +311,28 @@ def test_gradient_from_few_agents_equals_the_full_product():
         w[rng.choice(400, k, replace=False)] = rng.random(k)
         assert np.allclose(dense.matvec(w), G @ w, rtol=1e-12)
         assert np.allclose(free.matvec(w), G @ w, rtol=1e-12)
+
+
+def test_blas_thread_limits_follow_the_tuned_cut_offs():
+    """Inside the solve loop's one-thread limit, `big_threads`, `pass_threads` and `all_threads` give every BLAS
+    thread exactly from their `Tuning` cut-offs on (m ≥ big_rows, size ≥ big_pass) and leave one thread below, and
+    the limits are undone on exit (the number of threads read back from the BLAS library itself)."""
+    from personagen.calibrate._blas import _controller, all_threads, big_threads, blas_threads, pass_threads
+    from personagen.calibrate.tuning import TUNING
+
+    def threads() -> int:
+        return max(lib["num_threads"] for lib in _controller().select(user_api="blas").info())
+
+    every = os.cpu_count() or 1
+    before = threads()
+    with blas_threads(1):
+        assert threads() == 1
+        for ctx, on, off in ((big_threads, TUNING.big_rows, TUNING.big_rows - 1),
+                             (pass_threads, TUNING.big_pass, TUNING.big_pass - 1),
+                             (all_threads, True, False)):
+            with ctx(on):
+                assert threads() == every
+            with ctx(off):
+                assert threads() == 1
+            assert threads() == 1
+    assert threads() == before

@@ -10,7 +10,7 @@ at least twice the rows takes the minimum-norm minimiser through K_P's eigendeco
 
 When: `MatrixFreeQuad.use_lowrank` (μ > 0: support wider than the rows or than the column cache). Cut-offs: the
 Woodbury correction's size (`Tuning.woodbury_min`, `woodbury_divisor`, measured at 10k × 2,500, issue 15), the
-kernel's chunk and rebuild guard (`kernel_chunk`, `kernel_rebuild_moves`), the refinement threshold
+kernel's chunk and rebuild guard (`kernel_chunk_mb`, `kernel_rebuild_moves`), the refinement threshold
 (`lowrank_refine_mu`).
 """
 
@@ -39,13 +39,15 @@ class RowKernel:
     adding and subtracting only the changed columns (rows²·|Δ|), or rebuilt from the full kernel D Dᵀ minus the
     absent columns when that is cheaper. Row weights and CV folds enter only as a diagonal scaling and a row
     subset of K (`Quad._row_kernel`), so one RowKernel serves every fold and the final fit. Memory: two
-    rows × rows arrays (the current K and the full one), columns gathered in chunks of `chunk`.
+    rows × rows arrays (the current K and the full one), columns gathered in chunks of `chunk` (by default as many
+    as fill `Tuning.kernel_chunk_mb`, at least `kernel_chunk_min`).
     """
 
-    def __init__(self, D: Array, *, chunk: int = TUNING.kernel_chunk) -> None:
+    def __init__(self, D: Array, *, chunk: int | None = None) -> None:
         self.D = D
         self.m, self.n = D.shape
-        self.chunk = chunk
+        words = int(TUNING.kernel_chunk_mb * 2**20 / 8)
+        self.chunk = chunk or max(TUNING.kernel_chunk_min, words // max(self.m, 1))
         self.mask = np.zeros(self.n, dtype=bool)
         self.K = np.zeros((self.m, self.m), order="F")  # upper triangle maintained
         self.rowsum = np.zeros(self.m)  # D_P 1
