@@ -38,7 +38,7 @@ def blas_threads(n: int) -> Iterator[None]:
 
 def big_threads(m: int) -> contextlib.AbstractContextManager:
     """Every BLAS thread for an O(m³) or O(m²·c) kernel step when m ≥ TUNING.big_rows (the solve loop runs with
-    one: thread hand-off dominates small factorisations, not a 4000 × 4000 Cholesky or a rank-2048 update)."""
+    one: thread hand-off dominates small factorisations, not a 4000 × 4000 Cholesky or a wide rank-k update)."""
     return blas_threads(os.cpu_count() or 1) if m >= TUNING.big_rows else contextlib.nullcontext()
 
 

@@ -40,8 +40,8 @@ class Tuning:
     # buffer, kept), at least kernel_chunk_min. SYRK runs nearer its peak on wider blocks, the more so the fewer the
     # rows. Issue 23, sixth round, latent types, default CV fit, kernel-move seconds (the same columns moved):
     # 20k × 5,000 (49,103 columns) 23.6 / 25.9 at 512, 20.6 / 19.8 at 2,048, 21.2 at 4,096; 100k × 1,000 (640,087
-    # columns) 35.9 at 512, 30.4 at 2,048, 22.9 at 8,192, 22.4 at 16,384. 80 MB gives 2,048 and 10,485 columns
-    # there; peak RSS 3.17 → 3.23 GB and 1.07 → 1.13 GB.
+    # columns) 35.9 at 512, 30.4 at 2,048, 22.9 at 8,192, 22.4 at 16,384. 80 MB gives 2,097 and 10,485 columns
+    # there; peak RSS (these runs) 3.17 → 3.23 GB at 2,048 and 1.07 → 1.13 GB at 8,192.
     kernel_chunk_mb: float = 80.0
     kernel_chunk_min: int = 512
     kernel_rebuild_moves: float = 4.0  # rebuild the kernel after this many × N column moves (round-off guard)
