@@ -336,3 +336,15 @@ def test_blas_thread_limits_follow_the_tuned_cut_offs():
                 assert threads() == 1
             assert threads() == 1
     assert threads() == before
+
+
+def test_kernel_block_fills_the_tuned_megabytes():
+    """RowKernel's default block: as many columns as fill `Tuning.kernel_chunk_mb` (80 MB = 10,485,760 doubles) at
+    its row count, never fewer than `kernel_chunk_min` (512): 2,097 columns at 5,000 rows, 10,485 at 1,000, 512 at
+    20,481 (511 would fill it); an explicit chunk wins. (D is a broadcast view; the kernel's zeros are never touched.)"""
+    from personagen.calibrate.row_space import RowKernel
+
+    for rows, want in ((5000, 2097), (1000, 10485), (20481, 512)):
+        D = np.broadcast_to(np.zeros(1), (rows, 3))
+        assert RowKernel(D).chunk == want
+    assert RowKernel(np.zeros((40, 3)), chunk=16).chunk == 16
