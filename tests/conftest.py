@@ -36,6 +36,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.real_data)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _suite_cache(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN202
+    """The suite's personagen cache (float copies of GGUF models, census downloads) in a temporary folder of its
+    own, not the user's ~/.cache, unless $PERSONAGEN_CACHE names one; subprocesses inherit it."""
+    if os.environ.get("PERSONAGEN_CACHE"):
+        yield
+        return
+    os.environ["PERSONAGEN_CACHE"] = str(tmp_path_factory.mktemp("personagen-cache"))
+    yield
+    os.environ.pop("PERSONAGEN_CACHE", None)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Path to ../shared/data; skips the test (one line saying where the data goes) when it is not there."""

@@ -20,20 +20,10 @@ from pathlib import Path
 
 from personagen.census.codebook import check_year, download_manifest, resolve_state
 from personagen.errors import BadInput, PersonagenError
+from personagen.resources import cache_root
 
-ENV_CACHE = "PERSONAGEN_CACHE"
 ENV_URL = "PERSONAGEN_CENSUS_URL"
 ENV_DIR = "PERSONAGEN_CENSUS_DIR"
-
-
-def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The personagen cache folder (argument, $PERSONAGEN_CACHE, $XDG_CACHE_HOME/personagen, ~/.cache/personagen)."""
-    if cache_dir:
-        return Path(cache_dir)
-    if os.environ.get(ENV_CACHE):
-        return Path(os.environ[ENV_CACHE])
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "personagen"
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -194,10 +194,10 @@ def _resume_state(opts: FinetuneOptions, out: Path) -> _State | None:
     diff = [k for k in _RUN_KEYS if saved.get(k) != mine.get(k)]
     if diff:
         raise BadInput(f"--out {out}: holds a run with different --{diff[0].replace('_', '-')}; use a new --out")
+    ck = _checkpoint_folder(out, ptr)  # a bad pointer is refused before torch and peft load (~6 s)
     import torch
     from peft import PeftModel
 
-    ck = _checkpoint_folder(out, ptr)
     base, tok = load_causal_lm(resolve_model(opts.model), trainable=True, threads=opts.threads)
     model = PeftModel.from_pretrained(base, str(ck), is_trainable=True)
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=opts.lr,

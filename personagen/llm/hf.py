@@ -30,6 +30,7 @@ from personagen.errors import BadInput
 from personagen.llm.cache import Cache, canonical_json, request_key
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+GGUF_COPY_ENV = "PERSONAGEN_GGUF_COPY_MB"
 TRAIN_HINT = "the hf backend and fine-tuning need the train extra: pip install 'personagen[train]'"
 
 
@@ -125,6 +126,84 @@ def hf_identity(ref: ModelRef, adapter: str | os.PathLike | None = None) -> str:
     return name + digest
 
 
+def float_copy_dir(ref: ModelRef) -> Path | None:
+    """Where the float32 copy of a GGUF model is kept (the personagen cache, `models/`, keyed by the GGUF's sha256
+    and the transformers version), or None: not a GGUF, or $PERSONAGEN_GGUF_COPY_MB (default 2048; 0 turns the
+    copy off) is below the file's size × 4 (Q4 → float32 grows a file ~7×, so only small models are copied).
+
+    Why: transformers reads a GGUF in ~30 s even for SmolLM2-135M (it parses the 49k-token vocabulary three times
+    and de-quantises every tensor); from the safetensors copy the same weights load in under a second, which a
+    fine-tune's resume and each scorer pay again."""
+    if not ref.gguf_file:
+        return None
+    try:
+        limit_mb = float(os.environ.get(GGUF_COPY_ENV) or 2048)
+    except ValueError:
+        raise BadInput(f"${GGUF_COPY_ENV}: not a number of megabytes") from None
+    gguf = ref.folder / ref.gguf_file
+    if limit_mb <= 0 or 4 * gguf.stat().st_size > limit_mb * 2**20:
+        return None
+    import transformers
+
+    from personagen.resources import cache_root
+
+    tag = "".join(c if c.isalnum() or c in ".-" else "_" for c in transformers.__version__)
+    return cache_root() / "models" / f"gguf-{content_hash(gguf)}-transformers-{tag}"
+
+
+def _load_float_copy(copy: Path, ref: ModelRef) -> tuple[Any, Any] | None:
+    """(tokenizer, model) from a complete float copy, named as the GGUF load names them; None when absent or
+    unreadable (the caller reads the GGUF)."""
+    if not (copy / "model.safetensors").is_file():
+        return None
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(copy)
+        model = AutoModelForCausalLM.from_pretrained(copy, dtype=torch.float32)
+    except (OSError, ValueError, RuntimeError):
+        return None
+    with torch.no_grad():  # off the file mapping into aligned memory: safetensors' tensors sit 40 bytes past a
+        for p in model.parameters():  # 64-byte boundary, where BLAS rounds LoRA training differently (7th digit)
+            p.data = p.data.clone()
+    model.name_or_path = model.config._name_or_path = tok.name_or_path = str(ref.folder)
+    return tok, model
+
+
+def _plain_float(model: Any) -> None:
+    """Drop transformers' GGUF quantizer mark from a de-quantised model (its weights are plain float32 tensors).
+
+    Why: marked, it cannot be saved, and PEFT treats it as quantized (no `enable_input_require_grads`), so its
+    training losses differed from its float copy's in the 7th digit; unmarked, both train bit-identically."""
+    model.hf_quantizer = model.is_quantized = model.quantization_method = None  # as a float checkpoint loads
+    for name in ("quantization_config", "_is_quantized"):
+        if name in vars(model.config):
+            delattr(model.config, name)
+
+
+def _keep_float_copy(copy: Path, model: Any, tok: Any) -> None:
+    """Save model and tokenizer to `copy`: into a private folder beside it, renamed into place when complete, so a
+    reader never sees half a copy and two writers race harmlessly. Best effort: a full disk or a read-only cache
+    only costs the next load its ~30 s."""
+    import shutil
+    import tempfile
+
+    try:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{copy.name}-", dir=copy.parent))
+    except OSError:
+        return
+    try:
+        model.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
+        os.rename(tmp, copy)
+    except (OSError, RuntimeError, ValueError):
+        pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def load_causal_lm(ref: ModelRef, adapter: str | os.PathLike | None = None, *, trainable: bool = False,
                    threads: int | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) in float32 on CPU (or CUDA when present); the adapter, if given, is attached.
@@ -142,11 +221,20 @@ def load_causal_lm(ref: ModelRef, adapter: str | os.PathLike | None = None, *, t
     if threads:
         torch.set_num_threads(int(threads))
     kw = {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
-    try:
-        tok = AutoTokenizer.from_pretrained(ref.folder, **kw)
-        model = AutoModelForCausalLM.from_pretrained(ref.folder, dtype=torch.float32, **kw)
-    except (OSError, ValueError) as e:
-        raise BadInput(f"--model {ref.label}: transformers cannot load it ({str(e).splitlines()[0][:160]})") from None
+    copy = float_copy_dir(ref)
+    loaded = _load_float_copy(copy, ref) if copy is not None else None
+    if loaded is not None:
+        tok, model = loaded
+    else:
+        try:
+            tok = AutoTokenizer.from_pretrained(ref.folder, **kw)
+            model = AutoModelForCausalLM.from_pretrained(ref.folder, dtype=torch.float32, **kw)
+        except (OSError, ValueError) as e:
+            raise BadInput(f"--model {ref.label}: transformers cannot load it ({str(e).splitlines()[0][:160]})") from None
+        if ref.gguf_file:
+            _plain_float(model)
+        if copy is not None:
+            _keep_float_copy(copy, model, tok)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
