@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 import queue
 import threading
@@ -139,7 +140,9 @@ def float_copy_dir(ref: ModelRef) -> Path | None:
     try:
         limit_mb = float(os.environ.get(GGUF_COPY_ENV) or 2048)
     except ValueError:
-        raise BadInput(f"${GGUF_COPY_ENV}: not a number of megabytes") from None
+        limit_mb = math.nan
+    if math.isnan(limit_mb):
+        raise BadInput(f"${GGUF_COPY_ENV}: not a number of megabytes")
     gguf = ref.folder / ref.gguf_file
     if limit_mb <= 0 or 4 * gguf.stat().st_size > limit_mb * 2**20:
         return None
@@ -174,8 +177,9 @@ def _load_float_copy(copy: Path, ref: ModelRef) -> tuple[Any, Any] | None:
 def _plain_float(model: Any) -> None:
     """Drop transformers' GGUF quantizer mark from a de-quantised model (its weights are plain float32 tensors).
 
-    Why: marked, it cannot be saved, and PEFT treats it as quantized (no `enable_input_require_grads`), so its
-    training losses differed from its float copy's in the 7th digit; unmarked, both train bit-identically."""
+    Why: marked, it cannot be saved, and PEFT takes its quantized path (no `enable_input_require_grads`), which its
+    float copy does not; unmarked, both go through the same code (and, with the copy's memory aligned by
+    `_load_float_copy`, train bit-identically: the same adapter bytes after two steps)."""
     model.hf_quantizer = model.is_quantized = model.quantization_method = None  # as a float checkpoint loads
     for name in ("quantization_config", "_is_quantized"):
         if name in vars(model.config):
