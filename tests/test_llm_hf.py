@@ -55,4 +55,3 @@ def test_identity_names_the_adapter_by_content(tmp_path: Path) -> None:
     assert len(names) == 3 and base.startswith("hf:SmolLM2") and "+lora@sha256:" in ia
     (b / "adapter_model.safetensors").write_bytes(b"1")  # same content as a -> same identity
     assert hf_identity(ref, b) == ia
-
