@@ -27,8 +27,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from personagen.errors import BadInput
+from personagen.errors import BadInput, PersonagenError
 from personagen.llm.cache import Cache, canonical_json, request_key
+from personagen.store import staged_dir
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 GGUF_COPY_ENV = "PERSONAGEN_GGUF_COPY_MB"
@@ -187,25 +188,16 @@ def _plain_float(model: Any) -> None:
 
 
 def _keep_float_copy(copy: Path, model: Any, tok: Any) -> None:
-    """Save model and tokenizer to `copy`: into a private folder beside it, renamed into place when complete, so a
-    reader never sees half a copy and two writers race harmlessly. Best effort: a full disk or a read-only cache
-    only costs the next load its ~30 s."""
-    import shutil
-    import tempfile
-
+    """Save model and tokenizer to `copy` through `staged_dir` (a temp folder renamed into place: a reader never
+    sees half a copy, two writers do not collide, a killed writer's folder is removed by the next). Best effort: a
+    full disk or a read-only cache only costs the next load its ~30 s."""
     try:
         copy.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{copy.name}-", dir=copy.parent))
-    except OSError:
-        return
-    try:
-        model.save_pretrained(str(tmp))
-        tok.save_pretrained(str(tmp))
-        os.rename(tmp, copy)
-    except (OSError, RuntimeError, ValueError):
+        with staged_dir(copy) as tmp:
+            model.save_pretrained(str(tmp))
+            tok.save_pretrained(str(tmp))
+    except (PersonagenError, OSError, RuntimeError, ValueError):
         pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_causal_lm(ref: ModelRef, adapter: str | os.PathLike | None = None, *, trainable: bool = False,
