@@ -15,7 +15,13 @@ pytest.importorskip("torch", reason="the [train] extra (torch) is not installed"
 
 from personagen.errors import BadInput  # noqa: E402
 from personagen.llm import load_causal_lm, local_model_reason, resolve_model  # noqa: E402
-from personagen.llm.hf import ModelRef, _load_float_copy, content_hash, float_copy_dir  # noqa: E402
+from personagen.llm.hf import (  # noqa: E402
+    ModelRef,
+    _keep_float_copy,
+    _load_float_copy,
+    content_hash,
+    float_copy_dir,
+)
 
 
 @pytest.mark.slow
@@ -63,6 +69,9 @@ def test_gguf_float_copy_loads_the_same_model(tmp_path: Path, monkeypatch: pytes
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "model.safetensors").write_bytes(b"not a safetensors file")
     assert _load_float_copy(tmp_path / "broken", ref) is None  # unreadable: the caller reads the GGUF instead
+    deep = tmp_path / "new" / "cache" / "copy"  # a cache folder that does not exist yet is made
+    _keep_float_copy(deep, again, tok2)
+    assert (deep / "model.safetensors").is_file() and not [p for p in deep.parent.iterdir() if p.name != "copy"]
 
 
 def test_gguf_float_copy_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
