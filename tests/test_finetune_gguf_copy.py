@@ -88,6 +88,7 @@ def test_gguf_float_copy_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("PERSONAGEN_GGUF_COPY_MB")
     assert float_copy_dir(ref).parent == tmp_path / "cache" / "models"  # default 2048 MB
     assert float_copy_dir(ModelRef(tmp_path, None)) is None  # a float checkpoint folder: nothing to copy
+    assert _load_float_copy(None, ref) is None and _load_float_copy(tmp_path / "absent", ref) is None
     for bad in ("lots", "nan"):
         monkeypatch.setenv("PERSONAGEN_GGUF_COPY_MB", bad)
         with pytest.raises(BadInput, match="PERSONAGEN_GGUF_COPY_MB"):

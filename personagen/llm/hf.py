@@ -155,10 +155,10 @@ def float_copy_dir(ref: ModelRef) -> Path | None:
     return cache_root() / "models" / f"gguf-{content_hash(gguf)}-transformers-{tag}"
 
 
-def _load_float_copy(copy: Path, ref: ModelRef) -> tuple[Any, Any] | None:
-    """(tokenizer, model) from a complete float copy, named as the GGUF load names them; None when absent or
-    unreadable (the caller reads the GGUF)."""
-    if not (copy / "model.safetensors").is_file():
+def _load_float_copy(copy: Path | None, ref: ModelRef) -> tuple[Any, Any] | None:
+    """(tokenizer, model) from a complete float copy, named as the GGUF load names them; None when there is none
+    (no copy kept, absent or unreadable: the caller reads the model itself)."""
+    if copy is None or not (copy / "model.safetensors").is_file():
         return None
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -218,7 +218,7 @@ def load_causal_lm(ref: ModelRef, adapter: str | os.PathLike | None = None, *, t
         torch.set_num_threads(int(threads))
     kw = {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
     copy = float_copy_dir(ref)
-    loaded = _load_float_copy(copy, ref) if copy is not None else None
+    loaded = _load_float_copy(copy, ref)
     if loaded is not None:
         tok, model = loaded
     else:
