@@ -6,7 +6,8 @@ DIR: a `git archive` of the older tree. In a fresh process per tree, on the same
 (personagen.bench.solver.family_problem; "resampled" needs --responses, a real responses.parquet): the default
 fit (λ by 5-fold CV), then single fits at λ = 0 and at the mid-grid λ. Prints, after against before: wall and CPU
 seconds, chosen λ, the CV curve (max relative difference of the held-out errors), the objective at each fixed λ
-(relative difference, the target is ≤ 1e-9) and the largest weight difference.
+(relative difference, the target is ≤ 1e-9) and the largest weight difference. The fixed-λ fits run twice: without
+question ids (lam0, mid) and with them (lam0_q, mid_q: the path where calibrate/question_rows.py applies).
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ res["cv"] = {"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c
              "objective": cvf.objective, "grid": cvf.cv["grid"], "mean": cvf.cv["mean"], "nonzeros": cvf.nonzeros}
 W = {"cv": cvf.weights}
 mid = float(sx.lam_grid(Quad.from_design(D, r))[10])
-for name, lam in (("lam0", 0.0), ("mid", mid)):
+for name, lam, groups in (("lam0", 0.0, None), ("mid", mid, None), ("lam0_q", 0.0, g), ("mid_q", mid, g)):
     t0, c0 = time.perf_counter(), time.process_time()
-    f = fit_weights(D, r, lam=lam)
+    f = fit_weights(D, r, lam=lam, groups=groups)
     res[name] = {"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0, "lam": lam,
                  "objective": f.objective, "nonzeros": f.nonzeros}
     W[name] = f.weights
@@ -80,10 +81,10 @@ def main() -> None:
         old = run(before, args, f"{tmp}/before.npz")
         wa, wb = np.load(f"{tmp}/after.npz"), np.load(f"{tmp}/before.npz")
         print(f"{args[0]} {args[1]} agents × {args[2]} rows (seed {args[3]}); after vs before, same process kind")
-        for k in ("cv", "lam0", "mid"):
+        for k in ("cv", "lam0", "mid", "lam0_q", "mid_q"):
             x, y = new[k], old[k]
             gap = (x["objective"] - y["objective"]) / abs(y["objective"])
-            line = (f"  {k:5s} after {x['seconds']:.2f} s (cpu {x['cpu']:.2f}) before {y['seconds']:.2f} s "
+            line = (f"  {k:6s} after {x['seconds']:.2f} s (cpu {x['cpu']:.2f}) before {y['seconds']:.2f} s "
                     f"(cpu {y['cpu']:.2f}); λ {x['lam']:.6g} / {y['lam']:.6g}; objective gap {gap:.1e}; "
                     f"max |Δw| {np.abs(wa[k] - wb[k]).max():.1e}; nonzeros {x['nonzeros']} / {y['nonzeros']}")
             if k == "cv":

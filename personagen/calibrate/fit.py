@@ -15,6 +15,7 @@ import numpy as np
 
 from personagen.calibrate import cv as _cv
 from personagen.calibrate import p2p as _p2p
+from personagen.calibrate import question_rows as _rows
 from personagen.calibrate import rake as _rake
 from personagen.calibrate import simplex as _simplex
 from personagen.calibrate import sparse as _sparse
@@ -190,13 +191,18 @@ def _fit_simplex(p: _Problem, opts: FitOptions) -> FitResult:
         obj = _simplex.objective(quad, w, lam, w0, pull)
         return FitResult(w, obj, lam, None, 0, "cvxpy-clarabel", 0.0, cv=curve,
                          info={"margin_violation": constraints.violation(w)})
-    kernel = RowKernel(D)  # row-space kernel shared by the folds and the final fit (built only if needed)
-    quad = Quad.from_design(D, r, sw, dense=pull == "kl", kernel=kernel)
+    # l2 pull with question ids: the solvers work on one row fewer per question (question_rows.py: the same
+    # minimiser on the simplex, rows² kernels and rows³ factors smaller); the grid and objective read D itself
+    rows = _rows.reduce_questions(D, r, sw, p.g) if pull == "l2" and p.g is not None else None
+    Ds, rs, sws = (D, r, sw) if rows is None else (rows.D, rows.r, rows.sw)
+    kernel = RowKernel(Ds)  # row-space kernel shared by the folds and the final fit (built only if needed)
+    quad = Quad.from_design(Ds, rs, sws, dense=pull == "kl", kernel=kernel)
+    full = quad if rows is None else Quad.from_design(D, r, sw, dense=False)
     start = None
     if lam is None and masks is not None:
-        grid = _grid(opts, lambda: _simplex.lam_grid(quad))
-        paths = [_simplex.FoldPath(q, w0, pull=pull, top=quad.top_centered)
-                 for q in _cv.fold_quad_list(D, r, sw, masks, kernel=kernel)]
+        grid = _grid(opts, lambda: _simplex.lam_grid(full))
+        paths = [_simplex.FoldPath(q, w0, pull=pull, top=full.top_centered)
+                 for q in _cv.fold_quad_list(Ds, rs, sws, masks if rows is None else rows.masks(masks), kernel=kernel)]
 
         def fit(f: int, k: int) -> Array:
             at = float(grid[k])
@@ -216,7 +222,7 @@ def _fit_simplex(p: _Problem, opts: FitOptions) -> FitResult:
     qr = _simplex.solve(quad, lam, w0, pull=pull, w_start=start)
     w = np.maximum(qr.w, 0.0)
     w = w / w.sum()
-    obj = _simplex.objective(quad, w, lam, w0, pull)
+    obj = _simplex.objective(full, w, lam, w0, pull)
     return FitResult(w, obj, lam, None, qr.n_iter, qr.solver, 0.0, cv=curve, converged=qr.converged,
                      info={"kkt": qr.kkt, "n": n})
 
