@@ -140,18 +140,27 @@ def test_default_fit_on_latent_types_matches_full_grid_choice():
         assert abs(ref[lam] - m) <= 1e-9 * ref[lam]
 
 
-def test_refine_walks_down_the_falling_side_only_and_fits_everything_when_both_sides_fall():
+def test_refine_walks_one_side_at_a_time():
     """`_refine` by hand on sides longer than the default search makes (grid values 10 − k, best at position 5,
-    `between` 1–4 and 6–9). Falling above the best (v: 4 → 3, 3 → 1, 2 → 2): its neighbours 4 and 6 are fitted, then
-    3 (better than 4), then 2 (a rise: the walk stops), so 1 and the other side past 6 never are. Both neighbours
-    better than the best (not unimodal there): every value between is fitted."""
+    `between` 1–4 and 6–9; "up" = larger λ = positions 4, 3, 2, 1 nearest first, "down" = 6, 7, 8, 9).
+    Falling above the best (v: 4 → 3, 3 → 1, 2 → 2): up first, 4 beats the best, so 3 (better still), then 2 (a
+    rise: the walk stops); the down side is never fitted. Down first: 6 (v = 5) does not beat the best, so the
+    up side is walked as before. A side whose nearest value does not beat the best is left after that value."""
     grid = 10.0 - np.arange(10)
     between = [1, 2, 3, 4, 6, 7, 8, 9]
-    for v, expect in (({5: 4.0, 4: 3.0, 3: 1.0, 2: 2.0, 1: 0.5, 6: 5.0, 7: 0.1, 8: 0.1, 9: 0.1}, [2, 3, 4, 6]),
-                      ({5: 4.0, 4: 3.0, 3: 5.0, 2: 5.0, 1: 5.0, 6: 3.5, 7: 5.0, 8: 5.0, 9: 5.0}, between)):
+    v = {5: 4.0, 4: 3.0, 3: 1.0, 2: 2.0, 1: 0.5, 6: 5.0, 7: 0.1, 8: 0.1, 9: 0.1}
+    for first_down, expect in ((False, [4, 3, 2]), (True, [6, 4, 3, 2])):
         fitted: list[int] = []
-        _refine(between, 5, fitted.extend, lambda k, j, v=v: (v[k], k) < (v[j], j), grid)
-        assert sorted(fitted) == expect
+        _refine(between, 5, fitted.extend, lambda k, j: (v[k], k) < (v[j], j), grid, first_down=first_down)
+        assert fitted == expect
+    w = {5: 4.0, 4: 4.5, 3: 0.1, 2: 0.1, 1: 0.1, 6: 3.0, 7: 3.5, 8: 0.1, 9: 0.1}  # falls below the best only
+    for first_down, expect in ((False, [4, 6, 7]), (True, [6, 7])):
+        fitted = []
+        _refine(between, 5, fitted.extend, lambda k, j: (w[k], k) < (w[j], j), grid, first_down=first_down)
+        assert fitted == expect
+    fitted = []  # neither side better: each side's nearest value only
+    _refine(between, 5, fitted.extend, lambda k, j: k == 5 and j != 5, grid)
+    assert fitted == [4, 6]
 
 
 def test_refine_search_stops_after_patience_rises_on_a_hand_made_curve():
@@ -182,17 +191,25 @@ def test_refine_search_stops_after_patience_rises_on_a_hand_made_curve():
     sweep(D, r, sw, masks, grid, fit, search="refine", patience=1)
     assert sorted(set(asked)) == [1, 4, 6, 7, 8, 10]
     # minimum at position 5, between coarse values: v = 5, 2, 3, 6 at coarse 1, 4, 7, 10 (the scan stops there,
-    # best 4); 4's neighbours 3 (v = 3, worse) and 5 (v = 1, better); onward down: 6 (v = 2) rises, so 2 is
-    # never fitted and the pick is 5
+    # best 4); of 4's coarse neighbours 7 (v = 3) scores better than 1 (v = 5), so the smaller-λ side first: 5
+    # (v = 1) beats 4, onward 6 (v = 2) rises; 3 and 2 are never fitted and the pick is 5
     v = {k: 1.0 + abs(i - 4) for i, k in enumerate(desc)}
     asked.clear()
     curve = sweep(D, r, sw, masks, grid, fit, search="refine")
-    assert sorted(set(asked)) == [1, 3, 4, 5, 6, 7, 10] and curve.best == grid[5]
-    # not unimodal there (both of 4's neighbours better: v = 0.5 at 3, 0.7 at 5): every value between is fitted
-    v[3], v[5] = 0.5, 0.7
+    assert sorted(set(asked)) == [1, 4, 5, 6, 7, 10] and curve.best == grid[5]
+    # the same with the larger-λ coarse neighbour better (v = 2.5 at 1): 3 first (v = 3, worse), then 5
+    v[1] = 2.5
     asked.clear()
     curve = sweep(D, r, sw, masks, grid, fit, search="refine")
-    assert sorted(set(asked)) == [1, 2, 3, 4, 5, 6, 7, 10] and curve.best == grid[3]
+    assert sorted(set(asked)) == [1, 3, 4, 5, 6, 7, 10] and curve.best == grid[5]
+    # not unimodal there (both of 4's neighbours better: v = 0.5 at 3, 0.7 at 5): what the search assumes fails,
+    # and it is not detected: the down side is walked (5, then 6 rises), 3 is never fitted and the pick is 5
+    # where the full grid's would be 3 (the coarse scan's stop rests on the same assumption)
+    v[1], v[3], v[5] = 5.0, 0.5, 0.7
+    asked.clear()
+    curve = sweep(D, r, sw, masks, grid, fit, search="refine")
+    assert sorted(set(asked)) == [1, 4, 5, 6, 7, 10] and curve.best == grid[5]
+    assert sweep(D, r, sw, masks, grid, fit, search="full").best == grid[3]
     # a curve still falling at the bottom of the grid fits every coarse value, λ = 0 included
     v = {k: 20.0 - i for i, k in enumerate(desc)}
     asked.clear()
