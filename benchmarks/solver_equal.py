@@ -7,7 +7,7 @@ DIR: a `git archive` of the older tree. In a fresh process per tree, on the same
 fit (λ by 5-fold CV), then single fits at λ = 0 and at the mid-grid λ. Prints, after against before: wall and CPU
 seconds, chosen λ, the CV curve (max relative difference of the held-out errors), the objective at each fixed λ
 (relative difference, the target is ≤ 1e-9) and the largest weight difference. The fixed-λ fits run twice: without
-question ids (lam0, mid) and with them (lam0_q, mid_q: the path where calibrate/question_rows.py applies).
+question ids (lam0, mid) and with them (lam0_q, mid_q).
 """
 
 from __future__ import annotations

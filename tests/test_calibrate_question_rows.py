@@ -11,7 +11,7 @@ import pytest
 from personagen.bench.solver import make_latent_problem
 from personagen.calibrate import fit as fit_module
 from personagen.calibrate import fit_weights
-from personagen.calibrate.question_rows import helmert, question_map, reduce_questions
+from personagen.calibrate.question_rows import helmert, question_maps, reduce_questions
 
 
 def data_term(D: np.ndarray, r: np.ndarray, sw: np.ndarray, w: np.ndarray) -> float:
@@ -47,10 +47,10 @@ def test_two_options_by_hand() -> None:
 
 def test_uniform_weight_is_scaled_helmert() -> None:
     # W = ω on every row: M = ωI, L = √ω·I, a = 0, so T = √ω·Qᵀ, no shift, constant ½·ω·δ²/K
-    T, shift, c = question_map(np.full(3, 0.25), 0.3)
-    assert T == pytest.approx(0.5 * helmert(3).T, abs=1e-15)
-    assert shift == pytest.approx([0.0, 0.0], abs=1e-16)
-    assert c == pytest.approx(0.5 * 0.25 * 0.3**2 / 3, rel=1e-14)
+    T, shift, c = question_maps(np.array([[0.25] * 3, [4.0] * 3]), np.array([0.3, -0.6]))
+    assert T[0] == pytest.approx(0.5 * helmert(3).T, abs=1e-15) and T[1] == pytest.approx(2 * helmert(3).T, abs=1e-15)
+    assert shift == pytest.approx(np.zeros((2, 2)), abs=1e-15)
+    assert c == pytest.approx([0.5 * 0.25 * 0.3**2 / 3, 0.5 * 4.0 * 0.6**2 / 3], rel=1e-14)
 
 
 def test_identity_with_unequal_weights_and_targets() -> None:
@@ -136,10 +136,17 @@ def test_default_fit_unchanged(monkeypatch: pytest.MonkeyPatch, weights: str) ->
     assert red.nonzeros == plain.nonzeros
 
 
-def test_fixed_lam_and_missing_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_answers_and_fixed_lam(monkeypatch: pytest.MonkeyPatch) -> None:
     D, r, g = make_latent_problem(800, 120, seed=3)
-    D[:, 5] = np.where(g == g[0], 0.0, D[:, 5])  # an agent without an answer to the first question
-    red, plain = fit_both(monkeypatch, D, r, groups=g, lam=0.01)
-    assert red.lam == plain.lam == 0.01
+    D[:, 5] = np.where(g == g[0], 0.0, D[:, 5])  # an agent without an answer to the first question: kept rows
+    red, plain = fit_both(monkeypatch, D, r, groups=g)
+    assert red.lam == plain.lam > 0
     assert red.objective == pytest.approx(plain.objective, rel=1e-10)
     assert np.abs(red.weights - plain.weights).max() < 1e-10
+    calls: list[int] = []
+    monkeypatch.setattr(fit_module._rows, "reduce_questions", lambda *a: calls.append(1))
+    fit_weights(D, r, groups=g, lam=0.01)  # one fixed-λ fit: the rows are not reduced (not worth building them)
+    fit_weights(D, r, groups=g, pull="kl")  # the KL pull: its own solver, left on D
+    assert calls == []
+    fit_weights(D, r, groups=g)
+    assert calls == [1]

@@ -14,7 +14,8 @@ by a multiple of 1, which the sum constraint absorbs. What it buys: the row-spac
 its factors (rows³) and every pass over D shrink with the rows, by a quarter at four options and half at two
 (latent types 20k agents × 5,000 rows, default CV fit: 90.8 → 57.1 s on 3,757 rows, docs/national-scale.md).
 
-When: the l2-pull simplex fit given question ids (calibrate/fit.py). A question keeps its rows when it has one
+When: the l2-pull simplex fit with λ chosen by CV (calibrate/fit.py: some fifty fits share the rows; for one
+fixed-λ fit building them cost more than they saved on the problems measured). A question keeps its rows when it has one
 row, when a row weight is 0 (M may be singular), or when its agents' sums differ by more than `SUM_RTOL` of the
 largest (missing answers, shares that were not renormalised): the identity needs them equal.
 """
@@ -25,7 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg as sla
 
 Array = np.ndarray
 
@@ -59,15 +59,16 @@ def helmert(k: int) -> Array:
     return Q
 
 
-def question_map(W: Array, delta: float) -> tuple[Array, Array, float]:
-    """For one question's row weights W (all > 0) and residual sum δ: T = LᵀQᵀ ((K−1) × K), the target shift
-    L⁻¹a, and the constant ½((δ/K)²·1ᵀW1 − aᵀM⁻¹a) of the module docstring's identity."""
-    k = len(W)
+def question_maps(W: Array, delta: Array) -> tuple[Array, Array, Array]:
+    """For q questions of K rows each, their row weights W (q × K, all > 0) and residual sums δ (q): T = LᵀQᵀ
+    (q × (K−1) × K), the target shifts L⁻¹a (q × (K−1)) and the constants ½((δ/K)²·1ᵀW1 − aᵀM⁻¹a) (q) of the module
+    docstring's identity, batched (one question at a time cost ~0.1 ms each in scipy's overhead)."""
+    k = W.shape[1]
     Q = helmert(k)
-    L = sla.cholesky((Q.T * W) @ Q, lower=True)
-    a = (delta / k) * (Q.T @ W)
-    la = sla.solve_triangular(L, a, lower=True)
-    return L.T @ Q.T, la, 0.5 * ((delta / k) ** 2 * float(W.sum()) - float(la @ la))
+    L = np.linalg.cholesky(np.einsum("ka,qk,kb->qab", Q, W, Q))
+    a = (delta / k)[:, None] * (W @ Q)
+    la = np.linalg.solve(L, a[:, :, None])[:, :, 0]
+    return np.swapaxes(L, 1, 2) @ Q.T, la, 0.5 * ((delta / k) ** 2 * W.sum(axis=1) - np.sum(la * la, axis=1))
 
 
 def _block(D: Array, idx: Array) -> Array:
@@ -91,27 +92,28 @@ def reduce_questions(D: Array, r: Array, sw: Array, groups: Sequence) -> Questio
     rank = np.argsort(np.argsort(first, kind="stable"), kind="stable")[inv]  # question order by first appearance
     rows = np.argsort(rank, kind="stable")
     starts = np.concatenate([[0], np.flatnonzero(np.diff(rank[rows])) + 1, [len(rows)]])
-    plan: list[tuple[Array, tuple[Array, Array, float] | None]] = []
-    for s, e in zip(starts[:-1], starts[1:]):
-        idx = rows[s:e]
-        Wq = sw[idx]
-        c = _equal_sums(_block(D, idx)) if len(idx) > 1 and np.all(Wq > 0) else None
-        plan.append((idx, None if c is None else question_map(Wq, float(r[idx].sum()) - c)))
-    if all(m is None for _, m in plan):
+    qs = [rows[s:e] for s, e in zip(starts[:-1], starts[1:])]
+    sums = [_equal_sums(_block(D, idx)) if len(idx) > 1 and np.all(sw[idx] > 0) else None for idx in qs]
+    maps: dict[int, tuple[Array, Array, Array]] = {}  # question -> (T, shift, constant)
+    for k in {len(idx) for idx, c in zip(qs, sums) if c is not None}:
+        which = [i for i, (idx, c) in enumerate(zip(qs, sums)) if c is not None and len(idx) == k]
+        delta = np.array([float(r[qs[i]].sum()) - float(sums[i]) for i in which])  # type: ignore[arg-type]
+        T, shift, const = question_maps(np.array([sw[qs[i]] for i in which]), delta)
+        maps.update({i: (T[j], shift[j], const[j]) for j, i in enumerate(which)})
+    if not maps:
         return None
-    m_out = sum(len(idx) - (m is not None) for idx, m in plan)
+    m_out = len(rows) - len(maps)
     X = np.empty((m_out, D.shape[1]))
     t, w, src = np.empty(m_out), np.empty(m_out), np.empty(m_out, dtype=np.int64)
-    const, at = 0.0, 0
-    for idx, m in plan:
-        k = len(idx) - (m is not None)
-        if m is None:
+    at = 0
+    for i, idx in enumerate(qs):
+        k = len(idx) - (i in maps)
+        if i not in maps:
             X[at:at + k], t[at:at + k], w[at:at + k] = _block(D, idx), r[idx], sw[idx]
         else:
-            T, shift, cq = m
+            T, shift, _ = maps[i]
             np.matmul(T, _block(D, idx), out=X[at:at + k])
             t[at:at + k], w[at:at + k] = T @ r[idx] + shift, 1.0
-            const += cq
         src[at:at + k] = idx[0]
         at += k
-    return QuestionRows(X, t, w, src, const)
+    return QuestionRows(X, t, w, src, float(sum(m[2] for m in maps.values())))
