@@ -150,3 +150,39 @@ def test_missing_answers_and_fixed_lam(monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls == []
     fit_weights(D, r, groups=g)
     assert calls == [1]
+
+
+def test_sum_tolerance_at_its_bounds() -> None:
+    """Agents' sums count as equal within 1e-12 × max(1, |c|) of the first agent's (`SUM_RTOL`), bound included."""
+    def reduced(D: np.ndarray) -> bool:
+        return reduce_questions(D, np.array([0.5, 0.5]), np.ones(2), ["q", "q"]) is not None
+
+    assert reduced(np.array([[0.0, 1e-12], [0.0, 0.0]]))  # c = 0: |Δ| = 1e-12 exactly, the bound
+    assert not reduced(np.array([[0.0, 2e-12], [0.0, 0.0]]))
+    pct = np.array([[30.0, 80.0], [70.0, 20.0]])  # shares in percent: c = 100, the bound 1e-10
+    assert reduced(pct + np.array([[0.0, 5e-11], [0.0, 0.0]]))
+    assert not reduced(pct + np.array([[0.0, 2e-10], [0.0, 0.0]]))
+    assert not reduced(np.array([[0.3, 0.8 + 1.5e-12], [0.7, 0.2]]))  # c = 1: beyond 1e-12
+
+
+def test_rows_two_apart_and_questions_of_one_size() -> None:
+    rng = np.random.default_rng(6)
+    # questions a (rows 0, 3), b (1, 2), c (4, 5, 6), d (7, 8, 9): two of two rows, two of three, unequal
+    # weights and targets off 1, so each batch of `question_maps` holds two questions with shifts and constants
+    g = np.array(["a", "b", "b", "a", "c", "c", "c", "d", "d", "d"])
+    D = np.empty((10, 12))
+    for q in "abcd":
+        D[g == q] = rng.dirichlet(np.ones(int(np.sum(g == q))), size=12).T
+    r = rng.uniform(0.1, 0.9, size=10)
+    sw = rng.uniform(0.3, 2.0, size=10)
+    q = reduce_questions(D, r, sw, g)
+    assert q is not None and q.D.shape == (6, 12) and q.src.tolist() == [0, 1, 4, 4, 7, 7]
+    for _ in range(3):
+        w = rng.dirichlet(np.ones(12))
+        assert data_term(q.D, q.r, q.sw, w) + q.const == pytest.approx(data_term(D, r, sw, w), rel=1e-13)
+    # question a by hand (K = 2): Q = (1, −1)/√2, M = (W₀ + W₃)/2, a = (δ/2)(W₀ − W₃)/√2
+    W0, W3, delta = sw[0], sw[3], r[0] + r[3] - 1.0
+    L = np.sqrt((W0 + W3) / 2)
+    assert q.D[0] == pytest.approx(L * (D[0] - D[3]) / np.sqrt(2), rel=1e-13)
+    a = delta / 2 * (W0 - W3) / np.sqrt(2)
+    assert q.r[0] == pytest.approx(L * (r[0] - r[3]) / np.sqrt(2) + a / L, rel=1e-13)
