@@ -12,12 +12,13 @@ simplex the fit's objective differs by that constant only: the minimiser is the 
 hold whole questions), the Gram G changes only along 1 (PGP, hence the λ grid, is unchanged) and gradients move
 by a multiple of 1, which the sum constraint absorbs. What it buys: the row-space kernel (rows² per agent moved),
 its factors (rows³) and every pass over D shrink with the rows, by a quarter at four options and half at two
-(latent types 20k agents × 5,000 rows, default CV fit: 90.8 → 57.1 s on 3,757 rows, docs/national-scale.md).
+(latent types 20k agents × 5,000 rows, default CV fit: 89.8 → 55.9 s on 3,757 rows, docs/national-scale.md).
 
 When: the l2-pull simplex fit with λ chosen by CV (calibrate/fit.py: some fifty fits share the rows; for one
-fixed-λ fit building them cost more than they saved on the problems measured). A question keeps its rows when it has one
-row, when a row weight is 0 (M may be singular), or when its agents' sums differ by more than `SUM_RTOL` of the
-largest (missing answers, shares that were not renormalised): the identity needs them equal.
+fixed-λ fit building them cost more than they saved on the problems measured). A question keeps its rows when it
+has one row, when a row weight is 0 (M may be singular), or when its agents' sums differ from the first agent's by
+more than `SUM_RTOL` × max(1, |c_q|) (missing answers, shares that were not renormalised): the identity needs
+them equal.
 """
 
 from __future__ import annotations
@@ -84,15 +85,21 @@ def _equal_sums(Dq: Array) -> float | None:
     return c if float(np.max(np.abs(cs - c))) <= SUM_RTOL * max(1.0, abs(c)) else None
 
 
-def reduce_questions(D: Array, r: Array, sw: Array, groups: Sequence) -> QuestionRows | None:
-    """The rows of (D, r, sw) with one row fewer for each question that allows it (module docstring), questions
-    in order of first appearance; None when no question does. Cost: two passes over D."""
+def rows_by_question(groups: Sequence) -> list[Array]:
+    """Each question's row indices (ascending), questions in order of first appearance (one sort, not a scan of
+    the rows per question)."""
     g = np.asarray([str(x) for x in groups])
     _, first, inv = np.unique(g, return_index=True, return_inverse=True)
     rank = np.argsort(np.argsort(first, kind="stable"), kind="stable")[inv]  # question order by first appearance
     rows = np.argsort(rank, kind="stable")
     starts = np.concatenate([[0], np.flatnonzero(np.diff(rank[rows])) + 1, [len(rows)]])
-    qs = [rows[s:e] for s, e in zip(starts[:-1], starts[1:])]
+    return [rows[s:e] for s, e in zip(starts[:-1], starts[1:])]
+
+
+def reduce_questions(D: Array, r: Array, sw: Array, groups: Sequence) -> QuestionRows | None:
+    """The rows of (D, r, sw) with one row fewer for each question that allows it (module docstring), questions
+    in order of first appearance; None when no question does. Cost: two passes over D."""
+    qs = rows_by_question(groups)
     sums = [_equal_sums(_block(D, idx)) if len(idx) > 1 and np.all(sw[idx] > 0) else None for idx in qs]
     maps: dict[int, tuple[Array, Array, Array]] = {}  # question -> (T, shift, constant)
     for k in {len(idx) for idx, c in zip(qs, sums) if c is not None}:
@@ -102,7 +109,7 @@ def reduce_questions(D: Array, r: Array, sw: Array, groups: Sequence) -> Questio
         maps.update({i: (T[j], shift[j], const[j]) for j, i in enumerate(which)})
     if not maps:
         return None
-    m_out = len(rows) - len(maps)
+    m_out = len(r) - len(maps)
     X = np.empty((m_out, D.shape[1]))
     t, w, src = np.empty(m_out), np.empty(m_out), np.empty(m_out, dtype=np.int64)
     at = 0

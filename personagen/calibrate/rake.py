@@ -32,6 +32,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from personagen.calibrate._blas import blas_threads
+from personagen.calibrate.question_rows import rows_by_question
 
 Array = np.ndarray
 
@@ -52,11 +53,6 @@ class RakeResult:
     algorithm: str = "ipf"
     min_error: float | None = None
     feasible: bool = True
-
-
-def _question_rows(groups: Array) -> list[Array]:
-    g = np.asarray([str(x) for x in groups])
-    return [np.flatnonzero(g == q) for q in dict.fromkeys(g.tolist())]
 
 
 def _reachable(D: Array, r: Array, rows: list[Array], w0: Array) -> tuple[Array, Array]:
@@ -219,7 +215,7 @@ def rake(
     error (`min_error`, `feasible`) and warns."""
     D = np.asarray(D, dtype=float)
     r = np.asarray(r, dtype=float)
-    rows = _question_rows(groups)
+    rows = rows_by_question(groups)
     w0 = np.asarray(base, dtype=float)
     w0 = w0 / w0.sum()
     if algorithm == "auto":

@@ -13,7 +13,7 @@ All quadratic problems are written as  min ½ wᵀ(G + μI)w − fᵀw + c  s.t.
 | first_order.py | `pg_simplex` (μ ≥ 0.9·‖PGP‖₂; `pg_simplex_folds`: all CV folds in lockstep), `fista_simplex` | top of the λ grid; solver="fista" |
 | kl_newton.py | `kl_newton`: damped Newton for the KL pull | pull="kl", λ > 0 |
 | tuning.py | `Tuning`/`TUNING`: every cut-off, with where it was measured | everywhere |
-| question_rows.py | `reduce_questions`: one row fewer per question, exact on the simplex (not a solver: its input) | l2 pull with question ids (fit.py) |
+| question_rows.py | `reduce_questions`: one row fewer per question, exact on the simplex (not a solver: its input) | λ by CV, l2 pull (fit.py) |
 """
 
 from __future__ import annotations
